@@ -1,0 +1,117 @@
+"""The one interface every recommender sits behind: ``generate`` for text, ``score`` for P(Yes).
+
+``Request`` is frozen and hashable: its ``key()`` together with an adapter's fingerprint is the
+cache key, so identical work is never computed twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+Message = tuple[str, str]  # (role, content)
+
+
+@dataclass(frozen=True)
+class Request:
+    """Chat messages plus explicit generation settings.
+
+    For ``score``: the model is asked for P(options[0]) / (P(options[0]) + P(options[1])) at the
+    first answer token (TALLRec-style P(Yes)).
+    """
+
+    messages: tuple[Message, ...]
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    repetition_penalty: float = 1.0
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+    options: tuple[str, str] = ("Yes", "No")
+    answer_prefix: str = ""
+    metadata: tuple[tuple[str, str], ...] = field(default=(), compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if not self.messages:
+            raise ValueError("a Request needs at least one message")
+        for m in self.messages:
+            if not (isinstance(m, tuple) and len(m) == 2 and all(isinstance(s, str) for s in m)):
+                raise TypeError(f"messages must be (role, content) string pairs, got {m!r}")
+        if self.max_new_tokens < 1:
+            raise ValueError("max_new_tokens must be >= 1")
+
+    @classmethod
+    def chat(cls, user: str, system: str | None = None, **settings: Any) -> "Request":
+        """Build a request from a user message and an optional system message."""
+        msgs: list[Message] = []
+        if system:
+            msgs.append(("system", system))
+        msgs.append(("user", user))
+        return cls(messages=tuple(msgs), **settings)
+
+    @property
+    def user_text(self) -> str:
+        """The last user message (what most callables need)."""
+        for role, content in reversed(self.messages):
+            if role == "user":
+                return content
+        return self.messages[-1][1]
+
+    @property
+    def system_text(self) -> str | None:
+        for role, content in self.messages:
+            if role == "system":
+                return content
+        return None
+
+    def meta(self) -> dict[str, str]:
+        return dict(self.metadata)
+
+    def key(self) -> str:
+        """Stable hash of everything that can change the model's output (metadata excluded)."""
+        d = asdict(self)
+        d.pop("metadata")
+        blob = json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Response:
+    """What the model wrote, raw; parsing happens later in ``recaudit.text``."""
+
+    text: str
+    finish_reason: str = "stop"
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached: bool = False
+    error: str | None = None
+
+
+@runtime_checkable
+class Adapter(Protocol):
+    """Any recommender: batched text generation, batched yes/no scoring, and a fingerprint."""
+
+    def generate(self, requests: Sequence[Request]) -> list[Response]:
+        """One response per request, in order."""
+        ...
+
+    def score(self, requests: Sequence[Request]) -> list[float]:
+        """P(options[0]) normalised over the two options, one per request, in order."""
+        ...
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """Model identity and settings; must not contain secrets."""
+        ...
+
+
+class AdapterError(RuntimeError):
+    """An adapter could not be built or could not answer."""
+
+
+def fingerprint_id(fingerprint: dict[str, Any]) -> str:
+    """Short stable id of a fingerprint (cache namespace, report label)."""
+    blob = json.dumps(fingerprint, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]

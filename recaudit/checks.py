@@ -1,0 +1,157 @@
+"""The check contract and its registry.
+
+A check turns data plus an adapter into one ``CheckResult``. Most checks are *probes*: pure
+functions from a context to requests (``requests``) and from responses to a result
+(``evaluate``); the runner owns the model call, cache and progress. Iterative checks (attacks,
+unlearning, federated training) override ``run`` and use ``ctx.generate`` / ``ctx.score``.
+
+A new check is one new module::
+
+    @register_check("my_check")
+    class MyCheck(Probe):
+        class Params(CheckParams):
+            k: int = 10
+        ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Iterable, Sequence, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from recaudit.adapters.base import Adapter, Request, Response
+from recaudit.data.catalog import Catalog, Interactions
+from recaudit.registry import Registry
+from recaudit.results import CheckResult, Risk
+
+T = TypeVar("T")
+ProgressFn = Callable[[Iterable[T], str, int | None], Iterable[T]]
+
+
+def _no_progress(it: Iterable[T], desc: str = "", total: int | None = None) -> Iterable[T]:
+    return it
+
+
+class CheckParams(BaseModel):
+    """Base of every check's parameters: unknown keys are an error, and every check has a seed."""
+
+    model_config = ConfigDict(extra="forbid")
+    seed: int = 0
+
+
+@dataclass
+class CheckContext:
+    """What the runner hands a check: the (cached) adapter, data, seed, progress, a work folder."""
+
+    adapter: Adapter
+    catalog: Catalog | None = None
+    interactions: Interactions | None = None
+    seed: int = 0
+    progress: ProgressFn = _no_progress
+    workdir: Path | None = None
+    batch_size: int = 16
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def _batched(self, requests: Sequence[Request], desc: str) -> Iterable[Sequence[Request]]:
+        chunks = [requests[i : i + self.batch_size] for i in range(0, len(requests), self.batch_size)]
+        return self.progress(chunks, desc, len(chunks))
+
+    def generate(self, requests: Sequence[Request], desc: str = "generate") -> list[Response]:
+        """Generate in batches with progress (the cache wrapper makes re-runs free)."""
+        out: list[Response] = []
+        for chunk in self._batched(requests, desc):
+            out.extend(self.adapter.generate(chunk))
+        return out
+
+    def score(self, requests: Sequence[Request], desc: str = "score") -> list[float]:
+        """Score in batches with progress."""
+        out: list[float] = []
+        for chunk in self._batched(requests, desc):
+            out.extend(self.adapter.score(chunk))
+        return out
+
+    def require_catalog(self, check: str) -> Catalog:
+        if self.catalog is None:
+            raise ValueError(f"check {check!r} needs a catalogue (set data.catalog in the audit config)")
+        return self.catalog
+
+    def require_interactions(self, check: str) -> Interactions:
+        if self.interactions is None:
+            raise ValueError(f"check {check!r} needs interactions (set data.interactions in the audit config)")
+        return self.interactions
+
+
+class Check:
+    """Base class of every registered check."""
+
+    name: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    risk: ClassVar[Risk] = "fairness"
+    references: ClassVar[tuple[str, ...]] = ()
+    Params: ClassVar[type[CheckParams]] = CheckParams
+
+    def __init__(self, params: CheckParams | dict[str, Any] | None = None):
+        if params is None:
+            params = {}
+        self.params = params if isinstance(params, self.Params) else self.Params.model_validate(params)
+
+    def run(self, ctx: CheckContext) -> CheckResult:
+        """Run the check; subclasses either override this or implement requests/evaluate."""
+        raise NotImplementedError
+
+    def new_result(self, **fields: Any) -> CheckResult:
+        """A CheckResult pre-filled with this check's identity and parameters."""
+        return CheckResult(
+            name=fields.pop("name", self.name),
+            check=self.name,
+            title=fields.pop("title", self.title),
+            risk=self.risk,
+            params=self.params.model_dump(mode="json"),
+            references=list(self.references),
+            **fields,
+        )
+
+
+class Probe(Check):
+    """A check that is one round of requests → responses → result."""
+
+    def requests(self, ctx: CheckContext) -> list[Request]:
+        """All requests this probe needs (pure: no model call, no file)."""
+        raise NotImplementedError
+
+    def evaluate(self, ctx: CheckContext, requests: list[Request], responses: list[Response]) -> CheckResult:
+        """Turn responses into a result (pure)."""
+        raise NotImplementedError
+
+    def run(self, ctx: CheckContext) -> CheckResult:
+        reqs = self.requests(ctx)
+        resps = ctx.generate(reqs, desc=self.name)
+        return self.evaluate(ctx, reqs, resps)
+
+
+CHECKS: Registry[type[Check]] = Registry("check")
+
+
+def register_check(name: str) -> Callable[[type[Check]], type[Check]]:
+    """Class decorator: register a check under ``name`` (the name the audit config uses)."""
+
+    def decorator(cls: type[Check]) -> type[Check]:
+        cls.name = name
+        return CHECKS.register(name)(cls)
+
+    return decorator
+
+
+CHECK_PACKAGES = ("recaudit.probes", "recaudit.attacks", "recaudit.unlearning", "recaudit.federated")
+
+
+def load_checks() -> Registry[type[Check]]:
+    """Import every check package so all registrations have run; return the registry."""
+    from recaudit.registry import import_submodules
+
+    for pkg in CHECK_PACKAGES:
+        import_submodules(pkg)
+    return CHECKS
