@@ -1,1 +1,1 @@
-"""recaudit.metrics"""
+"""Pure metric functions (no model, no I/O): ranking similarity, group unfairness, concentration, statistics."""
