@@ -1,0 +1,102 @@
+"""Core contracts: Request hashing, registry, catalogue helpers, check base, statistics."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recaudit.adapters.base import Request, fingerprint_id
+from recaudit.adapters.callable import CallableAdapter
+from recaudit.checks import CHECKS, CheckContext, CheckParams, Probe, register_check
+from recaudit.data.catalog import Catalog, Interactions, Item
+from recaudit.metrics.stats import bootstrap_ci, permutation_pvalue, permutation_test
+from recaudit.registry import Registry
+
+
+def test_request_key_depends_on_content_not_metadata():
+    a = Request.chat("hi", system="sys", metadata=(("user", "1"),))
+    b = Request.chat("hi", system="sys", metadata=(("user", "2"),))
+    c = Request.chat("hi", system="sys", temperature=0.7)
+    assert a.key() == b.key() and a.key() != c.key()
+    assert a.user_text == "hi" and a.system_text == "sys" and a.meta() == {"user": "1"}
+    with pytest.raises(ValueError):
+        Request(messages=())
+    with pytest.raises(TypeError):
+        Request(messages=(("user",),))
+
+
+def test_fingerprint_id_is_order_independent():
+    assert fingerprint_id({"a": 1, "b": 2}) == fingerprint_id({"b": 2, "a": 1})
+    assert fingerprint_id({"a": 1}) != fingerprint_id({"a": 2})
+
+
+def test_registry_rejects_duplicates_and_lists_known():
+    reg = Registry("thing")
+    reg.register("x")(int)
+    with pytest.raises(ValueError):
+        reg.register("x")(float)
+    with pytest.raises(KeyError, match="known: x"):
+        reg.get("y")
+
+
+def _catalog():
+    return Catalog([Item(str(i), f"Movie {i}", ("Drama",) if i % 2 else ("Comedy",), 1990 + i) for i in range(10)])
+
+
+def _interactions():
+    rows = [(u, str(i), 4.0, t) for t, (u, i) in enumerate([("1", 0), ("1", 1), ("2", 1), ("2", 1), ("3", 9)])]
+    return Interactions(pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"]))
+
+
+def test_catalog_popularity_and_buckets():
+    cat = _catalog().with_popularity(_interactions())
+    assert cat.get("1").popularity == 3 and cat.get("5").popularity == 0
+    buckets = cat.popularity_buckets(5)
+    assert buckets["1"] == 4  # most popular in top bucket
+    assert sorted(np.bincount(list(buckets.values()))) == [2, 2, 2, 2, 2]
+    with pytest.raises(ValueError):
+        Catalog([Item("a", "x"), Item("a", "y")])
+    assert cat.replace_title("1", "New").get("1").title == "New"
+    assert cat.content_hash() != cat.replace_title("1", "New").content_hash()
+
+
+def test_interactions_sampling_is_seeded():
+    inter = _interactions()
+    assert inter.user_ids == ["1", "2", "3"]
+    assert inter.sample_users(2, seed=1) == inter.sample_users(2, seed=1)
+    assert inter.sample_users(2, seed=1, min_interactions=2) == ["1", "2"]
+    assert len(inter.filter_users(["1"], keep=False)) == 3
+
+
+def test_probe_runs_through_context_and_registry():
+    @register_check("_test_echo_probe")
+    class Echo(Probe):
+        class Params(CheckParams):
+            n: int = 3
+
+        def requests(self, ctx):
+            return [Request.chat(f"q{i}") for i in range(self.params.n)]
+
+        def evaluate(self, ctx, requests, responses):
+            from recaudit.results import MetricValue
+
+            share = np.mean([r.text == "Q" for r in responses])
+            return self.new_result(metrics=[MetricValue(name="share", value=share)])
+
+    adapter = CallableAdapter(lambda r: "Q" if r.user_text != "q0" else "x")
+    res = CHECKS.get("_test_echo_probe")({"n": 4}).run(CheckContext(adapter=adapter, batch_size=3))
+    assert res.metric("share").value == pytest.approx(0.75) and res.params["n"] == 4
+    with pytest.raises(Exception, match="bogus"):
+        Echo({"bogus": 1})
+
+
+def test_bootstrap_and_permutation():
+    iv = bootstrap_ci(np.ones(20))
+    assert iv.low == iv.high == 1.0
+    iv = bootstrap_ci(np.arange(100), seed=0)
+    assert iv.low < 49.5 < iv.high
+    assert permutation_pvalue(1.0, np.zeros(99)) == pytest.approx(0.01)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=40)
+    labels = np.r_[np.zeros(20), np.ones(20)]
+    _, p = permutation_test(lambda l: x[l == 1].mean() - x[l == 0].mean(), labels, 300, seed=0)
+    assert p > 0.01
