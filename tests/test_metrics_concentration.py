@@ -1,0 +1,93 @@
+"""Gini, HHI, entropy, coverage, Lorenz and recency against hand-computed values."""
+
+import math
+
+import numpy as np
+import pytest
+
+from recaudit.metrics.concentration import (
+    coverage,
+    entropy,
+    exposure_matrix,
+    gini,
+    hhi,
+    item_years,
+    lorenz_curve,
+    recency_stats,
+)
+
+
+def test_uniform_exposure():
+    e = [3, 3, 3, 3]
+    assert gini(e, include_unexposed=True) == pytest.approx(0.0)
+    assert hhi(e) == pytest.approx(0.25)
+    assert entropy(e) == pytest.approx(math.log(4))
+    assert coverage(e) == 1.0
+
+
+def test_all_exposure_on_one_item():
+    e = [0, 0, 0, 4]
+    assert gini(e, include_unexposed=True) == pytest.approx(3 / 4)  # (n-1)/n
+    assert gini(e, include_unexposed=False) == pytest.approx(0.0)  # one exposed item: equal among exposed
+    assert hhi(e) == pytest.approx(1.0)
+    assert entropy(e) == pytest.approx(0.0)
+    assert coverage(e) == pytest.approx(0.25)
+
+
+def test_two_item_toy_case():
+    e = [1, 3]
+    # sorted [1, 3]: ((2-3)*1 + (4-3)*3) / (2*4)
+    assert gini(e, include_unexposed=True) == pytest.approx(0.25)
+    assert hhi(e) == pytest.approx(1 / 16 + 9 / 16)
+    assert entropy(e) == pytest.approx(-(0.25 * math.log(0.25) + 0.75 * math.log(0.75)))
+
+
+def test_include_unexposed_is_the_difference_between_half_and_zero():
+    e = [0, 0, 2, 2]
+    assert gini(e, include_unexposed=True) == pytest.approx(0.5)
+    assert gini(e, include_unexposed=False) == pytest.approx(0.0)
+    assert coverage(e) == 0.5
+
+
+def test_gini_is_one_minus_twice_area_under_lorenz():
+    rng = np.random.default_rng(0)
+    e = rng.poisson(2.0, size=50).astype(float)
+    x, y = lorenz_curve(e, include_unexposed=True, n_points=None)
+    area = np.trapezoid(y, x)
+    assert gini(e, include_unexposed=True) == pytest.approx(1 - 2 * area)
+
+
+def test_lorenz_curve_by_hand_and_resampled():
+    x, y = lorenz_curve([0, 0, 2, 2], include_unexposed=True, n_points=None)
+    np.testing.assert_allclose(x, [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_allclose(y, [0, 0, 0, 0.5, 1])
+    gx, gy = lorenz_curve([0, 0, 2, 2], include_unexposed=True, n_points=5)
+    np.testing.assert_allclose(gy, y)
+    assert len(lorenz_curve(np.ones(1000), include_unexposed=True, n_points=11)[0]) == 11
+
+
+def test_nothing_exposed_is_nan():
+    for f in (hhi, entropy):
+        assert math.isnan(f([0, 0]))
+    assert math.isnan(gini([0, 0], include_unexposed=True))
+
+
+def test_negative_exposure_is_rejected():
+    with pytest.raises(ValueError, match="non-negative"):
+        gini([1, -1], include_unexposed=True)
+
+
+def test_exposure_matrix_counts_and_rejects_unknown_items():
+    m = exposure_matrix([["a", "b"], ["b", "b"]], ["a", "b", "c"])
+    np.testing.assert_array_equal(m, [[1, 1, 0], [0, 2, 0]])
+    with pytest.raises(ValueError, match="'z'"):
+        exposure_matrix([["z"]], ["a"])
+
+
+def test_recency_stats_skip_unknown_years():
+    years = item_years([["a", "b"], ["c", "d"]], {"a": 1990, "b": 2000, "c": None, "d": 2010})
+    flat = [y for ys in years for y in ys]
+    r = recency_stats(flat)
+    assert r.median_year == 2000 and r.n == 3
+    assert r.std_year == pytest.approx(math.sqrt(200 / 3))
+    assert math.isnan(recency_stats([None]).median_year)
