@@ -1,0 +1,217 @@
+"""The one grounding step: map generated titles to catalogue item ids (or say they are not there).
+
+Cascade, first hit wins (BIGRec-style grounding with cheap exact/fuzzy stages in front):
+
+1. ``exact`` — ``normalize_title(query)`` equals the normalised title of one or more items
+   (case, accents, articles incl. MovieLens' "…, The", parenthesised years and punctuation
+   ignored). Several items with the same key (remakes, "Hamlet" ×3) → the most popular, then
+   the lowest id. Score 1.0.
+2. ``fuzzy`` — rapidfuzz ``fuzzy_scorer`` (default ``token_sort_ratio``, 0–100) between the
+   normalised query and every distinct normalised title; the best title is accepted when its
+   score is ``>= fuzzy_threshold`` (default 90). Ties → most popular, then lowest id.
+   Score = ratio / 100.
+3. ``embedding`` — cosine similarity of all-MiniLM-L6-v2 embeddings (L2-normalised, so cosine =
+   dot product; BIGRec uses L2 distance, which ranks identically for unit vectors) between the
+   raw query and every catalogue title; the nearest item is accepted when cosine ``>=
+   embedding_threshold`` (default 0.75). Catalogue embeddings are computed once per Grounder
+   (optionally cached on disk keyed by the catalogue's content hash); queries are embedded in
+   one batch per ``ground`` call. Score = cosine.
+4. otherwise ``ungrounded`` with ``item_id=None``; score = the best similarity seen by the last
+   stage tried (0 for an empty query), so reports can show how close misses were.
+
+Thresholds trade precision for recall: raise them to accept fewer, surer matches. The
+defaults are measured in benchmarks/grounding.py on perturbed MovieLens titles
+(benchmarks/results/grounding.json).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+
+from recaudit.data.catalog import Catalog, Item
+from recaudit.text.parse import normalize_title
+
+GroundMethod = Literal["exact", "fuzzy", "embedding", "ungrounded"]
+METHODS: tuple[GroundMethod, ...] = ("exact", "fuzzy", "embedding", "ungrounded")
+FUZZY_SCORERS = ("token_sort_ratio", "token_set_ratio", "ratio", "WRatio", "QRatio", "partial_ratio")
+_FUZZY_CHUNK = 256  # queries per cdist call: bounds memory at chunk × distinct titles floats
+
+__all__ = ["Grounding", "Grounder", "grounding_summary", "METHODS"]
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """One query's grounding: the matched item id (None when ungrounded), how, and the score in [0, 1]."""
+
+    query: str
+    item_id: str | None
+    method: GroundMethod
+    score: float
+
+    @property
+    def grounded(self) -> bool:
+        return self.item_id is not None
+
+
+class Grounder:
+    """Grounds titles to one catalogue: exact → fuzzy → embedding → ungrounded (module docstring)."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        use_embeddings: bool = True,
+        fuzzy_threshold: float = 90.0,
+        embedding_threshold: float = 0.75,
+        fuzzy_scorer: str = "token_sort_ratio",
+        embed_fn: Callable[[Sequence[str]], np.ndarray] | None = None,
+        embedding_cache_dir: str | Path | None = None,
+    ) -> None:
+        if len(catalog) == 0:
+            raise ValueError("catalog is empty: nothing to ground to")
+        if not 0.0 <= fuzzy_threshold <= 100.0:
+            raise ValueError(f"fuzzy_threshold must be in [0, 100] (rapidfuzz scale), got {fuzzy_threshold}")
+        if not -1.0 <= embedding_threshold <= 1.0:
+            raise ValueError(f"embedding_threshold must be a cosine in [-1, 1], got {embedding_threshold}")
+        if fuzzy_scorer not in FUZZY_SCORERS:
+            raise ValueError(f"fuzzy_scorer must be one of {FUZZY_SCORERS}, got {fuzzy_scorer!r}")
+        from rapidfuzz import fuzz
+
+        self.catalog = catalog
+        self.use_embeddings = use_embeddings
+        self.fuzzy_threshold = float(fuzzy_threshold)
+        self.embedding_threshold = float(embedding_threshold)
+        self.fuzzy_scorer = fuzzy_scorer
+        self._scorer = getattr(fuzz, fuzzy_scorer)
+        self._embed_fn = embed_fn
+        self._cache_dir = Path(embedding_cache_dir) if embedding_cache_dir is not None else None
+        self._catalog_vectors: np.ndarray | None = None
+
+        # Preference order for ties: most popular first, then lowest id (numeric ids numerically).
+        ranked = sorted(catalog.items, key=_preference)
+        self._key_to_id: dict[str, str] = {}
+        for it in ranked:
+            key = normalize_title(it.title)
+            if key and key not in self._key_to_id:
+                self._key_to_id[key] = it.item_id
+        self._keys = list(self._key_to_id)  # distinct keys in preference order: argmax picks the preferred
+        self._key_ids = [self._key_to_id[k] for k in self._keys]
+
+    @property
+    def params(self) -> dict:
+        """Settings for the reproducibility block of a report."""
+        return {
+            "use_embeddings": self.use_embeddings,
+            "fuzzy_threshold": self.fuzzy_threshold,
+            "fuzzy_scorer": self.fuzzy_scorer,
+            "embedding_threshold": self.embedding_threshold,
+            "catalog": self.catalog.name,
+            "catalog_hash": self.catalog.content_hash(),
+        }
+
+    def ground(self, titles: Sequence[str]) -> list[Grounding]:
+        """Ground each title; the result is aligned with ``titles``."""
+        if isinstance(titles, str):
+            raise ValueError("titles must be a sequence of strings, not one string")
+        queries = [str(t) if t is not None else "" for t in titles]
+        keys = [normalize_title(q) for q in queries]
+        out: list[Grounding | None] = [None] * len(queries)
+        pending: list[int] = []
+        for i, (q, key) in enumerate(zip(queries, keys)):
+            if not key:
+                out[i] = Grounding(q, None, "ungrounded", 0.0)
+            elif key in self._key_to_id:
+                out[i] = Grounding(q, self._key_to_id[key], "exact", 1.0)
+            else:
+                pending.append(i)
+        best_miss = dict.fromkeys(pending, 0.0)
+        if pending:
+            still = []
+            for i, (j, score) in zip(pending, self._fuzzy([keys[i] for i in pending])):
+                if score >= self.fuzzy_threshold:
+                    out[i] = Grounding(queries[i], self._key_ids[j], "fuzzy", score / 100.0)
+                else:
+                    best_miss[i] = score / 100.0
+                    still.append(i)
+            pending = still
+        if pending and self.use_embeddings:
+            sims = self._embed([queries[i] for i in pending]) @ self._catalog_embeddings().T
+            best = sims.argmax(axis=1)
+            for row, i in enumerate(pending):
+                cos = float(sims[row, best[row]])
+                if cos >= self.embedding_threshold:
+                    out[i] = Grounding(queries[i], self.catalog.items[best[row]].item_id, "embedding", cos)
+                else:
+                    best_miss[i] = max(cos, 0.0)
+        for i in pending:
+            if out[i] is None:
+                out[i] = Grounding(queries[i], None, "ungrounded", round(best_miss[i], 6))
+        return out  # type: ignore[return-value]
+
+    def ground_ids(self, titles: Sequence[str]) -> list[str | None]:
+        """Item id per title (None where ungrounded)."""
+        return [g.item_id for g in self.ground(titles)]
+
+    def _fuzzy(self, keys: list[str]) -> list[tuple[int, float]]:
+        from rapidfuzz import process
+
+        results: list[tuple[int, float]] = []
+        for a in range(0, len(keys), _FUZZY_CHUNK):
+            chunk = keys[a : a + _FUZZY_CHUNK]
+            scores = process.cdist(chunk, self._keys, scorer=self._scorer, dtype=np.float32, workers=1)
+            best = scores.argmax(axis=1)
+            results += [(int(j), float(scores[r, j])) for r, j in enumerate(best)]
+        return results
+
+    def _embed(self, texts: Sequence[str]) -> np.ndarray:
+        if self._embed_fn is not None:
+            vecs = np.asarray(self._embed_fn(list(texts)), dtype=np.float32)
+            norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+            return vecs / np.maximum(norms, 1e-12)
+        from recaudit.text.embed import embed
+
+        return embed(list(texts))
+
+    def _catalog_embeddings(self) -> np.ndarray:
+        if self._catalog_vectors is None:
+            cache = self._cache_file()
+            if cache is not None and cache.exists():
+                vecs = np.load(cache, allow_pickle=False)
+                if vecs.shape[0] == len(self.catalog):
+                    self._catalog_vectors = vecs
+                    return vecs
+            self._catalog_vectors = self._embed(self.catalog.titles)
+            if cache is not None:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                np.save(cache, self._catalog_vectors, allow_pickle=False)
+        return self._catalog_vectors
+
+    def _cache_file(self) -> Path | None:
+        if self._cache_dir is None or self._embed_fn is not None:
+            return None
+        titles_hash = hashlib.sha256("\n".join(self.catalog.titles).encode()).hexdigest()[:16]
+        return self._cache_dir / f"minilm-{titles_hash}.npy"
+
+
+def grounding_summary(groundings: Sequence[Grounding]) -> dict:
+    """Counts and shares per method plus the grounded rate (for report tables)."""
+    n = len(groundings)
+    counts = Counter(g.method for g in groundings)
+    grounded = sum(1 for g in groundings if g.item_id is not None)
+    return {
+        "n": n,
+        "grounded": grounded,
+        "grounded_rate": grounded / n if n else float("nan"),
+        "count": {m: counts.get(m, 0) for m in METHODS},
+        "share": {m: (counts.get(m, 0) / n if n else float("nan")) for m in METHODS},
+    }
+
+
+def _preference(it: Item) -> tuple:
+    ident = (0, int(it.item_id), "") if it.item_id.isdigit() else (1, 0, it.item_id)
+    return (-it.popularity, ident)
