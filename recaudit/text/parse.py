@@ -22,9 +22,10 @@ Two modes:
      else one comma/semicolon-separated line (text after the last ':' of a sentence such as
      "I recommend: A, B and C.").
   Each candidate is then cleaned (``clean_item``): markdown links/bold/italics/backticks
-  removed; a leading bold or quoted span is taken as the title; a parenthesised year
-  ``(1994)`` and everything after it is dropped; a trailing explanation or credit is cut (rules
-  below); surrounding punctuation stripped. Duplicates (same ``normalize_title`` key) keep
+  removed; a leading bold or quoted span is taken as the title; a parenthesis
+  (``(1994)``, ``(feat. X)``) not at the start and everything after it is dropped; a trailing explanation or credit is cut (rules
+  below); surrounding punctuation stripped. With a numbered list, bulleted lines are details
+  of the numbered items and ignored, unless every numbered line is a heading ending in ':'. Duplicates (same ``normalize_title`` key) keep
   their first occurrence and are counted; the list is truncated to ``k``.
 
   Cutting rules (documented choices, tested in tests/test_parse.py):
@@ -33,9 +34,11 @@ Two modes:
     right part starts with a sequel marker (Part, Episode, Chapter, Volume, Vol., Book,
     Season, a number or a roman numeral): "Harry Potter and the Deathly Hallows - Part 2"
     stays whole. Unspaced hyphens are never cut ("Spider-Man", "Ob-La-Di, Ob-La-Da").
-  - ``": "``: cut when the right part reads as an explanation — it starts with a lower-case
+  - ``": "``: cut when the part up to the next colon reads as an explanation — it starts with a lower-case
     letter, has six or more words, or ends with . ! ? — so "Mission: Impossible" and
     "Star Wars: The Last Jedi" stay whole and "Inception: A film about dreams." is cut.
+  - a double-quoted span left after these cuts is the title ('the song "Hello" by Adele');
+    as in the FaiRLLM notebook, the dash cut comes first ('Adele - "Hello"' → "Adele").
   - ``" by "``: cut when the right part is a short credit — one to four words that each start
     with an upper-case letter, digit or '&' (or are "and"/"the"/"of") and whose first word is
     not a pronoun — so "Hello by Adele" → "Hello" while "Stand by Me" and "Down by the River"
@@ -209,8 +212,11 @@ def _robust_candidates(text: str) -> list[str]:
     numbered = [(i, _NUMBERED.sub("", ln, count=1)) for i, ln in enumerate(lines) if _NUMBERED.match(ln)]
     bullets = [(i, _BULLET.sub("", ln, count=1)) for i, ln in enumerate(lines) if _BULLET.match(ln)]
     if numbered and bullets and all(c.rstrip().endswith(":") for _, c in numbered):
-        numbered = []  # numbered headings ("1. Pop:") over bulleted titles
-    listed = sorted(numbered + bullets)
+        listed = bullets  # numbered headings ("1. Pop:") over bulleted titles
+    elif numbered:
+        listed = numbered  # bullets beside a numbered list are details ("   - Label: EMI")
+    else:
+        listed = bullets
     contents = [c.strip() for _, c in listed if c.strip()]
     if contents:
         titles = [c for c in contents if not c.endswith(":")]
@@ -290,7 +296,7 @@ def _unlisted_candidates(text: str) -> list[str]:
     for ln in lines:
         body = ln.rsplit(": ", 1)[-1] if ": " in ln else ln
         parts = _split_separated(body)
-        if len(parts) > len(best):
+        if len(parts) > len(best) and all(len(p.split()) <= _MAX_TITLE_WORDS for p in parts):
             best = parts
     if len(best) >= 2:
         return best
@@ -299,9 +305,12 @@ def _unlisted_candidates(text: str) -> list[str]:
     return quoted
 
 
+_MAX_TITLE_WORDS = 8  # longer comma-separated parts or lines read as prose, not titles
+
+
 def _is_prose(line: str) -> bool:
     words = line.split()
-    return len(words) > 10 or (len(words) > 3 and line.rstrip().endswith("."))
+    return len(words) > _MAX_TITLE_WORDS + 2 or (len(words) > 3 and line.rstrip().endswith("."))
 
 
 def _split_separated(body: str) -> list[str]:
@@ -323,7 +332,7 @@ _MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 _LEAD_EMPH = re.compile(r"^(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1(?!\w)")
 _EMPH = re.compile(r"\*\*|__|(?<!\w)[*_]|[*_](?!\w)")
 _LEAD_QUOTE = re.compile(r"^[\"“”„«](.+?)[\"“”»](?=\W|$)|^['‘’](.+?)['’](?=[\s,.;:)\-–—]|$)")
-_YEAR_PAREN = re.compile(r"\s*[(\[]\s*(?:c\.\s*)?\d{4}\b[^)\]]*[)\]]")
+_PAREN_OPEN = re.compile(r"(?<=\S)\s*[(\[]")
 _TRAILING_YEAR = re.compile(r"(?:,|\s[-–—])\s*\d{4}\s*$")
 _DASH = re.compile(r"\s+(?:-|–|—|--)\s+|—")
 _SEQUEL = re.compile(
@@ -343,14 +352,13 @@ def clean_item(raw: str) -> str:
     m = _LEAD_QUOTE.match(s)
     if m:
         return _strip_edges(m.group(1) or m.group(2))
+    paren = _PAREN_OPEN.search(s)
+    if paren:  # "(1994)", "(feat. X)", "(from the album …)": annotations, dropped by matching anyway
+        s = s[: paren.start()]
+    s = _cut_colon(_cut_dash(s))
     m = _DQUOTED.search(s)
-    if m:  # 'Adele - "Hello"', 'the song "Hello" by Adele': the quoted part is the title
+    if m:  # 'the song "Hello" by Adele': a quoted span before any explanation is the title
         return _strip_edges(next(g for g in m.groups() if g))
-    year = _YEAR_PAREN.search(s)
-    if year and year.start() > 0:
-        s = s[: year.start()]
-    s = _cut_dash(s)
-    s = _cut_colon(s)
     s = _cut_by(s)
     s = _TRAILING_YEAR.sub("", s)
     return _strip_edges(s)
@@ -369,11 +377,14 @@ def _cut_dash(s: str) -> str:
 
 
 def _cut_colon(s: str) -> str:
-    for m in re.finditer(r":\s+", s):
-        tail = s[m.end() :].strip()
-        if m.start() == 0 or not tail:
+    colons = list(re.finditer(r":\s+", s))
+    for n, m in enumerate(colons):
+        # judge only the segment up to the next colon: "III: The Last Crusade: In addition, …"
+        end = colons[n + 1].start() if n + 1 < len(colons) else len(s)
+        segment = s[m.end() : end].strip()
+        if m.start() == 0 or not segment:
             continue
-        if tail[0].islower() or len(tail.split()) >= 6 or tail.endswith((".", "!", "?")):
+        if segment[0].islower() or len(segment.split()) >= 6 or segment.endswith((".", "!", "?")):
             return s[: m.start()]
     return s.rstrip(":")
 
