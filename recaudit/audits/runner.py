@@ -1,0 +1,358 @@
+"""Run an audit: the adapter behind the response cache, each check isolated, every step resumable.
+
+The run folder holds everything a rerun needs::
+
+    <run dir>/config.yaml          the validated config that ran
+    <run dir>/cache.sqlite         every model response (CachedAdapter)
+    <run dir>/checks/<name>.json   one finished check each, written atomically as it finishes
+    <run dir>/work/<name>/         checkpoints a long check may keep
+    <run dir>/results.json         the audit (written last)
+
+A rerun skips a check whose file exists with the same key (check, params, seed, adapter
+fingerprint, data hashes, recaudit version) and did not error; thresholds are re-judged every
+time, so changing a threshold never recomputes anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import re
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+import recaudit
+from recaudit.adapters.base import Adapter, fingerprint_id
+from recaudit.audits.config import AuditConfig, PlannedCheck, load_data
+from recaudit.audits.files import write_text_atomic
+from recaudit.audits.progress import RunProgress
+from recaudit.audits.verdicts import audit_exit_code, evaluate_verdict
+from recaudit.checks import CheckContext
+from recaudit.data.catalog import Catalog, Interactions
+from recaudit.results import AuditResults, CheckResult, Reproducibility
+
+log = logging.getLogger(__name__)
+
+CHECK_FILE_FORMAT = 1
+LIBRARIES = (
+    "torch",
+    "transformers",
+    "peft",
+    "sentence-transformers",
+    "numpy",
+    "pandas",
+    "scipy",
+    "scikit-learn",
+    "fairlearn",
+    "pydantic",
+    "flwr",
+    "opacus",
+    "textattack",
+    "rapidfuzz",
+    "matplotlib",
+    "jinja2",
+)
+TRACEBACK_FRAMES = 4
+
+
+class SetupError(RuntimeError):
+    """The data or the adapter could not be loaded; nothing was written."""
+
+
+@dataclass
+class AuditRun:
+    """The outcome of ``Runner.run``: results, where they are, what was reused."""
+
+    results: AuditResults
+    run_dir: Path
+    results_path: Path
+    reused: list[str] = field(default_factory=list)
+    computed: list[str] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        """0 all pass, 1 a threshold breached, 2 a check errored."""
+        return audit_exit_code(self.results)
+
+
+def default_run_dir(config: AuditConfig) -> Path:
+    """``output_dir`` or ``recaudit-runs/<slug of the audit name>``."""
+    if config.output_dir is not None:
+        return config.output_dir
+    slug = re.sub(r"[^a-z0-9]+", "-", config.name.lower()).strip("-") or "audit"
+    return Path("recaudit-runs") / slug
+
+
+class Runner:
+    """Runs a validated ``AuditConfig``; ``adapter`` overrides the configured one (tests, notebooks)."""
+
+    def __init__(
+        self,
+        config: AuditConfig,
+        *,
+        run_dir: str | Path | None = None,
+        adapter: Adapter | None = None,
+        fresh: bool = False,
+        progress: bool = True,
+        console: Console | None = None,
+    ):
+        self.config = config
+        self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir(config)
+        self._adapter = adapter
+        self.fresh = fresh
+        self.progress = progress
+        self.console = console or Console(stderr=True)
+
+    @property
+    def checks_dir(self) -> Path:
+        return self.run_dir / "checks"
+
+    @property
+    def results_path(self) -> Path:
+        return self.run_dir / "results.json"
+
+    def cache_path(self) -> Path | None:
+        if self.config.cache is False:
+            return None
+        return self.run_dir / "cache.sqlite" if self.config.cache is True else Path(self.config.cache)
+
+    # ------------------------------------------------------------------------------- setup
+
+    def _load_data(self) -> tuple[Catalog | None, Interactions | None]:
+        try:
+            return load_data(self.config.data)
+        except Exception as e:  # noqa: BLE001 - a data problem stops the run before anything is written
+            raise SetupError(f"data ({self.config.data.kind}): {type(e).__name__}: {e}") from e
+
+    def _build_adapter(self) -> Adapter:
+        if self._adapter is not None:
+            return self._adapter
+        from recaudit.adapters import build_adapter
+
+        try:
+            return build_adapter(self.config.adapter)
+        except Exception as e:  # noqa: BLE001
+            raise SetupError(f"adapter ({self.config.adapter.kind}): {type(e).__name__}: {e}") from e
+
+    def _wrap_cache(self, adapter: Adapter) -> Adapter:
+        path = self.cache_path()
+        if path is None:
+            return adapter
+        from recaudit.adapters.cache import CachedAdapter
+
+        return CachedAdapter(adapter, path=path)
+
+    # --------------------------------------------------------------------------------- run
+
+    def run(self) -> AuditRun:
+        """Validate, load, run every check (reusing finished ones) and write results.json."""
+        t0 = time.perf_counter()
+        started = _now()
+        plans = self.config.plan()
+        catalog, interactions = self._load_data()
+        adapter = self._build_adapter()
+        fingerprint = dict(adapter.fingerprint)
+        data_hashes = _data_hashes(catalog, interactions)
+
+        self.checks_dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(self.run_dir / "config.yaml", yaml.safe_dump(self.config.resolved_dump(), sort_keys=False))
+        model = self._wrap_cache(adapter)
+
+        results: list[CheckResult] = []
+        reused: list[str] = []
+        computed: list[str] = []
+        with RunProgress(self.console, enabled=self.progress) as bars:
+            bars.start_checks(len(plans))
+            for plan in plans:
+                key = check_key(plan, fingerprint, data_hashes)
+                path = self.checks_dir / f"{plan.name}.json"
+                result = None if self.fresh else _load_finished(path, key)
+                if result is not None:
+                    reused.append(plan.name)
+                    bars.log(f"↺ {plan.name}: reused from {path}")
+                else:
+                    ctx = CheckContext(
+                        adapter=model,
+                        catalog=catalog,
+                        interactions=interactions,
+                        seed=plan.params.seed,
+                        progress=bars.track,
+                        workdir=self.run_dir / "work" / plan.name,
+                        batch_size=self.config.batch_size,
+                    )
+                    result = self._run_check(plan, ctx, key, fingerprint, data_hashes, model)
+                    computed.append(plan.name)
+                result = result.model_copy(update={"verdict": evaluate_verdict(result, plan.thresholds)})
+                _write_check_file(path, key, result)
+                bars.log(_status_line(result))
+                bars.check_done()
+                results.append(result)
+
+        audit = AuditResults(
+            audit_name=self.config.name,
+            checks=results,
+            reproducibility=Reproducibility(
+                recaudit_version=recaudit.__version__,
+                seed=self.config.seed,
+                adapter_fingerprint=fingerprint,
+                data_hashes=data_hashes,
+                library_versions=library_versions(),
+                config=self.config.resolved_dump(),
+                cache_stats=_cache_stats(model),
+                started_at=started,
+                duration_s=round(time.perf_counter() - t0, 3),
+                platform=platform_summary(),
+            ),
+        )
+        write_text_atomic(self.results_path, audit.to_json())
+        return AuditRun(audit, self.run_dir, self.results_path, reused, computed)
+
+    def _run_check(
+        self,
+        plan: PlannedCheck,
+        ctx: CheckContext,
+        key: str,
+        fingerprint: dict[str, Any],
+        data_hashes: dict[str, str],
+        model: Adapter,
+    ) -> CheckResult:
+        """Run one check; any exception becomes an errored CheckResult so the others still run."""
+        started, t0 = _now(), time.perf_counter()
+        stats_before = _cache_stats(model)
+        check = None
+        try:
+            if ctx.workdir is not None:
+                ctx.workdir.mkdir(parents=True, exist_ok=True)
+            check = plan.instantiate()
+            result = check.run(ctx)
+            if not isinstance(result, CheckResult):
+                raise TypeError(f"check {plan.spec.check!r} returned {type(result).__name__}, not CheckResult")
+            result = result.model_copy(update={"name": plan.name, "check": plan.spec.check})
+        except Exception as e:  # noqa: BLE001 - per-check failure isolation is the point
+            log.debug("check %s errored", plan.name, exc_info=True)
+            result = CheckResult(
+                name=plan.name,
+                check=plan.spec.check,
+                title=plan.cls.title,
+                risk=plan.cls.risk,
+                params=plan.params.model_dump(mode="json"),
+                references=list(plan.cls.references),
+                error=_error_summary(e),
+            )
+        stats_after = _cache_stats(model)
+        result.reproducibility = Reproducibility(
+            recaudit_version=recaudit.__version__,
+            seed=plan.params.seed,
+            adapter_fingerprint=fingerprint,
+            data_hashes=data_hashes,
+            config={"key": key, **plan.spec.model_dump(mode="json")},
+            cache_stats={k: stats_after.get(k, 0) - stats_before.get(k, 0) for k in stats_after},
+            started_at=started,
+            duration_s=round(time.perf_counter() - t0, 3),
+            platform=platform_summary(),
+        )
+        return result
+
+
+# ------------------------------------------------------------------------------------ helpers
+
+
+def check_key(plan: PlannedCheck, fingerprint: dict[str, Any], data_hashes: dict[str, str]) -> str:
+    """What must match for a finished check to be reused."""
+    blob = json.dumps(
+        {
+            "check": plan.spec.check,
+            "params": plan.params.model_dump(mode="json"),
+            "adapter": fingerprint_id(fingerprint),
+            "data": data_hashes,
+            "recaudit": recaudit.__version__,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:24]
+
+
+def _write_check_file(path: Path, key: str, result: CheckResult) -> None:
+    envelope = {"format": CHECK_FILE_FORMAT, "key": key, "result": json.loads(result.model_dump_json())}
+    write_text_atomic(path, json.dumps(envelope, indent=1, allow_nan=True))
+
+
+def _load_finished(path: Path, key: str) -> CheckResult | None:
+    """A finished, error-free check from an earlier run with the same key, else None."""
+    if not path.is_file():
+        return None
+    try:
+        envelope = json.loads(path.read_text(encoding="utf-8"))
+        if envelope.get("format") != CHECK_FILE_FORMAT or envelope.get("key") != key:
+            return None
+        result = CheckResult.model_validate(envelope["result"])
+    except (ValueError, KeyError, TypeError) as e:
+        log.warning("ignoring unreadable check file %s: %s", path, e)
+        return None
+    return None if result.error is not None else result
+
+
+def _error_summary(e: BaseException) -> str:
+    """``Type: message`` on the first line, then the last few frames of the traceback."""
+    frames = "".join(traceback.format_exception(type(e), e, e.__traceback__, limit=-TRACEBACK_FRAMES))
+    return f"{type(e).__name__}: {e}\n\n{frames}"
+
+
+def _status_line(result: CheckResult) -> str:
+    status = "error" if result.error else result.verdict.status
+    secs = result.reproducibility.duration_s
+    extra = f" — {result.error.splitlines()[0]}" if result.error else ""
+    extra += "".join(f"\n    breach: {b.message or b.metric}" for b in result.verdict.breaches)
+    return f"{'✓' if status in ('pass', 'not_evaluated') else '✗'} {result.name}: {status}" + (
+        f" ({secs:.1f} s)" if secs is not None else ""
+    ) + extra
+
+
+def _data_hashes(catalog: Catalog | None, interactions: Interactions | None) -> dict[str, str]:
+    out = {}
+    if catalog is not None:
+        out[f"catalog:{catalog.name}"] = catalog.content_hash()
+    if interactions is not None:
+        out[f"interactions:{interactions.name}"] = interactions.content_hash()
+    return out
+
+
+def _cache_stats(adapter: Adapter) -> dict[str, int]:
+    stats = getattr(adapter, "stats", None)
+    if stats is None:
+        return {}
+    if not isinstance(stats, dict):
+        stats = {k: getattr(stats, k) for k in ("hits", "misses") if hasattr(stats, k)}
+    return {k: int(v) for k, v in stats.items() if isinstance(v, (int, float))}
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries that can change a result (absent ones left out)."""
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def platform_summary() -> str:
+    """OS, machine and CPU count in one line."""
+    return f"{platform.platform()}; {platform.machine()}; {os.cpu_count()} CPUs"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

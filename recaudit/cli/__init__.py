@@ -1,0 +1,56 @@
+"""The ``recaudit`` command line: one subcommand per module ``recaudit.cli.<name>``.
+
+Each module exposes ``add_parser(subparsers)``, which adds its subparser and sets
+``func=handler(args) -> int`` (the exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+import recaudit
+
+log = logging.getLogger(__name__)
+
+COMMANDS = ("audit", "report", "diff", "schema", "models", "attack", "unlearn", "federate")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with every available subcommand registered."""
+    parser = argparse.ArgumentParser(
+        prog="recaudit",
+        description="Audit LLM-based recommenders for fairness, robustness and privacy; write an HTML + JSON report.",
+    )
+    parser.add_argument("--version", action="version", version=f"recaudit {recaudit.__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module_name = f"{__name__}.{name}"
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name != module_name:
+                raise
+            log.debug("command %r not available yet (no module %s)", name, module_name)
+            continue
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=(logging.WARNING, logging.INFO, logging.DEBUG)[min(args.verbose, 2)],
+        format="%(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return 2
+    return int(args.func(args))

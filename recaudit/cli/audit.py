@@ -1,0 +1,76 @@
+"""``recaudit audit [config.yaml]``: run an audit and write results.json, report.html and metrics.csv.
+
+    recaudit audit                          # the embedded default: SmolLM2-135M on the demo catalogue
+    recaudit audit audit.yaml               # your config
+    recaudit audit audit.yaml --fresh       # recompute everything (the response cache still applies)
+    recaudit audit --print-default-config > audit.yaml   # start a config from the default
+
+Rerunning the same command after an interruption resumes: finished checks and cached model
+responses in the run folder are reused.
+
+Exit status: 0 every threshold holds, 1 a threshold was breached, 2 the config is invalid or a
+check errored, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from recaudit.audits.config import ConfigError, default_config_text, load_config, load_default_config
+from recaudit.audits.runner import Runner, SetupError
+from recaudit.audits.verdicts import EXIT_ERROR
+from recaudit.cli.report import METRICS_FILE, REPORT_FILE, write_report_files
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the ``audit`` command."""
+    p = subparsers.add_parser(
+        "audit",
+        help="run an audit (default: the embedded SmolLM2 audit) and write the report",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("config", nargs="?", type=Path, help="audit config YAML (default: the embedded one)")
+    p.add_argument("-o", "--output-dir", type=Path, help="run folder (default: the config's output_dir)")
+    p.add_argument("--fresh", action="store_true", help="ignore finished checks of an earlier run")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--print-default-config", action="store_true", help="print the embedded config and exit")
+    p.set_defaults(func=run_audit)
+
+
+def run_audit(args: argparse.Namespace) -> int:
+    """Handler of ``recaudit audit``."""
+    if args.print_default_config:
+        sys.stdout.write(default_config_text())
+        return 0
+    runner = None
+    try:
+        config = load_config(args.config) if args.config else load_default_config()
+        runner = Runner(config, run_dir=args.output_dir, fresh=args.fresh, progress=not args.quiet)
+        print(f"recaudit audit: {config.name!r}: {len(config.checks)} checks → {runner.run_dir}", file=sys.stderr)
+        run = runner.run()
+    except ConfigError as e:
+        for line in str(e).splitlines():
+            print(f"recaudit audit: config error: {line}", file=sys.stderr)
+        return EXIT_ERROR
+    except SetupError as e:
+        print(f"recaudit audit: error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        where = runner.run_dir if runner is not None else "the run folder"
+        print(f"\nrecaudit audit: interrupted; run the same command again to resume from {where}", file=sys.stderr)
+        return 130
+    html, csv = write_report_files(run.results, run.run_dir / REPORT_FILE, run.run_dir / METRICS_FILE)
+    statuses = [("error" if c.error else c.verdict.status) for c in run.results.checks]
+    print(
+        f"checks: {len(statuses)} ({statuses.count('pass')} pass, {statuses.count('fail')} fail, "
+        f"{statuses.count('error')} error, {statuses.count('not_evaluated')} without thresholds; "
+        f"{len(run.reused)} reused)"
+    )
+    print(f"report:  {html}")
+    print(f"results: {run.results_path}")
+    print(f"metrics: {csv}")
+    return run.exit_code

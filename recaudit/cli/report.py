@@ -1,0 +1,75 @@
+"""``recaudit report results.json``: re-render the HTML report and the metrics CSV from results.
+
+    recaudit report runs/x/results.json                 # writes report.html + metrics.csv beside it
+    recaudit report results.json -o out/report.html --csv out/metrics.csv
+
+Exit status 0 when written, 2 when the results file is missing or invalid.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from recaudit.audits.files import write_text_atomic
+from recaudit.results import AuditResults
+
+REPORT_FILE = "report.html"
+METRICS_FILE = "metrics.csv"
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register the ``report`` command."""
+    p = subparsers.add_parser(
+        "report",
+        help="re-render report.html and metrics.csv from a results.json",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("results", type=Path, help="a results.json written by `recaudit audit`")
+    p.add_argument("-o", "--output", type=Path, help=f"HTML file to write (default: {REPORT_FILE} beside results)")
+    p.add_argument("--csv", type=Path, help=f"CSV of all metrics (default: {METRICS_FILE} beside results)")
+    p.add_argument("--title", help="report title (default: the audit's name)")
+    p.set_defaults(func=run_report)
+
+
+def read_results(path: Path) -> AuditResults:
+    """Load a results.json; ValueError names the file and the problem."""
+    if not path.is_file():
+        raise ValueError(f"{path}: no such results file")
+    try:
+        return AuditResults.from_json(path.read_text(encoding="utf-8"))
+    except ValidationError as e:
+        first = e.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"]) or "top level"
+        raise ValueError(f"{path}: not a recaudit results file ({where}: {first['msg']})") from None
+
+
+def write_report_files(
+    results: AuditResults, html_path: Path, csv_path: Path, title: str | None = None
+) -> tuple[Path, Path]:
+    """Render and atomically write the HTML report and the metrics CSV."""
+    from recaudit.reports import metrics_csv, render_html
+
+    write_text_atomic(html_path, render_html(results, title=title))
+    write_text_atomic(csv_path, metrics_csv(results))
+    return html_path, csv_path
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Handler of ``recaudit report``."""
+    try:
+        results = read_results(args.results)
+    except ValueError as e:
+        print(f"recaudit report: error: {e}", file=sys.stderr)
+        return 2
+    html_path = args.output or args.results.with_name(REPORT_FILE)
+    csv_path = args.csv or args.results.with_name(METRICS_FILE)
+    write_report_files(results, html_path, csv_path, title=args.title)
+    print(f"report:  {html_path}")
+    print(f"metrics: {csv_path}")
+    return 0
