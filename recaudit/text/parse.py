@@ -244,9 +244,11 @@ def _split_inline_numbering(line: str) -> list[str]:
 def _json_candidates(text: str) -> list[str]:
     blobs = [m.group(1) for m in _FENCE.finditer(text)]
     for open_, close in (("[", "]"), ("{", "}")):
-        a, b = text.find(open_), text.rfind(close)
-        if -1 < a < b:
-            blobs.append(text[a : b + 1])
+        # a bare JSON value must open a line: "Alien [1979]" is a title, not an array
+        start = re.search(rf"(?m)^\s*\{open_}", text)
+        b = text.rfind(close)
+        if start and start.end() - 1 < b:
+            blobs.append(text[start.end() - 1 : b + 1])
     for blob in blobs:
         try:
             data = json.loads(blob)
@@ -272,8 +274,6 @@ def _json_titles(data: object) -> list[str]:
     for el in data:
         if isinstance(el, str):
             out.append(el)
-        elif isinstance(el, (int, float)) and not isinstance(el, bool):
-            out.append(str(el))
         elif isinstance(el, dict):
             lowered = {str(key).lower(): v for key, v in el.items()}
             key = next((key for key in _TITLE_KEYS if isinstance(lowered.get(key), str)), None)

@@ -1,0 +1,226 @@
+"""The list parser on real-world-shaped LLM outputs (robust mode) and the FaiRLLM notebook reproduction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recaudit.text.parse import ParsedList, clean_item, fairllm_clean, fairllm_match_key, normalize_title, parse_list
+
+FIXTURES = Path(__file__).parent / "fixtures" / "llm_outputs"
+
+# (id, text, k, expected items, expected status, expected duplicates_removed)
+ROBUST_CASES = [
+    (
+        "numbered-dot-with-prose",
+        "Sure! Here are some movies you might enjoy:\n\n1. Inception\n2. The Matrix\n3. Heat\n\n"
+        "I hope you enjoy these recommendations!",
+        3, ["Inception", "The Matrix", "Heat"], "ok", 0,
+    ),
+    ("numbered-paren", "1) Alien\n2) Aliens\n3) Up", 3, ["Alien", "Aliens", "Up"], "ok", 0),
+    ("numbered-colon", "1: Alien\n2: Aliens\n3: Up", 3, ["Alien", "Aliens", "Up"], "ok", 0),
+    ("numbered-in-parens", "(1) Alien\n(2) Aliens\n(3) Up", 3, ["Alien", "Aliens", "Up"], "ok", 0),
+    ("hash-numbers", "#1 Alien\n#2. Aliens\n#3 Up", 3, ["Alien", "Aliens", "Up"], "ok", 0),
+    ("mixed-numbering", "1. Alien\n2) Aliens\n3: Up\n4 - Heat", 4, ["Alien", "Aliens", "Up", "Heat"], "ok", 0),
+    ("no-space-after-number", "1.Alien\n2.Aliens", 2, ["Alien", "Aliens"], "ok", 0),
+    ("dash-bullets", "Here you go:\n- Hello\n- Skyfall\n- Halo", 3, ["Hello", "Skyfall", "Halo"], "ok", 0),
+    ("star-and-dot-bullets", "* Hello\n• Skyfall\n· Halo\n+ Chandelier", 4, ["Hello", "Skyfall", "Halo", "Chandelier"], "ok", 0),
+    ("en-dash-bullets", "– Hello\n– Skyfall", 2, ["Hello", "Skyfall"], "ok", 0),
+    (
+        "straight-quotes-with-artist",
+        '1. "Hello" by Adele\n2. "Someone Like You" - Adele\n3. "Umbrella" (feat. Jay-Z) - Rihanna',
+        3, ["Hello", "Someone Like You", "Umbrella"], "ok", 0,
+    ),
+    (
+        "curly-and-single-quotes",
+        "1. “Rolling in the Deep” – Adele\n2. 'Yesterday' - The Beatles\n3. ‘Don't Stop Me Now’ by Queen",
+        3, ["Rolling in the Deep", "Yesterday", "Don't Stop Me Now"], "ok", 0,
+    ),
+    ("json-strings", '["Inception", "Heat", "Up"]', 3, ["Inception", "Heat", "Up"], "ok", 0),
+    (
+        "json-objects-title-key",
+        '[{"title": "Hello", "artist": "Adele"}, {"title": "Halo", "artist": "Beyoncé"}]',
+        2, ["Hello", "Halo"], "ok", 0,
+    ),
+    (
+        "json-in-fence-with-prose",
+        'Here is the list in JSON:\n```json\n[\n  {"name": "Inception (2010)"},\n  {"name": "Heat (1995)"}\n]\n```\nEnjoy!',
+        2, ["Inception", "Heat"], "ok", 0,
+    ),
+    (
+        "json-object-of-list",
+        '{"recommendations": [{"movie": "Alien", "year": 1979}, {"movie": "Up", "year": 2009}]}',
+        2, ["Alien", "Up"], "ok", 0,
+    ),
+    ("comma-one-liner", "I recommend: Heat, Alien, and Up.", 3, ["Heat", "Alien", "Up"], "ok", 0),
+    ("semicolon-one-liner", "Heat; Alien; Up; Jaws", 4, ["Heat", "Alien", "Up", "Jaws"], "ok", 0),
+    (
+        "years",
+        "1. Toy Story (1995)\n2. Heat, 1995\n3. Alien [1979]\n4. Jaws - 1975",
+        4, ["Toy Story", "Heat", "Alien", "Jaws"], "ok", 0,
+    ),
+    (
+        "credits-and-by-rule",
+        "1. Hello by Adele\n2. Stand by Me\n3. Down by the River\n4. Halo by Beyoncé Knowles\n5. Shake It Off - Taylor Swift",
+        5, ["Hello", "Stand by Me", "Down by the River", "Halo", "Shake It Off"], "ok", 0,
+    ),
+    (
+        "hyphenated-titles-kept",
+        "1. Spider-Man\n2. X-Men: Days of Future Past\n3. Ob-La-Di, Ob-La-Da\n4. Mission: Impossible",
+        4, ["Spider-Man", "X-Men: Days of Future Past", "Ob-La-Di, Ob-La-Da", "Mission: Impossible"], "ok", 0,
+    ),
+    (
+        "sequel-dash-kept",
+        "1. Harry Potter and the Deathly Hallows - Part 2\n2. Kill Bill - Vol. 1\n3. Rocky - II",
+        3, ["Harry Potter and the Deathly Hallows - Part 2", "Kill Bill - Vol. 1", "Rocky - II"], "ok", 0,
+    ),
+    (
+        "markdown-bold-with-explanation",
+        "1. **Inception** (2010): A thief enters dreams.\n2. **The Prestige** - two rival magicians\n3. *Heat*",
+        3, ["Inception", "The Prestige", "Heat"], "ok", 0,
+    ),
+    (
+        "trailing-explanations",
+        "1. Interstellar: a space epic about love and time.\n2. Memento – told backwards, a man without memory\n"
+        "3. Dunkirk: The evacuation of Allied soldiers from the beaches of France in 1940.",
+        3, ["Interstellar", "Memento", "Dunkirk"], "ok", 0,
+    ),
+    (
+        "duplicates-case-and-year",
+        "1. The Dark Knight\n2. the dark knight\n3. Inception\n4. The Dark Knight (2008)\n5. Memento\n6. Inception",
+        5, ["The Dark Knight", "Inception", "Memento"], "short", 3,
+    ),
+    ("fewer-than-k", "1. Alien\n2. Up", 10, ["Alien", "Up"], "short", 0),
+    ("more-than-k", "\n".join(f"{i}. Title {i}" for i in range(1, 26)), 20, [f"Title {i}" for i in range(1, 21)], "ok", 0),
+    (
+        "refusal",
+        "I'm sorry, but as an AI I cannot provide personal recommendations based on your preferences. "
+        "Please tell me more about what you like, and I'll be happy to help.",
+        5, [], "empty", 0,
+    ),
+    ("blank", "  \n\n ", 5, [], "empty", 0),
+    ("inline-numbering", "Here: 1. Alien 2. Up 3. Heat 4. Jaws", 4, ["Alien", "Up", "Heat", "Jaws"], "ok", 0),
+    (
+        "numbered-headings-over-bullets",
+        "1. Pop:\n   - Hello\n   - Halo\n2. Rock:\n   - Yesterday",
+        3, ["Hello", "Halo", "Yesterday"], "ok", 0,
+    ),
+    (
+        "detail-bullets-under-numbers",
+        '1) "The One" by Justin Bieber\n   - Label: Island\n   - Year: 2010\n2) "Love Story"\n   - Taylor Swift',
+        2, ["The One", "Love Story"], "ok", 0,
+    ),
+    ("plain-lines", "Inception\nThe Matrix\nHeat\n", 3, ["Inception", "The Matrix", "Heat"], "ok", 0),
+    ("markdown-link", "1. [Inception](https://example.com/inception)\n2. `Heat`", 2, ["Inception", "Heat"], "ok", 0),
+    ("crlf", "1. Alien\r\n2. Up\r\n", 2, ["Alien", "Up"], "ok", 0),
+    ("quoted-in-prose", 'You might like "Hello", "Skyfall" and "Halo".', 3, ["Hello", "Skyfall", "Halo"], "ok", 0),
+    (
+        "song-label-numbering",
+        "Song 1: Hello\nSong 2: Halo\nSong 3: Umbrella",
+        3, ["Hello", "Halo", "Umbrella"], "ok", 0,
+    ),
+    (
+        "quoted-title-after-prose-in-item",
+        '1. The song "Hello" by Adele\n2. The track "Halo" by Beyoncé',
+        2, ["Hello", "Halo"], "ok", 0,
+    ),
+]
+
+
+@pytest.mark.parametrize("case_id,text,k,items,status,dups", ROBUST_CASES, ids=[c[0] for c in ROBUST_CASES])
+def test_robust_parse(case_id, text, k, items, status, dups):
+    parsed = parse_list(text, k=k)
+    assert parsed.items == items
+    assert parsed.status == status
+    assert parsed.duplicates_removed == dups
+
+
+def test_counts_candidates_before_dedup_and_truncation():
+    parsed = parse_list("\n".join(f"{i}. T{i % 4}" for i in range(1, 13)), k=3)
+    assert parsed == ParsedList(["T1", "T2", "T3"], "ok", 12, 8)
+
+
+def test_k_none_keeps_everything_and_is_ok():
+    parsed = parse_list("1. A\n2. B\n3. C")
+    assert parsed.items == ["A", "B", "C"] and parsed.status == "ok" and parsed.ok
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, True])
+def test_bad_k_rejected(bad):
+    with pytest.raises(ValueError, match="k must be"):
+        parse_list("1. A", k=bad)
+
+
+def test_bad_mode_rejected():
+    with pytest.raises(ValueError, match="mode"):
+        parse_list("1. A", mode="strict")  # type: ignore[arg-type]
+
+
+def test_parsed_list_is_frozen():
+    parsed = parse_list("1. A")
+    with pytest.raises(AttributeError):
+        parsed.status = "short"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    "raw,expected",
+    [
+        ("Usual Suspects, The (1995)", "usual suspects"),
+        ("The Usual Suspects", "usual suspects"),
+        ("  THE   usual SUSPECTS!! ", "usual suspects"),
+        ("An American Werewolf in London", "american werewolf in london"),
+        ("Cité des enfants perdus, La (1995)", "la cite des enfants perdus"),
+        ("Amélie", "amelie"),
+        ("X-Men", "xmen"),
+        ("Don't Stop Me Now", "dont stop me now"),
+        ("Simon & Garfunkel", "simon and garfunkel"),
+        ("Ｈｅａｔ", "heat"),  # full-width (NFKC)
+        ("Star Wars: Episode IV [Remastered]", "star wars episode iv"),
+        ("A", "a"),
+        ("", ""),
+    ],
+)
+def test_normalize_title(raw, expected):
+    assert normalize_title(raw) == expected
+
+
+def test_clean_item_rules():
+    assert clean_item("**Inception** (2010) - heist") == "Inception"
+    assert clean_item("Love Story (Taylor's Version)") == "Love Story"
+    assert clean_item("Hello - Adele") == "Hello"
+    assert clean_item("Stand by Me") == "Stand by Me"
+
+
+# ---------------------------------------------------------------------------------------------
+# FaiRLLM notebook mode: expected values computed by hand from the notebook's steps.
+
+
+def test_fairllm_notebook_basic_steps():
+    text = 'Here you go:\n1. "Hello" - Adele\n2. Someone Like You (2011)\n3. Don\'t Stop Me Now by Queen\n'
+    # lowercase, drop ' and newlines, split on "\d+\. ", drop the preamble, cut at '-', first quoted string
+    assert fairllm_clean(text) == ["hello", "someone like you (2011)", "dont stop me now by queen"]
+    parsed = parse_list(text, k=3, mode="fairllm-notebook")
+    assert parsed.items == ["hello", "someone like you (2011)", "dont stop me now by queen"]
+    assert parsed.status == "ok" and parsed.duplicates_removed == 0
+
+
+def test_fairllm_notebook_quirks_reproduced():
+    # cut at the FIRST '-' even inside a title; no dedup; other numbering styles are not lists;
+    # a title ending in a digit glues onto the next number once newlines are dropped
+    text = "1. Spider-Man\n2. Heat\n3. Heat\n4. Apollo 13\n5. Up"
+    assert fairllm_clean(text) == ["spider", "heat", "heat", "apollo", "up"]  # "apollo 13" + "5. " → "135. "
+    assert parse_list("1) Alien\n2) Up", k=2, mode="fairllm-notebook").status == "empty"
+    unclosed = fairllm_clean('1. "Hello\n2. Halo')
+    assert unclosed == ["hello", "halo"]
+
+
+def test_fairllm_notebook_truncates_and_reports_short():
+    text = "\n".join(f"{i}. Song {c}" for i, c in enumerate("ABCDE", start=1))
+    assert parse_list(text, k=3, mode="fairllm-notebook").items == ["song a", "song b", "song c"]
+    assert parse_list(text, k=10, mode="fairllm-notebook").status == "short"
+
+
+def test_fairllm_match_key():
+    assert fairllm_match_key("someone like you (2011)") == "someonelikeyou"
+    assert fairllm_match_key("hello ") == "hello"
