@@ -1,6 +1,7 @@
 """Support for the audit tests (no tests here): tiny registered checks and callable model functions.
 
-Imported by the audit tests and, through the audit config's ``plugins: [test_audit_support]``,
+``sample_results()`` builds results with hostile text for the report tests. Imported by the audit
+tests and, through the audit config's ``plugins: [test_audit_support]``,
 by `recaudit audit` subprocesses (with tests/ on PYTHONPATH). Checks are named ``t_*`` so they
 never clash with real ones. Model calls are appended to the file named by $RECAUDIT_TEST_CALLS, so
 a test can count them across processes.
@@ -115,3 +116,65 @@ def count_calls(path: Path, prefix: str = "") -> int:
     if not path.exists():
         return 0
     return sum(1 for line in path.read_text().splitlines() if line.split("\t", 1)[1].startswith(prefix))
+
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+SCRIPT_END = "</script><script>alert(2)</script>"
+
+
+def sample_results() -> "AuditResults":
+    """Results with every part the report draws, and hostile text wherever results carry text."""
+    from recaudit.results import (
+        AuditResults, Breach, GroupTable, Reproducibility, Verdict,
+    )
+
+    fairness = CheckResult(
+        name="fairllm", check="fairllm", title=f"FaiRLLM {HOSTILE}", risk="fairness",
+        params={"k": 20, "note": SCRIPT_END},
+        metrics=[
+            MetricValue(name="snsr.prag@20.max", value=0.12, ci_low=0.08, ci_high=0.16, p_value=0.004, n=40,
+                        direction="lower_is_better", description=f"largest SNSR {HOSTILE}"),
+            MetricValue(name="parse_rate.mean", value=0.93, n=40, direction="higher_is_better"),
+        ],
+        tables=[GroupTable(name="Sim by value", columns=["attribute", "value", "sim"],
+                           rows=[["gender", HOSTILE, 0.81], ["gender", "a boy", None]])],
+        figures=[
+            FigureSpec(name="sim", kind="bar", title=HOSTILE, x_label=SCRIPT_END, y_label="Sim $x$",
+                       series=[Series(label=HOSTILE, x=["a girl", "a boy"], y=[0.8, 0.7], y_low=[0.7, 0.6], y_high=[0.9, 0.8])]),
+            FigureSpec(name="curve", kind="line", title="Sim@K", series=[
+                Series(label="female", x=[1, 5, 10], y=[0.9, 0.8, 0.7], y_low=[0.85, 0.7, 0.6], y_high=[0.95, 0.9, 0.8]),
+                Series(label="male", x=[1, 5, 10], y=[0.95, 0.85, 0.75])]),
+            FigureSpec(name="heat", kind="heatmap", title="Jaccard", matrix=[[1.0, 0.5], [0.5, None]],
+                       row_labels=[HOSTILE, "b"], col_labels=["a", "b"]),
+        ],
+        examples=[Example(fields={"item title": HOSTILE, "raw output": f"1. Alien\n2. {SCRIPT_END}"})],
+        notes=[f"Prompts from the paper; {SCRIPT_END}"],
+        references=["Zhang et al., Is ChatGPT Fair for Recommendation?, RecSys 2023", HOSTILE],
+        verdict=Verdict(status="fail", evaluated=["snsr.prag@20.max <= 0.05"],
+                        breaches=[Breach(metric="snsr.prag@20.max", value=0.12, op="<=", threshold=0.05,
+                                         message="snsr.prag@20.max = 0.12 breaches <= 0.05")]),
+        reproducibility=Reproducibility(seed=0, duration_s=12.5, cache_stats={"hits": 3, "misses": 37}),
+    )
+    exposure = CheckResult(
+        name="exposure", check="exposure", title="Exposure concentration", risk="robustness",
+        metrics=[MetricValue(name="gini", value=0.41, ci_low=0.38, ci_high=0.44, direction="lower_is_better")],
+        figures=[
+            FigureSpec(name="lorenz", kind="lorenz", title="Lorenz", series=[Series(label="exposure", x=[], y=[1, 1, 2, 8])]),
+            FigureSpec(name="hist", kind="histogram", title="Ranks", series=[Series(label="rank", x=[], y=[1, 2, 2, 3, 9])]),
+        ],
+        verdict=Verdict(status="pass", evaluated=["gini <= 0.5"]),
+    )
+    broken = CheckResult(name="unlearning", check="unlearning", title="Unlearning", risk="privacy",
+                         error=f"RuntimeError: {SCRIPT_END}\n\nTraceback (most recent call last): ...",
+                         verdict=Verdict(status="error"))
+    return AuditResults(
+        audit_name=f"Audit </title>{SCRIPT_END}",
+        checks=[fairness, exposure, broken],
+        reproducibility=Reproducibility(
+            recaudit_version="0.1.0", seed=0, adapter_fingerprint={"adapter": "callable", "name": HOSTILE},
+            data_hashes={"catalog:demo": "abc123"}, library_versions={"python": "3.11", "torch": "2.13.0"},
+            config={"name": "t", "checks": [{"check": "fairllm", "thresholds": ["snsr.prag@20.max <= 0.05"]}]},
+            cache_stats={"hits": 3, "misses": 37}, started_at="2026-11-23T10:00:00+00:00", duration_s=30.0,
+            platform="Linux; x86_64; 2 CPUs",
+        ),
+    )

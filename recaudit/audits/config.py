@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from recaudit.adapters.spec import AdapterSpec, CallableSpec, DefaultSpec, HFSpec, import_object
 from recaudit.audits.verdicts import Threshold
@@ -228,17 +228,6 @@ class AuditConfig(_Strict):
             v = Path(base) / v
         return v
 
-    @model_validator(mode="after")
-    def _unique_names(self) -> "AuditConfig":
-        seen: dict[str, int] = {}
-        for i, c in enumerate(self.checks):
-            if c.label in seen:
-                raise ValueError(
-                    f"checks[{i}] and checks[{seen[c.label]}] are both named {c.label!r}; give one a distinct 'name'"
-                )
-            seen[c.label] = i
-        return self
-
     def plan(self) -> list[PlannedCheck]:
         """Resolve every check against the registry; ConfigError lists every problem with its key."""
         issues: list[str] = []
@@ -249,8 +238,15 @@ class AuditConfig(_Strict):
                 issues.append(f"plugins: cannot import {module!r}: {type(e).__name__}: {e}")
         registry = load_checks()
         planned: list[PlannedCheck] = []
+        first_with_name: dict[str, int] = {}
         for i, spec in enumerate(self.checks):
             where = f"checks[{i}]"
+            if spec.label in first_with_name:
+                issues.append(
+                    f"{where}.name: checks[{first_with_name[spec.label]}] is also named {spec.label!r}; "
+                    "give one a distinct 'name'"
+                )
+            first_with_name.setdefault(spec.label, i)
             if spec.check not in registry:
                 hint = difflib.get_close_matches(spec.check, registry.names(), n=1)
                 known = ", ".join(registry.names()) or "none registered"

@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from recaudit.audits.files import write_text_atomic
-from recaudit.results import AuditResults
+from recaudit.results import SCHEMA_VERSION, AuditResults
 
 REPORT_FILE = "report.html"
 METRICS_FILE = "metrics.csv"
@@ -42,11 +42,14 @@ def read_results(path: Path) -> AuditResults:
     if not path.is_file():
         raise ValueError(f"{path}: no such results file")
     try:
-        return AuditResults.from_json(path.read_text(encoding="utf-8"))
+        results = AuditResults.from_json(path.read_text(encoding="utf-8"))
     except ValidationError as e:
         first = e.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "top level"
         raise ValueError(f"{path}: not a recaudit results file ({where}: {first['msg']})") from None
+    if results.schema_version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
+        raise ValueError(f"{path}: results schema {results.schema_version} is not readable by this recaudit (reads {SCHEMA_VERSION})")
+    return results
 
 
 def write_report_files(

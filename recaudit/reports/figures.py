@@ -87,9 +87,9 @@ def figure_svg(spec: FigureSpec) -> bytes:
 def _draw_line(ax: Any, spec: FigureSpec) -> None:
     for s in spec.series:
         x = _positions(ax, s.x)
-        ax.plot(x, s.y, marker="o", label=s.label)
+        (line,) = ax.plot(x, _floats(s.y), marker="o", label=s.label)
         if s.y_low is not None and s.y_high is not None:
-            ax.fill_between(x, _floats(s.y_low), _floats(s.y_high), alpha=0.2, linewidth=0)
+            ax.fill_between(x, _floats(s.y_low), _floats(s.y_high), color=line.get_color(), alpha=0.2, linewidth=0)
     _legend(ax, spec.series)
 
 

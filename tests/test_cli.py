@@ -1,0 +1,80 @@
+"""The command line: subcommand registration, entry points, schema, the embedded default audit."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import recaudit
+from recaudit import cli
+from recaudit.audits.config import default_config_text, load_default_config, parse_config
+from recaudit.results import AuditResults
+
+
+def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        cli.main(["--version"])
+    assert e.value.code == 0 and recaudit.__version__ in capsys.readouterr().out
+    assert cli.main([]) == 2
+    assert "audit" in capsys.readouterr().err
+
+
+def test_own_commands_registered_and_absent_modules_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, "no_such_command"))
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command")
+    assert {"audit", "report", "diff", "schema"} <= set(sub.choices)
+    assert "no_such_command" not in sub.choices
+
+
+def test_module_entry_point() -> None:
+    done = subprocess.run([sys.executable, "-m", "recaudit", "diff", "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "regression" in done.stdout
+
+
+def test_schema_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["schema"]) == 0
+    schema = json.loads(capsys.readouterr().out)
+    assert schema["title"] == "AuditResults" and {"CheckResult", "MetricValue", "FigureSpec"} <= set(schema["$defs"])
+    assert cli.main(["schema", "--config"]) == 0
+    assert "checks" in json.loads(capsys.readouterr().out)["properties"]
+
+
+def test_results_schema_doc_covers_every_field() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "results-schema.md").read_text()
+    schema = AuditResults.model_json_schema()
+    models = {"AuditResults": schema, **schema["$defs"]}
+    missing = [f"{m}.{f}" for m, s in models.items() for f in s.get("properties", {}) if f"`{f}`" not in doc]
+    assert missing == [], f"docs/results-schema.md does not describe: {missing}"
+    assert all(f"## {m}" in doc or f"### {m}" in doc for m in models), "every model needs a heading"
+
+
+def test_print_default_config_round_trips(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["audit", "--print-default-config"]) == 0
+    printed = capsys.readouterr().out
+    assert printed == default_config_text()
+    assert parse_config(yaml.safe_load(printed), base_dir=Path.cwd()) == load_default_config()
+
+
+@pytest.mark.slow
+def test_default_audit_runs_within_ten_minutes(tmp_path: Path) -> None:
+    """`recaudit audit` with no arguments: the embedded SmolLM2 audit, ≤ 10 min on 2 CPU cores."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    t0 = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "recaudit", "audit", "-q"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=900)
+    elapsed = time.monotonic() - t0
+    assert done.returncode in (0, 1), done.stderr[-3000:]
+    run = tmp_path / "recaudit-runs" / "default"
+    assert f"report:  {run / 'report.html'}" in done.stdout and f"results: {run / 'results.json'}" in done.stdout
+    results = AuditResults.from_json((run / "results.json").read_text())
+    assert [c.error for c in results.checks] == [None] * len(results.checks)
+    assert results.reproducibility.adapter_fingerprint["model"].startswith("SmolLM2-135M")
+    assert elapsed <= 600, f"the default audit took {elapsed:.0f} s"
