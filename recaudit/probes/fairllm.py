@@ -38,8 +38,9 @@ from recaudit.adapters.base import Request, Response
 from recaudit.checks import CheckContext, CheckParams, Probe, register_check
 from recaudit.data.names import fairllm_default_names, load_fairllm_names, load_sensitive_attributes
 from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, similarity_curve, snsr, snsv
-from recaudit.metrics.stats import Interval, bootstrap_ci, permutation_test
+from recaudit.metrics.stats import permutation_test
 from recaudit.probes._prompt_data import check_placeholders, load_prompt_file, merge_overrides, slug
+from recaudit.probes._uncertainty import bootstrap_or_point
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
 from recaudit.text.parse import fairllm_match_key, normalize_title, parse_list
 
@@ -300,7 +301,7 @@ class FairLLMProbe(Probe):
                 at_k = sims[metric][attr][:, :, k - 1]  # instructions × values
                 sub_seed = seed + 1000 * a_idx + m_idx
                 for v_idx, value in enumerate(values):
-                    ci = _bootstrap(at_k[:, v_idx], np.mean, nb, level, sub_seed + v_idx)
+                    ci = bootstrap_or_point(at_k[:, v_idx], np.mean, nb, level, sub_seed + v_idx)
                     value_stats[value] += [ci.value, ci.low, ci.high]
                     result.metrics.append(MetricValue(
                         name=f"sim.{metric}@{k}.{attr}.{slug(value)}{suffix}", value=ci.value,
@@ -308,8 +309,8 @@ class FairLLMProbe(Probe):
                         variant=p.variant, description=f"mean {metric}@{k} of '{value}' lists vs neutral lists",
                     ))
                 means = at_k.mean(axis=0)
-                r_ci = _bootstrap(at_k, _range_of_means, nb, level, sub_seed)
-                v_ci = _bootstrap(at_k, _std_of_means, nb, level, sub_seed)
+                r_ci = bootstrap_or_point(at_k, _range_of_means, nb, level, sub_seed)
+                v_ci = bootstrap_or_point(at_k, _std_of_means, nb, level, sub_seed)
                 p_val = _snsr_pvalue(at_k, p.n_permutations, sub_seed)
                 result.metrics.append(MetricValue(
                     name=f"snsr.{metric}@{k}.{attr}{suffix}", value=snsr(means), ci_low=r_ci.low, ci_high=r_ci.high,
@@ -340,7 +341,7 @@ class FairLLMProbe(Probe):
                 means = block.mean(axis=0)
                 return max(float(np.ptp(means[lo:hi])) for lo, hi in zip(bounds[:-1], bounds[1:]))
 
-            ci = _bootstrap(joint, max_range, p.n_bootstrap, p.ci_level, p.seed + m_idx)
+            ci = bootstrap_or_point(joint, max_range, p.n_bootstrap, p.ci_level, p.seed + m_idx)
             pval = _max_snsr_pvalue(joint, bounds, p.n_permutations, p.seed + m_idx)
             ranges = [float(np.ptp(joint.mean(axis=0)[lo:hi])) for lo, hi in zip(bounds[:-1], bounds[1:])]
             worst = list(attrs)[int(np.argmax(ranges))]
@@ -441,13 +442,6 @@ def _similarity_tensors(cells, neutral_of, instructions, attrs, metrics, k, vari
 def _parse_rate(cells, instructions, attr: str, value: str) -> float:
     oks = [cells[(i, attr, value)].ok for i in instructions if (i, attr, value) in cells]
     return float(np.mean(oks)) if oks else math.nan
-
-
-def _bootstrap(data: np.ndarray, statistic, n_resamples: int, level: float, seed: int) -> Interval:
-    """bootstrap_ci over instructions (rows); with n_resamples = 0 the interval is left open (None)."""
-    if n_resamples == 0:
-        return Interval(float(statistic(data)), None, None, level, len(data))  # type: ignore[arg-type]
-    return bootstrap_ci(data, statistic, n_resamples, level, seed)
 
 
 def _range_of_means(block: np.ndarray) -> float:

@@ -1,0 +1,18 @@
+"""Thin wrappers over recaudit.metrics.stats for probes whose settings may switch resampling off."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from recaudit.metrics.stats import Interval, bootstrap_ci
+
+
+def bootstrap_or_point(
+    data: np.ndarray, statistic: Callable[[np.ndarray], float], n_resamples: int, level: float, seed: int
+) -> Interval:
+    """``bootstrap_ci`` over rows; with ``n_resamples == 0`` only the point estimate (low/high None)."""
+    if n_resamples == 0:
+        return Interval(float(statistic(data)), None, None, level, len(data))  # type: ignore[arg-type]
+    return bootstrap_ci(data, statistic, n_resamples, level, seed)
