@@ -1,0 +1,196 @@
+"""Deterministic LoRA training of the TALLRec recommender (the one trainer every method uses).
+
+Given the same model, samples (in the same order), config and seed, training is bit-for-bit
+repeatable on CPU: the batch order comes from a numpy Generator seeded by ``config.seed``,
+torch runs with deterministic algorithms, dropout draws from a seeded global RNG, and the LoRA
+init is seeded separately (``attach_lora`` / ``reset_lora``). The loss is cross-entropy on the
+answer tokens only. ``optimise`` is the general loop; unlearning methods pass their own loss.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Sequence
+
+import numpy as np
+
+from recaudit.tallrec.config import TrainConfig
+from recaudit.tallrec.encoding import Batch, EncodedSample, answer_logits, answer_nll, collate, encode_samples
+from recaudit.tallrec.prompts import TallRecSample
+
+LossFn = Callable[[Any, Batch, list[int]], Any]
+"""(model, batch, sample indices into the training list) → scalar loss tensor."""
+StepCallback = Callable[["StepInfo"], None]
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What a step callback sees after each optimiser step."""
+
+    step: int
+    epoch: int
+    loss: float
+    n_steps: int
+
+
+@dataclass
+class TrainOutput:
+    """Per-step losses, the number of optimiser steps, and wall seconds."""
+
+    losses: list[float] = field(default_factory=list)
+    n_steps: int = 0
+    seconds: float = 0.0
+
+    @property
+    def final_loss(self) -> float:
+        return self.losses[-1] if self.losses else float("nan")
+
+
+def batch_order(n: int, batch_size: int, epochs: int, seed: int, shuffle: bool = True) -> list[tuple[int, list[int]]]:
+    """(epoch, indices) per step: a seeded permutation per epoch, cut into batches (last may be short)."""
+    rng = np.random.default_rng(seed)
+    steps = []
+    for epoch in range(epochs):
+        order = rng.permutation(n) if shuffle else np.arange(n)
+        steps.extend((epoch, order[i : i + batch_size].tolist()) for i in range(0, n, batch_size))
+    return steps
+
+
+@contextlib.contextmanager
+def deterministic_torch(enabled: bool = True) -> Iterator[None]:
+    """Deterministic algorithms inside the block (restored after), so a run repeats bit for bit."""
+    import torch
+
+    if not enabled:
+        yield
+        return
+    prev = torch.are_deterministic_algorithms_enabled()
+    prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
+
+
+def trainable_parameters(model: Any) -> list[Any]:
+    """The parameters that require grad, in a fixed (named) order; must all be LoRA."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if not named:
+        raise ValueError("model has no trainable parameters; call attach_lora first")
+    bad = [n for n, _ in named if "lora_" not in n]
+    if bad:
+        raise ValueError(f"only LoRA parameters may be trained, but these require grad: {bad[:3]}")
+    return [p for _, p in named]
+
+
+def optimise(
+    model: Any,
+    tokenizer: Any,
+    samples: Sequence[TallRecSample],
+    config: TrainConfig,
+    loss_fn: LossFn,
+    lr_scale: float = 1.0,
+    step_callback: StepCallback | None = None,
+    encoded: Sequence[EncodedSample] | None = None,
+) -> TrainOutput:
+    """Run AdamW on the model's LoRA parameters with ``loss_fn`` over seeded batches of ``samples``."""
+    import torch
+
+    if not samples:
+        raise ValueError("samples is empty: nothing to train on")
+    if lr_scale <= 0 or not math.isfinite(lr_scale):
+        raise ValueError(f"lr_scale must be a positive finite number, got {lr_scale}")
+    encoded = list(encoded) if encoded is not None else encode_samples(tokenizer, samples, config.max_length)
+    params = trainable_parameters(model)
+    device = params[0].device
+    opt = torch.optim.AdamW(params, lr=config.lr * lr_scale, weight_decay=config.weight_decay)
+    steps = batch_order(len(samples), config.batch_size, config.epochs, config.seed, config.shuffle)
+    out = TrainOutput()
+    t0 = time.perf_counter()
+    was_training = model.training
+    with deterministic_torch(config.deterministic):
+        torch.manual_seed(config.seed)  # dropout masks, if lora_dropout > 0
+        model.train()
+        try:
+            for step, (epoch, idx) in enumerate(steps):
+                batch = collate([encoded[i] for i in idx], tokenizer.pad_token_id, device=device)
+                loss = loss_fn(model, batch, idx)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if config.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(params, config.grad_clip)
+                opt.step()
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise FloatingPointError(f"training loss became {value} at step {step}; lower lr")
+                out.losses.append(value)
+                if step_callback is not None:
+                    step_callback(StepInfo(step=step, epoch=epoch, loss=value, n_steps=len(steps)))
+        finally:
+            model.train(was_training)
+    out.n_steps = len(steps)
+    out.seconds = time.perf_counter() - t0
+    return out
+
+
+def answer_loss(config: TrainConfig) -> LossFn:
+    """TALLRec's objective: mean cross-entropy of the answer tokens (or only the first one)."""
+    first_only = config.answer_loss == "first"
+
+    def loss_fn(model: Any, batch: Batch, idx: list[int]) -> Any:
+        return answer_nll(answer_logits(model, batch), batch, first_only=first_only).mean()
+
+    return loss_fn
+
+
+def train_lora(
+    model: Any,
+    tokenizer: Any,
+    samples: Sequence[TallRecSample],
+    config: TrainConfig,
+    lr_scale: float = 1.0,
+    step_callback: StepCallback | None = None,
+) -> TrainOutput:
+    """Fine-tune the LoRA adapter of ``model`` (a PEFT model) in place on ``samples``.
+
+    The adapter is trained from whatever state it holds; call ``reset_lora(model, seed)`` first
+    for a from-scratch run. ``lr_scale`` multiplies ``config.lr`` (federated learning speeds).
+    """
+    return optimise(model, tokenizer, samples, config, answer_loss(config), lr_scale, step_callback)
+
+
+class TallRecTrainer:
+    """Object form of the trainer: a base model with one LoRA adapter, trained and scored by config."""
+
+    def __init__(self, model: Any, tokenizer: Any, config: TrainConfig | None = None):
+        from recaudit.tallrec.lora import attach_lora
+
+        self.config = config or TrainConfig()
+        self.tokenizer = tokenizer
+        self.model = model if hasattr(model, "peft_config") else attach_lora(model, self.config)
+
+    def reset(self, seed: int | None = None) -> None:
+        """Re-initialise the adapter (from ``seed``, default the config's)."""
+        from recaudit.tallrec.lora import reset_lora
+
+        reset_lora(self.model, self.config.seed if seed is None else seed)
+
+    def fit(self, samples: Sequence[TallRecSample], **kwargs: Any) -> TrainOutput:
+        """Train the adapter in place (see ``train_lora``)."""
+        return train_lora(self.model, self.tokenizer, samples, self.config, **kwargs)
+
+    def score(self, samples: Sequence[TallRecSample], batch_size: int | None = None) -> np.ndarray:
+        """P(Yes) per sample."""
+        from recaudit.tallrec.scoring import score_samples
+
+        return score_samples(self.model, self.tokenizer, samples, batch_size or self.config.batch_size)
+
+    def state(self) -> dict:
+        """The adapter's LoRA tensors."""
+        from recaudit.tallrec.lora import lora_state_dict
+
+        return lora_state_dict(self.model)

@@ -1,0 +1,195 @@
+"""TALLRec trainer package: prompts, splits, LoRA state files, deterministic training, P(Yes), metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recaudit.data.catalog import Catalog, Interactions, Item
+from recaudit.tallrec import (
+    TallRecSample,
+    TrainConfig,
+    attach_lora,
+    build_samples,
+    evaluate_scores,
+    file_sha256,
+    load_base_model,
+    load_lora,
+    lora_state_dict,
+    reset_lora,
+    save_lora,
+    score_samples,
+    split_samples,
+    states_equal,
+    train_lora,
+)
+from recaudit.tallrec.encoding import continuation_ids, encode_samples, option_token_ids
+
+
+def toy_data(n_users: int = 4, n_items: int = 20, per_user: int = 8, seed: int = 0) -> tuple[Catalog, Interactions]:
+    rng = np.random.default_rng(seed)
+    catalog = Catalog([Item(str(i), f"Film {i}", ("Drama",)) for i in range(n_items)])
+    rows = []
+    for u in range(n_users):
+        for t, i in enumerate(rng.choice(n_items, per_user, replace=False)):
+            rows.append((str(u + 1), str(i), int(rng.integers(1, 6)), 1000 * u + t))
+    return catalog, Interactions(pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"]))
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_lm_path):
+    import torch
+
+    torch.set_num_threads(1)
+    model, tok = load_base_model(tiny_lm_path)
+    return attach_lora(model, TrainConfig(seed=0)), tok
+
+
+def test_build_samples_history_split_and_labels():
+    catalog = Catalog([Item(str(i), f"F{i}") for i in range(5)])
+    frame = pd.DataFrame(
+        {"user_id": ["u"] * 5, "item_id": ["0", "1", "2", "3", "4"], "rating": [5, 2, 4, 3, 4], "timestamp": [1, 2, 3, 4, 5]}
+    )
+    samples = build_samples(Interactions(frame), catalog, history_len=3)
+    assert [s.item_id for s in samples] == ["3", "4"]  # need 3 earlier ratings
+    first = samples[0].prompt_messages[-1][1]
+    assert 'User Preference: "F0", "F2"' in first and 'User Unpreference: "F1"' in first
+    assert 'target movie "F3"?' in first
+    assert [s.label for s in samples] == [0, 1]  # rating 3 is not a like, 4 is
+    second = samples[1].prompt_messages[-1][1]
+    assert 'User Preference: "F2"' in second and '"F0"' not in second  # only the last 3 items
+
+
+def test_build_samples_is_deterministic_and_subsamples_per_user():
+    catalog, inter = toy_data(per_user=12)
+    a = build_samples(inter, catalog, history_len=2, max_per_user=3, seed=5)
+    b = build_samples(inter, catalog, history_len=2, max_per_user=3, seed=5)
+    c = build_samples(inter, catalog, history_len=2, max_per_user=3, seed=6)
+    assert a == b and a != c
+    assert pd.Series([s.user_id for s in a]).value_counts().max() == 3
+
+
+def test_split_by_time_puts_newest_in_test_and_keeps_order():
+    samples = [TallRecSample("u", str(i), (("user", "x"),), i % 2, timestamp=100 - i) for i in range(10)]
+    train, valid, test = split_samples(samples, 0.2, 0.2, by="time")
+    assert {s.item_id for s in test} == {"0", "1"}  # largest timestamps
+    assert [s.item_id for s in train] == ["4", "5", "6", "7", "8", "9"]
+    r1 = split_samples(samples, 0.2, 0.2, by="random", seed=1)
+    assert r1 == split_samples(samples, 0.2, 0.2, by="random", seed=1)
+    with pytest.raises(ValueError, match="valid_frac"):
+        split_samples(samples, 0.6, 0.5)
+
+
+def test_option_tokens_are_first_answer_tokens(tiny):
+    _, tok = tiny
+    yes, no = option_token_ids(tok)
+    assert tok.convert_ids_to_tokens([yes, no]) == ["Y", "N"]  # byte tokenizer
+    assert continuation_ids(tok, "prompt\n", "Yes.")[0] == yes
+
+
+def test_save_load_roundtrip_is_byte_identical(tiny, tmp_path):
+    model, _ = tiny
+    state = lora_state_dict(model)
+    p1 = save_lora(state, tmp_path / "a.safetensors")
+    p2 = save_lora(load_lora(p1), tmp_path / "b.safetensors")
+    assert file_sha256(p1) == file_sha256(p2)
+    assert states_equal(state, load_lora(p1))
+    assert p1.read_bytes()[:1] != b"\x80"  # not a pickle
+
+
+def test_training_is_deterministic_and_learns(tiny):
+    model, tok = tiny
+    catalog, inter = toy_data()
+    samples = build_samples(inter, catalog, history_len=3)
+    cfg = TrainConfig(seed=3, batch_size=4, lr=5e-3, epochs=3, max_length=256)
+    reset_lora(model, 3)
+    before = lora_state_dict(model)
+    out1 = train_lora(model, tok, samples, cfg)
+    s1 = lora_state_dict(model)
+    reset_lora(model, 3)
+    assert states_equal(before, lora_state_dict(model))
+    out2 = train_lora(model, tok, samples, cfg)
+    assert states_equal(s1, lora_state_dict(model))  # bitwise
+    assert out1.losses == out2.losses and out1.n_steps == 3 * int(np.ceil(len(samples) / 4))
+    assert not states_equal(before, s1)
+    assert np.mean(out1.losses[-3:]) < np.mean(out1.losses[:3])
+    reset_lora(model, 4)
+    assert not states_equal(before, lora_state_dict(model))
+
+
+def test_lr_scale_and_callback(tiny):
+    model, tok = tiny
+    catalog, inter = toy_data()
+    samples = build_samples(inter, catalog, history_len=3)[:8]
+    cfg = TrainConfig(seed=0, batch_size=4)
+    seen = []
+    reset_lora(model, 0)
+    train_lora(model, tok, samples, cfg, lr_scale=1.0, step_callback=seen.append)
+    a = lora_state_dict(model)
+    reset_lora(model, 0)
+    train_lora(model, tok, samples, cfg, lr_scale=0.5)
+    assert not states_equal(a, lora_state_dict(model))
+    assert [s.step for s in seen] == [0, 1] and seen[0].n_steps == 2
+    with pytest.raises(ValueError, match="lr_scale"):
+        train_lora(model, tok, samples, cfg, lr_scale=0.0)
+
+
+def test_scores_are_probabilities_and_batch_independent(tiny):
+    model, tok = tiny
+    catalog, inter = toy_data()
+    samples = build_samples(inter, catalog, history_len=3)
+    s8 = score_samples(model, tok, samples, batch_size=8)
+    s1 = score_samples(model, tok, samples, batch_size=1)
+    assert s8.shape == (len(samples),) and np.all((s8 > 0) & (s8 < 1))
+    np.testing.assert_allclose(s8, s1, atol=1e-5)
+
+
+def test_scoring_matches_a_manual_forward(tiny):
+    import torch
+
+    model, tok = tiny
+    catalog, inter = toy_data()
+    sample = build_samples(inter, catalog, history_len=3)[0]
+    text = tok.apply_chat_template([{"role": r, "content": c} for r, c in sample.prompt_messages], add_generation_prompt=True, tokenize=False)
+    ids = tok(text, add_special_tokens=False, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        logits = model(input_ids=ids).logits[0, -1]
+    yes, no = option_token_ids(tok)
+    expected = torch.softmax(logits[[yes, no]], dim=-1)[0].item()
+    assert score_samples(model, tok, [sample])[0] == pytest.approx(expected, abs=1e-6)
+
+
+def test_encode_truncates_prompt_from_the_left(tiny):
+    _, tok = tiny
+    s = TallRecSample("u", "i", (("user", "x" * 300),), 1)
+    e = encode_samples(tok, [s], max_length=64)[0]
+    assert len(e.prompt_ids) + len(e.answer_ids) == 64
+    assert tok.decode(list(e.answer_ids)) == "Yes."
+
+
+def test_evaluate_scores_hand_computed():
+    m = evaluate_scores([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9])
+    assert m["auc"] == pytest.approx(0.75)  # 3 of 4 pos/neg pairs ordered
+    assert m["acc"] == pytest.approx(0.5)
+    expected = -np.mean(np.log([0.9, 0.4, 0.4, 0.9]))
+    assert m["logloss"] == pytest.approx(expected)
+    assert np.isnan(evaluate_scores([1, 1], [0.2, 0.3])["auc"])
+    with pytest.raises(ValueError, match="probabilities"):
+        evaluate_scores([0, 1], [0.5, 1.5])
+
+
+def test_train_config_validation():
+    with pytest.raises(ValueError, match="lora_r"):
+        TrainConfig(lora_r=0)
+    with pytest.raises(ValueError, match="answer_loss"):
+        TrainConfig(answer_loss="some")
+    assert TrainConfig().replace(lr=0.1).lr == 0.1
+
+
+def test_load_base_model_rejects_bad_spec(tmp_path):
+    with pytest.raises(ValueError, match="model_path_or_spec"):
+        load_base_model(tmp_path / "missing")
+    (tmp_path / "w.bin").write_bytes(b"x")
+    with pytest.raises(ValueError, match="gguf"):
+        load_base_model(tmp_path / "w.bin")
