@@ -1,0 +1,126 @@
+"""Settings of one federated run, shared by the ServerApp, the ClientApp, the CLI and the check.
+
+``FederatedSettings`` is a flat pydantic model so it maps one-to-one onto Flower's run config
+(``[tool.flwr.app.config]``, kebab-case keys, scalar values) and onto the ``ConfigRecord`` the
+server sends with every message: clients take their training settings from the message, so the
+same ClientApp runs under ``run_simulation`` (no run config) and under ``flwr run``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from recaudit.federated.allocation import AllocationConfig
+from recaudit.federated.balance import BalanceConfig
+
+StrategyName = Literal["pplr", "fedavg"]
+
+# keys the client needs; everything else (rounds, timeouts, output) stays on the server
+CLIENT_KEYS = (
+    "strategy", "model", "data_dir", "seed", "lora_r", "lora_alpha", "target_modules", "lr", "local_epochs",
+    "batch_size", "max_length", "eval_batch_size", "torch_threads", "num_rounds", "alloc_enabled", "alloc_embeddings",
+    "alloc_first_k", "alloc_last_k", "alloc_lm_head", "dp_enabled", "dp_epsilon", "dp_delta",
+    "dp_max_grad_norm", "dp_noise_multiplier", "fail_partitions", "fail_rounds",
+)
+
+
+class FederatedSettings(BaseModel):
+    """Everything that determines a federated TALLRec run (see ``docs/federated-deployment.md``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: StrategyName = "pplr"
+    num_rounds: int = Field(3, ge=1)
+    model: str = "default"
+    data_dir: str = Field("", description="federation folder written by partition.write_federation")
+    seed: int = 0
+    # TALLRec LoRA trainer
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    target_modules: str = "q_proj,v_proj"
+    lr: float = Field(1e-3, gt=0)
+    local_epochs: int = Field(1, ge=1)
+    batch_size: int = Field(8, ge=1)
+    max_length: int = Field(512, ge=8)
+    eval_batch_size: int = Field(16, ge=1)
+    torch_threads: int = Field(0, ge=0, description="torch threads per client process (0 = torch's default)")
+    # Flower sampling and failures
+    min_available_clients: int = Field(2, ge=1)
+    min_fit_clients: int = Field(2, ge=1, description="clients sampled per round (all available ones when more)")
+    min_replies: int = Field(1, ge=1, description="successful replies a round needs to aggregate")
+    round_timeout: float = Field(3600.0, gt=0)
+    node_wait_timeout: float = Field(600.0, gt=0)
+    # PPLR dynamic balance
+    balance_tau: float = 0.5
+    balance_beta: float = 0.5
+    balance_lr_gamma: float = 1.0
+    balance_lr_min: float = 0.5
+    balance_lr_max: float = 2.0
+    # PPLR flexible allocation
+    alloc_enabled: bool = True
+    alloc_embeddings: bool = True
+    alloc_first_k: int = Field(1, ge=0)
+    alloc_last_k: int = Field(1, ge=0)
+    alloc_lm_head: bool = True
+    # differential privacy (Opacus DP-SGD on the client's LoRA parameters)
+    dp_enabled: bool = False
+    dp_epsilon: float = Field(8.0, gt=0, description="target ε per client after the last round")
+    dp_delta: float = Field(1e-5, gt=0, lt=1)
+    dp_max_grad_norm: float = Field(1.0, gt=0)
+    dp_noise_multiplier: float = Field(0.0, ge=0, description="> 0 fixes σ instead of calibrating it to dp_epsilon")
+    # failure injection (tests, demos): these partitions raise in fit in these rounds ("" = all rounds)
+    fail_partitions: str = ""
+    fail_rounds: str = ""
+    out: str = ""
+
+    @model_validator(mode="after")
+    def _fedavg_shares_everything(self) -> "FederatedSettings":
+        # FedAvg is the baseline: uniform learning rates, data-size weights, nothing kept private
+        if self.strategy == "fedavg":
+            self.__dict__["alloc_enabled"] = False
+        self.balance()  # validates the balance parameters
+        return self
+
+    def balance(self) -> BalanceConfig:
+        """The dynamic-balance parameters."""
+        return BalanceConfig(self.balance_tau, self.balance_beta, self.balance_lr_gamma, self.balance_lr_min,
+                             self.balance_lr_max)
+
+    def allocation(self) -> AllocationConfig:
+        """The flexible-allocation parameters (disabled for FedAvg)."""
+        return AllocationConfig(self.alloc_enabled, self.alloc_embeddings, self.alloc_first_k, self.alloc_last_k,
+                                self.alloc_lm_head)
+
+    def train_config(self) -> Any:
+        """The ``recaudit.tallrec.TrainConfig`` of local training."""
+        from recaudit.tallrec import TrainConfig
+
+        return TrainConfig(
+            lora_r=self.lora_r, lora_alpha=self.lora_alpha, target_modules=tuple(_csv(self.target_modules)),
+            lr=self.lr, epochs=self.local_epochs, batch_size=self.batch_size, max_length=self.max_length,
+            seed=self.seed,
+        )
+
+    def failing(self, partition_id: int, server_round: int) -> bool:
+        """True when failure injection says this partition raises in this round."""
+        parts = {int(x) for x in _csv(self.fail_partitions)}
+        rounds = {int(x) for x in _csv(self.fail_rounds)}
+        return partition_id in parts and (not rounds or server_round in rounds)
+
+    def to_flwr_config(self, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
+        """Kebab-case scalar dict for a Flower run config / ConfigRecord."""
+        data = self.model_dump()
+        return {k.replace("_", "-"): data[k] for k in (keys or tuple(data))}
+
+    @classmethod
+    def from_flwr_config(cls, config: Mapping[str, Any]) -> "FederatedSettings":
+        """Parse a Flower run config / ConfigRecord (unknown keys are ignored; Flower adds its own)."""
+        known = set(cls.model_fields)
+        data = {k.replace("-", "_"): v for k, v in config.items()}
+        return cls.model_validate({k: v for k, v in data.items() if k in known})
+
+
+def _csv(text: str) -> list[str]:
+    return [t.strip() for t in str(text).split(",") if t.strip()]

@@ -1,0 +1,150 @@
+"""Client-side DP-SGD (Opacus) on the LoRA parameters, with a privacy accountant kept across rounds.
+
+Each local step draws a Poisson sample of the client's training samples (rate ``q = B / N``),
+computes per-sample gradients of TALLRec's per-sample answer loss
+(``recaudit.tallrec.encoding.answer_nll``) with Opacus' ``GradSampleModule``, clips each to
+``max_grad_norm``, adds Gaussian noise ``σ · max_grad_norm`` (``DPOptimizer``) and steps AdamW.
+The RDP accountant's history — ``(σ, q, steps)`` triples — lives in the client's Flower state, so
+the spent ε grows round after round; σ is calibrated once so that the client's total over all
+rounds meets the target ε (or fixed by ``noise_multiplier``).
+
+Unit of privacy: one TALLRec sample (one rating with its history prompt) of the client's data,
+add/remove neighbouring; it is not user-level DP and says nothing about what other clients see
+of the shared adapter beyond what DP-SGD's post-processing guarantees.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import numpy as np
+
+History = list[tuple[float, float, int]]
+
+
+@dataclass(frozen=True)
+class DPConfig:
+    """DP-SGD settings: target ε over the whole run (or a fixed σ), δ, per-sample clipping norm."""
+
+    target_epsilon: float = 8.0
+    delta: float = 1e-5
+    max_grad_norm: float = 1.0
+    noise_multiplier: float = 0.0
+    accountant: str = "rdp"
+
+    def __post_init__(self) -> None:
+        if not self.target_epsilon > 0:
+            raise ValueError(f"target_epsilon must be > 0, got {self.target_epsilon}")
+        if not 0 < self.delta < 1:
+            raise ValueError(f"delta must be in (0, 1), got {self.delta}")
+        if not self.max_grad_norm > 0:
+            raise ValueError(f"max_grad_norm must be > 0, got {self.max_grad_norm}")
+        if self.noise_multiplier < 0:
+            raise ValueError(f"noise_multiplier must be >= 0, got {self.noise_multiplier}")
+
+
+@dataclass
+class DPOutput:
+    """Losses of the DP steps, the ε spent so far (all rounds), σ, q and the updated history."""
+
+    losses: list[float]
+    epsilon: float
+    noise_multiplier: float
+    sample_rate: float
+    history: History
+    n_steps: int
+    seconds: float
+
+
+def steps_per_round(n_samples: int, batch_size: int, epochs: int) -> int:
+    """Local DP steps per round: ``epochs · ⌈N / B⌉`` (expected batch size B)."""
+    return epochs * math.ceil(n_samples / batch_size)
+
+
+def calibrate_noise(config: DPConfig, sample_rate: float, total_steps: int) -> float:
+    """σ so that ``total_steps`` Poisson-sampled steps at rate ``q`` spend ``target_epsilon`` (or the fixed σ)."""
+    if config.noise_multiplier > 0:
+        return config.noise_multiplier
+    from opacus.accountants.utils import get_noise_multiplier
+
+    return float(get_noise_multiplier(target_epsilon=config.target_epsilon, target_delta=config.delta,
+                                      sample_rate=sample_rate, steps=total_steps, accountant=config.accountant))
+
+
+def spent_epsilon(history: History, delta: float, accountant: str = "rdp") -> float:
+    """ε spent by the mechanism steps in ``history`` at ``delta`` (0 for an empty history)."""
+    if not history:
+        return 0.0
+    from opacus.accountants import create_accountant
+
+    acc = create_accountant(accountant)
+    acc.history = [tuple(h) for h in history]
+    return float(acc.get_epsilon(delta=delta))
+
+
+def train_lora_dp(
+    model: Any,
+    tokenizer: Any,
+    samples: Sequence[Any],
+    train_config: Any,
+    dp: DPConfig,
+    total_rounds: int,
+    history: History | None = None,
+    lr_scale: float = 1.0,
+    seed: int = 0,
+) -> DPOutput:
+    """One round of local DP-SGD on ``model``'s LoRA parameters (in place); see the module docstring."""
+    import torch
+    from opacus import GradSampleModule
+    from opacus.accountants import create_accountant
+    from opacus.optimizers import DPOptimizer
+
+    from recaudit.tallrec.encoding import answer_logits, answer_nll, collate, encode_samples
+    from recaudit.tallrec.trainer import deterministic_torch, trainable_parameters
+
+    if not samples:
+        raise ValueError("samples is empty: nothing to train on")
+    n = len(samples)
+    q = min(1.0, train_config.batch_size / n)
+    steps = steps_per_round(n, train_config.batch_size, train_config.epochs)
+    sigma = calibrate_noise(dp, q, steps * total_rounds)
+    encoded = encode_samples(tokenizer, samples, train_config.max_length)
+    params = trainable_parameters(model)
+    gsm = GradSampleModule(model, batch_first=True, loss_reduction="mean")
+    base_opt = torch.optim.AdamW(params, lr=train_config.lr * lr_scale, weight_decay=train_config.weight_decay)
+    gen = torch.Generator().manual_seed(int(seed))
+    opt = DPOptimizer(base_opt, noise_multiplier=sigma, max_grad_norm=dp.max_grad_norm,
+                      expected_batch_size=max(1, round(q * n)), loss_reduction="mean", generator=gen)
+    accountant = create_accountant(dp.accountant)
+    accountant.history = [tuple(h) for h in (history or [])]
+    rng = np.random.default_rng(seed)
+    first_only = train_config.answer_loss == "first"
+    losses: list[float] = []
+    t0 = time.perf_counter()
+    was_training = model.training
+    try:
+        with deterministic_torch(train_config.deterministic):
+            gsm.train()
+            for _ in range(steps):
+                idx = np.flatnonzero(rng.random(n) < q).tolist()
+                opt.zero_grad(set_to_none=True)
+                if idx:
+                    batch = collate([encoded[i] for i in idx], tokenizer.pad_token_id, device=params[0].device)
+                    loss = answer_nll(answer_logits(gsm, batch), batch, first_only=first_only).mean()
+                    loss.backward()
+                    losses.append(float(loss.detach()))
+                else:
+                    # an empty Poisson batch is still a noisy step of the mechanism
+                    for p in params:
+                        p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
+                opt.step()
+                accountant.step(noise_multiplier=sigma, sample_rate=q)
+    finally:
+        gsm.cleanup()
+        model.train(was_training)
+    hist: History = [(float(s), float(r), int(k)) for s, r, k in accountant.history]
+    return DPOutput(losses=losses, epsilon=spent_epsilon(hist, dp.delta, dp.accountant), noise_multiplier=sigma,
+                    sample_rate=q, history=hist, n_steps=steps, seconds=time.perf_counter() - t0)
