@@ -245,6 +245,40 @@ def _interactions(
     return Interactions(frame, users=users, name=name)
 
 
+def _fast_interactions(
+    path: Path, columns: dict[str, str | int | None], catalog: Catalog | None, name: str,
+    users: pd.DataFrame | None = None, sep: str = ",", header: bool = True,
+) -> Interactions | None:
+    """Vectorised read of a large interaction file; None when anything looks wrong.
+
+    The line-by-line reader stays the reference: on None the caller re-reads slowly, which
+    either raises the precise DataFormatError (file:line) or accepts what pandas would not.
+    """
+    try:
+        raw = pd.read_csv(path, sep=sep, header=0 if header else None, dtype=str, keep_default_na=False,
+                          skip_blank_lines=False, encoding="utf-8", engine="c")
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError):
+        return None
+    if raw.empty or any(src is not None and src not in raw.columns for src in columns.values()):
+        return None
+    frame = pd.DataFrame({key: raw[src].str.strip() for key in ("user_id", "item_id") for src in [columns[key]]})
+    rating = pd.to_numeric(raw[columns["rating"]], errors="coerce")
+    ts_src = columns.get("timestamp")
+    ts = pd.to_numeric(raw[ts_src], errors="coerce") if ts_src is not None else pd.Series(np.arange(len(raw)))
+    ok = (
+        (frame["user_id"] != "").all() and (frame["item_id"] != "").all()
+        and np.isfinite(rating.to_numpy(dtype=float)).all()
+        and ts.notna().all() and (ts == ts.round()).all()
+        and (catalog is None or frame["item_id"].isin(set(catalog.ids)).all())
+        and (users is None or frame["user_id"].isin(set(users.index)).all())
+    )
+    if not ok:
+        return None
+    frame["rating"] = rating.astype("float64")
+    frame["timestamp"] = ts.astype("int64").to_numpy()
+    return Interactions(frame, users=users, name=name)
+
+
 # ---------------------------------------------------------------------------------------------
 # MovieLens
 
@@ -278,7 +312,9 @@ def load_movielens_100k(directory: str | Path, title_style: TitleStyle = "displa
             yield (n, _id(path, n, "user id", f[0]), _id(path, n, "item id", f[1]),
                    _float(path, n, "rating", f[2]), _int(path, n, "timestamp", f[3]))
 
-    interactions = _interactions(path, rows(), catalog, "ml-100k", users_frame)
+    columns = {"user_id": 0, "item_id": 1, "rating": 2, "timestamp": 3}
+    interactions = _fast_interactions(path, columns, catalog, "ml-100k", users_frame, sep="\t", header=False)
+    interactions = interactions or _interactions(path, rows(), catalog, "ml-100k", users_frame)
     return catalog.with_popularity(interactions), interactions
 
 
@@ -314,7 +350,9 @@ def load_movielens_latest_small(directory: str | Path, title_style: TitleStyle =
             yield (n, _id(rpath, n, "userId", r["userId"]), _id(rpath, n, "movieId", r["movieId"]),
                    _float(rpath, n, "rating", r["rating"]), _int(rpath, n, "timestamp", r["timestamp"]))
 
-    interactions = _interactions(rpath, rows(), catalog, "ml-latest-small")
+    columns = {"user_id": "userId", "item_id": "movieId", "rating": "rating", "timestamp": "timestamp"}
+    interactions = _fast_interactions(rpath, columns, catalog, "ml-latest-small")
+    interactions = interactions or _interactions(rpath, rows(), catalog, "ml-latest-small")
     return catalog.with_popularity(interactions), interactions
 
 
@@ -345,7 +383,17 @@ def load_interactions_file(path: str | Path, catalog: Catalog | None = None, nam
             yield (n, _id(p, n, "user_id", r["user_id"]), _id(p, n, "item_id", r["item_id"]),
                    _float(p, n, "rating", r["rating"]), i if ts is None else ts)
 
-    return _interactions(p, rows(), catalog, name or p.stem)
+    fast = None
+    if p.suffix.lower() == ".csv":
+        try:
+            with p.open(encoding="utf-8") as f:
+                header = [h.strip() for h in next(csv.reader([f.readline()]), [])]
+        except (UnicodeDecodeError, OSError):
+            header = []
+        columns = {"user_id": "user_id", "item_id": "item_id", "rating": "rating",
+                   "timestamp": "timestamp" if "timestamp" in header else None}
+        fast = _fast_interactions(p, columns, catalog, name or p.stem)
+    return fast or _interactions(p, rows(), catalog, name or p.stem)
 
 
 # ---------------------------------------------------------------------------------------------
