@@ -193,3 +193,54 @@ def test_load_base_model_rejects_bad_spec(tmp_path):
     (tmp_path / "w.bin").write_bytes(b"x")
     with pytest.raises(ValueError, match="gguf"):
         load_base_model(tmp_path / "w.bin")
+
+
+def test_frozen_prefix_cache_matches_full_forward(tiny_lm_path):
+    from recaudit.tallrec.prefix import prefix_of
+
+    catalog, inter = toy_data()
+    samples = build_samples(inter, catalog, history_len=3)[:10]
+    cfg = TrainConfig(seed=1, batch_size=4, lr=5e-3, lora_layers=1)
+    cached, tok = load_base_model(tiny_lm_path)
+    cached = attach_lora(cached, cfg)
+    plain, _ = load_base_model(tiny_lm_path)
+    plain = attach_lora(plain, cfg.replace(cache_prefix=False))
+    assert prefix_of(cached) is not None and prefix_of(plain) is None
+    names = [n for n, p in cached.named_parameters() if p.requires_grad]
+    assert names and all(".layers.1." in n for n in names)  # LoRA on the top block only
+    out_c = train_lora(cached, tok, samples, cfg)
+    out_p = train_lora(plain, tok, samples, cfg)
+    np.testing.assert_allclose(out_c.losses, out_p.losses, rtol=1e-5)
+    assert states_equal(lora_state_dict(cached), lora_state_dict(plain), atol=1e-6)
+    np.testing.assert_allclose(score_samples(cached, tok, samples), score_samples(plain, tok, samples), atol=1e-6)
+    assert len(prefix_of(cached)) == len(samples)  # one bottom pass per sample, reused by scoring
+
+
+def test_trainer_scoring_equals_the_hf_adapter(tiny):
+    """One scoring definition: the batched trainer path gives HFCausalLM.score's P(Yes)."""
+    from recaudit.adapters.hf import HFCausalLM
+    from recaudit.tallrec import score_with_adapter
+
+    model, tok = tiny
+    catalog, inter = toy_data()
+    samples = build_samples(inter, catalog, history_len=3)[:6]
+    reset_lora(model, 9)
+    train_lora(model, tok, samples, TrainConfig(seed=9, batch_size=3, lr=1e-2))
+    ours = score_samples(model, tok, samples, batch_size=4)
+    theirs = score_with_adapter(HFCausalLM.from_model(model, tok, name="tallrec"), samples)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_smollm2_bpe_option_tokens_and_answers():
+    from recaudit.tallrec.model import default_model_path
+
+    from transformers import AutoTokenizer
+
+    path = default_model_path()
+    tok = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    yes, no = option_token_ids(tok)
+    assert tok.decode([yes]) == "Yes" and tok.decode([no]) == "No"
+    s = TallRecSample("u", "i", (("system", "Answer."), ("user", 'Like "Heat (1995)"?')), 0)
+    e = encode_samples(tok, [s], max_length=512)[0]
+    assert e.answer_ids[0] == no and tok.decode(list(e.answer_ids)) == "No."

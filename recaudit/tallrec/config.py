@@ -14,6 +14,8 @@ class TrainConfig:
     ``lr`` is AdamW's learning rate; ``grad_clip`` clips the global gradient norm (0 = off);
     ``answer_loss`` chooses which answer tokens carry the loss ("all": the whole "Yes."/"No.",
     as TALLRec trains; "first": only the first token, the one P(Yes) is read from).
+    ``lora_layers``: put LoRA on the top N transformer blocks only (None = all, as TALLRec); with
+    ``cache_prefix`` the frozen bottom blocks then run once per sample (``tallrec.prefix``).
     """
 
     lora_r: int = 8
@@ -30,6 +32,8 @@ class TrainConfig:
     shuffle: bool = True
     answer_loss: str = "all"
     deterministic: bool = True
+    lora_layers: int | None = None
+    cache_prefix: bool = True
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -42,6 +46,8 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
         if self.grad_clip < 0:
             raise ValueError(f"TrainConfig.grad_clip must be >= 0, got {self.grad_clip}")
+        if self.lora_layers is not None and int(self.lora_layers) < 1:
+            raise ValueError(f"TrainConfig.lora_layers must be >= 1 or None, got {self.lora_layers}")
         if self.answer_loss not in ("all", "first"):
             raise ValueError(f"TrainConfig.answer_loss must be 'all' or 'first', got {self.answer_loss!r}")
         if isinstance(self.target_modules, str) or not self.target_modules:

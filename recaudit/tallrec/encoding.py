@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from recaudit.adapters.hf import render_chat
 from recaudit.tallrec.prompts import PromptTemplate, TallRecSample, default_template
 
 _OPTION_CACHE: dict[tuple[int, tuple[str, ...]], tuple[int, int]] = {}
@@ -37,16 +38,19 @@ class Batch:
     answer_ids: Any
     labels: Any
     n_keep: int
+    inputs_embeds: Any = None  # set when a frozen-prefix cache feeds the top blocks
+    prefix: Any = None  # the FrozenPrefix that produced ``inputs_embeds``
 
 
 def prompt_text(tokenizer: Any, messages: Sequence[tuple[str, str]]) -> str:
-    """The prompt exactly as the model sees it before the answer (chat template + generation prompt)."""
-    chat = [{"role": r, "content": c} for r, c in messages]
-    if getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=False)
-    # base models without a chat template: Alpaca-style, as TALLRec's original prompt
-    body = "\n\n".join(f"### {r.capitalize()}:\n{c}" for r, c in messages)
-    return f"{body}\n\n### Response:\n"
+    """The prompt exactly as the model sees it before the answer (the HF adapter's chat rendering)."""
+    return render_chat(tokenizer, messages)[0]
+
+
+def prompt_ids(tokenizer: Any, messages: Sequence[tuple[str, str]]) -> tuple[str, list[int]]:
+    """(prompt text, token ids) as ``HFCausalLM.score`` tokenises it, so both score the same input."""
+    text, special = render_chat(tokenizer, messages)
+    return text, tokenizer(text, add_special_tokens=special)["input_ids"]
 
 
 def continuation_ids(tokenizer: Any, context: str, continuation: str) -> list[int]:
@@ -84,8 +88,7 @@ def encode_samples(
     template = template or default_template()
     out = []
     for s in samples:
-        text = prompt_text(tokenizer, s.prompt_messages)
-        prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
+        text, prompt = prompt_ids(tokenizer, s.prompt_messages)
         answer = continuation_ids(tokenizer, text, template.answer(s.label))
         budget = max_length - len(answer)
         if budget < 1:
@@ -127,14 +130,14 @@ def answer_logits(model: Any, batch: Batch) -> Any:
 
     Index 0 is the last prompt token (predicts the first answer token, where P(Yes) is read).
     """
-    out = model(
-        input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
-        position_ids=batch.position_ids,
-        logits_to_keep=batch.n_keep,
-        use_cache=False,
+    common = dict(
+        attention_mask=batch.attention_mask, position_ids=batch.position_ids, logits_to_keep=batch.n_keep, use_cache=False
     )
-    logits = out.logits
+    if batch.prefix is not None:
+        with batch.prefix.top_only(model):
+            logits = model(inputs_embeds=batch.inputs_embeds, **common).logits
+    else:
+        logits = model(input_ids=batch.input_ids, **common).logits
     n_ans = batch.answer_ids.shape[1]
     return logits[:, :n_ans, :] if logits.shape[1] > n_ans else logits
 

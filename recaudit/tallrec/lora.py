@@ -17,11 +17,25 @@ from recaudit.tallrec.config import TrainConfig
 LoraState = dict  # dict[str, torch.Tensor]; a plain alias so callers need not import torch
 
 
-def lora_config(config: TrainConfig, r: int | None = None, alpha: float | None = None) -> Any:
-    """The PEFT ``LoraConfig`` for a train config (``r``/``alpha`` override, e.g. for rank concatenation)."""
+def lora_config(
+    config: TrainConfig, r: int | None = None, alpha: float | None = None, n_layers: int | None = None
+) -> Any:
+    """The PEFT ``LoraConfig`` for a train config (``r``/``alpha`` override, e.g. for rank concatenation).
+
+    ``n_layers`` (the model's block count) is needed when ``config.lora_layers`` is set.
+    """
     from peft import LoraConfig, TaskType
 
+    layers = None
+    if config.lora_layers is not None:
+        if n_layers is None:
+            raise ValueError("lora_config: n_layers is required when config.lora_layers is set")
+        if config.lora_layers > n_layers:
+            raise ValueError(f"TrainConfig.lora_layers={config.lora_layers} exceeds the model's {n_layers} blocks")
+        layers = list(range(n_layers - config.lora_layers, n_layers))
     return LoraConfig(
+        layers_to_transform=layers,
+        layers_pattern="layers" if layers is not None else None,
         r=r or config.lora_r,
         lora_alpha=alpha if alpha is not None else config.lora_alpha,
         lora_dropout=config.lora_dropout,
@@ -39,14 +53,22 @@ def attach_lora(model: Any, config: TrainConfig, seed: int | None = None) -> Any
     """
     from peft import get_peft_model
 
-    peft_model = get_peft_model(model, lora_config(config))
+    from recaudit.tallrec.prefix import enable_prefix_cache, num_layers
+
+    n_layers = num_layers(model) if config.lora_layers is not None else None
+    peft_model = get_peft_model(model, lora_config(config, n_layers=n_layers))
     reset_lora(peft_model, config.seed if seed is None else seed)
+    if config.lora_layers is not None and config.cache_prefix:
+        enable_prefix_cache(peft_model, config.lora_layers)
     return peft_model
 
 
 def add_adapter(model: Any, name: str, config: TrainConfig, r: int | None = None, alpha: float | None = None) -> None:
     """Add a second named adapter to a PEFT model (frozen; used for teachers and merged adapters)."""
-    model.add_adapter(name, lora_config(config, r=r, alpha=alpha))
+    from recaudit.tallrec.prefix import num_layers
+
+    n_layers = num_layers(model) if config.lora_layers is not None else None
+    model.add_adapter(name, lora_config(config, r=r, alpha=alpha, n_layers=n_layers))
     for pname, p in model.named_parameters():
         if f".{name}." in pname:
             p.requires_grad_(False)

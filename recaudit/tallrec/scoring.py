@@ -17,11 +17,11 @@ from recaudit.tallrec.encoding import (
     EncodedSample,
     answer_logits,
     answer_nll,
-    collate,
     encode_samples,
     option_token_ids,
     yes_probability,
 )
+from recaudit.tallrec.prefix import model_batch
 from recaudit.tallrec.prompts import TallRecSample
 
 DEFAULT_MAX_LENGTH = 512
@@ -67,7 +67,6 @@ def sample_outputs(
     encoded = encode_samples(tokenizer, samples, max_length)
     p_yes = np.zeros(len(samples))
     loss = np.zeros(len(samples))
-    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     try:
@@ -75,7 +74,7 @@ def sample_outputs(
             for idx in _chunks(len(samples), batch_size):
                 if before_batch is not None:
                     before_batch(list(idx))
-                batch = collate([encoded[i] for i in idx], tokenizer.pad_token_id, device=device)
+                batch = model_batch(model, tokenizer, [encoded[i] for i in idx])
                 logits = answer_logits(model, batch)
                 p_yes[idx.start : idx.stop] = yes_probability(logits[:, 0, :], option_ids).cpu().numpy()
                 loss[idx.start : idx.stop] = answer_nll(logits, batch).cpu().numpy()
@@ -90,14 +89,13 @@ def first_token_logits(
     """Full-vocabulary logits at the first answer position, [n, vocab] float32 (distillation targets)."""
     import torch
 
-    device = next(model.parameters()).device
     rows = []
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
             for idx in _chunks(len(encoded), batch_size):
-                batch = collate([encoded[i] for i in idx], tokenizer.pad_token_id, with_answer=False, device=device)
+                batch = model_batch(model, tokenizer, [encoded[i] for i in idx], with_answer=False)
                 rows.append(answer_logits(model, batch)[:, 0, :].float().cpu().numpy())
     finally:
         model.train(was_training)

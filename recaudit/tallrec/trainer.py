@@ -18,7 +18,8 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from recaudit.tallrec.config import TrainConfig
-from recaudit.tallrec.encoding import Batch, EncodedSample, answer_logits, answer_nll, collate, encode_samples
+from recaudit.tallrec.encoding import Batch, EncodedSample, answer_logits, answer_nll, encode_samples
+from recaudit.tallrec.prefix import model_batch
 from recaudit.tallrec.prompts import TallRecSample
 
 LossFn = Callable[[Any, Batch, list[int]], Any]
@@ -106,7 +107,6 @@ def optimise(
         raise ValueError(f"lr_scale must be a positive finite number, got {lr_scale}")
     encoded = list(encoded) if encoded is not None else encode_samples(tokenizer, samples, config.max_length)
     params = trainable_parameters(model)
-    device = params[0].device
     opt = torch.optim.AdamW(params, lr=config.lr * lr_scale, weight_decay=config.weight_decay)
     steps = batch_order(len(samples), config.batch_size, config.epochs, config.seed, config.shuffle)
     out = TrainOutput()
@@ -117,7 +117,7 @@ def optimise(
         model.train()
         try:
             for step, (epoch, idx) in enumerate(steps):
-                batch = collate([encoded[i] for i in idx], tokenizer.pad_token_id, device=device)
+                batch = model_batch(model, tokenizer, [encoded[i] for i in idx])
                 loss = loss_fn(model, batch, idx)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
