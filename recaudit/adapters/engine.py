@@ -1,0 +1,371 @@
+"""A lean decode loop over a transformers Llama-family model: static KV cache, continuous batching.
+
+Why not ``model.generate``: with a dynamic cache every decode step re-allocates the cache and
+expands the grouped KV heads to all attention heads, and a finished sequence keeps its batch
+row until the longest one ends. Here
+
+- the KV cache is allocated once, one row ("slot") per running sequence, and each slot keeps
+  its own write position, so sequences of different lengths share a batch without padding;
+- attention reads the grouped KV heads directly (queries are grouped per KV head) instead of
+  copying them ``num_heads / num_kv_heads`` times;
+- a finished sequence (EOS, stop string or length) frees its slot, and the next waiting prompt
+  is prefilled into it (continuous batching), so the batch stays full of live work;
+- on CUDA the decode step is captured once as a CUDA graph and replayed (no per-kernel launch
+  cost); prompts are prefilled eagerly.
+
+The model's own modules (projections, norms, MLP, rotary embedding, LoRA layers) do the
+arithmetic; only attention and the cache are re-implemented, mirroring transformers' eager
+attention (matmul, float32 softmax, matmul). Greedy outputs therefore match ``generate`` token
+for token on float32 (tested on the tiny model and on SmolLM2). Supported: decoder-only models
+whose layers look like Llama's (llama, mistral without a sliding window, qwen2, qwen3).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from typing import Any, Sequence
+
+from recaudit.adapters.base import AdapterError
+from recaudit.adapters.hf import GenSettings, Generated
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+
+
+def _rotate_half(x: Any) -> Any:
+    import torch
+
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def _rope(q: Any, k: Any, cos: Any, sin: Any) -> tuple[Any, Any]:
+    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
+    return q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
+
+
+def grouped_attention(q: Any, k: Any, v: Any, allowed: Any, scaling: float) -> Any:
+    """Attention of ``q`` [B, H, Q, d] over grouped ``k``/``v`` [B, Hkv, L, d] without expanding
+    the KV heads; ``allowed`` is a boolean mask broadcastable to [B, 1, 1, Q, L]."""
+    import torch
+
+    b, h, nq, d = q.shape
+    hkv, length = k.shape[1], k.shape[2]
+    g = h // hkv
+    scores = torch.matmul(q.reshape(b, hkv, g * nq, d), k.transpose(-1, -2)) * scaling
+    scores = scores.view(b, hkv, g, nq, length).masked_fill(~allowed, float("-inf"))
+    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+    return torch.matmul(probs.view(b, hkv, g * nq, length), v).view(b, h, nq, d)
+
+
+class _Arch:
+    """The pieces of a Llama-like causal LM the loop calls."""
+
+    def __init__(self, model: Any):
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        cfg = base.config
+        mtype = getattr(cfg, "model_type", "?")
+        if mtype not in SUPPORTED_MODEL_TYPES:
+            raise AdapterError(
+                f"engine='recaudit' supports {', '.join(SUPPORTED_MODEL_TYPES)} models, not {mtype!r}; use engine='generate'"
+            )
+        if getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True) and mtype == "mistral":
+            raise AdapterError("engine='recaudit' does not implement sliding-window attention; use engine='generate'")
+        if getattr(cfg, "pretraining_tp", 1) not in (None, 1):
+            raise AdapterError("engine='recaudit' does not support pretraining_tp > 1; use engine='generate'")
+        dec = base.model
+        self.embed = dec.embed_tokens
+        self.layers = list(dec.layers)
+        self.norm = dec.norm
+        self.rotary = dec.rotary_emb
+        self.lm_head = base.lm_head
+        self.n_heads = cfg.num_attention_heads
+        self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
+        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
+        attn = self.layers[0].self_attn
+        self.scaling = float(getattr(attn, "scaling", self.head_dim**-0.5))
+        self.vocab = base.lm_head.out_features
+
+    def project(self, attn: Any, x: Any, heads: int, proj: Any, norm_name: str) -> Any:
+        b, t = x.shape[:2]
+        y = proj(x).view(b, t, heads, self.head_dim)
+        norm = getattr(attn, norm_name, None)  # qwen3 normalises q and k per head
+        if norm is not None:
+            y = norm(y)
+        return y.transpose(1, 2)
+
+
+class DecodeEngine:
+    """Generate for many prompts with a fixed number of slots (``max_batch``)."""
+
+    def __init__(
+        self,
+        model: Any,
+        eos_ids: Sequence[int],
+        pad_id: int,
+        max_batch: int = 8,
+        tokenizer: Any = None,
+        cuda_graphs: bool | None = None,
+        check_every: int | None = None,
+        prefill_chunk: int = 64,
+        refill_fraction: float = 0.125,
+    ):
+        import torch
+
+        self.model = model
+        self.arch = _Arch(model)
+        self.eos_ids = list(eos_ids)
+        self.pad_id = int(pad_id)
+        self.max_batch = int(max_batch)
+        self.tokenizer = tokenizer
+        self.device = next(model.parameters()).device
+        on_cuda = self.device.type == "cuda"
+        self.cuda_graphs = on_cuda if cuda_graphs is None else (cuda_graphs and on_cuda)
+        # on a GPU a host sync per step would cost as much as the step; on a CPU it is free
+        self.check_every = check_every or (8 if on_cuda else 1)
+        self.prefill_chunk = prefill_chunk
+        self.refill_fraction = refill_fraction
+        self._graph: Any = None
+        self._graph_key: tuple[int, int] | None = None
+        self._eos_t = torch.tensor(self.eos_ids or [-1], device=self.device)
+        self.stats: dict[str, int] = {"decode_steps": 0, "prefills": 0, "graph_captures": 0}
+
+    # ---- buffers --------------------------------------------------------------------------------
+    def _alloc(self, slots: int, length: int, width: int) -> None:
+        import torch
+
+        a, dev = self.arch, self.device
+        dtype = next(self.model.parameters()).dtype
+        key = (slots, length)
+        if getattr(self, "_buf_key", None) != key:
+            self.k_cache = [torch.zeros(slots, a.n_kv, length, a.head_dim, dtype=dtype, device=dev) for _ in a.layers]
+            self.v_cache = [torch.zeros_like(k) for k in self.k_cache]
+            self.tok = torch.zeros(slots, dtype=torch.long, device=dev)
+            self.pos = torch.zeros(slots, dtype=torch.long, device=dev)
+            self.cols = torch.arange(length, device=dev)
+            self.rows = torch.arange(slots, device=dev)
+            self._buf_key = key
+            self._graph = None
+        self.out = torch.zeros(slots, width, dtype=torch.long, device=dev)
+        self.gen = torch.zeros(slots, dtype=torch.long, device=dev)
+        self.active = torch.zeros(slots, dtype=torch.bool, device=dev)
+        self.has_eos = torch.zeros(slots, dtype=torch.bool, device=dev)
+        self.seen = None
+
+    # ---- model passes ---------------------------------------------------------------------------
+    def _prefill(self, prompts: Sequence[Sequence[int]], slots: Sequence[int]) -> Any:
+        """Run right-padded prompts, write their K/V into ``slots``; return last-token logits."""
+        import torch
+
+        a = self.arch
+        n, width = len(prompts), max(len(p) for p in prompts)
+        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
+        for i, p in enumerate(prompts):
+            ids[i, : len(p)] = torch.tensor(p, dtype=torch.long)
+        ids = ids.to(self.device)
+        lens = torch.tensor([len(p) for p in prompts], device=self.device)
+        slot_t = torch.tensor(list(slots), device=self.device)
+        positions = torch.arange(width, device=self.device).unsqueeze(0).expand(n, width)
+        causal = torch.ones(width, width, dtype=torch.bool, device=self.device).tril()
+        h = a.embed(ids)
+        cos, sin = a.rotary(h, positions)
+        for li, layer in enumerate(a.layers):
+            attn = layer.self_attn
+            x = layer.input_layernorm(h)
+            q = a.project(attn, x, a.n_heads, attn.q_proj, "q_norm")
+            k = a.project(attn, x, a.n_kv, attn.k_proj, "k_norm")
+            v = attn.v_proj(x).view(n, width, a.n_kv, a.head_dim).transpose(1, 2)
+            q, k = _rope(q, k, cos, sin)
+            self.k_cache[li][slot_t, :, :width] = k
+            self.v_cache[li][slot_t, :, :width] = v
+            o = grouped_attention(q, k, v, causal, a.scaling)
+            h = h + attn.o_proj(o.transpose(1, 2).reshape(n, width, -1))
+            h = h + layer.mlp(layer.post_attention_layernorm(h))
+        last = h[torch.arange(n, device=self.device), lens - 1]
+        self.stats["prefills"] += 1
+        return a.lm_head(a.norm(last))
+
+    def _decode_step(self, length: int | None = None) -> Any:
+        """One token for every slot from ``self.tok`` at ``self.pos``; returns logits [S, V].
+
+        ``length`` limits attention to the first columns (eager path); the graph path uses all."""
+        import torch
+
+        a = self.arch
+        s = self.tok.shape[0]
+        L = length or self.cols.shape[0]
+        pos = self.pos.unsqueeze(1)
+        h = a.embed(self.tok.unsqueeze(1))
+        cos, sin = a.rotary(h, pos)
+        allowed = (self.cols[:L].unsqueeze(0) <= pos).view(s, 1, 1, 1, L)
+        for li, layer in enumerate(a.layers):
+            attn = layer.self_attn
+            x = layer.input_layernorm(h)
+            q = a.project(attn, x, a.n_heads, attn.q_proj, "q_norm")
+            k = a.project(attn, x, a.n_kv, attn.k_proj, "k_norm")
+            v = attn.v_proj(x).view(s, 1, a.n_kv, a.head_dim).transpose(1, 2)
+            q, k = _rope(q, k, cos, sin)
+            self.k_cache[li][self.rows, :, self.pos] = k[:, :, 0]
+            self.v_cache[li][self.rows, :, self.pos] = v[:, :, 0]
+            o = grouped_attention(q, self.k_cache[li][:, :, :L], self.v_cache[li][:, :, :L], allowed, a.scaling)
+            h = h + attn.o_proj(o.transpose(1, 2).reshape(s, 1, -1))
+            h = h + layer.mlp(layer.post_attention_layernorm(h))
+        return a.lm_head(a.norm(h[:, 0]))
+
+    def _step_logits(self, length: int) -> Any:
+        if not self.cuda_graphs:
+            return self._decode_step(length)
+        import torch
+
+        if self._graph is None:
+            stream = torch.cuda.Stream()
+            stream.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(stream):
+                for _ in range(2):  # warm-up writes K/V at the current positions, rewritten below
+                    self._decode_step()
+            torch.cuda.current_stream().wait_stream(stream)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):
+                self._graph_logits = self._decode_step()
+            self._graph = graph
+            self.stats["graph_captures"] += 1
+        self._graph.replay()
+        return self._graph_logits
+
+    # ---- token choice ---------------------------------------------------------------------------
+    def _choose(self, logits: Any, settings: GenSettings, generator: Any, seen: Any) -> Any:
+        """Repetition penalty (over the tokens in ``seen``), then greedy or temperature/top-p
+        sampling, in the order transformers applies them."""
+        import torch
+
+        scores = logits.float()
+        if settings.repetition_penalty != 1.0 and seen is not None:
+            p = settings.repetition_penalty
+            scores = torch.where(seen, torch.where(scores < 0, scores * p, scores / p), scores)
+        if not settings.do_sample:
+            return scores.argmax(dim=-1)
+        scores = scores / settings.temperature
+        if settings.top_p < 1.0:
+            sorted_scores, idx = torch.sort(scores, descending=False)
+            cum = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
+            remove = cum <= (1 - settings.top_p)
+            remove[..., -1:] = False
+            scores = scores.masked_fill(remove.scatter(1, idx, remove), float("-inf"))
+        return torch.multinomial(scores.softmax(dim=-1), 1, generator=generator).squeeze(1)
+
+    def _accept(self, nxt: Any, ignore_eos: bool) -> None:
+        width = self.out.shape[1]
+        self.tok.copy_(nxt)
+        self.out[self.rows, self.gen.clamp(max=width - 1)] = nxt
+        if self.seen is not None:
+            self.seen[self.rows, nxt] = True
+        if not ignore_eos:
+            self.has_eos |= (nxt.unsqueeze(1) == self._eos_t).any(dim=1) & self.active
+        self.gen += self.active.long()
+
+    # ---- the loop -------------------------------------------------------------------------------
+    def generate(
+        self, prompts: Sequence[Sequence[int]], settings: GenSettings, ignore_eos: bool = False
+    ) -> list[Generated]:
+        """Generated tokens per prompt, in input order (pass prompts sorted by length for speed)."""
+        import torch
+
+        n = len(prompts)
+        if n == 0:
+            return []
+        if any(len(p) == 0 for p in prompts):
+            raise AdapterError("engine='recaudit' needs non-empty prompts")
+        max_new = settings.max_new_tokens
+        slots = min(self.max_batch, n)
+        width = max_new + self.check_every
+        self._alloc(slots, max(len(p) for p in prompts) + width, width)
+        if settings.repetition_penalty != 1.0:
+            self.seen = torch.zeros(slots, self.arch.vocab, dtype=torch.bool, device=self.device)
+        generator = None
+        if settings.do_sample:
+            generator = torch.Generator(device=self.device).manual_seed(settings.seed)
+        stops = [s for s in settings.stop if s]
+        pending = deque(range(n))
+        slot_req = [-1] * slots
+        slot_len = [0] * slots  # prompt length per slot
+        gen_host = [0] * slots
+        results: list[Generated | None] = [None] * n
+        refill_min = max(1, int(slots * self.refill_fraction))
+        with torch.inference_mode():
+            while pending or any(r >= 0 for r in slot_req):
+                free = [s for s in range(slots) if slot_req[s] < 0]
+                if pending and free and (len(free) >= refill_min or len(free) == slots):
+                    take = [pending.popleft() for _ in range(min(len(free), len(pending)))]
+                    self._fill(take, free[: len(take)], prompts, settings, generator, ignore_eos)
+                    for r, s in zip(take, free):
+                        slot_req[s], slot_len[s], gen_host[s] = r, len(prompts[r]), 1
+                live = [s for s in range(slots) if slot_req[s] >= 0]
+                steps = min(self.check_every, max(max_new - gen_host[s] for s in live))
+                length = max(slot_len[s] + gen_host[s] for s in live) + steps
+                for _ in range(steps):
+                    nxt = self._choose(self._step_logits(length), settings, generator, self.seen)
+                    self.pos += self.active.long()
+                    self._accept(nxt, ignore_eos)
+                    self.stats["decode_steps"] += 1
+                for s in live:
+                    gen_host[s] += steps
+                self._collect(live, slot_req, gen_host, results, max_new, stops, ignore_eos)
+        return [r if r is not None else Generated([], False) for r in results]
+
+    def _fill(self, reqs: list[int], slots: list[int], prompts: Sequence[Sequence[int]], settings: GenSettings,
+              generator: Any, ignore_eos: bool) -> None:
+        """Prefill ``reqs`` into ``slots`` (in chunks) and record their first token."""
+        import torch
+
+        for start in range(0, len(reqs), self.prefill_chunk):
+            rs, ss = reqs[start : start + self.prefill_chunk], slots[start : start + self.prefill_chunk]
+            slot_t = torch.tensor(ss, device=self.device)
+            if self.seen is not None:
+                self.seen[slot_t] = False
+                for r, s in zip(rs, ss):
+                    self.seen[s, torch.tensor(prompts[r], device=self.device)] = True
+            logits = self._prefill([prompts[r] for r in rs], ss)
+            first = self._choose(logits, settings, generator, None if self.seen is None else self.seen[slot_t])
+            if self.seen is not None:
+                self.seen[slot_t, first] = True
+            self.tok[slot_t] = first
+            self.pos[slot_t] = torch.tensor([len(prompts[r]) for r in rs], device=self.device)
+            self.out[slot_t] = 0
+            self.out[slot_t, 0] = first
+            self.gen[slot_t] = 1
+            self.active[slot_t] = True
+            hit = torch.zeros_like(first, dtype=torch.bool) if ignore_eos else (first.unsqueeze(1) == self._eos_t).any(1)
+            self.has_eos[slot_t] = hit
+
+    def _collect(self, live: list[int], slot_req: list[int], gen_host: list[int], results: list[Generated | None],
+                 max_new: int, stops: list[str], ignore_eos: bool) -> None:
+        """Finish slots whose sequence hit EOS, a stop string or its length; free them."""
+        import torch
+
+        eos_host = self.has_eos.tolist()
+        need_tokens = bool(stops)
+        out_host = self.out.tolist() if need_tokens else None
+        done: list[int] = []
+        for s in live:
+            if gen_host[s] >= max_new or (eos_host[s] and not ignore_eos):
+                done.append(s)
+            elif need_tokens and self.tokenizer is not None:
+                text = self.tokenizer.decode(out_host[s][: gen_host[s]], skip_special_tokens=True)
+                if any(st in text for st in stops):
+                    done.append(s)
+        if not done:
+            return
+        rows = self.out[torch.tensor(done, device=self.device)].tolist() if out_host is None else [out_host[s] for s in done]
+        for s, row in zip(done, rows):
+            toks = row[: min(gen_host[s], max_new)]
+            hit = False
+            if not ignore_eos:
+                for j, t in enumerate(toks):
+                    if t in self.eos_ids:
+                        toks, hit = toks[:j], True
+                        break
+            results[slot_req[s]] = Generated(toks, hit)
+            slot_req[s] = -1
+        self.active[torch.tensor(done, device=self.device)] = False
