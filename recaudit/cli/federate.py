@@ -41,6 +41,9 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--local-epochs", type=int, default=1)
+    p.add_argument("--first-k", type=int, default=1, help="PPLR allocation: first decoder blocks kept on the client")
+    p.add_argument("--last-k", type=int, default=1, help="PPLR allocation: last decoder blocks kept on the client")
+    p.add_argument("--torch-threads", type=int, default=0, help="torch threads per client (0 = default)")
     p.add_argument("--dp-epsilon", type=float, help="train with Opacus DP-SGD to this target ε per client")
     p.add_argument("--dp-delta", type=float, default=1e-5)
     p.add_argument("--fail-partitions", default="", help="failure injection: comma-separated client ids that raise")
@@ -84,7 +87,8 @@ def run_federate(args: argparse.Namespace) -> int:
     try:
         settings = {"max_length": args.max_length, "batch_size": args.batch_size, "lr": args.lr,
                     "local_epochs": args.local_epochs, "dp_delta": args.dp_delta,
-                    "fail_partitions": args.fail_partitions}
+                    "fail_partitions": args.fail_partitions, "alloc_first_k": args.first_k,
+                    "alloc_last_k": args.last_k, "torch_threads": args.torch_threads}
         check = FederatedCheck({"strategy": args.strategy, "compare_fedavg": not args.no_baseline,
                                 "n_clients": args.clients, "users_per_client": args.users_per_client,
                                 "scheme": "genre" if args.non_iid else "iid", "alpha": args.alpha,

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -134,7 +135,10 @@ def train_lora_dp(
                 if idx:
                     batch = collate([encoded[i] for i in idx], tokenizer.pad_token_id, device=params[0].device)
                     loss = answer_nll(answer_logits(gsm, batch), batch, first_only=first_only).mean()
-                    loss.backward()
+                    with warnings.catch_warnings():
+                        # the first LoRA layer's input needs no grad; Opacus' hooks still get grad_output
+                        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+                        loss.backward()
                     losses.append(float(loss.detach()))
                 else:
                     # an empty Poisson batch is still a noisy step of the mechanism

@@ -1,0 +1,126 @@
+"""Strategies over numpy arrays through the in-process grid and a numpy-only ClientApp (no model)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.clientapp import ClientApp
+
+from recaudit.federated.balance import aggregation_weights, lr_scales
+from recaudit.federated.config import FederatedSettings
+from recaudit.federated.server_app import run_rounds
+from recaudit.federated.simulation import InProcessGrid
+
+LOSS = {0: 0.2, 1: 0.5, 2: 1.1}  # each client's "current loss"
+SIZE = {0: 10, 1: 20, 2: 30}
+SEEN: list[dict] = []
+
+
+def numpy_client_app() -> ClientApp:
+    """Client p returns (received or zeros) + (p + 1), and reports fixed losses and sizes."""
+    app = ClientApp()
+
+    @app.train()
+    def train(msg: Message, context) -> Message:
+        pid = int(context.node_config["partition-id"])
+        cfg = msg.content["config"]
+        if str(pid) in str(cfg["fail-partitions"]).split(","):
+            raise RuntimeError(f"client {pid} broke")
+        SEEN.append({"round": int(cfg["server-round"]), "pid": pid, "lr-scale": float(cfg["lr-scale"])})
+        arrays = msg.content["arrays"]
+        w = arrays["w"].numpy() if "w" in arrays else np.zeros(4, np.float32)
+        met = MetricRecord({"num-examples": SIZE[pid], "partition-id": pid, "loss-before": LOSS[pid],
+                            "train-loss": LOSS[pid], "lr-scale": float(cfg["lr-scale"]), "epsilon": -1.0,
+                            "trainable-params": 8, "shared-params": 4, "private-params": 4})
+        return Message(RecordDict({"arrays": ArrayRecord({"w": Array(w + pid + 1)}), "metrics": met}), reply_to=msg)
+
+    @app.evaluate()
+    def evaluate(msg: Message, context) -> Message:
+        pid = int(context.node_config["partition-id"])
+        met = MetricRecord({"num-examples": 5, "partition-id": pid, "auc": 0.5 + 0.1 * pid, "acc": 0.5,
+                            "logloss": 0.7})
+        return Message(RecordDict({"metrics": met}), reply_to=msg)
+
+    return app
+
+
+def settings(strategy: str, **kw) -> FederatedSettings:
+    base = dict(strategy=strategy, num_rounds=2, min_available_clients=3, min_fit_clients=3, balance_tau=0.5,
+                balance_beta=0.5)
+    return FederatedSettings(**{**base, **kw})
+
+
+
+def run(strategy: str, drop=(), **kw):
+    SEEN.clear()
+    grid = InProcessGrid(numpy_client_app(), 3, drop_partitions=drop)
+    s = settings(strategy, **kw)
+    return run_rounds(grid, s), s
+
+
+def test_fedavg_is_the_size_weighted_average():
+    rec, _ = run("fedavg", num_rounds=1)
+    row = {r.partition_id: r for r in rec.train}
+    np.testing.assert_allclose([row[p].weight for p in range(3)], [10 / 60, 20 / 60, 30 / 60])
+    assert all(r.lr_scale == 1.0 for r in rec.train)
+    assert rec.rounds[0].aggregated and rec.rounds[0].succeeded == 3
+
+
+def test_pplr_weights_and_lr_scales_follow_the_balance_formulas():
+    rec, s = run("pplr", num_rounds=2)
+    losses, sizes = [LOSS[p] for p in range(3)], [SIZE[p] for p in range(3)]
+    expected_w = aggregation_weights(losses, sizes, s.balance())
+    for rnd in (1, 2):
+        got = {r.partition_id: r.weight for r in rec.train if r.round == rnd}
+        np.testing.assert_allclose([got[p] for p in range(3)], expected_w)
+    # round 1: no loss known yet -> 1; round 2: scales from round-1 losses
+    assert [x["lr-scale"] for x in SEEN if x["round"] == 1] == [1.0, 1.0, 1.0]
+    sent2 = {x["pid"]: x["lr-scale"] for x in SEEN if x["round"] == 2}
+    np.testing.assert_allclose([sent2[p] for p in range(3)], lr_scales(losses, sizes, s.balance()))
+    assert sent2[2] > 1.0 > sent2[0]  # the weakest client learns fastest
+    # the highest-loss client weighs more than under FedAvg
+    assert expected_w[2] > 30 / 60
+
+
+def test_global_arrays_are_the_weighted_update():
+    rec, s = run("pplr", num_rounds=1)
+    w = aggregation_weights([LOSS[p] for p in range(3)], [SIZE[p] for p in range(3)], s.balance())
+    expected = float(np.dot(w, [1, 2, 3]))
+    h = __import__("hashlib").sha256()
+    h.update(b"w")
+    h.update(np.full(4, expected, np.float32).tobytes())
+    assert rec.global_arrays_sha256 == h.hexdigest()
+
+
+def test_raising_client_does_not_stop_the_round():
+    rec, _ = run("pplr", fail_partitions="1")
+    assert [r.succeeded for r in rec.rounds] == [2, 2] and all(r.aggregated for r in rec.rounds)
+    fails = [f for f in rec.failures if f.phase == "train"]
+    assert len(fails) == 2 and all("client 1 broke" in f.reason for f in fails)
+    assert fails[1].partition_id is None or fails[1].partition_id == 1
+    assert {r.partition_id for r in rec.train} == {0, 2}
+
+
+def test_vanished_client_is_recorded_and_others_aggregate():
+    rec, _ = run("fedavg", drop=(2,), num_rounds=1)
+    assert rec.rounds[0].aggregated and rec.rounds[0].failed == 1
+    assert any("no reply" in f.reason for f in rec.failures)
+    row = {r.partition_id: r.weight for r in rec.train}
+    np.testing.assert_allclose([row[0], row[1]], [1 / 3, 2 / 3])
+    assert {e.partition_id for e in rec.evals} == {0, 1}
+
+
+def test_too_few_replies_leave_the_global_adapter_unchanged():
+    rec, _ = run("fedavg", fail_partitions="0,1", min_replies=2, num_rounds=1)
+    assert not rec.rounds[0].aggregated and rec.global_arrays_sha256 == ""
+
+
+def test_bytes_are_counted_both_ways():
+    rec, _ = run("fedavg", num_rounds=2)
+    r1, r2 = rec.rounds
+    assert r1.bytes_up > 3 * 16 and r2.bytes_down > r1.bytes_down  # round 1 broadcasts no arrays
+    assert all(r.bytes_up > 16 for r in rec.train)
+    summ = rec.summary()
+    assert summ["auc.mean"] == pytest.approx(0.6) and summ["auc.gap"] == pytest.approx(0.2)
+    assert summ["auc.std"] == pytest.approx(np.std([0.5, 0.6, 0.7]))
