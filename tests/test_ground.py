@@ -219,3 +219,15 @@ def test_minilm_embeddings_are_normalised_and_semantic():
     assert v[0] @ v[1] > 0.75 > v[0] @ v[2]
     assert embed([]).shape == (0, 384)
     assert load_sentence_encoder() is load_sentence_encoder()  # loaded once per process
+
+
+def test_number_guard_keeps_sequels_apart():
+    cat = Catalog([Item("1", "Toy Story", popularity=9), Item("2", "Rocky"), Item("3", "Apollo 13"), Item("4", "Rocky III")])
+    emb = CountingEmbedder()
+    guarded = Grounder(cat, fuzzy_threshold=80.0, embedding_threshold=0.5, embed_fn=emb)
+    out = guarded.ground(["Toy Story 3", "Rocky II", "Apolo 13", "Rocky 3"])
+    assert [g.item_id for g in out] == [None, None, "3", "4"]  # "Rocky 3" is "Rocky III"
+    assert out[2].method == "fuzzy"
+    loose = Grounder(cat, fuzzy_threshold=80.0, use_embeddings=False, match_numbers=False)
+    assert loose.ground_ids(["Toy Story 3", "Rocky II"]) == ["1", "2"]
+    assert guarded.ground_ids(["rocky iii"]) == ["4"]  # exact matches are unaffected

@@ -10,12 +10,16 @@ Cascade, first hit wins (BIGRec-style grounding with cheap exact/fuzzy stages in
    normalised query and every distinct normalised title; the best title is accepted when its
    score is ``>= fuzzy_threshold`` (default 90). Ties → most popular, then lowest id.
    Score = ratio / 100.
+   Number guard (``match_numbers=True``): fuzzy and embedding matches must carry the same
+   numbers (digits and roman numerals II–XX) as the query, so "Toy Story 3" never lands on
+   "Toy Story" and "Rocky II" never on "Rocky"; exact matches are unaffected.
 3. ``embedding`` — cosine similarity of all-MiniLM-L6-v2 embeddings (L2-normalised, so cosine =
    dot product; BIGRec uses L2 distance, which ranks identically for unit vectors) between the
    raw query and every catalogue title; the nearest item is accepted when cosine ``>=
    embedding_threshold`` (default 0.75). Catalogue embeddings are computed once per Grounder
    (optionally cached on disk keyed by the catalogue's content hash); queries are embedded in
-   one batch per ``ground`` call. Score = cosine.
+   one batch per ``ground`` call. Score = cosine. With the number guard, the nearest of the
+   ten most similar items whose numbers agree is taken.
 4. otherwise ``ungrounded`` with ``item_id=None``; score = the best similarity seen by the last
    stage tried (0 for an empty query), so reports can show how close misses were.
 
@@ -27,6 +31,7 @@ defaults are measured in benchmarks/grounding.py on perturbed MovieLens titles
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +46,9 @@ GroundMethod = Literal["exact", "fuzzy", "embedding", "ungrounded"]
 METHODS: tuple[GroundMethod, ...] = ("exact", "fuzzy", "embedding", "ungrounded")
 FUZZY_SCORERS = ("token_sort_ratio", "token_set_ratio", "ratio", "WRatio", "QRatio", "partial_ratio")
 _FUZZY_CHUNK = 256  # queries per cdist call: bounds memory at chunk × distinct titles floats
+_EMBEDDING_CANDIDATES = 10  # nearest items searched for one whose numbers agree
+_ROMAN = {"ii": 2, "iii": 3, "iv": 4, "v": 5, "vi": 6, "vii": 7, "viii": 8, "ix": 9, "x": 10, "xi": 11, "xii": 12,
+          "xiii": 13, "xiv": 14, "xv": 15, "xvi": 16, "xvii": 17, "xviii": 18, "xix": 19, "xx": 20}
 
 __all__ = ["Grounding", "Grounder", "grounding_summary", "METHODS"]
 
@@ -71,6 +79,7 @@ class Grounder:
         fuzzy_scorer: str = "token_sort_ratio",
         embed_fn: Callable[[Sequence[str]], np.ndarray] | None = None,
         embedding_cache_dir: str | Path | None = None,
+        match_numbers: bool = True,
     ) -> None:
         if len(catalog) == 0:
             raise ValueError("catalog is empty: nothing to ground to")
@@ -91,6 +100,7 @@ class Grounder:
         self._embed_fn = embed_fn
         self._cache_dir = Path(embedding_cache_dir) if embedding_cache_dir is not None else None
         self._catalog_vectors: np.ndarray | None = None
+        self.match_numbers = match_numbers
 
         # Preference order for ties: most popular first, then lowest id (numeric ids numerically).
         ranked = sorted(catalog.items, key=_preference)
@@ -101,6 +111,8 @@ class Grounder:
                 self._key_to_id[key] = it.item_id
         self._keys = list(self._key_to_id)  # distinct keys in preference order: argmax picks the preferred
         self._key_ids = [self._key_to_id[k] for k in self._keys]
+        self._key_numbers = [_numbers(k) for k in self._keys]
+        self._item_numbers = [_numbers(normalize_title(it.title)) for it in catalog.items]
 
     @property
     def params(self) -> dict:
@@ -110,6 +122,7 @@ class Grounder:
             "fuzzy_threshold": self.fuzzy_threshold,
             "fuzzy_scorer": self.fuzzy_scorer,
             "embedding_threshold": self.embedding_threshold,
+            "match_numbers": self.match_numbers,
             "catalog": self.catalog.name,
             "catalog_hash": self.catalog.content_hash(),
         }
@@ -141,11 +154,10 @@ class Grounder:
             pending = still
         if pending and self.use_embeddings:
             sims = self._embed([queries[i] for i in pending]) @ self._catalog_embeddings().T
-            best = sims.argmax(axis=1)
             for row, i in enumerate(pending):
-                cos = float(sims[row, best[row]])
-                if cos >= self.embedding_threshold:
-                    out[i] = Grounding(queries[i], self.catalog.items[best[row]].item_id, "embedding", cos)
+                j, cos = self._nearest(sims[row], _numbers(keys[i]))
+                if j is not None and cos >= self.embedding_threshold:
+                    out[i] = Grounding(queries[i], self.catalog.items[j].item_id, "embedding", cos)
                 else:
                     best_miss[i] = max(cos, 0.0)
         for i in pending:
@@ -161,12 +173,30 @@ class Grounder:
         from rapidfuzz import process
 
         results: list[tuple[int, float]] = []
+        masks: dict[frozenset, np.ndarray] = {}
         for a in range(0, len(keys), _FUZZY_CHUNK):
             chunk = keys[a : a + _FUZZY_CHUNK]
             scores = process.cdist(chunk, self._keys, scorer=self._scorer, dtype=np.float32, workers=1)
+            if self.match_numbers:
+                for r, key in enumerate(chunk):
+                    nums = _numbers(key)
+                    if nums not in masks:
+                        masks[nums] = np.array([n != nums for n in self._key_numbers])
+                    scores[r, masks[nums]] = 0.0
             best = scores.argmax(axis=1)
             results += [(int(j), float(scores[r, j])) for r, j in enumerate(best)]
         return results
+
+    def _nearest(self, sims: np.ndarray, numbers: frozenset) -> tuple[int | None, float]:
+        """Most similar catalogue row (whose numbers agree under the guard) and its cosine."""
+        if not self.match_numbers:
+            j = int(sims.argmax())
+            return j, float(sims[j])
+        top = np.argsort(-sims)[:_EMBEDDING_CANDIDATES]
+        for j in top:
+            if self._item_numbers[j] == numbers:
+                return int(j), float(sims[j])
+        return None, float(sims[top[0]])
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         if self._embed_fn is not None:
@@ -215,3 +245,16 @@ def grounding_summary(groundings: Sequence[Grounding]) -> dict:
 def _preference(it: Item) -> tuple:
     ident = (0, int(it.item_id), "") if it.item_id.isdigit() else (1, 0, it.item_id)
     return (-it.popularity, ident)
+
+
+def _numbers(key: str) -> frozenset:
+    """Numbers in a normalised title: digits and roman numerals II–XX ("rocky ii" → {2}; "i" is a word)."""
+    found = set()
+    for tok in key.split():
+        if tok.isdigit():
+            found.add(int(tok))
+        elif tok in _ROMAN:
+            found.add(_ROMAN[tok])
+        else:
+            found.update(int(d) for d in re.findall(r"\d+", tok))
+    return frozenset(found)
