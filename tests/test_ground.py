@@ -229,5 +229,5 @@ def test_number_guard_keeps_sequels_apart():
     assert [g.item_id for g in out] == [None, None, "3", "4"]  # "Rocky 3" is "Rocky III"
     assert out[2].method == "fuzzy"
     loose = Grounder(cat, fuzzy_threshold=80.0, use_embeddings=False, match_numbers=False)
-    assert loose.ground_ids(["Toy Story 3", "Rocky II"]) == ["1", "2"]
+    assert loose.ground_ids(["Toy Story 3", "Rocky II"]) == ["1", "4"]  # without the guard: wrong films
     assert guarded.ground_ids(["rocky iii"]) == ["4"]  # exact matches are unaffected
