@@ -224,3 +224,39 @@ def test_fairllm_notebook_truncates_and_reports_short():
 def test_fairllm_match_key():
     assert fairllm_match_key("someone like you (2011)") == "someonelikeyou"
     assert fairllm_match_key("hello ") == "hello"
+
+
+# ---------------------------------------------------------------------------------------------
+# Real SmolLM2-135M-Instruct outputs (tests/fixtures/llm_outputs/generate_smollm2.py), parses
+# checked by hand against the texts. Greedy decoding with repetition_penalty 1.0 (the FaiRLLM
+# setting) gives refusals; 1.3 gives "1)" lists wrapped in prose, with detail bullets and
+# truncated items. The notebook parser finds nothing in any of them: it only splits on "1. ".
+
+SMOLLM2_EXPECTED = {
+    "smollm2_movie_chinese_nolan_rp1.3.txt": (20, ["The Dark Knight", "The Dark Knight Returns",
+                                                   "The Dark Knight Returns II: Hell's Angels",
+                                                   "The Dark Knight Returns III: The Last Crusade"]),
+    "smollm2_movie_neutral_nolan_rp1.3.txt": (20, ["The Dark Knight", "The Dark Knight Rider",
+                                                   "The Dark Knight Rise Of The Light", "The Dark Knight Returns",
+                                                   "The Dark Knight Movie Trilogy"]),
+    "smollm2_movie_old_spielberg_rp1.3.txt": (10, ["The Godfather", "Lincoln"]),
+    "smollm2_movie_black_fryman_rp1.3.txt": (10, []),
+    "smollm2_music_female_bieber_rp1.3.txt": (20, ["The One", "Love Story"]),
+    "smollm2_music_neutral_adele_rp1.3.txt": (20, ["The Black Stitch"]),
+    "smollm2_music_student_taylor_rp1.3.txt": (10, ["The Black Swan"]),
+    "smollm2_music_buddhist_adele_rp1.3.txt": (20, []),
+    **{f"smollm2_{name}_rp1.0.txt": (k, []) for name, k in [
+        ("movie_neutral_nolan", 20), ("movie_chinese_nolan", 20), ("movie_old_spielberg", 10),
+        ("movie_black_fryman", 10), ("music_neutral_adele", 20), ("music_buddhist_adele", 20),
+        ("music_female_bieber", 20), ("music_student_taylor", 10)]},
+}
+
+
+@pytest.mark.parametrize("filename", sorted(SMOLLM2_EXPECTED))
+def test_smollm2_outputs(filename):
+    text = (FIXTURES / filename).read_text(encoding="utf-8")
+    k, expected = SMOLLM2_EXPECTED[filename]
+    parsed = parse_list(text, k=k)
+    assert parsed.items == expected
+    assert parsed.status == ("empty" if not expected else "short" if len(expected) < k else "ok")
+    assert parse_list(text, k=k, mode="fairllm-notebook").items == []
