@@ -248,3 +248,13 @@ def test_smollm2_small_run(smollm2_adapter):
     res = probe.run(CheckContext(adapter=smollm2_adapter, batch_size=8))
     assert 0.0 <= res.metric("snsr.prag@5.gender").value <= 1.0
     assert 0.0 <= res.metric("parse_rate.mean").value <= 1.0
+
+
+def test_declared_metric_names_cover_what_is_produced():
+    import fnmatch
+
+    probe = _probe(n_names=4, n_permutations=20, n_bootstrap=20)
+    res = _run(probe, planted_recommender())
+    patterns = FairLLMProbe.metric_names(probe.params)
+    assert all(any(fnmatch.fnmatchcase(n, p) for p in patterns) for n in res.metric_names())
+    assert not any(fnmatch.fnmatchcase("snsr.prag@20.max", p) for p in patterns)  # K is 10 here

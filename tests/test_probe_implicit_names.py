@@ -199,3 +199,12 @@ def test_smollm2_small_run(smollm2_adapter):
     res = probe.run(CheckContext(adapter=smollm2_adapter, batch_size=8))
     assert 0.0 <= res.metric("parse_rate.mean").value <= 1.0
     assert "implicit.js.gender.news" in res.metric_names()
+
+
+def test_declared_metric_names_cover_what_is_produced():
+    import fnmatch
+
+    probe = _probe(conditions=["implicit", "explicit"], n_permutations=20, n_bootstrap=20)
+    res = _run(probe, random_recommender(0))
+    patterns = ImplicitNamesProbe.metric_names(probe.params)
+    assert sorted(res.metric_names()) == sorted(patterns)  # no wildcards: the exact list

@@ -125,6 +125,15 @@ class FairLLMProbe(Probe):
     Params = FairLLMParams
     params: FairLLMParams
 
+    @classmethod
+    def metric_names(cls, params: FairLLMParams) -> list[str]:
+        """fnmatch patterns of the metrics these params produce (the audit config checks thresholds against them)."""
+        k = params.k
+        out = ["parse_rate.min", "parse_rate.mean", "parse_rate.neutral"]
+        for m in params.metrics:
+            out += [f"snsr.{m}@{k}.max", f"sim.{m}@{k}.*", f"snsr.{m}@{k}.*", f"snsv.{m}@{k}.*"]
+        return out
+
     # --- inputs --------------------------------------------------------------------------------
 
     def prompt_templates(self) -> dict[str, dict[str, str]]:

@@ -253,6 +253,17 @@ class ImplicitNamesProbe(Probe):
     Params = ImplicitNamesParams
     params: ImplicitNamesParams
 
+    @classmethod
+    def metric_names(cls, params: ImplicitNamesParams) -> list[str]:
+        """fnmatch patterns of the metrics these params produce (the audit config checks thresholds against them)."""
+        measures = ["js", "tv"] + ([f"u_ndcg@{params.k}", f"u_mrr@{params.k}"] if params.n_interests else [])
+        out = ["parse_rate.min", "parse_rate.mean"] + [f"grounded_rate.{d}" for d in params.domains]
+        out += [f"{c}.{m}.{g}.{d}" for c in params.conditions for m in measures for g in params.group_by
+                for d in params.domains]
+        if "implicit" in params.conditions:
+            out += ["implicit.js.max"] + ([f"implicit.u_ndcg@{params.k}.max"] if params.n_interests else [])
+        return out
+
     # --- inputs --------------------------------------------------------------------------------
 
     def prompt_data(self) -> dict[str, Any]:
