@@ -244,3 +244,10 @@ def test_smollm2_bpe_option_tokens_and_answers():
     s = TallRecSample("u", "i", (("system", "Answer."), ("user", 'Like "Heat (1995)"?')), 0)
     e = encode_samples(tok, [s], max_length=512)[0]
     assert e.answer_ids[0] == no and tok.decode(list(e.answer_ids)) == "No."
+
+
+def test_split_user_time_keeps_each_users_newest_for_test():
+    samples = [TallRecSample(u, f"{u}{t}", (("user", "x"),), 1, timestamp=t) for u in "ab" for t in range(5)]
+    train, _, test = split_samples(samples, 0.0, 0.2, by="user_time")
+    assert [s.item_id for s in test] == ["a4", "b4"]
+    assert len(train) == 8

@@ -140,29 +140,40 @@ def split_samples(
     samples: Sequence[TallRecSample],
     valid_frac: float = 0.1,
     test_frac: float = 0.1,
-    by: Literal["time", "random"] = "time",
+    by: Literal["time", "user_time", "random"] = "time",
     seed: int = 0,
 ) -> tuple[list[TallRecSample], list[TallRecSample], list[TallRecSample]]:
-    """Deterministic train / valid / test split (``time``: oldest → train, newest → test; ``random``: seeded).
+    """Deterministic train / valid / test split.
 
-    Each part keeps the input order, so the split never reorders training data.
+    ``time``: globally oldest → train, newest → test (TALLRec); ``user_time``: the same within each
+    user (every user keeps their newest samples for valid/test); ``random``: seeded. Each part
+    keeps the input order, so the split never reorders training data.
     """
     if valid_frac < 0 or test_frac < 0 or valid_frac + test_frac >= 1:
         raise ValueError(f"valid_frac and test_frac must be >= 0 with sum < 1, got {valid_frac}, {test_frac}")
-    n = len(samples)
+    part = np.empty(len(samples), dtype=np.int8)
     if by == "time":
-        order = sorted(range(n), key=lambda i: (samples[i].timestamp, i))
+        _assign_parts(part, sorted(range(len(samples)), key=lambda i: (samples[i].timestamp, i)), valid_frac, test_frac)
+    elif by == "user_time":
+        users: dict[str, list[int]] = {}
+        for i, s in enumerate(samples):
+            users.setdefault(s.user_id, []).append(i)
+        for idx in users.values():
+            _assign_parts(part, sorted(idx, key=lambda i: (samples[i].timestamp, i)), valid_frac, test_frac)
     elif by == "random":
-        order = np.random.default_rng(seed).permutation(n).tolist()
+        _assign_parts(part, np.random.default_rng(seed).permutation(len(samples)).tolist(), valid_frac, test_frac)
     else:
-        raise ValueError(f"by must be 'time' or 'random', got {by!r}")
+        raise ValueError(f"by must be 'time', 'user_time' or 'random', got {by!r}")
+    return tuple([s for s, p in zip(samples, part) if p == k] for k in range(3))  # type: ignore[return-value]
+
+
+def _assign_parts(part: np.ndarray, order: Sequence[int], valid_frac: float, test_frac: float) -> None:
+    n = len(order)
     n_test = int(round(n * test_frac))
     n_valid = int(round(n * valid_frac))
     n_train = n - n_valid - n_test
-    part = np.empty(n, dtype=np.int8)
     for rank, i in enumerate(order):
         part[i] = 0 if rank < n_train else (1 if rank < n_train + n_valid else 2)
-    return tuple([s for s, p in zip(samples, part) if p == k] for k in range(3))  # type: ignore[return-value]
 
 
 def _quote(title: str) -> str:

@@ -1,0 +1,219 @@
+"""APA — Adapter Partition and Aggregation (Hu et al., SIGIR 2024): exact, efficient LLMRec unlearning.
+
+* Partition: balanced k-means on sample embeddings → K semantically coherent shards.
+* One LoRA adapter per shard (``ShardedLora``); unlearning deletes samples and retrains only the
+  shards that held them — exact, since a shard is always trained the same way.
+* Sample-adaptive aggregation at inference: weights from the test sample's cosine similarity to
+  the shard centroids, softmax with temperature over the ``top_k`` most similar shards and zero
+  elsewhere; the adapters are merged into one, so a prediction costs one model call:
+
+  - decomposition, APA(D):        A = Σ_k w_k A_k,  B = Σ_k w_k B_k   (ΔW = B A, cross terms included)
+  - non-decomposition, APA(ND):   ΔW = Σ_k w_k B_k A_k, realised exactly as one rank-(r·m) LoRA with
+    B' = [w_1 B_1 … w_m B_m] and A' = [A_1; …; A_m] over the m retrieved shards (B'A' = Σ w_k B_k A_k),
+    with alpha scaled by m so the LoRA scaling alpha/r is unchanged.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence
+
+import numpy as np
+
+from recaudit.tallrec.config import TrainConfig
+from recaudit.tallrec.lora import LoraState, add_adapter, load_lora_state_dict
+from recaudit.tallrec.prompts import TallRecSample
+from recaudit.tallrec.scoring import score_samples
+from recaudit.unlearning.partition import Embedder, Partition, balanced_kmeans, embed_samples, shard_centroids
+from recaudit.unlearning.shards import ShardedLora, UnlearnStats, sample_key
+
+Mode = Literal["d", "nd"]
+ND_ADAPTER = "apa_nd"
+
+
+def aggregation_weights(embeddings: np.ndarray, centroids: np.ndarray, top_k: int, temperature: float) -> np.ndarray:
+    """[n, K] weights: softmax(cosine / temperature) over each row's ``top_k`` nearest shards, 0 elsewhere.
+
+    Rows sum to 1. Ties in similarity are broken by the lower shard index (stable sort).
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    n_shards = centroids.shape[0]
+    top_k = min(max(1, int(top_k)), n_shards)
+    sims = np.asarray(embeddings, dtype=np.float64) @ np.asarray(centroids, dtype=np.float64).T
+    order = np.argsort(-sims, axis=1, kind="stable")[:, :top_k]
+    weights = np.zeros_like(sims)
+    picked = np.take_along_axis(sims, order, axis=1) / temperature
+    picked = np.exp(picked - picked.max(axis=1, keepdims=True))
+    np.put_along_axis(weights, order, picked / picked.sum(axis=1, keepdims=True), axis=1)
+    return weights
+
+
+def aggregate_decomposed(states: Sequence[LoraState], weights: Sequence[float]) -> LoraState:
+    """APA(D): every LoRA tensor (A and B separately) is the weighted sum of the shards' tensors."""
+    import torch
+
+    _check_states(states, weights)
+    out: LoraState = {}
+    for key in states[0]:
+        acc = torch.zeros_like(states[0][key])
+        for st, w in zip(states, weights):
+            if w != 0.0:
+                acc = acc + float(w) * st[key]
+        out[key] = acc
+    return out
+
+
+def aggregate_rank_concat(states: Sequence[LoraState], weights: Sequence[float]) -> LoraState:
+    """APA(ND) as one LoRA of rank r·m: A' stacks the A_k (rows), B' stacks w_k·B_k (columns).
+
+    B'A' = Σ_k w_k B_k A_k exactly (in exact arithmetic); load it into an adapter created with
+    rank r·m and alpha·m (``APA.nd_adapter``).
+    """
+    import torch
+
+    _check_states(states, weights)
+    out: LoraState = {}
+    for key in states[0]:
+        if ".lora_A." in key:
+            out[key] = torch.cat([st[key] for st in states], dim=0)
+        elif ".lora_B." in key:
+            out[key] = torch.cat([float(w) * st[key] for st, w in zip(states, weights)], dim=1)
+        else:
+            raise ValueError(f"unexpected LoRA tensor {key!r}")
+    return out
+
+
+def delta_weights(state: LoraState, scaling: float) -> dict[str, Any]:
+    """ΔW = scaling · B A per adapted module (for checking the aggregation algebra)."""
+    out = {}
+    for key, a in state.items():
+        if ".lora_A." in key:
+            b = state[key.replace(".lora_A.", ".lora_B.")]
+            out[key.replace(".lora_A.weight", "")] = scaling * (b.double() @ a.double())
+    return out
+
+
+@dataclass
+class APAConfig:
+    """APA settings: K shards, top-k retrieval, softmax temperature, k-means iterations."""
+
+    n_shards: int = 4
+    top_k: int = 2
+    temperature: float = 0.1
+    kmeans_iters: int = 30
+
+    def __post_init__(self) -> None:
+        if self.n_shards < 1 or self.top_k < 1:
+            raise ValueError(f"n_shards and top_k must be >= 1, got {self.n_shards}, {self.top_k}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+
+
+class APA:
+    """Partition → shard adapters → sample-adaptive aggregation; ``unlearn`` retrains affected shards."""
+
+    def __init__(self, model: Any, tokenizer: Any, config: TrainConfig, workdir: str | Path, apa: APAConfig | None = None,
+                 seed: int = 0, embedder: Embedder | None = None, progress: Callable[[str], None] | None = None):  # fmt: skip
+        self.model, self.tokenizer, self.config = model, tokenizer, config
+        self.apa = apa or APAConfig()
+        self.seed = seed
+        self.embedder = embedder
+        self.shards = ShardedLora(model, tokenizer, config, workdir, seed=seed, progress=progress)
+        self.partition: Partition | None = None
+        self.centroids: np.ndarray | None = None
+        self._embeddings: dict[tuple, np.ndarray] = {}
+
+    def fit(self, samples: Sequence[TallRecSample]) -> float:
+        """Partition ``samples`` semantically and train one adapter per shard; returns training seconds."""
+        emb = embed_samples(samples, self.embedder)
+        self.partition = balanced_kmeans(emb, self.apa.n_shards, self.seed, self.apa.kmeans_iters)
+        self._embeddings = {sample_key(s): e for s, e in zip(samples, emb)}
+        seconds = self.shards.fit([[samples[i] for i in self.partition.members(k)] for k in range(self.apa.n_shards)])
+        self._refresh_centroids()
+        return seconds
+
+    def unlearn(self, forget: Callable[[TallRecSample], bool]) -> UnlearnStats:
+        """Exact unlearning: delete matching samples, retrain their shards, recompute those centroids."""
+        stats = self.shards.unlearn(forget)
+        t0 = time.perf_counter()
+        self._embeddings = {k: v for k, v in self._embeddings.items() if k in self.shards.samples}
+        self._refresh_centroids()
+        stats.seconds += time.perf_counter() - t0
+        return stats
+
+    def weights(self, samples: Sequence[TallRecSample]) -> np.ndarray:
+        """[n, K] aggregation weights of test samples."""
+        if self.centroids is None:
+            raise RuntimeError("APA.fit must run before weights/score")
+        return aggregation_weights(embed_samples(samples, self.embedder), self.centroids, self.apa.top_k, self.apa.temperature)
+
+    def aggregated_state(self, weights: np.ndarray, mode: Mode) -> LoraState:
+        """The merged adapter for one weight vector (over the shards with non-zero weight)."""
+        shards = [k for k in np.argsort(-weights, kind="stable") if weights[k] > 0]
+        states = [self.shards.state(int(k)) for k in shards]
+        w = [float(weights[k]) for k in shards]
+        if mode == "d":
+            return aggregate_decomposed(states, w)
+        if mode == "nd":
+            return _pad_rank(aggregate_rank_concat(states, w), self._nd_rank())
+        raise ValueError(f"mode must be 'd' or 'nd', got {mode!r}")
+
+    def predict(self, samples: Sequence[TallRecSample], mode: Mode = "d") -> np.ndarray:
+        """P(Yes) with each sample's aggregated adapter (one model call per sample)."""
+        weights = self.weights(samples)
+        # samples with identical weight vectors share one merged adapter and one batch
+        groups: dict[bytes, list[int]] = {}
+        for i, w in enumerate(weights):
+            groups.setdefault(w.tobytes(), []).append(i)
+        p_yes = np.zeros(len(samples))
+        adapter = "default" if mode == "d" else self.nd_adapter()
+        self.model.set_adapter(adapter)
+        try:
+            for idx in groups.values():
+                load_lora_state_dict(self.model, self.aggregated_state(weights[idx[0]], mode), adapter)
+                p_yes[idx] = score_samples(self.model, self.tokenizer, [samples[i] for i in idx], self.config.batch_size, self.config.max_length)
+        finally:
+            self.model.set_adapter("default")
+        return p_yes
+
+    def nd_adapter(self) -> str:
+        """Name of the rank-(r·top_k) adapter used for APA(ND), created on first use."""
+        name = f"{ND_ADAPTER}_r{self._nd_rank()}"
+        if name not in getattr(self.model, "peft_config", {}):
+            m = self._nd_rank() // self.config.lora_r
+            add_adapter(self.model, name, self.config, r=self._nd_rank(), alpha=self.config.lora_alpha * m)
+        return name
+
+    def _nd_rank(self) -> int:
+        return self.config.lora_r * min(self.apa.top_k, self.apa.n_shards)
+
+    def _refresh_centroids(self) -> None:
+        keys = [key for info in self.shards.shards for key in info.keys]
+        assignment = np.array([info.shard for info in self.shards.shards for _ in info.keys], dtype=np.int64)
+        emb = np.stack([self._embeddings[k] for k in keys]) if keys else np.zeros((0, 1))
+        self.centroids = shard_centroids(emb, assignment, self.apa.n_shards)
+
+
+def _pad_rank(state: LoraState, rank: int) -> LoraState:
+    """Zero-pad a rank-concatenated state to ``rank`` (fewer retrieved shards than top_k adds nothing)."""
+    import torch
+
+    out: LoraState = {}
+    for key, t in state.items():
+        if ".lora_A." in key and t.shape[0] < rank:
+            t = torch.cat([t, t.new_zeros((rank - t.shape[0], t.shape[1]))], dim=0)
+        elif ".lora_B." in key and t.shape[1] < rank:
+            t = torch.cat([t, t.new_zeros((t.shape[0], rank - t.shape[1]))], dim=1)
+        out[key] = t
+    return out
+
+
+def _check_states(states: Sequence[LoraState], weights: Sequence[float]) -> None:
+    if not states or len(states) != len(weights):
+        raise ValueError(f"need one weight per shard state, got {len(states)} states and {len(weights)} weights")
+    keys = set(states[0])
+    if any(set(s) != keys for s in states):
+        raise ValueError("shard states have different LoRA keys")

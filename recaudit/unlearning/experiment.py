@@ -1,0 +1,288 @@
+"""One unlearning experiment: data → original / retrain / SISA / APA / E2URec / GA → verification.
+
+Used by the ``unlearning`` check and by ``recaudit unlearn``. Users are split into *train users*
+(some of whom ask to be forgotten) and *never-seen users* (the membership-inference
+non-members). Every method is trained through ``recaudit.tallrec`` on one shared base model and
+verified against the adapter retrained from scratch without the forgotten users.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from recaudit.data.catalog import Catalog, Interactions
+from recaudit.tallrec.config import TrainConfig
+from recaudit.tallrec.lora import LoraState, attach_lora, file_sha256, save_lora, states_equal
+from recaudit.tallrec.model import load_base_model
+from recaudit.tallrec.prompts import TallRecSample, build_samples, split_samples
+from recaudit.unlearning.apa import APA, APAConfig
+from recaudit.unlearning.e2urec import E2URecConfig, e2urec_unlearn
+from recaudit.unlearning.gradient_ascent import GradientAscentConfig, gradient_ascent
+from recaudit.unlearning.partition import Embedder
+from recaudit.unlearning.retrain import predict_state, train_single
+from recaudit.unlearning.shards import train_shard
+from recaudit.unlearning.sisa import SISA
+from recaudit.unlearning.verify import EvalSets, MethodReport, Predictions, verify_method
+
+log = logging.getLogger(__name__)
+
+METHODS = ("retrain", "sisa", "apa", "e2urec", "ga")
+Method = Literal["retrain", "sisa", "apa", "e2urec", "ga"]
+
+
+class UnlearningParams(BaseModel):
+    """Everything an unlearning experiment needs; defaults sized for a CPU run with SmolLM2."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = "default"
+    methods: list[Method] = Field(default_factory=lambda: list(METHODS))
+    include_original: bool = True
+    seed: int = 0
+    # data
+    n_users: int = 40
+    n_never_seen_users: int = 10
+    forget_users: int | list[str] = 4
+    history_len: int = 10
+    max_per_user: int | None = 10
+    test_frac: float = 0.2
+    split: Literal["time", "user_time", "random"] = "user_time"
+    like_threshold: float = 3.0
+    # trainer (TrainConfig fields)
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_layers: int | None = None
+    target_modules: list[str] = Field(default_factory=lambda: ["q_proj", "v_proj"])
+    lr: float = 1e-3
+    epochs: int = 1
+    batch_size: int = 8
+    max_length: int = 384
+    # sharding
+    n_shards: int = 4
+    top_k: int = 2
+    temperature: float = 0.1
+    embedding: Literal["minilm", "hashing"] = "minilm"
+    verify_exactness: bool = True
+    # E2URec and gradient ascent
+    e2urec_alpha: float = 1.0
+    e2urec_relu: bool = True
+    e2urec_w_forget: float = 0.5
+    e2urec_w_retain: float = 0.5
+    e2urec_epochs: int = 2
+    e2urec_aug_epochs: int = 2
+    ga_epochs: int = 1
+    ga_lr: float | None = None
+    torch_threads: int | None = None
+
+    @field_validator("methods")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("methods must name at least one of " + ", ".join(METHODS))
+        return list(dict.fromkeys(v))
+
+    def train_config(self) -> TrainConfig:
+        """The shared TrainConfig of every method."""
+        return TrainConfig(
+            lora_r=self.lora_r, lora_alpha=self.lora_alpha, target_modules=tuple(self.target_modules), lr=self.lr,
+            epochs=self.epochs, batch_size=self.batch_size, max_length=self.max_length, seed=self.seed,
+            lora_layers=self.lora_layers,
+        )  # fmt: skip
+
+
+@dataclass
+class UnlearningData:
+    """Train / forget / retain / test / never-seen samples and who was forgotten."""
+
+    train: list[TallRecSample]
+    forget: list[TallRecSample]
+    retain: list[TallRecSample]
+    test: list[TallRecSample]
+    never_seen: list[TallRecSample]
+    forget_users: list[str]
+
+    def sets(self) -> EvalSets:
+        lab = lambda xs: np.array([s.label for s in xs], dtype=int)  # noqa: E731
+        return EvalSets(lab(self.test), lab(self.forget), lab(self.never_seen))
+
+    def summary(self) -> dict[str, int]:
+        return {k: len(getattr(self, k)) for k in ("train", "forget", "retain", "test", "never_seen")} | {
+            "forget_users": len(self.forget_users)
+        }
+
+
+@dataclass
+class UnlearningRun:
+    """Reports per method plus the run's data summary, APA exactness and settings."""
+
+    reports: list[MethodReport]
+    data: dict[str, int]
+    params: dict[str, Any]
+    exactness: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def prepare_data(catalog: Catalog, interactions: Interactions, p: UnlearningParams) -> UnlearningData:
+    """Sample users, build TALLRec samples, split, and choose the users to forget (all seeded)."""
+    if p.n_users < 2:
+        raise ValueError(f"n_users must be >= 2, got {p.n_users}")
+    users = interactions.sample_users(p.n_users + p.n_never_seen_users, p.seed, min_interactions=p.history_len + 2)
+    if len(users) < p.n_users + max(1, p.n_never_seen_users):
+        raise ValueError(f"only {len(users)} users have > {p.history_len + 1} interactions; lower n_users or history_len")
+    rng = np.random.default_rng(p.seed)
+    unseen = set(rng.choice(users, size=p.n_never_seen_users, replace=False).tolist()) if p.n_never_seen_users else set()
+    train_users = [u for u in users if u not in unseen]
+    if isinstance(p.forget_users, int):
+        if not 1 <= p.forget_users < len(train_users):
+            raise ValueError(f"forget_users must be in [1, {len(train_users) - 1}], got {p.forget_users}")
+        forget_users = sorted(rng.choice(train_users, size=p.forget_users, replace=False).tolist())
+    else:
+        forget_users = sorted(set(map(str, p.forget_users)))
+        known = set(interactions.user_ids)
+        missing = [u for u in forget_users if u not in known]
+        if missing:
+            raise ValueError(f"forget_users not in the interactions: {missing[:5]}")
+        train_users = sorted(set(train_users) | set(forget_users) - unseen)
+
+    def samples_of(uids: Sequence[str]) -> list[TallRecSample]:
+        return build_samples(interactions.filter_users(uids), catalog, p.history_len, p.seed,
+                             max_per_user=p.max_per_user, like_threshold=p.like_threshold)  # fmt: skip
+
+    train, _, test = split_samples(samples_of(train_users), 0.0, p.test_frac, by=p.split, seed=p.seed)
+    never_seen = split_samples(samples_of(sorted(unseen)), 0.0, p.test_frac, by=p.split, seed=p.seed)[0] if unseen else []
+    gone = set(forget_users)
+    forget = [s for s in train if s.user_id in gone]
+    if not forget:
+        raise ValueError("the chosen forget users have no training samples")
+    return UnlearningData(
+        train=train,
+        forget=forget,
+        retain=[s for s in train if s.user_id not in gone],
+        test=[s for s in test if s.user_id not in gone],
+        never_seen=never_seen,
+        forget_users=forget_users,
+    )
+
+
+def hashing_embedder(texts: Sequence[str]) -> np.ndarray:
+    """A model-free bag-of-words embedding (sklearn HashingVectorizer, 512 dims): cheap and deterministic."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    return HashingVectorizer(n_features=512, alternate_sign=False, norm="l2").transform(list(texts)).toarray()
+
+
+def run_unlearning(
+    catalog: Catalog,
+    interactions: Interactions,
+    params: UnlearningParams,
+    workdir: str | Path,
+    progress: Callable[[str], None] | None = None,
+    model_and_tokenizer: tuple[Any, Any] | None = None,
+) -> UnlearningRun:
+    """Train, unlearn and verify every requested method; checkpoints (safetensors) go under ``workdir``."""
+    import torch
+
+    say = progress or (lambda msg: log.info(msg))
+    t_start = time.perf_counter()
+    if params.torch_threads:
+        torch.set_num_threads(params.torch_threads)
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    data = prepare_data(catalog, interactions, params)
+    say(f"data: {data.summary()}")
+    cfg = params.train_config()
+    base, tok = model_and_tokenizer or load_base_model(params.model)
+    model = attach_lora(base, cfg) if not hasattr(base, "peft_config") else base
+    embedder: Embedder | None = hashing_embedder if params.embedding == "hashing" else None
+    sets = data.sets()
+    forget_ids = set(data.forget_users)
+
+    def forgotten(s: TallRecSample) -> bool:
+        return s.user_id in forget_ids
+
+    def evaluate(fn: Callable[[Sequence[TallRecSample]], np.ndarray]) -> Predictions:
+        return Predictions(fn(data.test), fn(data.forget), fn(data.never_seen))
+
+    def of_state(state: LoraState) -> Callable[[Sequence[TallRecSample]], np.ndarray]:
+        return lambda xs: predict_state(model, tok, state, xs, cfg)
+
+    reports: list[MethodReport] = []
+    exactness: dict[str, Any] = {}
+
+    say("retrain: training from scratch without the forgotten users")
+    retrain_state, retrain_s = train_single(model, tok, data.retain, cfg, params.seed)
+    save_lora(retrain_state, workdir / "retrain.safetensors")
+    ref = evaluate(of_state(retrain_state))
+    reports.append(verify_method("retrain", ref, None, sets, retrain_s, retrain_s, params.seed))
+
+    original: LoraState | None = None
+    if params.include_original or {"e2urec", "ga"} & set(params.methods):
+        say("original: training on all data (the model before unlearning)")
+        original, original_s = train_single(model, tok, data.train, cfg, params.seed)
+        save_lora(original, workdir / "original.safetensors")
+        if params.include_original:
+            reports.append(verify_method("original", evaluate(of_state(original)), ref, sets, 0.0, original_s, params.seed))
+
+    if "sisa" in params.methods:
+        say(f"sisa: {params.n_shards} random shards")
+        sisa = SISA(model, tok, cfg, workdir / "sisa", params.n_shards, params.seed, progress=say)
+        train_s = sisa.fit(data.train)
+        stats = sisa.unlearn(forgotten)
+        reports.append(verify_method("sisa", evaluate(sisa.predict), ref, sets, stats.seconds, train_s, params.seed,
+                                     {"affected_shards": stats.affected_shards, "model_calls_per_sample": params.n_shards}))  # fmt: skip
+
+    if "apa" in params.methods:
+        say(f"apa: {params.n_shards} semantic shards, top-{params.top_k} aggregation")
+        apa = APA(model, tok, cfg, workdir / "apa", APAConfig(params.n_shards, params.top_k, params.temperature),
+                  params.seed, embedder, progress=say)  # fmt: skip
+        train_s = apa.fit(data.train)
+        before = {i.shard: i.sha256 for i in apa.shards.shards}
+        stats = apa.unlearn(forgotten)
+        if params.verify_exactness:
+            exactness = check_apa_exactness(apa, before, stats.affected_shards)
+            say(f"apa exactness: {exactness}")
+        details = {"affected_shards": stats.affected_shards, "shard_sizes": [len(i.keys) for i in apa.shards.shards],
+                   "model_calls_per_sample": 1}  # fmt: skip
+        for mode in ("d", "nd"):
+            preds = evaluate(lambda xs, m=mode: apa.predict(xs, m))
+            reports.append(verify_method(f"apa_{mode}", preds, ref, sets, stats.seconds, train_s, params.seed, details))
+
+    if "e2urec" in params.methods and original is not None:
+        say("e2urec: augmented model, two teachers, LoRA distillation")
+        e2 = E2URecConfig(alpha=params.e2urec_alpha, relu=params.e2urec_relu, w_forget=params.e2urec_w_forget,
+                          w_retain=params.e2urec_w_retain, epochs=params.e2urec_epochs, aug_epochs=params.e2urec_aug_epochs)  # fmt: skip
+        out = e2urec_unlearn(model, tok, original, data.forget, data.retain, cfg, e2, params.seed)
+        save_lora(out.state, workdir / "e2urec.safetensors")
+        reports.append(verify_method("e2urec", evaluate(of_state(out.state)), ref, sets, out.seconds, seed=params.seed))
+
+    if "ga" in params.methods and original is not None:
+        say("ga: gradient ascent on the forget set")
+        state, seconds = gradient_ascent(model, tok, original, data.forget, cfg,
+                                         GradientAscentConfig(params.ga_epochs, params.ga_lr), params.seed)  # fmt: skip
+        save_lora(state, workdir / "ga.safetensors")
+        reports.append(verify_method("ga", evaluate(of_state(state)), ref, sets, seconds, seed=params.seed))
+
+    return UnlearningRun(reports, data.summary(), params.model_dump(mode="json"), exactness, time.perf_counter() - t_start)
+
+
+def check_apa_exactness(apa: APA, hashes_before: dict[int, str], affected: Sequence[int]) -> dict[str, Any]:
+    """Retrain each affected shard from scratch on its remaining samples and compare bitwise; hash the rest."""
+    equal = []
+    for k in affected:
+        fresh, _, _ = train_shard(apa.model, apa.tokenizer, apa.shards.shard_samples(k), apa.config, apa.seed, k)
+        equal.append(states_equal(fresh, apa.shards.state(k)))
+    untouched = [i for i in apa.shards.shards if i.shard not in set(affected)]
+    same = [file_sha256(i.path) == hashes_before[i.shard] for i in untouched]
+    return {
+        "retrained_shards": list(affected),
+        "retrained_bitwise_equal": bool(all(equal)) if equal else True,
+        "untouched_shards": [i.shard for i in untouched],
+        "untouched_byte_identical": bool(all(same)) if same else True,
+    }

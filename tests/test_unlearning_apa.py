@@ -1,0 +1,177 @@
+"""APA: balanced partition, exact shard unlearning, and the aggregation algebra (tiny model, CPU)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recaudit.data.catalog import Catalog, Interactions, Item
+from recaudit.tallrec import TrainConfig, attach_lora, build_samples, file_sha256, load_base_model, score_samples, states_equal
+from recaudit.tallrec.lora import load_lora_state_dict, lora_state_dict
+from recaudit.unlearning.apa import (
+    APA,
+    APAConfig,
+    aggregate_decomposed,
+    aggregate_rank_concat,
+    aggregation_weights,
+    delta_weights,
+)
+from recaudit.unlearning.experiment import hashing_embedder
+from recaudit.unlearning.partition import balanced_kmeans, random_partition
+from recaudit.unlearning.shards import train_shard
+
+
+def toy_samples(n_users: int = 6, per_user: int = 7, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    genres = ["Space", "Love", "War"]
+    catalog = Catalog([Item(str(i), f"{genres[i % 3]} story {i}") for i in range(24)])
+    rows = []
+    for u in range(n_users):
+        for t, i in enumerate(rng.choice(24, per_user, replace=False)):
+            rows.append((str(u + 1), str(i), int(rng.integers(1, 6)), t))
+    inter = Interactions(pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"]))
+    return build_samples(inter, catalog, history_len=2)
+
+
+@pytest.fixture(scope="module")
+def peft_tiny(tiny_lm_path):
+    import torch
+
+    torch.set_num_threads(1)
+    model, tok = load_base_model(tiny_lm_path)
+    return attach_lora(model, CFG), tok
+
+
+CFG = TrainConfig(seed=0, batch_size=4, lr=1e-2, epochs=1, max_length=256)
+
+
+def test_balanced_kmeans_sizes_and_semantics():
+    rng = np.random.default_rng(0)
+    blobs = np.concatenate([rng.normal(c, 0.05, size=(10, 2)) for c in ([0, 5], [5, 0], [-5, 0])])
+    part = balanced_kmeans(blobs, 3, seed=0)
+    assert sorted(part.sizes()) == [10, 10, 10]
+    for b in range(3):  # each blob lands in one shard
+        assert len(set(part.assignment[b * 10 : (b + 1) * 10])) == 1
+    uneven = balanced_kmeans(rng.normal(size=(11, 4)), 4, seed=1)
+    assert sorted(uneven.sizes()) == [2, 3, 3, 3]
+    with pytest.raises(ValueError, match="n_shards"):
+        balanced_kmeans(blobs, 0, seed=0)
+
+
+def test_balanced_kmeans_is_deterministic():
+    x = np.random.default_rng(3).normal(size=(40, 5))
+    a, b = balanced_kmeans(x, 4, seed=7), balanced_kmeans(x, 4, seed=7)
+    assert np.array_equal(a.assignment, b.assignment) and np.allclose(a.centroids, b.centroids)
+    assert sorted(random_partition(10, 3, seed=0).sizes()) == [3, 3, 4]
+
+
+def test_weights_sum_to_one_with_top_k_support():
+    rng = np.random.default_rng(0)
+    cent = rng.normal(size=(5, 8))
+    cent /= np.linalg.norm(cent, axis=1, keepdims=True)
+    emb = rng.normal(size=(7, 8))
+    w = aggregation_weights(emb, cent, top_k=2, temperature=0.5)
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    assert ((w > 0).sum(axis=1) == 2).all()
+    sims = emb @ cent.T
+    assert (np.argmax(w, axis=1) == np.argmax(sims, axis=1)).all()  # the most similar shard weighs most
+    hot = aggregation_weights(emb, cent, top_k=5, temperature=1e-4)
+    np.testing.assert_allclose(hot.max(axis=1), 1.0)  # low temperature → one-hot
+    with pytest.raises(ValueError, match="temperature"):
+        aggregation_weights(emb, cent, 2, 0.0)
+
+
+def _random_state(seed: int, r: int = 2):
+    import torch
+
+    g = torch.Generator().manual_seed(seed)
+    return {
+        "m.q.lora_A.weight": torch.randn((r, 6), generator=g),
+        "m.q.lora_B.weight": torch.randn((4, r), generator=g),
+    }
+
+
+def test_aggregation_algebra():
+    import torch
+
+    s1, s2 = _random_state(1), _random_state(2)
+    w = [0.3, 0.7]
+    d = delta_weights(aggregate_decomposed([s1, s2], w), 1.0)["m.q"]
+    nd = delta_weights(aggregate_rank_concat([s1, s2], w), 1.0)["m.q"]
+    expected_nd = 0.3 * (s1["m.q.lora_B.weight"] @ s1["m.q.lora_A.weight"]) + 0.7 * (s2["m.q.lora_B.weight"] @ s2["m.q.lora_A.weight"])
+    torch.testing.assert_close(nd.float(), expected_nd, atol=1e-6, rtol=0)  # rank concat == Σ w B A
+    b = 0.3 * s1["m.q.lora_B.weight"] + 0.7 * s2["m.q.lora_B.weight"]
+    a = 0.3 * s1["m.q.lora_A.weight"] + 0.7 * s2["m.q.lora_A.weight"]
+    torch.testing.assert_close(d.float(), b @ a, atol=1e-6, rtol=0)  # D == (Σ w B)(Σ w A)
+    assert (d - nd).abs().max() > 1e-3  # D ≠ ND: D carries the cross terms w1 w2 (B1 A2 + B2 A1)
+    cross = 0.3 * 0.7 * (s1["m.q.lora_B.weight"] @ s2["m.q.lora_A.weight"] + s2["m.q.lora_B.weight"] @ s1["m.q.lora_A.weight"])
+    diff = 0.3 * 0.7 * (s1["m.q.lora_B.weight"] @ s1["m.q.lora_A.weight"] + s2["m.q.lora_B.weight"] @ s2["m.q.lora_A.weight"])
+    torch.testing.assert_close((d - nd).float(), cross - diff, atol=1e-5, rtol=0)
+    same_d = delta_weights(aggregate_decomposed([s1, s1], w), 1.0)["m.q"]
+    same_nd = delta_weights(aggregate_rank_concat([s1, s1], w), 1.0)["m.q"]
+    torch.testing.assert_close(same_d, same_nd, atol=1e-6, rtol=0)  # identical shards: D == ND
+    one = aggregate_decomposed([s1], [1.0])
+    assert states_equal(one, s1)
+
+
+def test_apa_exact_unlearning_and_untouched_shards(peft_tiny, tmp_path):
+    model, tok = peft_tiny
+    samples = toy_samples()
+    apa = APA(model, tok, CFG, tmp_path / "apa", APAConfig(n_shards=3, top_k=2), seed=0, embedder=hashing_embedder)
+    apa.fit(samples)
+    assert sorted(len(i.keys) for i in apa.shards.shards) == sorted([len(samples) // 3 + (k < len(samples) % 3) for k in range(3)])
+    before = {i.shard: file_sha256(i.path) for i in apa.shards.shards}
+    victim = samples[0].user_id
+    holding = {i.shard for i in apa.shards.shards if any(k[0] == victim for k in i.keys)}
+    stats = apa.unlearn(lambda s: s.user_id == victim)
+    assert set(stats.affected_shards) == holding and stats.removed == sum(s.user_id == victim for s in samples)
+    for info in apa.shards.shards:
+        assert all(k[0] != victim for k in info.keys)
+        if info.shard in holding:
+            remaining = [s for s in samples if (s.user_id, s.item_id, s.timestamp) in set(info.keys)]
+            fresh, _, _ = train_shard(model, tok, remaining, CFG, 0, info.shard)
+            assert states_equal(fresh, apa.shards.state(info.shard))  # bitwise: exact unlearning
+            assert file_sha256(info.path) != before[info.shard]
+        else:
+            assert file_sha256(info.path) == before[info.shard]  # untouched: byte-identical file
+    # a shard trained on different data is not equal (the exactness check can fail)
+    other, _, _ = train_shard(model, tok, samples[:5], CFG, 0, 0)
+    assert not states_equal(other, apa.shards.state(0))
+
+
+def test_one_shard_aggregate_equals_that_shard(peft_tiny, tmp_path):
+    model, tok = peft_tiny
+    samples = toy_samples(n_users=3)
+    apa = APA(model, tok, CFG, tmp_path / "one", APAConfig(n_shards=1, top_k=1), seed=0, embedder=hashing_embedder)
+    apa.fit(samples)
+    load_lora_state_dict(model, apa.shards.state(0))
+    single = score_samples(model, tok, samples, max_length=CFG.max_length)
+    np.testing.assert_array_equal(apa.predict(samples, "d"), single)
+    np.testing.assert_allclose(apa.predict(samples, "nd"), single, atol=1e-6)
+    np.testing.assert_allclose(apa.weights(samples).sum(axis=1), 1.0)
+
+
+def test_nd_adapter_matches_weighted_delta_and_differs_from_d(peft_tiny, tmp_path):
+    model, tok = peft_tiny
+    samples = toy_samples()
+    apa = APA(model, tok, CFG, tmp_path / "two", APAConfig(n_shards=2, top_k=2, temperature=1.0), seed=0, embedder=hashing_embedder)
+    apa.fit(samples)
+    w = apa.weights(samples[:1])[0]
+    assert (w > 0).all() and w.sum() == pytest.approx(1.0)
+    d = apa.predict(samples, "d")
+    nd = apa.predict(samples, "nd")
+    assert np.abs(d - nd).max() > 1e-6  # the two forms are different models
+    # the ND adapter in the model holds exactly Σ w_k B_k A_k (LoRA scaling unchanged)
+    adapter = apa.nd_adapter()
+    nd_state = lora_state_dict(model, adapter)
+    got = delta_weights(nd_state, 1.0)
+    want = {}
+    for k in range(2):
+        for name, dw in delta_weights(apa.shards.state(k), 1.0).items():
+            want[name] = want.get(name, 0) + apa.weights(samples[-1:])[0][k] * dw
+    for name in want:
+        np.testing.assert_allclose(got[name].numpy(), want[name].numpy(), atol=1e-6)
+    assert model.peft_config[adapter].lora_alpha / model.peft_config[adapter].r == CFG.lora_alpha / CFG.lora_r
+    assert all(not p.requires_grad for n, p in model.named_parameters() if adapter in n)
+    assert any(p.requires_grad for n, p in model.named_parameters() if ".default." in n)
