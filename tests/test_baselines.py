@@ -92,3 +92,10 @@ def test_errors_are_clear():
     with pytest.raises(ValueError, match="empty"):
         TopPop().fit(Interactions(pd.DataFrame(columns=["user_id", "item_id", "rating", "timestamp"])))
     assert make_baseline("bpr", factors=4).factors == 4
+
+
+def test_candidate_ranking_keeps_only_candidates_and_puts_unknown_items_last():
+    inter = _inter([("1", "c"), ("2", "c"), ("3", "c"), ("1", "b"), ("2", "b"), ("4", "a")])
+    m = TopPop().fit(inter)
+    assert m.recommend("4", 3, candidates=["new", "a", "b"]) == ["b", "new"]  # a is seen by user 4
+    assert m.recommend("4", 2, exclude_seen=False, candidates=["new", "a", "c"]) == ["c", "a"]

@@ -13,6 +13,7 @@ from recaudit.metrics.concentration import (
     hhi,
     item_years,
     lorenz_curve,
+    recency_from_exposure,
     recency_stats,
 )
 
@@ -91,3 +92,12 @@ def test_recency_stats_skip_unknown_years():
     assert r.median_year == 2000 and r.n == 3
     assert r.std_year == pytest.approx(math.sqrt(200 / 3))
     assert math.isnan(recency_stats([None]).median_year)
+
+
+def test_recency_from_exposure_weights_years_by_exposure():
+    r = recency_from_exposure([2, 0, 1, 1], [1990, 1950, None, 2000])
+    # years 1990, 1990, 2000 (the unknown year and the unexposed item are skipped)
+    assert r.median_year == 1990 and r.n == 3
+    assert r.std_year == pytest.approx(np.std([1990, 1990, 2000]))
+    with pytest.raises(ValueError, match="years"):
+        recency_from_exposure([1, 1], [2000])

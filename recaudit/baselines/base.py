@@ -7,7 +7,7 @@ show the LLM's exposure numbers beside what a classical model does on the same u
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 from scipy import sparse
@@ -70,8 +70,14 @@ class IndexedRecommender:
         """Scores of every item for user row ``user``."""
         raise NotImplementedError
 
-    def recommend(self, user_id: str, k: int, exclude_seen: bool = True) -> list[str]:
-        """Top-``k`` item ids for a known user; unknown users get the cold-start fallback."""
+    def recommend(
+        self, user_id: str, k: int, exclude_seen: bool = True, candidates: Sequence[str] | None = None
+    ) -> list[str]:
+        """Top-``k`` item ids for a user (unknown users get the cold-start ranking).
+
+        With ``candidates`` only those items are ranked (candidate-set evaluation); candidates
+        the model never saw in training rank last, in the order given.
+        """
         if not self._fitted:
             raise RuntimeError(f"{self.name}: call fit(interactions) before recommend")
         if k < 1:
@@ -80,9 +86,18 @@ class IndexedRecommender:
         s = self.cold_start_scores() if u is None else np.asarray(self.scores(u), dtype=float).copy()
         if exclude_seen and u is not None:
             s[self.seen.indices[self.seen.indptr[u] : self.seen.indptr[u + 1]]] = -np.inf
+        if candidates is not None:
+            return self._rank_candidates(s, candidates, k)
         order = np.argsort(-s, kind="stable")  # item ids are sorted, so ties break by id
         order = order[np.isfinite(s[order])][:k]
         return [str(self.item_ids[j]) for j in order]
+
+    def _rank_candidates(self, s: np.ndarray, candidates: Sequence[str], k: int) -> list[str]:
+        known = [(c, self._item_index[c]) for c in dict.fromkeys(map(str, candidates)) if c in self._item_index]
+        unknown = [c for c in dict.fromkeys(map(str, candidates)) if c not in self._item_index]
+        known = [(c, j) for c, j in known if np.isfinite(s[j])]
+        ranked = [c for c, _ in sorted(known, key=lambda cj: (-s[cj[1]], cj[1]))]
+        return (ranked + unknown)[:k]
 
     def cold_start_scores(self) -> np.ndarray:
         """Scores for a user absent from training: item popularity."""

@@ -116,6 +116,16 @@ def recency_stats(years: Iterable[int | float | None]) -> RecencyStats:
     return RecencyStats(float(np.median(y)), float(np.std(y)), int(y.size))
 
 
+def recency_from_exposure(exposure: Sequence[float] | np.ndarray, years: Sequence[float | None]) -> RecencyStats:
+    """``recency_stats`` of an exposure vector: item i's year counted e_i times (integer counts)."""
+    e = np.asarray(exposure, dtype=float).ravel()
+    y = np.asarray([np.nan if v is None else float(v) for v in years], dtype=float)
+    if e.shape != y.shape:
+        raise ValueError(f"exposure has {e.size} items but years has {y.size}")
+    keep = np.isfinite(y) & (e > 0)
+    return recency_stats(np.repeat(y[keep], np.rint(e[keep]).astype(int)).tolist())
+
+
 def item_years(item_lists: Sequence[Sequence[str]], year_of: Mapping[str, int | None]) -> list[list[int | None]]:
     """Release year of every recommended item, per list (None where unknown)."""
     return [[year_of.get(i) for i in items] for items in item_lists]

@@ -126,7 +126,7 @@ def group_unfairness_report(
     level: float = 0.95,
     seed: int = 0,
 ) -> GroupUnfairnessReport:
-    """GU/DGU/MGU with percentile-bootstrap CIs that resample users.
+    """GU/DGU/MGU with percentile-bootstrap CIs that resample users (``n_bootstrap=0``: NaN CIs).
 
     ``recommended``: per-user incidence counts (n_users, n_groups). ``reference``: either per-user
     counts of the same shape (resampled together with the recommendations: the users' histories)
@@ -150,6 +150,8 @@ def group_unfairness_report(
         return pooled_shares(block[:, 0, :]) - ref_share
 
     def ci(stat) -> tuple[float, float, float]:
+        if n_bootstrap == 0:  # point estimates only
+            return float(stat(data)), float("nan"), float("nan")
         iv = bootstrap_ci(data, stat, n_resamples=n_bootstrap, level=level, seed=seed)
         return iv.value, iv.low, iv.high
 

@@ -1,0 +1,104 @@
+"""Reference recommenders with known item-side behaviour, and a synthetic catalogue to run them on.
+
+They answer prompts like a model would (a numbered list of titles) and are wrapped in a
+``CallableAdapter``; the validity tests and benchmarks/item_fairness.py use them to show the
+probes separate a popularity-biased recommender from neutral ones:
+
+- ``most_popular``: the same k most popular items for everyone (GU > 0 on the top bucket, Gini ≈ 1);
+- ``uniform_random``: k catalogue items uniformly at random (seeded per user);
+- ``history_proportional``: for k of the user's history items drawn without replacement, an unseen
+  item with the same popularity bucket and genre set — in expectation the recommended group
+  shares equal the history shares, so every GU is 0 up to sampling noise.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from recaudit.adapters.base import Request
+from recaudit.data.catalog import Catalog, Interactions, Item
+from recaudit.probes._item_common import UserSplit, user_rng
+
+GenerateFn = Callable[[Request], str]
+
+
+def numbered(titles: Sequence[str]) -> str:
+    """A numbered list, as an instruction-following model writes it."""
+    return "\n".join(f"{i}. {t}" for i, t in enumerate(titles, start=1))
+
+
+def most_popular(catalog: Catalog, k: int) -> GenerateFn:
+    """Everyone gets the k most popular catalogue items."""
+    top = [it.title for it in sorted(catalog.items, key=lambda it: (-it.popularity, it.item_id))[:k]]
+    return lambda request: numbered(top)
+
+
+def uniform_random(catalog: Catalog, k: int, seed: int = 0) -> GenerateFn:
+    """k distinct catalogue items uniformly at random, seeded by the request's user id."""
+    titles = catalog.titles
+
+    def generate(request: Request) -> str:
+        rng = user_rng(seed, request.meta().get("user_id", ""), salt=2)
+        return numbered([titles[j] for j in rng.choice(len(titles), size=min(k, len(titles)), replace=False)])
+
+    return generate
+
+
+def history_proportional(
+    catalog: Catalog, splits: Sequence[UserSplit], bucket_of: Mapping[str, str], k: int, seed: int = 0
+) -> GenerateFn:
+    """For k random history items, an unseen item of the same (bucket, genres); ValueError if k > history."""
+    pools: dict[tuple, list[str]] = defaultdict(list)
+    for it in catalog.items:
+        pools[(bucket_of[it.item_id], it.genres)].append(it.item_id)
+    split_of = {s.user_id: s for s in splits}
+
+    def generate(request: Request) -> str:
+        s = split_of[request.meta()["user_id"]]
+        if k > len(s.history):
+            raise ValueError(f"history_proportional needs k <= history length ({len(s.history)}), got {k}")
+        rng = user_rng(seed, s.user_id, salt=3)
+        used: set[str] = set()
+        out = []
+        for h in rng.choice(len(s.history), size=k, replace=False):
+            item = catalog.get(s.history[h])
+            options = [i for i in pools[(bucket_of[item.item_id], item.genres)] if i not in s.seen and i not in used]
+            if options:
+                pick = options[int(rng.integers(len(options)))]
+                used.add(pick)
+                out.append(catalog.get(pick).title)
+        return numbered(out)
+
+    return generate
+
+
+def synthetic_world(
+    n_items: int = 600,
+    n_users: int = 200,
+    per_user: int = 25,
+    skew: float = 0.6,
+    genre_sets: Sequence[tuple[str, ...]] = (("Action",), ("Comedy",), ("Drama",), ("Action", "Comedy")),
+    seed: int = 0,
+) -> tuple[Catalog, Interactions]:
+    """A catalogue whose genres are independent of popularity, and users drawing items ∝ 1/rank^skew.
+
+    80% of ratings are 4–5 (liked); years spread over 1950–2019; titles are unique.
+    """
+    rng = np.random.default_rng(seed)
+    appeal = 1.0 / (1.0 + rng.permutation(n_items)) ** skew
+    items = [
+        Item(f"i{j:04d}", f"Synthetic Film {j:04d}", genre_sets[int(rng.integers(len(genre_sets)))], int(rng.integers(1950, 2020)))
+        for j in range(n_items)
+    ]
+    rows = []
+    for u in range(n_users):
+        chosen = rng.choice(n_items, size=per_user, replace=False, p=appeal / appeal.sum())
+        for t, j in enumerate(chosen):
+            rating = int(rng.choice([2, 3, 4, 5], p=[0.1, 0.1, 0.4, 0.4]))
+            rows.append((str(u), items[j].item_id, rating, 1_000_000 + u * 1000 + t))
+    inter = Interactions(pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"]), name="synthetic")
+    return Catalog(items, name="synthetic").with_popularity(inter), inter

@@ -1,0 +1,356 @@
+"""Item-side fairness (IFairLRS): does the recommender over-expose popular items and genres?
+
+Jiang, Zhang, Bao, Wang, Feng, He, "Item-side Fairness of Large Language Model-based
+Recommendation System", WWW 2024 (arXiv 2402.15215); generate-then-ground as in BIGRec (Bao et
+al. 2023, arXiv 2308.08434).
+
+For sampled users, the prompt shows the user's recent liked items and asks for k items, either
+freely (``mode: generate``; titles are grounded to the whole catalogue afterwards) or chosen
+from a seeded candidate set of the user's held-out positives and sampled negatives (``mode:
+candidates``; titles are grounded to that candidate set only). Items are grouped by training
+popularity into ``n_buckets`` equal-size buckets (``b0`` = least popular) and by genre. Per
+group g, GU(g) = share of g among recommended items − share among the reference items (the
+users' histories by default); DGU = max GU − min GU, MGU = mean |GU| (``recaudit.metrics.group``,
+genre shares by item–genre incidence). Percentile-bootstrap CIs resample users. The classical
+baselines (TopPop, ItemKNN, BPR-MF), fitted on the same training split, get the same numbers.
+
+Metric names: ``gu.popularity.b<i>``, ``gu.genre.<genre>``, ``dgu|mgu.popularity|genre``,
+``baseline.<name>.dgu|mgu.popularity|genre``, ``grounded_rate``, ``parse_rate``, ``hit_rate``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from recaudit.adapters.base import Request, Response
+from recaudit.checks import CheckContext, Probe, register_check
+from recaudit.data.catalog import Catalog
+from recaudit.metrics.group import GroupUnfairnessReport, group_unfairness_report, gu_metric_frame, incidence_counts
+from recaudit.probes._item_common import (
+    GroundedAnswer,
+    ItemProbeParams,
+    baseline_lists,
+    bullet_list,
+    candidate_set,
+    ci_or_none,
+    genre_membership,
+    ground_answer,
+    grounded_rate,
+    grounding_counts,
+    hit_rate,
+    load_prompts,
+    make_grounder,
+    popularity_membership,
+    split_users,
+    sub_catalog,
+    training_interactions,
+    validate_template,
+)
+from recaudit.probes._prompt_data import slug
+from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
+
+Grouping = Literal["popularity", "genre"]
+_MAX_EXAMPLE_CHARS = 1200
+
+
+class ItemFairnessParams(ItemProbeParams):
+    """Settings of the item-fairness probe (defaults: generate-then-ground, 5 popularity buckets)."""
+
+    mode: Literal["generate", "candidates"] = Field(
+        "generate", description="generate = free titles grounded to the catalogue (BIGRec); candidates = pick from a set"
+    )
+    n_candidates: int = Field(20, ge=2, description="candidate-set size (held-out positives + sampled negatives)")
+    negative_sampling: Literal["uniform", "popularity"] = "uniform"
+    n_buckets: int = Field(5, ge=2, le=20, description="equal-size popularity buckets")
+    groupings: list[Grouping] = Field(default_factory=lambda: ["popularity", "genre"], min_length=1)
+    reference: Literal["history", "training", "candidates"] = Field(
+        "history", description="the distribution GU compares against: users' histories, all training interactions, "
+        "or (candidate mode) the candidate sets"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "ItemFairnessParams":
+        if self.reference == "candidates" and self.mode != "candidates":
+            raise ValueError("reference 'candidates' needs mode 'candidates'")
+        if self.mode == "candidates" and self.k > self.n_candidates:
+            raise ValueError(f"k ({self.k}) must not exceed n_candidates ({self.n_candidates})")
+        return self
+
+
+@register_check("item_fairness")
+class ItemFairnessProbe(Probe):
+    """GU per popularity bucket and genre, DGU and MGU, beside classical baselines on the same users."""
+
+    title = "Item-side fairness: over-exposure of popular items and genres"
+    risk = "fairness"
+    references = (
+        "Jiang et al., Item-side Fairness of Large Language Model-based Recommendation System, WWW 2024, "
+        "arXiv:2402.15215",
+        "Bao et al., A Bi-Step Grounding Paradigm for Large Language Models in Recommendation Systems (BIGRec), "
+        "arXiv:2308.08434",
+    )
+    Params = ItemFairnessParams
+    params: ItemFairnessParams
+
+    # --- inputs --------------------------------------------------------------------------------
+
+    def templates(self) -> dict[str, str]:
+        """System and user templates for the configured mode, after overrides."""
+        tpl = load_prompts(self.params.prompts, "item_fairness.prompts")["item_fairness"]
+        mode = self.params.mode
+        need = {"history", "k"} | ({"candidates"} if mode == "candidates" else set())
+        validate_template(tpl[mode], need, need | {"item_noun"}, f"item_fairness.prompts.item_fairness.{mode}")
+        validate_template(tpl["system"], set(), {"item_noun"}, "item_fairness.prompts.item_fairness.system")
+        return {"system": tpl["system"], "user": tpl[mode]}
+
+    def _prepare(self, ctx: CheckContext):
+        catalog = ctx.require_catalog(self.name)
+        interactions = ctx.require_interactions(self.name)
+        missing = set(interactions.frame["item_id"].unique()) - set(catalog.ids)
+        if missing:
+            raise ValueError(f"check {self.name!r}: {len(missing)} interaction items are not in the catalogue, "
+                             f"e.g. {sorted(missing)[:3]}")
+        splits = split_users(interactions, self.params, self.name)
+        cands = None
+        if self.params.mode == "candidates":
+            p = self.params
+            cands = {s.user_id: candidate_set(s, catalog, p.n_candidates, p.seed, p.negative_sampling) for s in splits}
+        return catalog, interactions, splits, cands
+
+    # --- requests ------------------------------------------------------------------------------
+
+    def requests(self, ctx: CheckContext) -> list[Request]:
+        """One prompt per sampled user (history, and the candidate set in candidate mode)."""
+        catalog, _, splits, cands = self._prepare(ctx)
+        tpl, p = self.templates(), self.params
+        system = tpl["system"].format(item_noun=p.item_noun)
+        out = []
+        for s in splits:
+            fields = {"history": bullet_list(catalog, s.history), "k": p.k, "item_noun": p.item_noun}
+            if cands is not None:
+                fields["candidates"] = bullet_list(catalog, cands[s.user_id])
+            out.append(Request.chat(
+                tpl["user"].format(**fields), system=system,
+                metadata=(("user_id", s.user_id), ("mode", p.mode)), **p.generation_settings(),
+            ))
+        return out
+
+    # --- evaluation ----------------------------------------------------------------------------
+
+    def evaluate(self, ctx: CheckContext, requests: list[Request], responses: list[Response]) -> CheckResult:
+        """Ground the lists, then GU/DGU/MGU per grouping for the model and each baseline."""
+        if len(requests) != len(responses):
+            raise ValueError(f"{len(requests)} requests but {len(responses)} responses")
+        p = self.params
+        catalog, interactions, splits, cands = self._prepare(ctx)
+        by_user = {r.meta().get("user_id"): resp for r, resp in zip(requests, responses)}
+        unknown = set(by_user) - {s.user_id for s in splits}
+        if unknown:
+            raise ValueError(f"responses for users outside the sample: {sorted(unknown)[:3]}")
+        answers = self._ground(catalog, splits, cands, by_user)
+        model_lists = [a.items for a in answers]
+        train = training_interactions(interactions, splits)
+        base = baseline_lists(ctx, p, train, splits, cands)
+
+        result = self.new_result()
+        groupings = {
+            "popularity": popularity_membership(catalog, train, p.n_buckets),
+            "genre": genre_membership(catalog),
+        }
+        figure_rows: dict[str, dict] = {}
+        for g_idx, grouping in enumerate(p.groupings):
+            membership, groups = groupings[grouping]
+            if not groups:
+                result.notes.append(f"grouping {grouping!r} skipped: the catalogue has no such groups")
+                continue
+            ref = self._reference(grouping, membership, groups, splits, cands, train)
+            cand_counts = None if cands is None else incidence_counts([cands[s.user_id] for s in splits], membership, groups)
+            rec = incidence_counts(model_lists, membership, groups)
+            if rec.sum() == 0:
+                result.notes.append(f"{grouping}: no grounded recommendation belongs to any group; GU not computed")
+                continue
+            report = group_unfairness_report(rec, ref, groups, p.n_bootstrap, p.ci_level, p.seed + g_idx)
+            self._gu_metrics(result, grouping, report)
+            self._gu_table(result, grouping, report, rec, ref, cand_counts, membership, groups)
+            rows = {"model": report}
+            for b_idx, (name, lists) in enumerate(base.items()):
+                b_rec = incidence_counts(lists, membership, groups)
+                b_rep = group_unfairness_report(b_rec, ref, groups, p.n_bootstrap, p.ci_level, p.seed + 100 * (b_idx + 1) + g_idx)
+                self._baseline_metrics(result, name, grouping, b_rep)
+                rows[name] = b_rep
+            self._summary_table(result, grouping, rows)
+            figure_rows[grouping] = rows
+        self._figures(result, figure_rows)
+        self._quality_metrics(result, answers, model_lists, splits, base)
+        result.examples = self._examples(requests, responses, answers, by_user, splits)
+        result.notes += self._notes(splits, answers, train)
+        return result
+
+    def _ground(self, catalog: Catalog, splits, cands, by_user: dict[str, Response]) -> list[GroundedAnswer]:
+        p = self.params
+        whole = make_grounder(catalog, p) if cands is None else None
+        out = []
+        for s in splits:
+            resp = by_user.get(s.user_id, Response(text="", error="no response"))
+            grounder = whole or make_grounder(sub_catalog(catalog, cands[s.user_id], f"candidates:{s.user_id}"), p)
+            out.append(ground_answer(resp, p.k, grounder))
+        return out
+
+    def _reference(self, grouping, membership, groups, splits, cands, train) -> np.ndarray:
+        ref = self.params.reference
+        if ref == "history":
+            return incidence_counts([s.history for s in splits], membership, groups)
+        if ref == "candidates":
+            return incidence_counts([cands[s.user_id] for s in splits], membership, groups)
+        return incidence_counts([train.frame["item_id"].tolist()], membership, groups)[0]
+
+    def _gu_metrics(self, result: CheckResult, grouping: str, rep: GroupUnfairnessReport) -> None:
+        p = self.params
+        common = dict(ci_level=rep.level, n=rep.n_users)
+        for g in rep.groups:
+            label = g.group if grouping == "popularity" else slug(g.group)
+            result.metrics.append(MetricValue(
+                name=f"gu.{grouping}.{label}", value=g.gu, ci_low=ci_or_none(g.ci_low), ci_high=ci_or_none(g.ci_high), direction="neutral",
+                description=f"share of {grouping} group {g.group!r} among recommendations minus among the {p.reference} "
+                "(> 0 over-recommended)", **common,
+            ))
+        result.metrics += [
+            MetricValue(name=f"dgu.{grouping}", value=rep.dgu, ci_low=ci_or_none(rep.dgu_ci[0]), ci_high=ci_or_none(rep.dgu_ci[1]),
+                        direction="lower_is_better", description=f"max − min GU over {grouping} groups", **common),
+            MetricValue(name=f"mgu.{grouping}", value=rep.mgu, ci_low=ci_or_none(rep.mgu_ci[0]), ci_high=ci_or_none(rep.mgu_ci[1]),
+                        direction="lower_is_better", description=f"mean |GU| over {grouping} groups", **common),
+        ]
+
+    def _baseline_metrics(self, result: CheckResult, name: str, grouping: str, rep: GroupUnfairnessReport) -> None:
+        common = dict(ci_level=rep.level, n=rep.n_users, direction="lower_is_better")
+        result.metrics += [
+            MetricValue(name=f"baseline.{name}.dgu.{grouping}", value=rep.dgu, ci_low=ci_or_none(rep.dgu_ci[0]),
+                        ci_high=ci_or_none(rep.dgu_ci[1]), description=f"DGU ({grouping}) of the {name} baseline", **common),
+            MetricValue(name=f"baseline.{name}.mgu.{grouping}", value=rep.mgu, ci_low=ci_or_none(rep.mgu_ci[0]),
+                        ci_high=ci_or_none(rep.mgu_ci[1]), description=f"MGU ({grouping}) of the {name} baseline", **common),
+        ]
+
+    def _gu_table(self, result, grouping, rep: GroupUnfairnessReport, rec, ref, cand_counts, membership, groups) -> None:
+        """Per-group shares and GU from fairlearn's MetricFrame, with the bootstrap CI beside it."""
+        by = gu_metric_frame(rec, ref, groups).by_group
+        n_items = {g: 0 for g in groups}
+        for members in membership.values():
+            for g in members:
+                if g in n_items:
+                    n_items[g] += 1
+        cand_share = None
+        if cand_counts is not None:
+            tot = cand_counts.sum(axis=0)
+            cand_share = tot / tot.sum() if tot.sum() else np.full(len(groups), np.nan)
+        columns = ["group", "n_items", f"share_{self.params.reference}", "share_recommended", "gu", "gu_ci_low",
+                   "gu_ci_high", "sign"]
+        if cand_share is not None and self.params.reference != "candidates":
+            columns.insert(3, "share_candidates")
+        rows = []
+        for j, g in enumerate(rep.groups):
+            row = [g.group, n_items[g.group], float(by.loc[g.group, "share_reference"]),
+                   float(by.loc[g.group, "share_recommended"]), float(by.loc[g.group, "gu"]), g.ci_low, g.ci_high, g.sign]
+            if "share_candidates" in columns:
+                row.insert(3, float(cand_share[j]))
+            rows.append(row)
+        order = "b0 = least popular" if grouping == "popularity" else "genre shares by item–genre incidence"
+        result.tables.append(GroupTable(
+            name=f"gu_{grouping}", columns=columns, rows=rows,
+            description=f"GU per {grouping} group ({order}); shares and GU via fairlearn MetricFrame, "
+            f"{int(rep.level * 100)}% bootstrap CI over {rep.n_users} users; sign: over/under when the CI excludes 0.",
+        ))
+
+    def _summary_table(self, result, grouping: str, rows: dict[str, GroupUnfairnessReport]) -> None:
+        result.tables.append(GroupTable(
+            name=f"dgu_mgu_{grouping}",
+            columns=["recommender", "dgu", "dgu_ci_low", "dgu_ci_high", "mgu", "mgu_ci_low", "mgu_ci_high",
+                     "over_recommended", "under_recommended"],
+            rows=[[name, r.dgu, *r.dgu_ci, r.mgu, *r.mgu_ci, ", ".join(g.group for g in r.groups if g.sign == "over"),
+                   ", ".join(g.group for g in r.groups if g.sign == "under")] for name, r in rows.items()],
+            description=f"DGU and MGU over {grouping} groups: the model beside classical baselines on the same users.",
+        ))
+
+    def _figures(self, result: CheckResult, figure_rows: dict[str, dict[str, GroupUnfairnessReport]]) -> None:
+        ref = self.params.reference
+        if "popularity" in figure_rows:
+            rows = figure_rows["popularity"]
+            model = rows["model"]
+            labels = [g.group for g in model.groups]
+            series = [Series(label=ref, x=labels, y=[g.share_reference for g in model.groups]),
+                      Series(label="recommended (model)", x=labels, y=[g.share_recommended for g in model.groups])]
+            series += [Series(label=name, x=labels, y=[g.share_recommended for g in r.groups])
+                       for name, r in rows.items() if name != "model"]
+            result.figures.append(FigureSpec(
+                name="exposure_by_popularity", kind="bar", title="Exposure share by popularity bucket",
+                x_label="popularity bucket (b0 = least popular)", y_label="share of items", series=series,
+                caption=f"Share of each popularity bucket among the users' {ref} items and among recommended items; "
+                "bars above the reference = over-exposure.",
+            ))
+        if "genre" in figure_rows:
+            model = figure_rows["genre"]["model"]
+            result.figures.append(FigureSpec(
+                name="gu_by_genre", kind="bar", title="Group unfairness (GU) per genre",
+                x_label="genre", y_label="GU (recommended − reference share)",
+                series=[Series(label="model", x=[g.group for g in model.groups], y=[g.gu for g in model.groups],
+                               y_low=[g.ci_low for g in model.groups], y_high=[g.ci_high for g in model.groups])],
+                caption="GU > 0: the genre is recommended more than it appears in the users' histories (Pos GU); "
+                "< 0: overlooked (Neg GU). Whiskers: bootstrap CI over users.",
+            ))
+
+    def _quality_metrics(self, result, answers, model_lists, splits, base) -> None:
+        n = len(answers)
+        history_repeats = [np.mean([i in set(s.history) for i in items]) for items, s in zip(model_lists, splits) if items]
+        result.metrics += [
+            MetricValue(name="grounded_rate", value=grounded_rate(answers), n=n, direction="higher_is_better",
+                        description="share of parsed titles grounded to a catalogue item"),
+            MetricValue(name="parse_rate", value=float(np.mean([a.parsed.ok for a in answers])), n=n,
+                        direction="higher_is_better", description=f"share of answers that parsed to k={self.params.k} titles"),
+            MetricValue(name="hit_rate", value=hit_rate(model_lists, splits), n=n, direction="higher_is_better",
+                        description="share of users whose list holds a held-out liked item"),
+            MetricValue(name="history_repeat_rate",
+                        value=float(np.mean(history_repeats)) if history_repeats else float("nan"), n=n,
+                        direction="lower_is_better", description="share of recommended items already in the prompt's history"),
+        ]
+        for name, lists in base.items():
+            result.metrics.append(MetricValue(name=f"baseline.{name}.hit_rate", value=hit_rate(lists, splits), n=n,
+                                              direction="higher_is_better", description=f"hit rate of the {name} baseline"))
+        counts = grounding_counts(answers)
+        result.tables.append(GroupTable(
+            name="grounding", columns=["what", "count"], rows=[[k, v] for k, v in counts.items()],
+            description="Parsed titles by grounding method and answers by parse status; ungrounded titles are dropped.",
+        ))
+
+    def _examples(self, requests, responses, answers, by_user, splits) -> list[Example]:
+        out = []
+        req_of = {r.meta().get("user_id"): r for r in requests}
+        for s, a in list(zip(splits, answers))[: self.params.n_examples]:
+            if s.user_id not in req_of:
+                continue
+            resp = by_user[s.user_id]
+            out.append(Example(fields={
+                "user_id": s.user_id, "prompt": req_of[s.user_id].user_text[:_MAX_EXAMPLE_CHARS],
+                "output": (resp.error or resp.text)[:_MAX_EXAMPLE_CHARS],
+                "parsed": " | ".join(a.parsed.items),
+                "grounded": " | ".join(f"{g.query} → {g.item_id or '∅'} ({g.method})" for g in a.groundings),
+            }))
+        return out
+
+    def _notes(self, splits, answers, train) -> list[str]:
+        p = self.params
+        ungrounded = sum(1 for a in answers for g in a.groundings if g.item_id is None)
+        notes = [
+            f"Mode {p.mode!r}: {len(splits)} users, history = last {p.history_len} liked items (rating > "
+            f"{p.liked_threshold}), {p.n_heldout} held out; k = {p.k}; reference = {p.reference}.",
+            f"Popularity = interaction count in the training split ({len(train)} interactions), "
+            f"{p.n_buckets} equal-size buckets by rank (b0 least popular).",
+            f"{ungrounded} parsed titles could not be grounded and were dropped (see the grounding table).",
+        ]
+        if p.mode == "candidates":
+            notes.append(f"Candidate sets: {p.n_candidates} items = held-out positives + {p.negative_sampling} negatives; "
+                         "compare share_candidates with share_recommended to separate the sampler from the model.")
+        if p.n_bootstrap == 0:
+            notes.append("n_bootstrap = 0: CIs are degenerate (point estimates only).")
+        return notes
