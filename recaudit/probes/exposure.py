@@ -1,0 +1,388 @@
+"""Item exposure under prompting strategies and system roles (Deldjoo 2024), beside classical baselines.
+
+Deldjoo, "Understanding Biases in ChatGPT-based Recommender Systems: Provider Fairness, Temporal
+Stability, and Recency", ACM TORS 2024 (arXiv 2401.10545).
+
+Every sampled user is asked for k items under each prompting strategy (Simple, Genre-focused,
+Diversify, Surprise, Motivate reasoning, Chain-of-thought; item_prompts.yaml) and each system
+role (a plain recommender vs "a fair recommender"). Titles are parsed and grounded to the
+catalogue; over all users of one (strategy, role) cell, item i's exposure e_i is how often it
+was recommended. Concentration of exposure (``recaudit.metrics.concentration``): Gini (↓, over
+the whole catalogue when ``include_unexposed``), HHI (↓), Shannon entropy in nats (↑), catalogue
+coverage (↑), and recency (median / std of release years). TopPop, ItemKNN and BPR-MF, fitted
+in-process on the same training split, give the same numbers on the same users. CIs are
+percentile bootstraps over users; for each strategy the change of Gini under every other role
+against the first one (``exposure.gini_change``) has a paired bootstrap CI.
+
+Metric names: ``exposure.gini|hhi|entropy.<strategy>.<role>``, ``coverage.<strategy>.<role>``,
+``recency.median_year|std_year.<strategy>.<role>``, ``grounded_rate|hit_rate.<strategy>.<role>``,
+``exposure.gini_change.<strategy>.<role>``, ``baseline.<name>.gini|hhi|entropy|coverage|median_year|std_year|hit_rate``,
+``history.median_year``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from recaudit.adapters.base import Request, Response
+from recaudit.checks import CheckContext, Probe, register_check
+from recaudit.data.catalog import Catalog
+from recaudit.metrics.concentration import (
+    coverage,
+    entropy,
+    exposure_matrix,
+    gini,
+    hhi,
+    lorenz_curve,
+    recency_from_exposure,
+)
+from recaudit.probes._item_common import (
+    GroundedAnswer,
+    ItemProbeParams,
+    UserSplit,
+    baseline_lists,
+    bullet_list,
+    ci_or_none,
+    ground_answer,
+    grounded_rate,
+    grounding_counts,
+    hit_rate,
+    load_prompts,
+    make_grounder,
+    split_users,
+    top_genres,
+    training_interactions,
+    validate_template,
+)
+from recaudit.probes._uncertainty import bootstrap_or_point
+from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
+from recaudit.text.parse import parse_list
+
+STRATEGIES = ("simple", "genre_focused", "diversify", "surprise", "motivate_reasoning", "cot")
+# Deldjoo 2024, ChatGPT with the plain recommender role (Gini, HHI, entropy), as in the spec.
+PUBLISHED_CHATGPT = {
+    "simple": (0.982, 0.0172, 5.04), "genre_focused": (0.965, 0.0065, 5.92), "diversify": (0.992, 0.0347, 4.23),
+    "surprise": (0.998, 0.0599, 3.23), "motivate_reasoning": (0.982, 0.0192, 5.03), "cot": (0.987, 0.0270, 4.62),
+}
+PUBLISHED_BASELINE_GINI = {"bpr": 0.992, "itemknn": 0.914, "toppop": 0.995}
+_MAX_EXAMPLE_CHARS = 1200
+
+
+class ExposureParams(ItemProbeParams):
+    """Settings of the exposure probe (defaults: the six strategies × plain/fair role, three baselines)."""
+
+    strategies: list[str] = Field(default_factory=lambda: list(STRATEGIES), min_length=1)
+    system_prompts: list[str] = Field(default_factory=lambda: ["normal", "fair"], min_length=1,
+                                      description="keys of item_prompts.yaml system_prompts; the first is the reference")
+    include_unexposed: bool = Field(True, description="Gini over the whole catalogue (never-recommended items as zeros)")
+    lorenz_points: int = Field(101, ge=3, description="points per Lorenz curve in the figure")
+    year_bin: int = Field(5, ge=1, description="width in years of the release-year histogram's bins")
+
+    @field_validator("strategies", "system_prompts")
+    @classmethod
+    def _unique(cls, v: list[str]) -> list[str]:
+        if len(set(v)) != len(v):
+            raise ValueError(f"entries must not repeat, got {v}")
+        return v
+
+
+@dataclass(frozen=True)
+class _Cell:
+    """One row of the grid: a (strategy, role) of the model, or a baseline."""
+
+    label: str
+    strategy: str
+    system: str
+    lists: list[list[str]]
+    answers: list[GroundedAnswer] | None = None
+
+
+@register_check("exposure")
+class ExposureProbe(Probe):
+    """Gini/HHI/entropy/coverage/recency of item exposure per prompting strategy and system role."""
+
+    title = "Item exposure: concentration and recency under prompting strategies"
+    risk = "fairness"
+    references = (
+        "Deldjoo, Understanding Biases in ChatGPT-based Recommender Systems: Provider Fairness, Temporal Stability, "
+        "and Recency, ACM TORS 2024, arXiv:2401.10545",
+    )
+    Params = ExposureParams
+    params: ExposureParams
+
+    # --- inputs --------------------------------------------------------------------------------
+
+    def templates(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(strategy -> user template, role -> system prompt) for the configured grid, after overrides."""
+        data = load_prompts(self.params.prompts, "exposure.prompts")
+        strategies, systems = data["strategies"], data["system_prompts"]
+        for kind, wanted, known in (("strategies", self.params.strategies, strategies),
+                                    ("system_prompts", self.params.system_prompts, systems)):
+            unknown = [s for s in wanted if s not in known]
+            if unknown:
+                raise ValueError(f"exposure.{kind}: unknown {unknown}; item_prompts.yaml has {sorted(known)}")
+        for s in self.params.strategies:
+            validate_template(strategies[s], {"history", "k"}, {"history", "k", "item_noun", "genres"},
+                              f"exposure.prompts.strategies.{s}")
+        for s in self.params.system_prompts:
+            validate_template(systems[s], set(), {"item_noun"}, f"exposure.prompts.system_prompts.{s}")
+        return ({s: strategies[s] for s in self.params.strategies},
+                {s: systems[s] for s in self.params.system_prompts})
+
+    def _prepare(self, ctx: CheckContext) -> tuple[Catalog, list[UserSplit]]:
+        catalog = ctx.require_catalog(self.name)
+        interactions = ctx.require_interactions(self.name)
+        missing = set(interactions.frame["item_id"].unique()) - set(catalog.ids)
+        if missing:
+            raise ValueError(f"check {self.name!r}: {len(missing)} interaction items are not in the catalogue, "
+                             f"e.g. {sorted(missing)[:3]}")
+        return catalog, split_users(interactions, self.params, self.name)
+
+    # --- requests ------------------------------------------------------------------------------
+
+    def requests(self, ctx: CheckContext) -> list[Request]:
+        """One prompt per user × strategy × system role."""
+        catalog, splits = self._prepare(ctx)
+        strategies, systems = self.templates()
+        p = self.params
+        out = []
+        for strategy, template in strategies.items():
+            for system, system_text in systems.items():
+                for s in splits:
+                    user = template.format(history=bullet_list(catalog, s.history), k=p.k, item_noun=p.item_noun,
+                                           genres=top_genres(catalog, s.history))
+                    out.append(Request.chat(
+                        user, system=system_text.format(item_noun=p.item_noun),
+                        metadata=(("user_id", s.user_id), ("strategy", strategy), ("system", system)),
+                        **p.generation_settings(),
+                    ))
+        return out
+
+    # --- evaluation ----------------------------------------------------------------------------
+
+    def evaluate(self, ctx: CheckContext, requests: list[Request], responses: list[Response]) -> CheckResult:
+        """Ground every answer, then the concentration metrics per grid cell and per baseline."""
+        if len(requests) != len(responses):
+            raise ValueError(f"{len(requests)} requests but {len(responses)} responses")
+        p = self.params
+        catalog, splits = self._prepare(ctx)
+        train = training_interactions(ctx.require_interactions(self.name), splits)
+        grounder = make_grounder(catalog, p)
+        by_cell: dict[tuple[str, str], dict[str, Response]] = {}
+        for req, resp in zip(requests, responses):
+            m = req.meta()
+            by_cell.setdefault((m["strategy"], m["system"]), {})[m["user_id"]] = resp
+        cells: list[_Cell] = []
+        for strategy in p.strategies:
+            for system in p.system_prompts:
+                got = by_cell.get((strategy, system), {})
+                answers = [ground_answer(got.get(s.user_id, Response(text="", error="no response")), p.k, grounder)
+                           for s in splits]
+                cells.append(_Cell(f"{strategy} · {system}", strategy, system, [a.items for a in answers], answers))
+        base = baseline_lists(ctx, p, train, splits)
+        cells += [_Cell(name, "-", "-", lists) for name, lists in base.items()]
+
+        ids = catalog.ids
+        years = [catalog.get(i).year for i in ids]
+        mats = {c.label: exposure_matrix(c.lists, ids) for c in cells}
+        history_mat = exposure_matrix([s.history for s in splits], ids)
+        result = self.new_result()
+        rows = []
+        for c_idx, cell in enumerate(cells):
+            stats = self._cell_metrics(mats[cell.label], years, p.seed + c_idx)
+            extra = {"grounded_rate": grounded_rate(cell.answers) if cell.answers else float("nan"),
+                     "hit_rate": hit_rate(cell.lists, splits)}
+            self._append_metrics(result, cell, stats, extra, len(splits))
+            rows.append([cell.label, cell.strategy, cell.system, len(splits), extra["grounded_rate"],
+                         *[v for key in ("gini", "hhi", "entropy", "coverage") for v in stats[key]],
+                         stats["median_year"][0], stats["std_year"][0], extra["hit_rate"]])
+        self._gini_changes(result, mats)
+        hist_rec = recency_from_exposure(history_mat.sum(axis=0), years)
+        result.metrics.append(MetricValue(
+            name="history.median_year", value=hist_rec.median_year, n=hist_rec.n, direction="neutral",
+            description="median release year of the users' history items (the recency reference)",
+        ))
+        result.tables.append(GroupTable(
+            name="exposure_grid",
+            columns=["recommender", "strategy", "system", "n_users", "grounded_rate",
+                     *[f"{m}{suf}" for m in ("gini", "hhi", "entropy", "coverage") for suf in ("", "_ci_low", "_ci_high")],
+                     "median_year", "std_year", "hit_rate"],
+            rows=rows,
+            description=f"Exposure over {len(ids)} catalogue items of {len(splits)} users' top-{p.k} lists; "
+            f"Gini {'includes' if p.include_unexposed else 'excludes'} never-recommended items; entropy in nats; "
+            f"{int(p.ci_level * 100)}% bootstrap CIs over users. Baseline rows: classical models on the same users.",
+        ))
+        result.tables.append(self._published_table())
+        self._grounding_table(result, cells)
+        self._figures(result, cells, mats, history_mat, years)
+        result.examples = self._examples(requests, responses)
+        result.notes += self._notes(splits, cells, train)
+        return result
+
+    def _statistics(self, years: list[int | None]) -> dict[str, Callable[[np.ndarray], float]]:
+        inc = self.params.include_unexposed
+        return {
+            "gini": lambda e: gini(e, include_unexposed=inc),
+            "hhi": hhi,
+            "entropy": entropy,
+            "coverage": coverage,
+            "median_year": lambda e: recency_from_exposure(e, years).median_year,
+            "std_year": lambda e: recency_from_exposure(e, years).std_year,
+        }
+
+    def _cell_metrics(self, mat: np.ndarray, years, seed: int) -> dict[str, tuple[float, float | None, float | None]]:
+        """Each statistic of the pooled exposure with a bootstrap CI over users (rows of ``mat``)."""
+        p = self.params
+        out = {}
+        for j, (key, fn) in enumerate(self._statistics(years).items()):
+            iv = bootstrap_or_point(mat, lambda m, fn=fn: fn(m.sum(axis=0)), p.n_bootstrap, p.ci_level, seed * 31 + j)
+            out[key] = (iv.value, ci_or_none(iv.low), ci_or_none(iv.high))
+        return out
+
+    def _append_metrics(self, result: CheckResult, cell: _Cell, stats, extra, n: int) -> None:
+        level = self.params.ci_level
+        spec = {
+            "gini": ("exposure.gini", "lower_is_better", "Gini coefficient of item exposure"),
+            "hhi": ("exposure.hhi", "lower_is_better", "HHI (sum of squared exposure shares)"),
+            "entropy": ("exposure.entropy", "higher_is_better", "Shannon entropy of exposure shares (nats)"),
+            "coverage": ("coverage", "higher_is_better", "share of catalogue items recommended at least once"),
+            "median_year": ("recency.median_year", "neutral", "median release year of recommended items"),
+            "std_year": ("recency.std_year", "neutral", "std of release years of recommended items"),
+        }
+        baseline = cell.answers is None
+        for key, (prefix, direction, text) in spec.items():
+            value, low, high = stats[key]
+            name = f"baseline.{cell.label}.{key}" if baseline else f"{prefix}.{cell.strategy}.{cell.system}"
+            result.metrics.append(MetricValue(
+                name=name, value=value, ci_low=low, ci_high=high, ci_level=level, n=n, direction=direction,
+                description=f"{text} — {cell.label}",
+            ))
+        for key, value in extra.items():
+            if baseline and key == "grounded_rate":
+                continue
+            name = f"baseline.{cell.label}.{key}" if baseline else f"{key}.{cell.strategy}.{cell.system}"
+            result.metrics.append(MetricValue(name=name, value=value, n=n, direction="higher_is_better",
+                                              description=f"{key.replace('_', ' ')} — {cell.label}"))
+
+    def _gini_changes(self, result: CheckResult, mats: dict[str, np.ndarray]) -> None:
+        """Gini under each other role minus under the first role, per strategy (paired bootstrap over users)."""
+        p = self.params
+        if len(p.system_prompts) < 2:
+            return
+        first = p.system_prompts[0]
+        inc = p.include_unexposed
+        for s_idx, strategy in enumerate(p.strategies):
+            for system in p.system_prompts[1:]:
+                pair = np.stack([mats[f"{strategy} · {first}"], mats[f"{strategy} · {system}"]], axis=1)
+
+                def delta(block: np.ndarray) -> float:
+                    return gini(block[:, 1].sum(axis=0), include_unexposed=inc) - gini(block[:, 0].sum(axis=0), include_unexposed=inc)
+
+                iv = bootstrap_or_point(pair, delta, p.n_bootstrap, p.ci_level, p.seed + 7 * s_idx)
+                result.metrics.append(MetricValue(
+                    name=f"exposure.gini_change.{strategy}.{system}", value=iv.value, ci_low=ci_or_none(iv.low),
+                    ci_high=ci_or_none(iv.high), ci_level=p.ci_level, n=iv.n, direction="lower_is_better",
+                    description=f"Gini with the {system!r} role minus with the {first!r} role ({strategy}); < 0 = fairer",
+                ))
+
+    def _published_table(self) -> GroupTable:
+        rows = [[f"ChatGPT · {s}", *v] for s, v in PUBLISHED_CHATGPT.items()]
+        rows += [[name, g, None, None] for name, g in PUBLISHED_BASELINE_GINI.items()]
+        return GroupTable(
+            name="published_deldjoo2024", columns=["recommender", "gini", "hhi", "entropy"], rows=rows,
+            description="Published numbers (Deldjoo 2024, MovieLens, plain recommender role) for orientation only: "
+            "other model, users, catalogue and grounding.",
+        )
+
+    def _grounding_table(self, result: CheckResult, cells: list[_Cell]) -> None:
+        llm = [c for c in cells if c.answers is not None]
+        keys = list(grounding_counts([]).keys())
+        result.tables.append(GroupTable(
+            name="grounding", columns=["cell", *keys],
+            rows=[[c.label, *grounding_counts(c.answers).values()] for c in llm],
+            description="Parsed titles by grounding method and answers by parse status, per grid cell.",
+        ))
+
+    def _figures(self, result, cells: list[_Cell], mats, history_mat: np.ndarray, years) -> None:
+        p = self.params
+        inc = p.include_unexposed
+        lorenz = []
+        for c in cells:
+            x, y = lorenz_curve(mats[c.label].sum(axis=0), include_unexposed=inc, n_points=p.lorenz_points)
+            lorenz.append(Series(label=c.label, x=x.tolist(), y=y.tolist()))
+        result.figures.append(FigureSpec(
+            name="lorenz_exposure", kind="lorenz", title="Lorenz curves of item exposure",
+            x_label="cumulative share of items (least exposed first)", y_label="cumulative share of exposure",
+            series=lorenz,
+            caption="The further below the diagonal, the more exposure goes to few items (Gini = 1 − 2 × area). "
+            + ("Never-recommended catalogue items are included." if inc else "Only recommended items are included."),
+        ))
+        matrix = [[next(m.value for m in result.metrics if m.name == f"exposure.gini.{s}.{r}") for r in p.system_prompts]
+                  for s in p.strategies]
+        result.figures.append(FigureSpec(
+            name="gini_grid", kind="heatmap", title="Gini of item exposure by strategy and system role",
+            matrix=matrix, row_labels=list(p.strategies), col_labels=list(p.system_prompts),
+            caption="Lower = exposure spread over more items.",
+        ))
+        groups = {"history": history_mat.sum(axis=0)}
+        for r in p.system_prompts:
+            groups[f"model · {r}"] = sum(mats[c.label] for c in cells if c.system == r).sum(axis=0)
+        for c in cells:
+            if c.answers is None:
+                groups[c.label] = mats[c.label].sum(axis=0)
+        result.figures.append(self._year_histogram(groups, years))
+
+    def _year_histogram(self, groups: dict[str, np.ndarray], years) -> FigureSpec:
+        width = self.params.year_bin
+        known = [y for y in years if y is not None]
+        if not known:
+            return FigureSpec(name="release_years", kind="histogram", title="Release years (no years in the catalogue)")
+        lo, hi = (min(known) // width) * width, (max(known) // width + 1) * width
+        edges = np.arange(lo, hi + width, width)
+        centres = (edges[:-1] + width / 2).tolist()
+        y_arr = np.array([np.nan if y is None else y for y in years], dtype=float)
+        series = []
+        for label, exposure in groups.items():
+            keep = np.isfinite(y_arr) & (exposure > 0)
+            counts, _ = np.histogram(y_arr[keep], bins=edges, weights=exposure[keep])
+            total = counts.sum()
+            series.append(Series(label=label, x=centres, y=(counts / total if total else counts).tolist()))
+        return FigureSpec(
+            name="release_years", kind="histogram", title="Release years of recommended items",
+            x_label=f"release year ({width}-year bins)", y_label="share of recommendations", series=series,
+            caption="Exposure-weighted release-year distribution: history items, the model per system role "
+            "(all strategies pooled) and each baseline.",
+        )
+
+    def _examples(self, requests, responses) -> list[Example]:
+        out, seen = [], set()
+        for req, resp in zip(requests, responses):
+            m = req.meta()
+            if m["strategy"] in seen or len(out) >= self.params.n_examples:
+                continue
+            seen.add(m["strategy"])
+            parsed = parse_list(None if resp.error else resp.text, self.params.k).items
+            out.append(Example(fields={
+                "user_id": m["user_id"], "strategy": m["strategy"], "system": m["system"],
+                "prompt": req.user_text[:_MAX_EXAMPLE_CHARS], "output": (resp.error or resp.text)[:_MAX_EXAMPLE_CHARS],
+                "parsed": " | ".join(parsed),
+            }))
+        return out
+
+    def _notes(self, splits, cells, train) -> list[str]:
+        p = self.params
+        return [
+            f"{len(splits)} users × {len(p.strategies)} strategies × {len(p.system_prompts)} system roles; history = "
+            f"last {p.history_len} liked items (rating > {p.liked_threshold}); k = {p.k}.",
+            f"Baselines ({', '.join(p.baselines) or 'none'}) fitted on the training split ({len(train)} interactions), "
+            "recommending unseen items only.",
+            "Gini/HHI/entropy/coverage are of the pooled exposure over users; bootstrap CIs resample users, and "
+            "resampling repeats users, so the CI of Gini may sit slightly above the point estimate.",
+            "Published ChatGPT numbers (table published_deldjoo2024) come from another model and grounding; compare "
+            "directions (which strategy concentrates more), not levels.",
+        ]
+
