@@ -1,0 +1,113 @@
+"""End to end on the tiny model: every method runs, is verified, lands in a CheckResult; the CLI handler."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from recaudit.data.catalog import Catalog, Interactions, Item
+from recaudit.results import AuditResults
+from recaudit.unlearning.check import UnlearningCheck, run_to_result
+from recaudit.unlearning.experiment import UnlearningParams, prepare_data, run_unlearning
+
+GENRES = ["Space", "Love", "War", "Farm"]
+
+
+def toy_movielens(n_users: int = 14, n_items: int = 30, per_user: int = 9, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    catalog = Catalog([Item(str(i + 1), f"{GENRES[i % 4]} tale {i + 1}", (GENRES[i % 4],)) for i in range(n_items)])
+    rows = []
+    for u in range(n_users):
+        for t, i in enumerate(rng.choice(n_items, per_user, replace=False)):
+            rows.append((str(u + 1), str(i + 1), int(rng.integers(1, 6)), 880000000 + 100 * t + u))
+    return catalog, Interactions(pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"]))
+
+
+def tiny_params(tiny_lm_path, **kw):
+    base = dict(model=str(tiny_lm_path), n_users=10, n_never_seen_users=3, forget_users=2, history_len=3,
+                max_per_user=4, batch_size=4, lr=5e-3, max_length=256, n_shards=2, top_k=2, temperature=0.5,
+                embedding="hashing", e2urec_epochs=2, e2urec_aug_epochs=1, torch_threads=1)  # fmt: skip
+    base.update(kw)
+    return UnlearningParams(**base)
+
+
+def test_prepare_data_separates_forget_retain_and_never_seen(tiny_lm_path):
+    catalog, inter = toy_movielens()
+    data = prepare_data(catalog, inter, tiny_params(tiny_lm_path))
+    forget_users = set(data.forget_users)
+    assert len(forget_users) == 2 and {s.user_id for s in data.forget} == forget_users
+    assert not forget_users & {s.user_id for s in data.retain + data.test}
+    train_users = {s.user_id for s in data.train}
+    assert not train_users & {s.user_id for s in data.never_seen}
+    assert len(data.train) == len(data.forget) + len(data.retain)
+    again = prepare_data(catalog, inter, tiny_params(tiny_lm_path))
+    assert again.forget_users == data.forget_users and again.train == data.train
+    explicit = prepare_data(catalog, inter, tiny_params(tiny_lm_path, forget_users=[data.retain[0].user_id]))
+    assert explicit.forget_users == [data.retain[0].user_id]
+    with pytest.raises(ValueError, match="forget_users"):
+        prepare_data(catalog, inter, tiny_params(tiny_lm_path, forget_users=["nobody"]))
+
+
+def test_all_methods_run_and_verify(tiny_lm_path, tmp_path):
+    catalog, inter = toy_movielens()
+    params = tiny_params(tiny_lm_path)
+    run = run_unlearning(catalog, inter, params, tmp_path)
+    by = {r.method: r for r in run.reports}
+    assert set(by) == {"retrain", "original", "sisa", "apa_d", "apa_nd", "e2urec", "ga"}
+    assert by["retrain"].js_to_retrain_forget == 0.0
+    for r in run.reports:
+        assert 0.0 <= r.test["auc"] <= 1.0 and 0.0 <= r.mia_advantage <= 1.0
+        assert r.mia_advantage_low <= r.mia_advantage <= r.mia_advantage_high + 1e-12
+        if r.method not in ("retrain", "original"):
+            assert r.unlearn_seconds > 0
+    assert run.exactness["retrained_bitwise_equal"] and run.exactness["untouched_byte_identical"]
+    assert (tmp_path / "apa" / "manifest.json").is_file() and (tmp_path / "retrain.safetensors").is_file()
+    manifest = json.loads((tmp_path / "apa" / "manifest.json").read_text())
+    forgotten = set(json.loads(json.dumps(run.params))["forget_users"] if isinstance(run.params["forget_users"], list) else [])
+    assert all(k[0] not in forgotten for s in manifest["shards"] for k in s["keys"])
+    result = run_to_result(UnlearningCheck(params.model_dump()), run)
+    assert result.risk == "privacy" and result.check == "unlearning"
+    names = result.metric_names()
+    for m in ("apa_d", "apa_nd", "sisa", "e2urec", "ga", "retrain"):
+        assert f"auc.test.{m}" in names and f"mia.advantage.{m}" in names and f"js_to_retrain.forget.{m}" in names
+    assert "unlearn_seconds.apa_d" in names and result.metric("apa.exact_retrained_shards").value == 1.0
+    assert len(result.tables[0].rows) == len(run.reports)
+    AuditResults(checks=[result]).to_json()  # serialisable
+
+
+def _write_ml100k(folder, catalog, inter):
+    folder.mkdir()
+    with open(folder / "u.item", "w", encoding="latin-1") as f:
+        for it in catalog:
+            flags = ["1" if g == it.genres[0] else "0" for g in ["unknown"] + GENRES + ["x"] * 14]
+            f.write("|".join([it.item_id, f"{it.title} (1995)", "01-Jan-1995", "", "http://x"] + flags) + "\n")
+    (folder / "u.user").write_text("".join(f"{u}|30|F|other|00000\n" for u in inter.user_ids))
+    inter.frame[["user_id", "item_id", "rating", "timestamp"]].to_csv(folder / "u.data", sep="\t", header=False, index=False)
+
+
+def test_cli_handler_writes_audit_results(tiny_lm_path, tmp_path, capsys):
+    from recaudit.cli.unlearn import add_parser, parse_forget_users
+
+    catalog, inter = toy_movielens()
+    _write_ml100k(tmp_path / "ml", catalog, inter)
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    out = tmp_path / "u.json"
+    args = parser.parse_args([
+        "unlearn", "apa", "--data", str(tmp_path / "ml"), "--model", str(tiny_lm_path), "--users", "8",
+        "--never-seen-users", "3", "--forget-users", "2", "--history-len", "3", "--max-per-user", "3",
+        "--batch-size", "4", "--max-length", "256", "--shards", "2", "--embedding", "hashing", "--no-original",
+        "--workdir", str(tmp_path / "w"), "--out", str(out), "--torch-threads", "1",
+    ])  # fmt: skip
+    assert args.func(args) == 0
+    results = AuditResults.from_json(out.read_text())
+    check = results.checks[0]
+    assert {r[0] for r in check.tables[0].rows} == {"retrain", "apa_d", "apa_nd"}
+    assert "apa_d" in capsys.readouterr().out
+    assert parse_forget_users("3") == 3 and parse_forget_users("12, 85") == ["12", "85"]
+    bad = parser.parse_args(["unlearn", "apa", "--data", str(tmp_path / "nowhere")])
+    assert bad.func(bad) == 2
