@@ -17,8 +17,8 @@ SIZE = {0: 10, 1: 20, 2: 30}
 SEEN: list[dict] = []
 
 
-def numpy_client_app() -> ClientApp:
-    """Client p returns (received or zeros) + (p + 1), and reports fixed losses and sizes."""
+def numpy_client_app(poison: int | None = None) -> ClientApp:
+    """Client p returns (received or zeros) + (p + 1), and reports fixed losses and sizes; ``poison`` sends NaN."""
     app = ClientApp()
 
     @app.train()
@@ -33,7 +33,10 @@ def numpy_client_app() -> ClientApp:
         met = MetricRecord({"num-examples": SIZE[pid], "partition-id": pid, "loss-before": LOSS[pid],
                             "train-loss": LOSS[pid], "lr-scale": float(cfg["lr-scale"]), "epsilon": -1.0,
                             "trainable-params": 8, "shared-params": 4, "private-params": 4})
-        return Message(RecordDict({"arrays": ArrayRecord({"w": Array(w + pid + 1)}), "metrics": met}), reply_to=msg)
+        w = w + pid + 1
+        if pid == poison:
+            w[0] = np.nan
+        return Message(RecordDict({"arrays": ArrayRecord({"w": Array(w)}), "metrics": met}), reply_to=msg)
 
     @app.evaluate()
     def evaluate(msg: Message, context) -> Message:
@@ -124,3 +127,33 @@ def test_bytes_are_counted_both_ways():
     summ = rec.summary()
     assert summ["auc.mean"] == pytest.approx(0.6) and summ["auc.gap"] == pytest.approx(0.2)
     assert summ["auc.std"] == pytest.approx(np.std([0.5, 0.6, 0.7]))
+
+
+def test_settings_round_trip_and_fedavg_shares_everything():
+    s = FederatedSettings(strategy="pplr", alloc_first_k=2, dp_enabled=True, fail_partitions="1,2")
+    again = FederatedSettings.from_flwr_config({**s.to_flwr_config(), "server-round": 3, "lr-scale": 1.5})
+    assert again == s and s.failing(2, 7) and not s.failing(0, 1)
+    assert not FederatedSettings(strategy="fedavg").allocation().enabled
+    with pytest.raises(ValueError):
+        FederatedSettings(balance_beta=2.0)
+
+
+def test_flwr_app_run_config_mirrors_the_settings():
+    import tomllib
+    from pathlib import Path
+
+    import recaudit.federated
+
+    app_dir = Path(recaudit.federated.__file__).parent / "flwr_app"
+    cfg = tomllib.loads((app_dir / "pyproject.toml").read_text())["tool"]["flwr"]["app"]
+    assert cfg["config"] == FederatedSettings().to_flwr_config()
+    assert cfg["components"] == {"serverapp": "recaudit.federated.server_app:app",
+                                 "clientapp": "recaudit.federated.client_app:app"}
+
+
+def test_poisoned_update_is_rejected_and_recorded():
+    """A client sending NaNs is a failure of that client, not of the round."""
+    app = numpy_client_app(poison=0)
+    rec = run_rounds(InProcessGrid(app, 3), settings("fedavg", num_rounds=1))
+    assert rec.rounds[0].aggregated and rec.rounds[0].succeeded == 2
+    assert "non-finite" in rec.failures[0].reason and rec.failures[0].node_id == 1001

@@ -49,6 +49,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--fail-partitions", default="", help="failure injection: comma-separated client ids that raise")
     p.add_argument("--backend", choices=["inprocess", "ray"], default="inprocess",
                    help="in-process grid (default) or Flower's Ray simulation")
+    p.add_argument("--prepare-only", action="store_true",
+                   help="only write the per-client data folders under --workdir (for a deployment) and exit")
     p.add_argument("--no-baseline", action="store_true", help="do not also run FedAvg")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="where client data folders are written")
@@ -99,6 +101,9 @@ def run_federate(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"recaudit federate: {e}", file=sys.stderr)
         return 2
+    if args.prepare_only:
+        print(f"client data folders written to {folder}")
+        return 0
     result = check.run_on_folder(folder)
     repro = Reproducibility(seed=args.seed, config={"command": "federate", **{k: str(v) for k, v in vars(args).items()
                                                                              if k != "func"}},

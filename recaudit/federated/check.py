@@ -49,7 +49,8 @@ COMPARED = ("auc.mean", "auc.min", "auc.std", "auc.gap", "bytes.up_per_round")
 
 def prepare_federation(interactions: Any, catalog: Any, out_dir: str | Path, n_clients: int, users_per_client: int,
                        scheme: str = "genre", alpha: float = 0.5, history_len: int = 5,
-                       max_per_user: int | None = 8, seed: int = 0) -> Path:
+                       max_per_user: int | None = 8, seed: int = 0, valid_frac: float = 0.1,
+                       test_frac: float = 0.2) -> Path:
     """Sample ``n_clients × users_per_client`` users, partition them and write the federation folder."""
     min_rows = history_len + 3  # enough history for train, valid and test samples
     users = interactions.sample_users(n_clients * users_per_client, seed, min_interactions=min_rows)
@@ -57,7 +58,8 @@ def prepare_federation(interactions: Any, catalog: Any, out_dir: str | Path, n_c
         raise ValueError(f"only {len(users)} users have ≥ {min_rows} ratings; need at least n_clients={n_clients}")
     subset = interactions.filter_users(users)
     parts = partition_users(subset, catalog, n_clients, scheme, seed, alpha)  # type: ignore[arg-type]
-    return write_federation(out_dir, parts, subset, catalog, history_len, max_per_user, seed=seed, scheme=scheme)
+    return write_federation(out_dir, parts, subset, catalog, history_len, max_per_user, valid_frac, test_frac,
+                            seed=seed, scheme=scheme)
 
 
 def _metric(key: str, value: float, n: int, prefix: str = "federated", variant: str | None = None) -> MetricValue:

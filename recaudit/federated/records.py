@@ -19,12 +19,15 @@ class _Row(BaseModel):
     model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
 
 
-class ClientTrainRow(_Row):
-    """One client's training step of one round, as the server saw it."""
-
+class _ClientRow(_Row):
     round: int
     partition_id: int
     node_id: int
+
+
+class ClientTrainRow(_ClientRow):
+    """One client's training step of one round, as the server saw it."""
+
     n_train: int
     loss_before: float = Field(description="loss of the model the client started from, on its validation samples")
     train_loss: float
@@ -39,12 +42,9 @@ class ClientTrainRow(_Row):
     private_params: int = 0
 
 
-class ClientEvalRow(_Row):
+class ClientEvalRow(_ClientRow):
     """One client's evaluation (its own test samples, its personalised model) after a round."""
 
-    round: int
-    partition_id: int
-    node_id: int
     n_test: int
     auc: float
     acc: float

@@ -39,19 +39,23 @@ from recaudit.federated.wire import wire_bytes
 ARRAYS_KEY = "arrays"
 CONFIG_KEY = "config"
 METRICS_KEY = "metrics"
+TRAIN_METRICS = ("num-examples", "partition-id", "loss-before", "train-loss", "lr-scale", "trainable-params",
+                 "shared-params", "private-params")
 
 
 def weighted_average(records: list[ArrayRecord], weights: np.ndarray) -> ArrayRecord:
     """Σ w_c · arrays_c, key by key; every record must hold the same keys and shapes."""
     keys = sorted(records[0].keys())
-    for r in records[1:]:
-        if sorted(r.keys()) != keys:
-            raise ValueError("clients sent different sets of shared LoRA tensors; check their allocation settings")
     out = ArrayRecord()
     for k in keys:
         acc = sum(float(w) * rec[k].numpy().astype(np.float64) for rec, w in zip(records, weights))
         out[k] = Array(np.asarray(acc, dtype=records[0][k].numpy().dtype))
     return out
+
+
+def _signature(msg: Message) -> dict[str, tuple[int, ...]]:
+    arrays = msg.content.array_records.get(ARRAYS_KEY)
+    return {k: tuple(arrays[k].shape) for k in sorted(arrays.keys())} if arrays is not None else {}
 
 
 def arrays_sha256(arrays: ArrayRecord) -> str:
@@ -76,6 +80,7 @@ class LoraFedAvg(Strategy):
         self._last_size: dict[int, int] = {}
         self._sent: dict[int, int] = {}
         self._round_started = 0.0
+        self._shapes: dict[str, tuple[int, ...]] = {}
 
     # ---- hooks PPLR overrides -------------------------------------------------------------
     def lr_scale_for(self, node_ids: list[int]) -> dict[int, float]:
@@ -152,12 +157,44 @@ class LoraFedAvg(Strategy):
                 len(self._sent))
         return ok
 
+    def _update_problem(self, msg: Message) -> str | None:
+        """Why a training reply cannot be aggregated (None when it can): untrusted clients send it."""
+        met = msg.content.metric_records.get(METRICS_KEY)
+        arrays = msg.content.array_records.get(ARRAYS_KEY)
+        if met is None or arrays is None:
+            return f"reply lacks '{METRICS_KEY}' or '{ARRAYS_KEY}'"
+        missing = [k for k in TRAIN_METRICS if k not in met]
+        if missing:
+            return f"metrics lack {missing}"
+        if not all(math.isfinite(float(met[k])) for k in ("loss-before", "train-loss")) or int(met["num-examples"]) < 1:
+            return "non-finite loss or no training example"
+        if _signature(msg) != self._shapes:
+            return "shared tensors differ in names or shapes from the other clients'"
+        if not all(np.all(np.isfinite(arrays[k].numpy())) for k in arrays.keys()):
+            return "non-finite values in the update"
+        return None
+
     def aggregate_train(self, server_round: int, replies: Iterable[Message]) -> tuple[ArrayRecord | None,
                                                                                      MetricRecord | None]:
-        ok = self._split_replies(server_round, replies, "train")
+        ok = []
+        answered = self._split_replies(server_round, replies, "train")
+        if not self._shapes and answered:
+            # the first round fixes the shared tensors' names and shapes: the most common signature
+            sigs = [sig for sig in map(_signature, answered) if sig]
+            self._shapes = max(sigs, key=sigs.count) if sigs else {}
+        for msg in answered:
+            problem = self._update_problem(msg)
+            if problem is None:
+                ok.append(msg)
+            else:
+                node = msg.metadata.src_node_id
+                self.run.failures.append(Failure(round=server_round, phase="train", node_id=node,
+                                                 partition_id=self._node_partition.get(node),
+                                                 reason=f"invalid update: {problem}"))
         sent = dict(self._sent)
         summary = RoundSummary(round=server_round, sampled=len(sent), succeeded=len(ok), failed=len(sent) - len(ok),
                                aggregated=False, bytes_down=sum(sent.values()), bytes_up=0)
+        summary.seconds = time.perf_counter() - self._round_started
         self.run.rounds.append(summary)
         if not ok:
             log(WARNING, "round %d: no successful client; global adapter unchanged", server_round)
@@ -192,7 +229,6 @@ class LoraFedAvg(Strategy):
             return None, None
         arrays = weighted_average([m.content[ARRAYS_KEY] for m in ok], weights)
         summary.aggregated = True
-        summary.seconds = time.perf_counter() - self._round_started
         self.run.global_arrays_sha256 = arrays_sha256(arrays)
         total = float(sum(sizes))
         agg = MetricRecord({
