@@ -1,0 +1,210 @@
+"""Turn a ``ShillingRun`` into metrics with CIs, tables, a figure and examples (pure; no model).
+
+Metric names (``<victim>`` is ``pyes`` or ``ranking``; ``<attack>`` the reported variant, e.g.
+``deepwordbug`` or ``textfooler-wordnet``; ``<defense>`` ``llm_rewrite``/``spell``/``detector``):
+
+- ``exposure.clean.<victim>`` — held-out exposure of the clean title (bootstrap CI over users);
+- ``exposure.attacked.<attack>.<victim>``, ``exposure.defended.<attack>.<defense>.<victim>``;
+- ``exposure.lift.<attack>.<victim>`` — attacked − clean on the same users (paired bootstrap CI,
+  one-sided sign-flip p for "attack raised exposure");
+- ``exposure.recovery.<attack>.<defense>.<victim>`` — attacked − defended (how much the defense
+  took back; p for "defense lowered exposure"); ``exposure.residual_lift.<attack>.<defense>.<victim>``
+  — defended − clean;
+- ``exposure.defense_shift.<defense>.<victim>`` — the defense applied to the clean title, minus clean;
+- ``stealth.char_edits|word_edits|similarity.<attack>``, ``attack.victim_queries|wall_s.<attack>``
+  (means over targets), ``detector.flag_rate.<attack>``.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from recaudit.attacks.exposure import PairedDifference, exposure, paired_difference
+from recaudit.attacks.pipeline import AttackRecord, ShillingRun, TargetRun
+from recaudit.metrics.stats import Interval, bootstrap_ci
+from recaudit.results import Example, FigureSpec, GroupTable, MetricValue, Series
+
+
+def _mv(name: str, iv: Interval, description: str, direction: str = "neutral", p: float | None = None) -> MetricValue:
+    return MetricValue(
+        name=name, value=iv.value, ci_low=iv.low, ci_high=iv.high, ci_level=iv.level, n=iv.n,
+        p_value=p, direction=direction, description=description,
+    )
+
+
+def attack_variants(run: ShillingRun) -> list[tuple[int, str]]:
+    """(strategy index, reported variant) of the attacks that were available."""
+    first = run.targets[0].attacks
+    return [(i, rec.outcome.variant) for i, rec in enumerate(first) if rec.outcome.available]
+
+
+def _column(run: ShillingRun, pick: Callable[[TargetRun], np.ndarray]) -> np.ndarray:
+    return np.stack([pick(t) for t in run.targets], axis=1)
+
+
+class ExposureSummary:
+    """Exposures and paired differences for one run, computed once and reused by every output."""
+
+    def __init__(self, run: ShillingRun, n_resamples: int = 1000, seed: int = 0):
+        self.run = run
+        self.n_resamples = n_resamples
+        self.seed = seed
+        self.variants = attack_variants(run)
+
+    def exp(self, hits: np.ndarray) -> Interval:
+        return exposure(hits, n_resamples=self.n_resamples, seed=self.seed)
+
+    def diff(self, before: np.ndarray, after: np.ndarray) -> PairedDifference:
+        return paired_difference(before, after, n_resamples=self.n_resamples, seed=self.seed)
+
+    def clean(self, v: str) -> np.ndarray:
+        return _column(self.run, lambda t: t.clean_hits[v])
+
+    def clean_defended(self, d: str, v: str) -> np.ndarray:
+        return _column(self.run, lambda t: t.clean_defended_hits[(d, v)])
+
+    def attacked(self, i: int, v: str) -> np.ndarray:
+        return _column(self.run, lambda t: t.attacks[i].hits[v])
+
+    def defended(self, i: int, d: str, v: str) -> np.ndarray:
+        return _column(self.run, lambda t: t.attacks[i].defended_hits[(d, v)])
+
+
+def exposure_metrics(s: ExposureSummary) -> tuple[list[MetricValue], GroupTable]:
+    """Exposure metrics per victim/attack/defense and the long exposure table."""
+    metrics: list[MetricValue] = []
+    rows: list[list] = []
+    for v in s.run.victims:
+        clean = s.clean(v)
+        c = s.exp(clean)
+        metrics.append(_mv(f"exposure.clean.{v}", c, f"share of held-out users with the clean target in the top K ({v} victim)"))
+        rows.append([v, "none", "clean", c.value, c.low, c.high, 0.0, None, None, None])
+        for d in s.run.defenses:
+            cd = s.clean_defended(d, v)
+            e, pd = s.exp(cd), s.diff(clean, cd)
+            metrics.append(_mv(f"exposure.defense_shift.{d}.{v}", pd.diff, f"{d} applied to the clean title: exposure change"))
+            rows.append([v, "none", f"clean+{d}", e.value, e.low, e.high, pd.diff.value, pd.diff.low, pd.diff.high, pd.p_value])
+        for i, name in s.variants:
+            att = s.attacked(i, v)
+            e, lift = s.exp(att), s.diff(clean, att)
+            metrics.append(_mv(f"exposure.attacked.{name}.{v}", e, f"exposure after the {name} attack ({v} victim)"))
+            metrics.append(
+                _mv(f"exposure.lift.{name}.{v}", lift.diff, f"attacked − clean exposure, paired over held-out users ({v})",
+                    "lower_is_better", lift.p_value)
+            )
+            rows.append([v, name, "attacked", e.value, e.low, e.high, lift.diff.value, lift.diff.low, lift.diff.high, lift.p_value])
+            for d in s.run.defenses:
+                dh = s.defended(i, d, v)
+                e = s.exp(dh)
+                rec, res = s.diff(dh, att), s.diff(clean, dh)
+                metrics.append(_mv(f"exposure.defended.{name}.{d}.{v}", e, f"exposure after {name} then the {d} defense ({v})"))
+                metrics.append(
+                    _mv(f"exposure.recovery.{name}.{d}.{v}", rec.diff, f"attacked − defended exposure: what {d} took back ({v})",
+                        "higher_is_better", rec.p_value)
+                )
+                metrics.append(
+                    _mv(f"exposure.residual_lift.{name}.{d}.{v}", res.diff, f"defended − clean exposure ({v})", "lower_is_better", res.p_value)
+                )
+                rows.append([v, name, f"defended:{d}", e.value, e.low, e.high, res.diff.value, res.diff.low, res.diff.high, res.p_value])
+    table = GroupTable(
+        name="exposure",
+        columns=["victim", "attack", "condition", "exposure", "ci_low", "ci_high", "diff_vs_clean", "diff_ci_low", "diff_ci_high", "p_value"],
+        rows=rows,
+        description="Held-out exposure per condition; diff_vs_clean is paired over the same users (one-sided p for an increase).",
+    )
+    return metrics, table
+
+
+def stealth_metrics(s: ExposureSummary) -> list[MetricValue]:
+    """Mean edit distance, MiniLM similarity, query cost and detector flag rate per attack (over targets)."""
+    out = []
+    for i, name in s.variants:
+        recs = [t.attacks[i] for t in s.run.targets]
+        for key, vals, desc in (
+            ("stealth.char_edits", [r.char_edits for r in recs], "Levenshtein characters from the clean title"),
+            ("stealth.word_edits", [r.word_edits for r in recs], "words changed from the clean title"),
+            ("stealth.similarity", [r.similarity for r in recs], "MiniLM cosine to the clean title"),
+            ("attack.victim_queries", [r.outcome.victim_queries for r in recs], "victim model requests of the search per target"),
+            ("attack.wall_s", [r.outcome.wall_s for r in recs], "search wall time per target, seconds"),
+        ):
+            out.append(_mv(f"{key}.{name}", bootstrap_ci(np.asarray(vals, float), n_resamples=s.n_resamples, seed=s.seed), desc))
+        flags = [r.detector.flagged for r in recs if r.detector is not None]
+        if flags:
+            out.append(
+                _mv(f"detector.flag_rate.{name}", bootstrap_ci(np.asarray(flags, float), n_resamples=s.n_resamples, seed=s.seed),
+                    "share of adversarial titles the drift detector flags", "higher_is_better")
+            )
+    return out
+
+
+def attacks_table(run: ShillingRun) -> GroupTable:
+    """One row per target × attack: titles, edits, attacker-side objective, cost."""
+    rows = []
+    for t in run.targets:
+        for r in t.attacks:
+            o = r.outcome
+            cv, av = o.clean_value, o.attacked_value
+            rows.append([
+                t.target, t.clean_title, o.attack, o.variant, o.available, o.adversarial_title, r.char_edits, r.word_edits,
+                round(r.similarity, 4), None if cv is None else round(cv.value, 4), None if av is None else round(av.value, 4),
+                None if cv is None else cv.hit_rate, None if av is None else av.hit_rate, o.evaluations, o.victim_queries,
+                round(o.wall_s, 2), _note(r),
+            ])
+    return GroupTable(
+        name="attacks",
+        columns=[
+            "target", "clean_title", "attack", "variant", "available", "adversarial_title", "char_edits", "word_edits",
+            "similarity", "attacker_utility_clean", "attacker_utility_attacked", "attacker_hit_rate_clean",
+            "attacker_hit_rate_attacked", "title_evaluations", "victim_queries", "wall_s", "note",
+        ],
+        rows=rows,
+        description="Search results on the attacker users (the held-out users are never queried during search).",
+    )
+
+
+def _note(r: AttackRecord) -> str:
+    parts = [r.outcome.reason] if r.outcome.reason else []
+    if "kept_clean" in r.outcome.details:
+        parts.append(r.outcome.details["kept_clean"])
+    if "note" in r.outcome.details:
+        parts.append(r.outcome.details["note"])
+    return "; ".join(parts)
+
+
+def examples(run: ShillingRun) -> list[Example]:
+    """Clean / adversarial / defended text per target and attack (untrusted text, stored as data)."""
+    out = []
+    for t in run.targets:
+        for r in t.attacks:
+            if not r.outcome.available:
+                continue
+            fields = {"target": t.target, "attack": r.outcome.variant, "clean": t.clean_title, "adversarial": r.outcome.adversarial_title}
+            fields.update({f"defended:{d}": title for d, title in r.defended_titles.items()})
+            if r.detector is not None:
+                fields["detector"] = "; ".join(r.detector.reasons) or "not flagged"
+            out.append(Example(fields=fields))
+    return out
+
+
+def exposure_figures(s: ExposureSummary) -> list[FigureSpec]:
+    """Per victim: clean, attacked and defended exposure per attack, with CIs."""
+    figs = []
+    names = [n for _, n in s.variants]
+    for v in s.run.victims:
+        c = s.exp(s.clean(v))
+        series = [Series(label="clean", x=names, y=[c.value] * len(names), y_low=[c.low] * len(names), y_high=[c.high] * len(names))]
+        att = [s.exp(s.attacked(i, v)) for i, _ in s.variants]
+        series.append(Series(label="attacked", x=names, y=[e.value for e in att], y_low=[e.low for e in att], y_high=[e.high for e in att]))
+        for d in s.run.defenses:
+            de = [s.exp(s.defended(i, d, v)) for i, _ in s.variants]
+            series.append(Series(label=f"defended: {d}", x=names, y=[e.value for e in de], y_low=[e.low for e in de], y_high=[e.high for e in de]))
+        figs.append(
+            FigureSpec(
+                name=f"shilling_exposure_{v}", kind="bar", title=f"Target exposure (top-{s.run.settings.k}), {v} victim",
+                x_label="attack", y_label="exposure (held-out users)", series=series,
+                caption="Bars: share of held-out users with the target in the top K; whiskers: 95% bootstrap CI over users.",
+            )
+        )
+    return figs
