@@ -1,7 +1,8 @@
 """Gradient-ascent unlearning baseline: raise the loss of the forget samples, starting from the original.
 
-Approximate, cheap and unstable: the answer cross-entropy of each forget batch is *maximised*,
-clamped at ``ceiling`` (zero gradient beyond it) so the adapter cannot diverge without bound.
+Approximate, cheap and unstable: the answer cross-entropy of each forget batch is *maximised*.
+With ``ceiling`` set, a sample's loss is clamped there (zero gradient beyond it), so the adapter
+cannot diverge without bound; by default it is unbounded and the epochs limit the damage.
 """
 
 from __future__ import annotations
@@ -19,15 +20,15 @@ from recaudit.tallrec.trainer import optimise
 
 @dataclass
 class GradientAscentConfig:
-    """Epochs over the forget set, learning rate (None = the train config's), loss ceiling."""
+    """Epochs over the forget set, learning rate (None = the train config's), optional per-sample loss ceiling."""
 
     epochs: int = 1
     lr: float | None = None
-    ceiling: float = 5.0
+    ceiling: float | None = None
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.ceiling <= 0:
-            raise ValueError(f"epochs must be >= 1 and ceiling > 0, got {self.epochs}, {self.ceiling}")
+        if self.epochs < 1 or (self.ceiling is not None and self.ceiling <= 0):
+            raise ValueError(f"epochs must be >= 1 and ceiling > 0 or None, got {self.epochs}, {self.ceiling}")
 
 
 def gradient_ascent(model: Any, tokenizer: Any, original: LoraState, forget: Sequence[TallRecSample],
@@ -38,7 +39,8 @@ def gradient_ascent(model: Any, tokenizer: Any, original: LoraState, forget: Seq
     load_lora_state_dict(model, original)
 
     def loss_fn(m: Any, batch: Batch, idx: list[int]) -> Any:
-        return -answer_nll(answer_logits(m, batch), batch).clamp(max=ga.ceiling).mean()
+        nll = answer_nll(answer_logits(m, batch), batch)
+        return -(nll if ga.ceiling is None else nll.clamp(max=ga.ceiling)).mean()
 
     cfg = config.replace(epochs=ga.epochs, lr=ga.lr or config.lr, seed=derive_seed(seed, "order", "ga"))
     optimise(model, tokenizer, forget, cfg, loss_fn)
