@@ -45,3 +45,23 @@ def test_bad_data_folder_is_exit_2(tmp_path, capsys):
     args = parse(["fedavg", "--data", str(tmp_path), "--out", str(tmp_path / "x.json")])
     assert args.func(args) == 2
     assert "neither a federation folder" in capsys.readouterr().err
+
+
+def test_check_runs_from_the_audit_context(tmp_path, tiny_lm_path):
+    import pytest
+
+    from recaudit.checks import CheckContext, load_checks
+    from recaudit.data.loaders import demo_catalog, demo_interactions
+
+    cls = load_checks().get("federated")
+    check = cls({"n_clients": 2, "users_per_client": 2, "rounds": 1, "compare_fedavg": False, "scheme": "iid",
+                 "model": str(tiny_lm_path), "history_len": 3, "max_per_user": 6,
+                 "settings": {"alloc_last_k": 0, "max_length": 96, "torch_threads": 1}})
+    ctx = CheckContext(adapter=None, catalog=demo_catalog(), interactions=demo_interactions(), workdir=tmp_path)
+    result = check.run(ctx)
+    assert (tmp_path / "federated" / "clients" / "federation.json").is_file()
+    assert result.check == "federated" and result.risk == "fairness"
+    assert result.metric("federated.rounds.aggregated").value == 1.0
+    assert not any(m.name.startswith("federated.baseline") for m in result.metrics)
+    with pytest.raises(ValueError, match="interactions"):
+        check.run(CheckContext(adapter=None, catalog=demo_catalog()))

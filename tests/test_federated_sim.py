@@ -57,6 +57,7 @@ def test_three_clients_two_rounds_pplr_changes_the_global_adapter(tiny4, federat
     # allocation: blocks 0 and 3 (q/v LoRA, 4 tensors each) are private, blocks 1-2 shared
     row = run.train[0]
     assert row.private_params == row.shared_params == row.trainable_params // 2
+    assert 0 < run.summary()["params.client_model_share"] < 1  # embeddings/head and blocks 0, 3 of 4
     assert all(math.isfinite(r.loss_before) and r.bytes_up > 4 * row.shared_params for r in run.train)
     assert {e.partition_id for e in run.evals if e.round == 2} == {0, 1, 2}
     w = [r.weight for r in run.train if r.round == 2]
@@ -72,6 +73,7 @@ def test_dropped_client_does_not_stop_the_round(tiny4, federation):
     assert {r.partition_id for r in run.train} == {0, 2}
     # FedAvg shares everything
     assert all(r.private_params == 0 for r in run.train)
+    assert run.summary()["params.client_model_share"] == 1.0
 
 
 def test_dp_reports_finite_epsilon_that_grows(tiny4, federation):

@@ -40,6 +40,8 @@ METRICS: dict[str, tuple[str, str]] = {
     "params.client_trainable": ("neutral", "LoRA parameters each client trains"),
     "params.shared": ("lower_is_better", "LoRA parameters each client sends (server side of the allocation)"),
     "params.private": ("neutral", "LoRA parameters kept on the client (never sent)"),
+    "params.client_model_share": ("lower_is_better", "share of the model's weights a client would hold if the "
+                                                     "server ran the shared blocks (PPLR split execution)"),
     "dp.epsilon_max": ("lower_is_better", "largest ε spent by any client (DP-SGD, per-sample unit)"),
     "failures": ("lower_is_better", "client failures (raised or no reply) over all rounds"),
     "rounds.aggregated": ("higher_is_better", "rounds whose global adapter was updated"),

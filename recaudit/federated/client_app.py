@@ -21,7 +21,7 @@ import numpy as np
 from flwr.app import ArrayRecord, ConfigRecord, Context, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
-from recaudit.federated.allocation import Allocation, count_blocks, split_names
+from recaudit.federated.allocation import Allocation, base_parameter_split, count_blocks, split_names
 from recaudit.federated.clientdata import ClientData, client_folder, load_client_data
 from recaudit.federated.config import FederatedSettings
 from recaudit.federated.dp import DPConfig, train_lora_dp
@@ -74,13 +74,16 @@ def client_data(settings: FederatedSettings, context: Context) -> ClientData:
     return _DATA[key]
 
 
+def _n_layers(model: Any, names: Any) -> int:
+    return getattr(getattr(model, "config", None), "num_hidden_layers", None) or count_blocks(names)
+
+
 def allocation_for(model: Any, settings: FederatedSettings) -> tuple[Allocation, dict]:
     """The client/server split of this model's LoRA tensors, and the seeded initial state."""
     from recaudit.tallrec import init_lora_state
 
     init = init_lora_state(model, settings.seed)
-    n_layers = getattr(getattr(model, "config", None), "num_hidden_layers", None) or count_blocks(init)
-    alloc = split_names(init, n_layers, settings.allocation())
+    alloc = split_names(init, _n_layers(model, init), settings.allocation())
     if not alloc.server:
         raise ValueError("the allocation keeps every LoRA tensor on the client: nothing left to federate; "
                          "lower alloc_first_k/alloc_last_k or add target modules")
@@ -148,11 +151,15 @@ def train(msg: Message, context: Context) -> Message:
     context.state[PRIVATE_KEY] = _to_record(state, alloc.client) if alloc.client else ArrayRecord()
     n_shared = sum(int(state[k].numel()) for k in alloc.server)
     n_private = sum(int(state[k].numel()) for k in alloc.client)
+    split = base_parameter_split(model, _n_layers(model, state), settings.allocation())
+    if not settings.alloc_enabled:
+        split["client"] = split["total"]  # without allocation the client holds the whole model
     metrics = MetricRecord({
         "num-examples": len(data.train), "partition-id": pid, "loss-before": loss_before,
         "train-loss": float(np.mean(losses)) if losses else loss_before, "lr-scale": lr_scale,
         "epsilon": float(epsilon), "train-seconds": time.perf_counter() - t0,
         "trainable-params": n_shared + n_private, "shared-params": n_shared, "private-params": n_private,
+        "split-client-params": split["client"], "model-params": split["total"],
     })
     return Message(RecordDict({ARRAYS_KEY: _to_record(state, alloc.server), METRICS_KEY: metrics}), reply_to=msg)
 

@@ -40,6 +40,9 @@ class ClientTrainRow(_ClientRow):
     trainable_params: int = 0
     shared_params: int = 0
     private_params: int = 0
+    split_client_params: int = Field(0, description="model parameters the client would hold if the server ran "
+                                                    "the shared blocks (PPLR's split execution)")
+    model_params: int = 0
 
 
 class ClientEvalRow(_ClientRow):
@@ -126,6 +129,9 @@ class FederatedRun(_Row):
             out["params.client_trainable"] = float(max(r.trainable_params for r in self.train))
             out["params.shared"] = float(max(r.shared_params for r in self.train))
             out["params.private"] = float(max(r.private_params for r in self.train))
+            total = max(r.model_params for r in self.train)
+            if total:
+                out["params.client_model_share"] = max(r.split_client_params for r in self.train) / total
         eps = [r.epsilon for r in self.train if r.epsilon is not None]
         if eps:
             out["dp.epsilon_max"] = float(max(eps))

@@ -217,6 +217,7 @@ class LoraFedAvg(Strategy):
                 epsilon=float(met["epsilon"]) if float(met.get("epsilon", -1.0)) >= 0 else None,
                 seconds=float(met.get("train-seconds", 0.0)), trainable_params=int(met["trainable-params"]),
                 shared_params=int(met["shared-params"]), private_params=int(met["private-params"]),
+                split_client_params=int(met.get("split-client-params", 0)), model_params=int(met.get("model-params", 0)),
             ))
             self._last_loss[node] = float(met["loss-before"])
             self._last_size[node] = int(met["num-examples"])
