@@ -161,17 +161,19 @@ def _precision_recall(catalog, groundings, targets):
 
 def test_fuzzy_grounding_on_perturbed_movielens(ml100k):
     catalog, sample, queries, negatives = ml100k
-    g = Grounder(catalog, use_embeddings=False)
-    recall = {}
+    g = Grounder(catalog, use_embeddings=False)  # default fuzzy threshold 85
+    recall, precision = {}, {}
     for kind, qs in queries.items():
-        precision, recall[kind] = _precision_recall(catalog, g.ground(qs), sample)
-        assert precision >= 0.95, kind
+        precision[kind], recall[kind] = _precision_recall(catalog, g.ground(qs), sample)
+    # dropping a word sometimes yields another real title ("Batman Returns" → "Batman"): exact, but wrong
+    assert all(p >= 0.98 for kind, p in precision.items() if kind != "drop_word"), precision
+    assert precision["drop_word"] >= 0.94
     # normalisation alone recovers case, year and article changes
-    assert recall["case"] == recall["year"] == 1.0
-    assert recall["article"] >= 0.99
-    # thresholds below measured values (benchmarks/results/grounding.json) with a margin
-    assert recall["typo1"] >= 0.70
-    assert recall["typo2"] >= 0.40
+    assert recall["case"] == recall["year"] == recall["article"] == 1.0
+    # measured (benchmarks/results/grounding.json, same seed): typo1 0.84, typo2 0.67, drop_word 0.68
+    assert recall["typo1"] >= 0.80
+    assert recall["typo2"] >= 0.60
+    assert recall["drop_word"] >= 0.60
     assert all(x.item_id is None for x in g.ground(negatives))
 
 
@@ -231,3 +233,14 @@ def test_number_guard_keeps_sequels_apart():
     loose = Grounder(cat, fuzzy_threshold=80.0, use_embeddings=False, match_numbers=False)
     assert loose.ground_ids(["Toy Story 3", "Rocky II"]) == ["1", "4"]  # without the guard: wrong films
     assert guarded.ground_ids(["rocky iii"]) == ["4"]  # exact matches are unaffected
+
+
+def test_films_released_after_movielens_stay_ungrounded(ml100k):
+    from recaudit.data.loaders import demo_catalog
+
+    catalog = ml100k[0]
+    keys = {normalize_title(it.title) for it in catalog}
+    later = [it.title for it in demo_catalog() if (it.year or 0) >= 1999 and normalize_title(it.title) not in keys]
+    assert len(later) > 100
+    grounded = [(q, g.item_id) for q, g in zip(later, Grounder(catalog, use_embeddings=False).ground(later)) if g.item_id]
+    assert grounded == []  # "Toy Story 3", "The Dark Knight", "Batman Begins"… are not in MovieLens 100K
