@@ -261,7 +261,7 @@ def _fast_interactions(
         return None
     if raw.empty or any(src is not None and src not in raw.columns for src in columns.values()):
         return None
-    frame = pd.DataFrame({key: raw[src].str.strip() for key in ("user_id", "item_id") for src in [columns[key]]})
+    frame = pd.DataFrame({key: raw[columns[key]].str.strip() for key in ("user_id", "item_id")})
     rating = pd.to_numeric(raw[columns["rating"]], errors="coerce")
     ts_src = columns.get("timestamp")
     ts = pd.to_numeric(raw[ts_src], errors="coerce") if ts_src is not None else pd.Series(np.arange(len(raw)))
