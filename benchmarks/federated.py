@@ -4,6 +4,9 @@
     python benchmarks/federated.py simulate --data ../shared/data/ml-100k --clients 3
     # deployment: a SuperLink and 2 SuperNodes as separate processes on 127.0.0.1, driven by `flwr run`
     python benchmarks/federated.py deploy --data ../shared/data/ml-100k --clients 2 --users-per-client 3
+    # deployment with a client that disappears after round 1 (tiny model: only the plumbing is timed)
+    python benchmarks/federated.py deploy --model tiny --clients 3 --users-per-client 2 --rounds 3 \
+        --kill-node-after-round 1 --round-timeout 60
 
 Both partition the sampled users into clients (non-IID by genre, Dirichlet α = 0.5), build
 TALLRec samples (history 3, ≤ 6 per user, per-user time split 50/15/35: a larger test share
@@ -156,8 +159,14 @@ def deploy(args: argparse.Namespace) -> None:
         f'address = "127.0.0.1:{args.port}"\ninsecure = true\n')
     folder = federation(args, work)
     t0 = time.perf_counter()
-    model = str(hf_copy_of_model(args.model, work / "model")) if args.model.endswith((".gguf", "default")) \
-        else args.model
+    if args.model == "tiny":  # a random 4-block Llama: exercises the deployment plumbing, not the model
+        from recaudit.testing import tiny_causal_lm
+
+        model = str(tiny_causal_lm(work / "model", num_layers=4))
+    elif args.model.endswith((".gguf", "default")):
+        model = str(hf_copy_of_model(args.model, work / "model"))
+    else:
+        model = args.model
     convert_s = time.perf_counter() - t0
     out = work / "run.json"
     procs: list[subprocess.Popen] = []
@@ -174,12 +183,22 @@ def deploy(args: argparse.Namespace) -> None:
                                 work / f"supernode{pid}.log", env))
         # each SuperNode reads only its own folder (node config data-path), so the run config names none
         overrides = {**base_settings(args, folder, model), "data_dir": "", "strategy": args.strategy, "out": str(out),
-                     "node_wait_timeout": 300.0, "round_timeout": float(args.timeout)}
+                     "node_wait_timeout": 300.0, "round_timeout": float(args.round_timeout)}
+        if args.kill_node_after_round:
+            overrides["min_available_clients"] = overrides["min_fit_clients"] = args.clients - 1
         run_config = " ".join(f"{k.replace('_', '-')}={json.dumps(v)}" for k, v in overrides.items())
         cmd = [str(bindir / "flwr"), "run", str(APP_DIR), "local-deployment", "--run-config", run_config, "--stream"]
         print(" ".join(cmd), flush=True)
         with (work / "flwr-run.log").open("w") as log:
-            subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, timeout=args.timeout, check=False)
+            run_proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            if args.kill_node_after_round:
+                # a client disappears: stop the last SuperNode once the given round has been evaluated
+                marker = f"aggregate_evaluate: round {args.kill_node_after_round} "
+                while run_proc.poll() is None and marker not in (work / "flwr-run.log").read_text():
+                    time.sleep(1)
+                os.killpg(procs[-1].pid, signal.SIGKILL)
+                print(f"killed SuperNode {args.clients - 1} after round {args.kill_node_after_round}", flush=True)
+            run_proc.wait(timeout=args.timeout)
     finally:
         for p in reversed(procs):  # stop the processes this script started, by id
             if p.poll() is None:
@@ -195,9 +214,11 @@ def deploy(args: argparse.Namespace) -> None:
         raise SystemExit(f"deployment produced no result; logs in {work}\n{tail}")
     run = FederatedRun.model_validate_json(out.read_text())
     logs = {p.name: p.read_text()[-1500:] for p in sorted(work.glob("*.log"))}
-    write_section(f"deployment_{args.strategy}", {
+    section = f"deployment_{args.strategy}" + ("_dropout" if args.kill_node_after_round else "")
+    write_section(section, {
         "command": " ".join(sys.argv), "machine": machine(), "superlink": f"127.0.0.1:{args.port} (insecure, loopback)",
-        "supernodes": args.clients, "settings": overrides, "federation": read_manifest(folder), "mode": run.mode,
+        "supernodes": args.clients, "killed_supernode_after_round": args.kill_node_after_round,
+        "settings": overrides, "federation": read_manifest(folder), "mode": run.mode,
         "model_conversion_seconds": convert_s, "wall_seconds": wall, "run": run_digest(run),
         "evals": [e.model_dump() for e in run.evals], "log_tails": logs,
     })
@@ -207,7 +228,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("mode", choices=["simulate", "deploy"])
     parser.add_argument("--data", type=Path, default=REPO.parent / "shared" / "data" / "ml-100k")
-    parser.add_argument("--model", default="default")
+    parser.add_argument("--model", default="default", help="'default' (SmolLM2 GGUF), 'tiny', an HF folder or .gguf")
     parser.add_argument("--clients", type=int, default=3)
     parser.add_argument("--users-per-client", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=2)
@@ -222,6 +243,9 @@ def main() -> None:
     parser.add_argument("--strategy", choices=["pplr", "fedavg"], default="pplr", help="deploy mode only")
     parser.add_argument("--port", type=int, default=19200, help="deploy mode: SuperLink port on 127.0.0.1")
     parser.add_argument("--timeout", type=int, default=1500, help="deploy mode: seconds before giving up")
+    parser.add_argument("--round-timeout", type=int, default=1500, help="deploy mode: seconds a round waits for replies")
+    parser.add_argument("--kill-node-after-round", type=int, default=0,
+                        help="deploy mode: SIGKILL the last SuperNode after this round (client dropout)")
     args = parser.parse_args()
     simulate(args) if args.mode == "simulate" else deploy(args)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from flwr.app import Array, ArrayRecord, Message, MetricRecord, RecordDict
+from flwr.app import Array, ArrayRecord, Error, Message, MetricRecord, RecordDict
 from flwr.clientapp import ClientApp
 
 from recaudit.federated.balance import aggregation_weights, lr_scales
@@ -17,14 +17,19 @@ SIZE = {0: 10, 1: 20, 2: 30}
 SEEN: list[dict] = []
 
 
-def numpy_client_app(poison: int | None = None) -> ClientApp:
-    """Client p returns (received or zeros) + (p + 1), and reports fixed losses and sizes; ``poison`` sends NaN."""
+def numpy_client_app(poison: int | None = None, unavailable: int | None = None) -> ClientApp:
+    """Client p returns (received or zeros) + (p + 1), and reports fixed losses and sizes; ``poison`` sends NaN;
+    ``unavailable`` gets, from round 2 on, the error reply the SuperLink itself sends for a vanished node."""
     app = ClientApp()
 
     @app.train()
     def train(msg: Message, context) -> Message:
         pid = int(context.node_config["partition-id"])
         cfg = msg.content["config"]
+        if pid == unavailable and int(cfg["server-round"]) > 1:
+            reply = Message(Error(code=0, reason="Node Unavailable"), reply_to=msg)
+            reply.metadata.__dict__["_src_node_id"] = 1  # the SuperLink answers, not the node
+            return reply
         if str(pid) in str(cfg["fail-partitions"]).split(","):
             raise RuntimeError(f"client {pid} broke")
         SEEN.append({"round": int(cfg["server-round"]), "pid": pid, "lr-scale": float(cfg["lr-scale"])})
@@ -157,3 +162,11 @@ def test_poisoned_update_is_rejected_and_recorded():
     rec = run_rounds(InProcessGrid(app, 3), settings("fedavg", num_rounds=1))
     assert rec.rounds[0].aggregated and rec.rounds[0].succeeded == 2
     assert "non-finite" in rec.failures[0].reason and rec.failures[0].node_id == 1001
+
+
+def test_superlink_error_reply_is_attributed_to_the_vanished_node():
+    rec = run_rounds(InProcessGrid(numpy_client_app(unavailable=2), 3), settings("fedavg", num_rounds=2))
+    assert len(rec.failures) == 1
+    f = rec.failures[0]
+    assert (f.round, f.node_id, f.partition_id) == (2, 1003, 2) and "Unavailable" in f.reason
+    assert rec.rounds[1].aggregated and rec.rounds[1].failed == 1

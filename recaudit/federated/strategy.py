@@ -79,6 +79,7 @@ class LoraFedAvg(Strategy):
         self._last_loss: dict[int, float] = {}
         self._last_size: dict[int, int] = {}
         self._sent: dict[int, int] = {}
+        self._sent_msgs: list[Message] = []
         self._round_started = 0.0
         self._shapes: dict[str, tuple[int, ...]] = {}
 
@@ -114,7 +115,7 @@ class LoraFedAvg(Strategy):
     def _messages(self, arrays: ArrayRecord, config: ConfigRecord, nodes: list[int], server_round: int,
                   message_type: str, extra: dict[int, dict] | None = None) -> list[Message]:
         self._sent = {}
-        out = []
+        out: list[Message] = []
         for node in nodes:
             cfg = ConfigRecord(dict(config))
             cfg["server-round"] = server_round
@@ -124,7 +125,15 @@ class LoraFedAvg(Strategy):
                           message_type=message_type, group_id=str(server_round))
             self._sent[node] = wire_bytes(msg)
             out.append(msg)
+        self._sent_msgs = out
         return out
+
+    def _reply_node(self, reply: Message) -> int:
+        """The node a reply is about: the SuperLink itself answers for unreachable nodes, so match the request."""
+        for sent in self._sent_msgs:
+            if sent.metadata.message_id and sent.metadata.message_id == reply.metadata.reply_to_message_id:
+                return int(sent.metadata.dst_node_id)
+        return int(reply.metadata.src_node_id)
 
     def configure_train(self, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
                         grid: Grid) -> Iterable[Message]:
@@ -139,7 +148,7 @@ class LoraFedAvg(Strategy):
     def _split_replies(self, server_round: int, replies: Iterable[Message], phase: str) -> list[Message]:
         ok, answered = [], set()
         for msg in replies:
-            node = msg.metadata.src_node_id
+            node = self._reply_node(msg)
             answered.add(node)
             if msg.has_error():
                 self.run.failures.append(Failure(round=server_round, phase=phase, node_id=node,
@@ -187,7 +196,7 @@ class LoraFedAvg(Strategy):
             if problem is None:
                 ok.append(msg)
             else:
-                node = msg.metadata.src_node_id
+                node = self._reply_node(msg)
                 self.run.failures.append(Failure(round=server_round, phase="train", node_id=node,
                                                  partition_id=self._node_partition.get(node),
                                                  reason=f"invalid update: {problem}"))
@@ -200,7 +209,7 @@ class LoraFedAvg(Strategy):
             log(WARNING, "round %d: no successful client; global adapter unchanged", server_round)
             return None, None
         metrics = [m.content[METRICS_KEY] for m in ok]
-        nodes = [m.metadata.src_node_id for m in ok]
+        nodes = [self._reply_node(m) for m in ok]
         for node, met in zip(nodes, metrics):
             self._node_partition[node] = int(met["partition-id"])
         losses = [float(met["loss-before"]) for met in metrics]
@@ -249,7 +258,7 @@ class LoraFedAvg(Strategy):
         rows = []
         for msg in ok:
             met = msg.content[METRICS_KEY]
-            node = msg.metadata.src_node_id
+            node = self._reply_node(msg)
             self._node_partition[node] = int(met["partition-id"])
             rows.append(ClientEvalRow(round=server_round, partition_id=int(met["partition-id"]), node_id=node,
                                       n_test=int(met["num-examples"]), auc=float(met["auc"]), acc=float(met["acc"]),
