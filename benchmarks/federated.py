@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -222,6 +223,7 @@ def deploy(args: argparse.Namespace) -> None:
         "model_conversion_seconds": convert_s, "wall_seconds": wall, "run": run_digest(run),
         "evals": [e.model_dump() for e in run.evals], "log_tails": logs,
     })
+    shutil.rmtree(work)  # the model copy is ~600 MB; kept only when the run failed (see the error above)
 
 
 def main() -> None:
