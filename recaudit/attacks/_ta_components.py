@@ -10,6 +10,8 @@ Import this module only through ``recaudit.attacks.textattack_bridge.load_textat
   no such transformation).
 - ``OfflineWordSwapWordNet`` — TextAttack's WordNet swap without its ``nltk.download("omw-1.4")``
   call in ``__init__`` (a network attempt; Open Multilingual WordNet is not needed for English).
+- ``MaskedLMSwap`` — BERT-Attack's masked-LM swap minus the MLM's special tokens, which
+  TextAttack 0.3.11 lets through as replacement words.
 - ``MiniLMSimilarity`` — sentence-meaning floor with the offline MiniLM (TextAttack's USE
   constraint needs TensorFlow Hub).
 - ``MonotoneBeamSearch`` — TextAttack's ``BeamSearch`` keeps expanding while the goal is not
@@ -34,7 +36,7 @@ from textattack.goal_functions import GoalFunction
 from textattack.models.wrappers import ModelWrapper
 from textattack.search_methods import BeamSearch
 from textattack.shared import WordEmbedding
-from textattack.transformations import WordSwap, WordSwapWordNet
+from textattack.transformations import WordSwap, WordSwapMaskedLM, WordSwapWordNet
 
 from recaudit.attacks.objective import TargetObjective
 
@@ -68,13 +70,14 @@ class ExposureGoal(GoalFunction):
 
     def __init__(self, model_wrapper: ObjectiveModelWrapper, success_hit_rate: float = 1.0, **kwargs):
         self.success_hit_rate = float(success_hit_rate)
-        log = logging.getLogger("textattack")
-        level = log.level
-        log.setLevel(logging.ERROR)  # "No entry found for goal function": expected for a custom goal
+        from textattack.shared import logger as ta_logger
+
+        level = ta_logger.level
+        ta_logger.setLevel(logging.ERROR)  # "No entry found for goal function": expected for a custom goal
         try:
             super().__init__(model_wrapper, maximizable=False, **kwargs)
         finally:
-            log.setLevel(level)
+            ta_logger.setLevel(level)
 
     def _process_model_outputs(self, inputs, outputs):
         out = torch.as_tensor(np.asarray(outputs, dtype=np.float64)).reshape(len(inputs), 2)
@@ -134,6 +137,15 @@ class OfflineWordSwapWordNet(WordSwapWordNet):
         if language != "eng":
             raise ValueError("offline WordNet swap supports English ('eng') only; other languages need omw-1.4")
         self.language = language
+
+
+class MaskedLMSwap(WordSwapMaskedLM):
+    """TextAttack's masked-LM swap without the MLM's special tokens as "words" ([UNK], [SEP], …)."""
+
+    def _get_transformations(self, current_text, indices_to_modify):
+        special = [tok for tok in self._lm_tokenizer.all_special_tokens if tok not in current_text.text]
+        out = super()._get_transformations(current_text, indices_to_modify)
+        return [t for t in out if not any(tok in t.text for tok in special)]
 
 
 class MiniLMSimilarity(Constraint):

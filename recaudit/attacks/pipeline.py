@@ -76,6 +76,7 @@ class TargetRun:
     attacks: list[AttackRecord]
     eval_queries: dict[str, int]
     eval_wall_s: float
+    search_setup_queries: int = 0  # victim requests shared by every attack (clean title, competitors)
 
 
 @dataclass
@@ -126,15 +127,22 @@ def run_shilling(
             held_out=build_cases(interactions, catalog, split.held_out, target, s.n_candidates, s.history_len, s.like_threshold, s.seed),
         )
         clean = catalog.get(target).title
-        # a fresh objective per strategy, so each attack's query count is its own
+        search_victim = victims[s.search_victim]
+        # The victim's one-off work for these users (P(Yes) of the other candidates) is done and
+        # counted here, and each strategy gets a fresh objective, so an attack's count is its own.
+        before = search_victim.queries
+        TargetObjective(search_victim, cases["attacker"], target, s.k)([clean])
+        setup_queries = search_victim.queries - before
         outcomes = [
-            strat.run(clean, TargetObjective(victims[s.search_victim], cases["attacker"], target, s.k), seed=s.seed)
+            strat.run(clean, TargetObjective(search_victim, cases["attacker"], target, s.k), seed=s.seed)
             for strat in strategies
         ]
         vocab = Vocabulary.from_catalog(catalog, exclude=[target], use_wordnet=s.use_wordnet)
         defs = [make(vocab) for make in defenses]
         defense_names = [d.name for d in defs]
-        runs.append(_measure(target, clean, outcomes, defs, victims, cases["held_out"], s.k, embed_fn))
+        run = _measure(target, clean, outcomes, defs, victims, cases["held_out"], s.k, embed_fn)
+        run.search_setup_queries = setup_queries
+        runs.append(run)
     return ShillingRun(settings=s, split=split, victims=list(victims), defenses=defense_names, targets=runs)
 
 

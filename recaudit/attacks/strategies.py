@@ -94,6 +94,9 @@ class Strategy(ABC):
         """(available, reason or note); checked before any model query."""
         return True, ""
 
+    def prepare(self) -> None:
+        """One-time set-up (library imports, corpora) done before the search clock starts."""
+
     @abstractmethod
     def candidates(self, title: str, objective: TargetObjective, seed: int) -> tuple[str, dict[str, Any]]:
         """Search for the best title within budget; return it and details for the report."""
@@ -103,6 +106,7 @@ class Strategy(ABC):
         ok, note = self.availability()
         if not ok:
             return AttackOutcome(self.name, self.variant, False, title, title, reason=note, budget=self.budget.as_dict())
+        self.prepare()
         start, evals0, queries0 = time.perf_counter(), objective.evaluations, objective.victim.queries
         clean_value = objective([title])[0]
         best, details = self.candidates(title, objective, seed)
@@ -216,6 +220,7 @@ class TextAttackStrategy(Strategy):
         super().__init__(budget)
         self.name = name
         self.options = options or TextAttackOptions()
+        self._transformation = None
         if self.options.search not in ("greedy-wir", "greedy", "beam"):
             raise ValueError(f"search must be 'greedy-wir', 'greedy' or 'beam', got {self.options.search!r}")
         if self.options.beam_width < 1:
@@ -257,13 +262,24 @@ class TextAttackStrategy(Strategy):
                 return False, f"mlm_path {o.mlm_path} is not a folder"
         return True, ""
 
+    def prepare(self) -> None:
+        """Import TextAttack and build the transformation once (WordNet and MLM load here, untimed)."""
+        from recaudit.attacks.textattack_bridge import load_textattack
+
+        load_textattack()
+        if self._transformation is None:
+            self._transformation = self.transformation()
+            if self.variant == "textfooler-wordnet":
+                from nltk.corpus import wordnet
+
+                wordnet.synsets("movie")  # the lazy corpus reads its indexes on first use
+
     def transformation(self):
         """The TextAttack transformation of this strategy."""
         from recaudit.attacks import _ta_components as C
         from textattack.transformations import (
             CompositeTransformation,
             WordSwapEmbedding,
-            WordSwapMaskedLM,
             WordSwapNeighboringCharacterSwap,
             WordSwapRandomCharacterDeletion,
             WordSwapRandomCharacterInsertion,
@@ -289,7 +305,7 @@ class TextAttackStrategy(Strategy):
             if o.embeddings_path:
                 return WordSwapEmbedding(max_candidates=o.max_candidates, embedding=C.LocalWordEmbedding(o.embeddings_path))
             return C.OfflineWordSwapWordNet()
-        return WordSwapMaskedLM(method="bert-attack", masked_language_model=o.mlm_path, max_candidates=o.max_candidates)
+        return C.MaskedLMSwap(method="bert-attack", masked_language_model=o.mlm_path, max_candidates=o.max_candidates)
 
     def constraints(self, transformation) -> list:
         """RepeatModification, stop words, the edit budget and the meaning floor."""
@@ -330,10 +346,11 @@ class TextAttackStrategy(Strategy):
         textattack = load_textattack()
         from recaudit.attacks import _ta_components as C
 
+        self.prepare()
         wrapper = C.ObjectiveModelWrapper(objective)
         budget = self.options.max_evaluations if self.options.max_evaluations is not None else float("inf")
         goal = C.ExposureGoal(wrapper, success_hit_rate=self.options.success_hit_rate, query_budget=budget)
-        transformation = self.transformation()
+        transformation = self._transformation
         attack = textattack.Attack(goal, self.constraints(transformation), transformation, self.search_method())
         # TextAttack draws from the global RNGs; seed them and put them back afterwards.
         np_state, py_state = np.random.get_state(), random.getstate()

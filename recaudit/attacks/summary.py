@@ -146,21 +146,30 @@ def attacks_table(run: ShillingRun) -> GroupTable:
         for r in t.attacks:
             o = r.outcome
             cv, av = o.clean_value, o.attacked_value
+            held_out = []
+            for v in run.victims:
+                held_out += [float(np.mean(t.clean_hits[v])), float(np.mean(r.hits[v])) if r.hits else None]
             rows.append([
                 t.target, t.clean_title, o.attack, o.variant, o.available, o.adversarial_title, r.char_edits, r.word_edits,
                 round(r.similarity, 4), None if cv is None else round(cv.value, 4), None if av is None else round(av.value, 4),
-                None if cv is None else cv.hit_rate, None if av is None else av.hit_rate, o.evaluations, o.victim_queries,
-                round(o.wall_s, 2), _note(r),
+                None if cv is None else cv.hit_rate, None if av is None else av.hit_rate, *held_out, o.evaluations,
+                o.victim_queries, t.search_setup_queries, round(o.wall_s, 2), _note(r),
             ])
     return GroupTable(
         name="attacks",
         columns=[
             "target", "clean_title", "attack", "variant", "available", "adversarial_title", "char_edits", "word_edits",
             "similarity", "attacker_utility_clean", "attacker_utility_attacked", "attacker_hit_rate_clean",
-            "attacker_hit_rate_attacked", "title_evaluations", "victim_queries", "wall_s", "note",
+            "attacker_hit_rate_attacked",
+            *[f"exposure_{c}_{v}" for v in run.victims for c in ("clean", "attacked")],
+            "title_evaluations", "victim_queries", "setup_queries", "wall_s", "note",
         ],
         rows=rows,
-        description="Search results on the attacker users (the held-out users are never queried during search).",
+        description=(
+            "Search results on the attacker users (the held-out users are never queried during search) and this "
+            "target's held-out exposure. victim_queries: the attack's own requests; setup_queries: requests shared "
+            "by every attack on this target (the other candidates' scores); wall_s: search time without one-off imports."
+        ),
     )
 
 

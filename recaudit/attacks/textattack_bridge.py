@@ -107,18 +107,23 @@ def _copy_wordnet(root: Path, source: Path) -> tuple[bool, str]:
             shutil.copyfile(f, staging / f.name)
     (staging / "lexnames").write_text(lexnames_text(), encoding="utf-8")
     if target.exists():
-        shutil.rmtree(staging)  # another process finished first
-    else:
+        shutil.rmtree(target, ignore_errors=True)  # an incomplete copy from an interrupted run
+    try:
         staging.rename(target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)  # another process finished first
+        if not (target / "lexnames").exists():
+            return False, f"could not copy WordNet into {target}"
     return True, ""
 
 
-def prepare_nltk_data(root: Path | None = None, wordnet_source: Path = DEBIAN_WORDNET) -> NltkData:
+def prepare_nltk_data(root: Path | None = None, wordnet_source: Path | None = None) -> NltkData:
     """Write the stopwords corpus and copy WordNet (when installed) into ``root``; put it on NLTK's path."""
     root = Path(root) if root is not None else nltk_data_dir()
+    wordnet_source = Path(wordnet_source) if wordnet_source is not None else DEBIAN_WORDNET
     root.mkdir(parents=True, exist_ok=True)
     _write_stopwords(root)
-    wordnet, reason = _copy_wordnet(root, Path(wordnet_source))
+    wordnet, reason = _copy_wordnet(root, wordnet_source)
     paths = [p for p in os.environ.get("NLTK_DATA", "").split(os.pathsep) if p]
     if str(root) not in paths:
         os.environ["NLTK_DATA"] = os.pathsep.join([str(root), *paths])
