@@ -111,3 +111,20 @@ def test_cli_handler_writes_audit_results(tiny_lm_path, tmp_path, capsys):
     assert parse_forget_users("3") == 3 and parse_forget_users("12, 85") == ["12", "85"]
     bad = parser.parse_args(["unlearn", "apa", "--data", str(tmp_path / "nowhere")])
     assert bad.func(bad) == 2
+
+
+def test_check_is_registered_and_runs_through_a_context(tiny_lm_path, tmp_path):
+    from recaudit.adapters.callable import CallableAdapter
+    from recaudit.checks import CheckContext, load_checks
+
+    assert load_checks().get("unlearning") is UnlearningCheck
+    catalog, inter = toy_movielens()
+    params = tiny_params(tiny_lm_path, methods=["ga"], include_original=False).model_dump()
+    ctx = CheckContext(adapter=CallableAdapter(score_fn=lambda reqs: [0.5] * len(reqs)), catalog=catalog,
+                       interactions=inter, workdir=tmp_path)  # fmt: skip
+    result = UnlearningCheck(params).run(ctx)
+    assert {r[0] for r in result.tables[0].rows} == {"retrain", "ga"}  # original trained for GA, not reported
+    assert (tmp_path / "unlearning" / "original.safetensors").is_file()
+    assert (tmp_path / "unlearning" / "ga.safetensors").is_file()
+    with pytest.raises(ValueError, match="catalogue"):
+        UnlearningCheck(params).run(CheckContext(adapter=ctx.adapter))

@@ -150,3 +150,14 @@ def model_batch(model: Any, tokenizer: Any, encoded: Sequence[EncodedSample], wi
         batch.inputs_embeds = prefix.embeds(model, encoded, p_max, batch.input_ids.shape[1], with_answer)
         batch.prefix = prefix
     return batch
+
+
+@contextlib.contextmanager
+def prefix_cache_disabled(model: Any) -> Iterator[None]:
+    """Inside the block every forward runs the whole model (e.g. to time uncached inference)."""
+    prefix = getattr(model, ATTR, None)
+    setattr(model, ATTR, None)
+    try:
+        yield
+    finally:
+        setattr(model, ATTR, prefix)
