@@ -7,11 +7,13 @@ Part 1 — unlearning time. TALLRec samples of ``--users`` MovieLens users (hist
 user); LoRA r = 8 on q/v of the top ``--lora-layers`` blocks (the frozen bottom is cached once
 per sample and shared by every run, so the timings compare training work, not the bottom pass).
 One user asks to be forgotten: full retraining trains one adapter on all remaining samples; APA
-retrains only the shard(s) that held the user's samples. Same epochs and batch size everywhere.
+retrains only the shard(s) that held the user's samples (SISA likewise, on random shards). Same
+epochs and batch size everywhere.
 
 Part 2 — inference latency per sample at batch size 1, with the prefix cache disabled (whole
-model per call): one LoRA adapter; APA(D) and APA(ND) (sample embedding + weights + merging the
-top-k adapters + one forward); SISA (K forwards, mean of P(Yes)).
+model per call), methods interleaved sample by sample: one LoRA adapter; APA(D) and APA(ND)
+(MiniLM embedding + weights + merging the top-k adapters + one forward; the routing alone is
+reported too); SISA (K forwards, mean of P(Yes)).
 
 Writes benchmarks/results/unlearning.json. The machine is shared: load average is recorded.
 """
@@ -35,10 +37,9 @@ sys.path.insert(0, str(REPO))
 
 from recaudit.data.loaders import load_movielens_100k  # noqa: E402
 from recaudit.tallrec import TrainConfig, attach_lora, build_samples, load_base_model, score_samples, split_samples  # noqa: E402
-from recaudit.tallrec.lora import load_lora_state_dict  # noqa: E402
 from recaudit.tallrec.prefix import prefix_cache_disabled  # noqa: E402
 from recaudit.unlearning.apa import APA, APAConfig  # noqa: E402
-from recaudit.unlearning.retrain import train_single  # noqa: E402
+from recaudit.unlearning.retrain import predict_state, train_single  # noqa: E402
 from recaudit.unlearning.sisa import SISA  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "unlearning.json"
@@ -51,15 +52,17 @@ def machine() -> dict:
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "load_avg_1m": os.getloadavg()[0]}  # fmt: skip
 
 
-def per_sample_ms(fn, samples) -> dict:
-    """Median / mean milliseconds of ``fn([s])`` over the samples (one warm-up call first)."""
-    fn(samples[:1])
-    times = []
+def interleaved_latency(fns: dict, samples) -> dict:
+    """Per-sample milliseconds of each ``fn([s])``, methods interleaved per sample so load drift hits all alike."""
+    for fn in fns.values():  # warm-up (MiniLM load, adapter creation)
+        fn(samples[:1])
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for s in samples:
-        t0 = time.perf_counter()
-        fn([s])
-        times.append(1000 * (time.perf_counter() - t0))
-    return {"median_ms": statistics.median(times), "mean_ms": statistics.fmean(times), "n": len(times)}
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn([s])
+            times[name].append(1000 * (time.perf_counter() - t0))
+    return {name: {"median_ms": statistics.median(t), "mean_ms": statistics.fmean(t), "n": len(t)} for name, t in times.items()}
 
 
 def main() -> None:
@@ -100,15 +103,13 @@ def main() -> None:
     prefix_s = time.perf_counter() - t0
     print(f"{len(train)} train / {len(test)} test samples; bottom-block cache filled in {prefix_s:.1f}s")
 
-    _, retrain_s = train_single(model, tok, retain, cfg, args.seed)
+    retrain_state, retrain_s = train_single(model, tok, retain, cfg, args.seed)
     print(f"full retraining on {len(retain)} samples: {retrain_s:.1f}s")
     out = {"machine": machine(), "model": args.model, "n_train": len(train), "n_retain": len(retain),
            "forgotten_user": victim, "forgotten_samples": len(train) - len(retain), "lora_layers": args.lora_layers,
            "epochs": args.epochs, "prefix_cache_fill_seconds": prefix_s, "retrain_seconds": retrain_s,
            "apa": {}, "latency": {}}  # fmt: skip
-    lat_samples = test[: args.latency_samples]
-    with prefix_cache_disabled(model):
-        out["latency"]["single_lora"] = per_sample_ms(lambda xs: score_samples(model, tok, xs, 1, cfg.max_length), lat_samples)
+    fns = {"single_lora": lambda xs: predict_state(model, tok, retrain_state, xs, cfg)}
     for k in [int(x) for x in args.shards.split(",")]:
         apa = APA(model, tok, cfg, Path(tmp.name) / f"apa{k}", APAConfig(n_shards=k, top_k=2), seed=args.seed)
         fit_s = apa.fit(train)
@@ -118,14 +119,17 @@ def main() -> None:
                               "speedup_vs_retrain": retrain_s / stats.seconds}  # fmt: skip
         print(f"K={k}: APA unlearning {stats.seconds:.1f}s (shards {stats.affected_shards}) vs retrain {retrain_s:.1f}s")
         sisa = SISA(model, tok, cfg, Path(tmp.name) / f"sisa{k}", n_shards=k, seed=args.seed)
-        for info_k in range(k):  # SISA latency only needs K adapters: reuse APA's shard adapters
-            sisa.shards._states[info_k] = apa.shards.state(info_k)
-        with prefix_cache_disabled(model):
-            out["latency"][f"apa_d_K{k}"] = per_sample_ms(lambda xs: apa.predict(xs, "d"), lat_samples)
-            out["latency"][f"apa_nd_K{k}"] = per_sample_ms(lambda xs: apa.predict(xs, "nd"), lat_samples)
-            out["latency"][f"sisa_K{k}"] = per_sample_ms(sisa.predict, lat_samples)
-        load_lora_state_dict(model, apa.shards.state(0))
-        print(json.dumps({n: round(v["median_ms"], 1) for n, v in out["latency"].items()}))
+        sisa.fit(train)
+        sisa_stats = sisa.unlearn(lambda s: s.user_id == victim)
+        out["sisa"] = out.get("sisa", {}) | {str(k): {"unlearn_seconds": sisa_stats.seconds, "affected_shards": sisa_stats.affected_shards,
+                                                      "speedup_vs_retrain": retrain_s / sisa_stats.seconds}}  # fmt: skip
+        fns[f"apa_routing_only_K{k}"] = apa.weights  # MiniLM embedding + top-k softmax weights
+        fns[f"apa_d_K{k}"] = lambda xs, a=apa: a.predict(xs, "d")
+        fns[f"apa_nd_K{k}"] = lambda xs, a=apa: a.predict(xs, "nd")
+        fns[f"sisa_K{k}"] = sisa.predict
+    with prefix_cache_disabled(model):
+        out["latency"] = interleaved_latency(fns, test[: args.latency_samples])
+    print(json.dumps({n: round(v["median_ms"], 1) for n, v in out["latency"].items()}))
     out["machine_after"] = machine()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2, default=float))

@@ -175,3 +175,17 @@ def test_nd_adapter_matches_weighted_delta_and_differs_from_d(peft_tiny, tmp_pat
     assert model.peft_config[adapter].lora_alpha / model.peft_config[adapter].r == CFG.lora_alpha / CFG.lora_r
     assert all(not p.requires_grad for n, p in model.named_parameters() if adapter in n)
     assert any(p.requires_grad for n, p in model.named_parameters() if ".default." in n)
+
+
+def test_group_by_user_puts_each_user_in_one_shard_so_forgetting_touches_one(peft_tiny, tmp_path):
+    model, tok = peft_tiny
+    samples = toy_samples()
+    apa = APA(model, tok, CFG, tmp_path / "users", APAConfig(n_shards=3, group_by_user=True), seed=0, embedder=hashing_embedder)
+    apa.fit(samples)
+    owner = {}
+    for info in apa.shards.shards:
+        for key in info.keys:
+            assert owner.setdefault(key[0], info.shard) == info.shard
+    assert sorted(np.bincount(list(owner.values()), minlength=3).tolist()) == [2, 2, 2]  # balanced by users
+    stats = apa.unlearn(lambda s: s.user_id == "3")
+    assert stats.affected_shards == [owner["3"]]

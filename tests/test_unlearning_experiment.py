@@ -54,8 +54,9 @@ def test_prepare_data_separates_forget_retain_and_never_seen(tiny_lm_path):
 
 def test_all_methods_run_and_verify(tiny_lm_path, tmp_path):
     catalog, inter = toy_movielens()
-    params = tiny_params(tiny_lm_path)
+    params = tiny_params(tiny_lm_path, lora_layers=1)  # also exercises the frozen-prefix cache
     run = run_unlearning(catalog, inter, params, tmp_path)
+    assert run.prefix_cache_seconds > 0
     by = {r.method: r for r in run.reports}
     assert set(by) == {"retrain", "original", "sisa", "apa_d", "apa_nd", "e2urec", "ga"}
     assert by["retrain"].js_to_retrain_forget == 0.0

@@ -47,6 +47,8 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--top-k", type=int, default=2, help="APA: shards aggregated per sample (default 2)")
     p.add_argument("--temperature", type=float, default=0.1, help="APA: softmax temperature of the weights")
     p.add_argument("--embedding", choices=["minilm", "hashing"], default="minilm", help="APA partition embedding")
+    p.add_argument("--apa-group-by-user", action="store_true",
+                   help="APA: cluster users, not samples, so forgetting a user retrains one shard")
     p.add_argument("--e2urec-alpha", type=float, default=1.0)
     p.add_argument("--e2urec-epochs", type=int, default=2)
     p.add_argument("--no-original", action="store_true", help="skip the 'original' (before unlearning) row")
@@ -80,7 +82,7 @@ def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "max_per_user": args.max_per_user or None, "lora_r": args.lora_r, "lora_alpha": 2 * args.lora_r,
         "lora_layers": args.lora_layers or None, "lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size,
         "max_length": args.max_length, "n_shards": args.shards, "top_k": args.top_k, "temperature": args.temperature,
-        "embedding": args.embedding, "e2urec_alpha": args.e2urec_alpha, "e2urec_epochs": args.e2urec_epochs,
+        "embedding": args.embedding, "apa_group_by_user": args.apa_group_by_user, "e2urec_alpha": args.e2urec_alpha, "e2urec_epochs": args.e2urec_epochs,
         "torch_threads": args.torch_threads or None,
     }  # fmt: skip
 

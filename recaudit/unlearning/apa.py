@@ -98,12 +98,18 @@ def delta_weights(state: LoraState, scaling: float) -> dict[str, Any]:
 
 @dataclass
 class APAConfig:
-    """APA settings: K shards, top-k retrieval, softmax temperature, k-means iterations."""
+    """APA settings: K shards, top-k retrieval, softmax temperature, k-means iterations.
+
+    ``group_by_user`` (an extension, not in the paper): cluster *users* (mean embedding of their
+    samples, balanced by user count) so all of a user's samples share one shard and forgetting a
+    user retrains exactly one shard; the paper clusters samples, which spreads a user over shards.
+    """
 
     n_shards: int = 4
     top_k: int = 2
     temperature: float = 0.1
     kmeans_iters: int = 30
+    group_by_user: bool = False
 
     def __post_init__(self) -> None:
         if self.n_shards < 1 or self.top_k < 1:
@@ -129,7 +135,10 @@ class APA:
     def fit(self, samples: Sequence[TallRecSample]) -> float:
         """Partition ``samples`` semantically and train one adapter per shard; returns training seconds."""
         emb = embed_samples(samples, self.embedder)
-        self.partition = balanced_kmeans(emb, self.apa.n_shards, self.seed, self.apa.kmeans_iters)
+        if self.apa.group_by_user:
+            self.partition = _user_partition(samples, emb, self.apa.n_shards, self.seed, self.apa.kmeans_iters)
+        else:
+            self.partition = balanced_kmeans(emb, self.apa.n_shards, self.seed, self.apa.kmeans_iters)
         self._embeddings = {sample_key(s): e for s, e in zip(samples, emb)}
         seconds = self.shards.fit([[samples[i] for i in self.partition.members(k)] for k in range(self.apa.n_shards)])
         self._refresh_centroids()
@@ -195,6 +204,16 @@ class APA:
         assignment = np.array([info.shard for info in self.shards.shards for _ in info.keys], dtype=np.int64)
         emb = np.stack([self._embeddings[k] for k in keys]) if keys else np.zeros((0, 1))
         self.centroids = shard_centroids(emb, assignment, self.apa.n_shards)
+
+
+def _user_partition(samples: Sequence[TallRecSample], emb: np.ndarray, n_shards: int, seed: int, n_iter: int) -> Partition:
+    """Balanced k-means over users (mean sample embedding); every sample follows its user."""
+    users = sorted({s.user_id for s in samples})
+    index = {u: i for i, u in enumerate(users)}
+    rows = np.array([index[s.user_id] for s in samples])
+    user_emb = np.stack([emb[rows == i].mean(axis=0) for i in range(len(users))])
+    part = balanced_kmeans(user_emb, n_shards, seed, n_iter)
+    return Partition(part.assignment[rows], part.centroids, n_shards)
 
 
 def _pad_rank(state: LoraState, rank: int) -> LoraState:
