@@ -165,7 +165,7 @@ def synthetic(args: argparse.Namespace) -> dict:
 
     targets = pick_targets(catalog, interactions, args.n_targets, args.seed)
     split = split_users(interactions, targets, args.attacker_users, 2, args.seed)
-    options = TextAttackOptions(max_evaluations=args.max_evaluations, min_similarity=None)
+    options = TextAttackOptions(max_evaluations=args.max_evaluations)  # MiniLM floor included: part of the cost
     rows = []
     for target in targets:
         cases = build_cases(interactions, catalog, split.attacker, target, args.candidates, args.history_len, seed=args.seed)
@@ -226,6 +226,7 @@ def movielens(args: argparse.Namespace) -> dict:
         "attacks": args.attacks.split(","),
         "defenses": args.defenses.split(","),
         "victims": args.victims.split(","),
+        "search_victim": args.search_victim,
         "k": args.k,
         "n_candidates": args.candidates,
         "history_len": args.history_len,
@@ -303,6 +304,7 @@ def main(argv=None) -> int:
     m.add_argument("--attacks", default="trivial,llm_rewrite,deepwordbug,puncattack,textfooler,bertattack")
     m.add_argument("--defenses", default="llm_rewrite,spell,detector")
     m.add_argument("--victims", default="pyes,ranking")
+    m.add_argument("--search-victim", default="pyes", choices=("pyes", "ranking"))
     m.add_argument("--eval-users", type=int, default=40)
     m.add_argument("--rewrite-samples", type=int, default=4)
     m.add_argument("--batch-size", type=int, default=16)

@@ -276,6 +276,12 @@ def test_prompts_are_package_data_with_validated_overrides():
         ('Revised title: "Smart Tablet"\nExplanation...', "Smart Tablet"),
         ("\n\n**Smart Tablet Pro**", "Smart Tablet Pro"),
         ("“Fun Tablet”", "Fun Tablet"),
+        ("The Product Title is: His Girl Friday.", "His Girl Friday"),
+        ("The Revised Title of His Girl Friday: His Girl Friday.", "His Girl Friday"),
+        ('The Product Title should be "House Guest" instead of "housegulz". Here is', "House Guest"),
+        ("The Crow: City of Angels", "The Crow: City of Angels"),
+        ("The Ghost and Mrs. Muir.", "The Ghost and Mrs. Muir"),
+        ("Wait...", "Wait..."),
         ("", ""),
     ],
 )

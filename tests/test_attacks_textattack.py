@@ -124,7 +124,9 @@ def test_offline_wordnet_swap_gives_single_word_synonyms_without_downloading(ta,
     from recaudit.attacks import _ta_components as C
 
     out = _texts(C.OfflineWordSwapWordNet(), "Tablet")
-    assert "pad" in out and "lozenge" in out and all(" " not in x and "_" not in x for x in out)
+    assert {"Pad", "Lozenge", "Pill", "Tab"} <= set(out) and all(" " not in x and "_" not in x for x in out)
+    assert _texts(C.OfflineWordSwapWordNet(), "tablet")[:2] == ["lozenge", "pad"]  # case follows the word
+    assert "Delicatessen" not in _texts(C.OfflineWordSwapWordNet(), "delicatessen")  # a case change is no swap
 
 
 def test_counter_fitted_embedding_swap_from_a_local_file(ta, tmp_path):

@@ -131,12 +131,26 @@ class WordSwapPunctuationInsertion(WordSwap):
 
 
 class OfflineWordSwapWordNet(WordSwapWordNet):
-    """WordNet synonym swap that never calls ``nltk.download`` (English only)."""
+    """WordNet synonym swap that never calls ``nltk.download`` (English only).
+
+    Synonyms take the case of the word they replace ("Storm" → "Rage", as TextAttack's embedding
+    swap does), and a synonym that differs only in case is no swap at all.
+    """
 
     def __init__(self, language: str = "eng"):
         if language != "eng":
             raise ValueError("offline WordNet swap supports English ('eng') only; other languages need omw-1.4")
         self.language = language
+
+    def _get_replacement_words(self, word, random=False):
+        from textattack.transformations.word_swaps.word_swap_embedding import recover_word_case
+
+        out = []
+        for syn in super()._get_replacement_words(word.lower()) + super()._get_replacement_words(word):
+            cased = recover_word_case(syn, word)
+            if cased.lower() != word.lower() and cased not in out:
+                out.append(cased)
+        return out
 
 
 class MaskedLMSwap(WordSwapMaskedLM):

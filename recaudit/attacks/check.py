@@ -75,7 +75,7 @@ class ShillingCheck(Check):
         embeddings_path: str | None = None
         mlm_path: str | None = None
         pyes_temperature: float = Field(0.05, gt=0)
-        ranking_use_embeddings: bool = False
+        ranking_use_embeddings: bool = True
         detector_min_similarity: float = Field(0.8, ge=-1, le=1)
         detector_max_oov_share: float = Field(0.25, ge=0, le=1)
         detector_fpr_titles: int = Field(200, ge=0, description="clean titles to measure the detector's false alarms on")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+import re
 from functools import lru_cache
 from importlib import resources
 from typing import Any, Mapping
@@ -71,21 +72,33 @@ def fill(template: str, **values: str) -> str:
     return out
 
 
+_LABEL_WORDS = re.compile(r"\b(title|name|revised|corrected|rewritten|rewrite|here)\b", re.I)
+_QUOTED = re.compile(r'["“]([^"“”]{2,})["”]')
+
+
 def clean_generated_title(text: str) -> str:
-    """The title a rewrite model wrote: first non-empty line, label prefix and wrapping quotes removed."""
+    """The title a rewrite model wrote: first non-empty line without a label or wrapping quotes.
+
+    Small instruction models wrap the title ("The Product Title is: X.", 'Title should be "X"
+    instead of …'): a short lead-in before ": " that names a title is dropped, a quoted span is
+    taken when the words around it name a title, and one trailing full stop is removed.
+    """
     for line in text.splitlines():
-        line = line.strip()
+        line = line.strip().strip("*_` ")
         if not line:
             continue
-        low = line.lower()
-        for prefix in ("revised title:", "rewritten title:", "new title:", "title:", "product title:"):
-            if low.startswith(prefix):
-                line = line[len(prefix) :].strip()
-                break
-        line = line.strip("*_` ")
-        if len(line) >= 2 and line[0] == line[-1] and line[0] in "\"'“”":
+        quoted = _QUOTED.search(line)
+        if quoted and _LABEL_WORDS.search(line[: quoted.start()] + " " + line[quoted.end() :]):
+            line = quoted.group(1)
+        head, sep, tail = line.partition(": ")
+        if sep and tail.strip() and len(head.split()) <= 8 and _LABEL_WORDS.search(head):
+            line = tail
+        line = line.strip().strip("*_` ")
+        if len(line) >= 2 and line[0] == line[-1] and line[0] in "\"'":
             line = line[1:-1].strip()
         line = line.strip("“”").strip()
+        if line.endswith(".") and not line.endswith(".."):
+            line = line[:-1].rstrip()
         if line:
             return line
     return ""

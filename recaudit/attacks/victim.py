@@ -135,7 +135,8 @@ class RankingVictim:
     """Prompt-ranking victim: the adapter writes its top K of a numbered candidate list.
 
     The reply is parsed (``parse_list``) and grounded to the user's candidates only
-    (``Grounder``; fuzzy matching, no embeddings by default). ``utility`` is the reciprocal
+    (``Grounder``: exact, fuzzy, then MiniLM when the model rewrote a title, e.g. dropped an
+    alternate title in parentheses or "corrected" an adversarial one). ``utility`` is the reciprocal
     rank of the target (0 when it is not written). ``parse_status`` counts ok/short/empty replies.
     """
 
@@ -146,7 +147,7 @@ class RankingVictim:
         calls: Adapter | CheckContext,
         catalog: Catalog,
         prompts: ShillingPrompts | None = None,
-        use_embeddings: bool = False,
+        use_embeddings: bool = True,
         fuzzy_threshold: float = 90.0,
     ):
         self.ctx = as_context(calls)
