@@ -7,8 +7,8 @@ Part 1 — unlearning time. TALLRec samples of ``--users`` MovieLens users (hist
 user); LoRA r = 8 on q/v of the top ``--lora-layers`` blocks (the frozen bottom is cached once
 per sample and shared by every run, so the timings compare training work, not the bottom pass).
 One user asks to be forgotten: full retraining trains one adapter on all remaining samples; APA
-retrains only the shard(s) that held the user's samples (SISA likewise, on random shards). Same
-epochs and batch size everywhere.
+retrains only the shard(s) that held the user's samples (SISA likewise, on random shards; APA
+with ``group_by_user`` keeps a user's samples in one shard). Same epochs and batch size everywhere.
 
 Part 2 — inference latency per sample at batch size 1, with the prefix cache disabled (whole
 model per call), methods interleaved sample by sample: one LoRA adapter; APA(D) and APA(ND)
@@ -118,6 +118,14 @@ def main() -> None:
                               "shard_sizes": [len(i.keys) for i in apa.shards.shards],
                               "speedup_vs_retrain": retrain_s / stats.seconds}  # fmt: skip
         print(f"K={k}: APA unlearning {stats.seconds:.1f}s (shards {stats.affected_shards}) vs retrain {retrain_s:.1f}s")
+        by_user = APA(model, tok, cfg, Path(tmp.name) / f"apa_user{k}", APAConfig(n_shards=k, top_k=2, group_by_user=True),
+                      seed=args.seed)  # fmt: skip
+        by_user.fit(train)
+        user_stats = by_user.unlearn(lambda s: s.user_id == victim)
+        out["apa_group_by_user"] = out.get("apa_group_by_user", {}) | {str(k): {
+            "unlearn_seconds": user_stats.seconds, "affected_shards": user_stats.affected_shards,
+            "speedup_vs_retrain": retrain_s / user_stats.seconds}}  # fmt: skip
+        print(f"K={k}: APA grouped by user {user_stats.seconds:.1f}s (shards {user_stats.affected_shards})")
         sisa = SISA(model, tok, cfg, Path(tmp.name) / f"sisa{k}", n_shards=k, seed=args.seed)
         sisa.fit(train)
         sisa_stats = sisa.unlearn(lambda s: s.user_id == victim)
