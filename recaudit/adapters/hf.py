@@ -357,6 +357,7 @@ class HFCausalLM:
             repetition_penalty=settings.repetition_penalty,
             pad_token_id=self.pad_id,
             eos_token_id=self.eos_ids or None,
+            bos_token_id=getattr(getattr(self.model, "generation_config", None), "bos_token_id", None),
         )
         if settings.do_sample:
             kw.update(temperature=settings.temperature, top_p=settings.top_p, top_k=0)

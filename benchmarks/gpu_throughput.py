@@ -1,0 +1,233 @@
+"""Decode throughput on a GPU: one prompt at a time vs batched ``generate`` vs the recaudit engine.
+
+    PYTHONPATH=. python benchmarks/gpu_throughput.py [--batches 128,512] [--new-tokens 200]
+
+A randomly initialised ~1.1B Llama (hidden 2048, 22 layers, 32 heads, 4 KV heads, vocab 32,000,
+bf16; throughput does not depend on the weights' values), 70-token prompts, exactly
+``--new-tokens`` new tokens per prompt (EOS ignored), greedy. Reports tokens/s, decode
+steps/s and the ratio of the weight-bandwidth bound (weight bytes per step × steps/s ÷
+3.35 TB/s, the H100 SXM's HBM3 bandwidth; the device's own nominal bandwidth too). Then
+projects the full FaiRLLM request mix (32 prompts × 500 names × 2 domains = 32,000 generations
+of 200 tokens) from a continuous-batching run of ``--mix-requests`` requests.
+Writes benchmarks/results/gpu_throughput.json (or ``--out``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from generation import machine_info  # noqa: E402
+
+H100_BANDWIDTH = 3.35e12  # bytes/s, the figure performance.md uses
+NOMINAL_BANDWIDTH = {"H100": 3.35e12, "H200": 4.8e12}
+FAIRLLM_GENERATIONS = 32 * 500 * 2
+
+
+def build_model(seed: int = 0):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
+        num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048,
+        bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False,
+    )
+    torch.manual_seed(seed)
+    with torch.device("cuda"):
+        model = LlamaForCausalLM(config).to(torch.bfloat16).eval()
+    return model
+
+
+def _sync():
+    import torch
+
+    torch.cuda.synchronize()
+
+
+def time_generate(model, prompts, new_tokens: int, **kw) -> float:
+    """Seconds for one batched ``generate`` over equal-length prompts (EOS suppressed)."""
+    import torch
+
+    ids = torch.tensor(prompts, device="cuda")
+    _sync()
+    t = time.perf_counter()
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
+                             min_new_tokens=new_tokens, do_sample=False, pad_token_id=0, **kw)
+    _sync()
+    assert out.shape[1] == ids.shape[1] + new_tokens
+    return time.perf_counter() - t
+
+
+def run_engine(engine, prompts, new_tokens: int):
+    from recaudit.adapters.hf import GenSettings
+
+    settings = GenSettings(max_new_tokens=new_tokens, do_sample=False, temperature=1.0, top_p=1.0,
+                           repetition_penalty=1.0, stop=(), seed=0)
+    _sync()
+    t = time.perf_counter()
+    out = engine.generate(prompts, settings, ignore_eos=True)
+    _sync()
+    assert all(len(g.token_ids) == new_tokens for g in out)
+    return time.perf_counter() - t, out
+
+
+def tiny_parity_cuda() -> dict:
+    """Greedy texts of HFCausalLM engine='recaudit' (CUDA graph) vs 'generate' on the tiny model in float32."""
+    import tempfile
+
+    import torch
+
+    from recaudit.adapters.base import Request
+    from recaudit.adapters.hf import HFCausalLM
+    from recaudit.testing import tiny_causal_lm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        ref = HFCausalLM(tiny_causal_lm(tmp), device="cuda", dtype="float32", batch_size=3)
+    with torch.no_grad():
+        for name, p in ref.model.named_parameters():
+            if "norm" not in name:
+                p.mul_(4.0)
+    eng = HFCausalLM.from_model(ref.model, ref.tokenizer, batch_size=3, engine="recaudit")
+    reqs = [Request.chat("tell me " * (1 + 2 * i) + str(i), answer_prefix="abcdefg"[i], max_new_tokens=24,
+                         repetition_penalty=rp) for i in range(7) for rp in (1.0, 1.3)]
+    a, b = ref.generate(reqs), eng.generate(reqs)
+    return {"requests": len(reqs), "identical": sum(x.text == y.text for x, y in zip(a, b)),
+            "engine_stats": eng._engine().stats}
+
+
+def row(name: str, batch: int, n_prompts: int, new_tokens: int, seconds: float, weight_bytes: int, bw: float) -> dict:
+    steps = new_tokens * max(1, n_prompts // batch)
+    steps_s = steps / seconds
+    return {
+        "engine": name, "batch": batch, "prompts": n_prompts, "new_tokens": new_tokens, "seconds": round(seconds, 3),
+        "tokens_per_s": round(n_prompts * new_tokens / seconds, 1), "decode_steps_per_s": round(steps_s, 2),
+        "bandwidth_bound_ratio_h100": round(weight_bytes * steps_s / H100_BANDWIDTH, 4),
+        "bandwidth_bound_ratio_device": round(weight_bytes * steps_s / bw, 4),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--batches", default="128,512")
+    ap.add_argument("--new-tokens", type=int, default=200)
+    ap.add_argument("--prompt-len", type=int, default=70)
+    ap.add_argument("--single-prompts", type=int, default=2, help="prompts for the one-at-a-time baseline")
+    ap.add_argument("--mix-requests", type=int, default=4096, help="requests in the FaiRLLM-mix run (0 to skip)")
+    ap.add_argument("--static-generate", action="store_true", help="also time generate(cache_implementation='static') (slow warm-up)")
+    ap.add_argument("--skip-generate-batch", default="", help="batches at which plain generate is not timed")
+    ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "gpu_throughput.json"))
+    args = ap.parse_args()
+
+    import torch
+
+    from recaudit.adapters.engine import DecodeEngine
+
+    if not torch.cuda.is_available():
+        sys.exit("gpu_throughput.py needs a CUDA GPU")
+    t0 = time.perf_counter()
+    model = build_model()
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    name = torch.cuda.get_device_name()
+    bw = next((v for k, v in NOMINAL_BANDWIDTH.items() if k in name), H100_BANDWIDTH)
+    print(f"model: {sum(p.numel() for p in model.parameters()) / 1e9:.3f}B params, {weight_bytes / 1e9:.2f} GB, "
+          f"built in {time.perf_counter() - t0:.1f} s on {name}", flush=True)
+    g = torch.Generator().manual_seed(0)
+    batches = [int(b) for b in args.batches.split(",")]
+    n_max = max(batches)
+    prompts = torch.randint(3, 32000, (max(n_max, args.mix_requests), args.prompt_len), generator=g).tolist()
+    results: list[dict] = []
+    N = args.new_tokens
+
+    # warm-up (cuBLAS handles, allocator)
+    time_generate(model, prompts[:2], 8)
+    single = sum(time_generate(model, [p], N) for p in prompts[: args.single_prompts])
+    results.append(row("generate, one prompt at a time", 1, args.single_prompts, N, single, weight_bytes, bw))
+    print(results[-1], flush=True)
+
+    skip = {int(b) for b in args.skip_generate_batch.split(",") if b}
+    for b in batches:
+        if b not in skip:
+            results.append(row("generate (dynamic cache)", b, b, N, time_generate(model, prompts[:b], N), weight_bytes, bw))
+            print(results[-1], flush=True)
+        if args.static_generate:
+            time_generate(model, prompts[:b], N, cache_implementation="static")  # compiles
+            results.append(row("generate (static cache, compiled)", b, b, N,
+                               time_generate(model, prompts[:b], N, cache_implementation="static"), weight_bytes, bw))
+            print(results[-1], flush=True)
+        for graphs in (True, False):
+            eng = DecodeEngine(model, eos_ids=[2], pad_id=0, max_batch=b, cuda_graphs=graphs)
+            t_warm = time.perf_counter()
+            run_engine(eng, prompts[:b], N)  # first call captures the CUDA graph
+            warm = time.perf_counter() - t_warm
+            secs, _ = run_engine(eng, prompts[:b], N)
+            r = row(f"recaudit engine ({'CUDA graph' if graphs else 'eager'})", b, b, N, secs, weight_bytes, bw)
+            r["first_call_seconds"] = round(warm, 2)
+            results.append(r)
+            print(results[-1], flush=True)
+            del eng
+            torch.cuda.empty_cache()
+
+    # greedy agreement with generate (bf16: near-ties in a random model may flip a token)
+    eng = DecodeEngine(model, eos_ids=[2], pad_id=0, max_batch=16)
+    _, mine = run_engine(eng, prompts[:16], 64)
+    ids = torch.tensor(prompts[:16], device="cuda")
+    with torch.inference_mode():
+        ref = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=64, min_new_tokens=64,
+                             do_sample=False, pad_token_id=0)[:, args.prompt_len:].tolist()
+    same = [m.token_ids == r for m, r in zip(mine, ref)]
+    first_diff = [next((j for j, (a, c) in enumerate(zip(m.token_ids, r)) if a != c), None) for m, r in zip(mine, ref)]
+    agreement = {"prompts": 16, "new_tokens": 64, "identical": sum(same), "first_divergence": first_diff}
+    print("agreement with generate (bf16):", agreement, flush=True)
+    del eng
+
+    parity = tiny_parity_cuda()
+    print("tiny model, float32 on CUDA, engine vs generate:", parity, flush=True)
+
+    mix = None
+    if args.mix_requests:
+        b = n_max
+        eng = DecodeEngine(model, eos_ids=[2], pad_id=0, max_batch=b)
+        run_engine(eng, prompts[:b], N)  # capture
+        secs, _ = run_engine(eng, prompts[: args.mix_requests], N)
+        tps = args.mix_requests * N / secs
+        mix = {
+            "requests": args.mix_requests, "slots": b, "new_tokens": N, "seconds": round(secs, 2),
+            "tokens_per_s": round(tps, 1), "engine_stats": eng.stats,
+            "fairllm_generations": FAIRLLM_GENERATIONS,
+            "fairllm_projected_minutes": round(FAIRLLM_GENERATIONS * N / tps / 60, 2),
+        }
+        for r in results:
+            r["fairllm_projected_minutes"] = round(FAIRLLM_GENERATIONS * N / r["tokens_per_s"] / 60, 1)
+        print("FaiRLLM mix:", mix, flush=True)
+
+    report = {
+        "benchmark": "gpu_throughput",
+        "command": "PYTHONPATH=. python " + " ".join(sys.argv),
+        "model": {"params": sum(p.numel() for p in model.parameters()), "weight_bytes": weight_bytes,
+                  "config": "llama hidden 2048, 22 layers, 32 heads, 4 KV heads, vocab 32000, bf16, random init"},
+        "prompt_len": args.prompt_len,
+        "results": results,
+        "agreement_with_generate": agreement,
+        "tiny_float32_parity_cuda": parity,
+        "fairllm_mix": mix,
+        "machine": machine_info(),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    main()

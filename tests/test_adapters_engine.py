@@ -1,0 +1,120 @@
+"""The recaudit decode engine: greedy tokens equal plain ``generate`` (continuous batching, EOS,
+repetition penalty, stop strings), sampling is seeded, unsupported models are refused clearly."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from recaudit.adapters.base import AdapterError, Request  # noqa: E402
+from recaudit.adapters.engine import DecodeEngine, grouped_attention  # noqa: E402
+from recaudit.adapters.hf import HFCausalLM  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def pair(tiny_lm_path):
+    """The same peaky tiny model behind engine='generate' and engine='recaudit' (3 slots)."""
+    ref = HFCausalLM(tiny_lm_path, batch_size=3, device="cpu")
+    with torch.no_grad():
+        for name, p in ref.model.named_parameters():
+            if "norm" not in name:
+                p.mul_(4.0)  # a random init at std 0.02 writes the same byte for every prompt
+    eng = HFCausalLM.from_model(ref.model, ref.tokenizer, name="tiny", batch_size=3, engine="recaudit")
+    return ref, eng
+
+
+def _requests(**settings):
+    return [
+        Request.chat("tell me " * (1 + 2 * i) + str(i), answer_prefix="abcdefghij"[i % 10], **settings)
+        for i in range(7)
+    ]
+
+
+@pytest.mark.parametrize("penalty", [1.0, 1.3])
+def test_greedy_matches_generate_token_for_token(pair, penalty):
+    ref, eng = pair
+    reqs = _requests(max_new_tokens=20, repetition_penalty=penalty)
+    a, b = ref.generate(reqs), eng.generate(reqs)
+    assert [x.text for x in a] == [y.text for y in b]
+    assert [x.completion_tokens for x in a] == [y.completion_tokens for y in b]
+    assert len({x.text for x in a}) >= 3
+    assert eng._engine().stats["prefills"] >= 3  # 7 requests through 3 slots: slots were refilled
+
+
+def test_eos_frees_slots_and_matches_generate(pair):
+    ref, eng = pair
+    reqs = _requests(max_new_tokens=20, repetition_penalty=1.3)
+    texts = [r.text for r in ref.generate(reqs)]
+    # make a byte that some answers write early, but not all, the end-of-sequence token
+    counts: dict[int, int] = {}
+    for t in texts:
+        for tid in set(ref.tokenizer.encode(t[1:8], add_special_tokens=False)):
+            counts[tid] = counts.get(tid, 0) + 1
+    eos = max((c, tid) for tid, c in counts.items() if c < len(texts))[1]
+    saved = (ref.eos_ids, eng.eos_ids)
+    try:
+        ref.eos_ids = eng.eos_ids = [eos]
+        eng._engine_impl = None
+        a, b = ref.generate(reqs), eng.generate(reqs)
+    finally:
+        ref.eos_ids, eng.eos_ids = saved
+        eng._engine_impl = None
+    assert [x.text for x in a] == [y.text for y in b]
+    assert [x.finish_reason for x in a] == [y.finish_reason for y in b]
+    assert {"stop", "length"} <= {x.finish_reason for x in b}
+
+
+def test_stop_strings_in_engine(pair):
+    ref, eng = pair
+    req = _requests(max_new_tokens=16)[2]
+    full = ref.generate([req])[0].text
+    stop = full[4:6]
+    stopped = Request(**{**req.__dict__, "stop": (stop,)})
+    a, b = ref.generate([stopped])[0], eng.generate([stopped])[0]
+    assert a.text == b.text == full[: full.find(stop)]
+    assert b.finish_reason == "stop"
+
+
+def test_sampling_is_seeded_and_differs_by_seed(pair):
+    _, eng = pair
+    reqs = _requests(max_new_tokens=12, temperature=1.0, top_p=0.9, seed=3)
+    x, y = eng.generate(reqs), eng.generate(reqs)
+    assert [r.text for r in x] == [r.text for r in y]
+    z = eng.generate([Request(**{**r.__dict__, "seed": 4}) for r in reqs])
+    assert [r.text for r in x] != [r.text for r in z]
+
+
+def test_grouped_attention_equals_expanded_heads():
+    torch.manual_seed(0)
+    q = torch.randn(2, 8, 5, 16)
+    k, v = torch.randn(2, 2, 5, 16), torch.randn(2, 2, 5, 16)
+    causal = torch.ones(5, 5, dtype=torch.bool).tril()
+    ours = grouped_attention(q, k, v, causal, 0.25)
+    ref = torch.nn.functional.scaled_dot_product_attention(
+        q, k.repeat_interleave(4, dim=1), v.repeat_interleave(4, dim=1), attn_mask=causal, scale=0.25)
+    torch.testing.assert_close(ours, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_unsupported_architecture_is_refused():
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=50))
+    with pytest.raises(AdapterError, match="engine='generate'"):
+        DecodeEngine(model, eos_ids=[0], pad_id=0)
+
+
+@pytest.mark.slow
+def test_engine_matches_generate_on_smollm2(smollm2_adapter):
+    from recaudit.adapters import RECOMMENDED_LIST_SETTINGS
+
+    eng = HFCausalLM.from_model(smollm2_adapter.model, smollm2_adapter.tokenizer, batch_size=3, engine="recaudit")
+    reqs = [
+        Request.chat(f"I am a {a}fan of {n}. Please provide me with a list of 5 movie titles in order of "
+                     "preference that you think I might like. Just provide me the names of the movies.",
+                     **{**RECOMMENDED_LIST_SETTINGS, "max_new_tokens": 40})
+        for n in ("Christopher Nolan", "Adele") for a in ("", "Buddhist ")
+    ]
+    a = smollm2_adapter.generate(reqs)
+    b = eng.generate(reqs)
+    assert [x.text for x in a] == [y.text for y in b]
