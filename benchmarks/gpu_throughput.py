@@ -81,6 +81,42 @@ def run_engine(engine, prompts, new_tokens: int):
     return time.perf_counter() - t, out
 
 
+def _attempt(fn) -> dict:
+    try:
+        return fn()
+    except Exception as e:  # keep the other measurements if one part fails
+        return {"error": f"{type(e).__name__}: {e}"}
+
+
+def agreement_with_generate(model, prompts, prompt_len: int, new_tokens: int = 64) -> dict:
+    """Greedy tokens of the engine vs generate in bf16 (near-ties of a random model may flip a token)."""
+    import torch
+
+    from recaudit.adapters.engine import DecodeEngine
+
+    _, mine = run_engine(DecodeEngine(model, eos_ids=[2], pad_id=0, max_batch=len(prompts)), prompts, new_tokens)
+    ids = torch.tensor(prompts, device="cuda")
+    with torch.inference_mode():
+        ref = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
+                             min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)[:, prompt_len:].tolist()
+    first_diff = [next((j for j, (a, c) in enumerate(zip(m.token_ids, r)) if a != c), None) for m, r in zip(mine, ref)]
+    return {"prompts": len(prompts), "new_tokens": new_tokens, "identical": sum(d is None for d in first_diff),
+            "first_divergence": first_diff}
+
+
+def fairllm_mix(model, prompts, slots: int, n_requests: int, new_tokens: int) -> dict:
+    """Continuous-batching run of ``n_requests`` and the projection to the full FaiRLLM benchmark."""
+    from recaudit.adapters.engine import DecodeEngine
+
+    eng = DecodeEngine(model, eos_ids=[2], pad_id=0, max_batch=slots)
+    run_engine(eng, prompts[:slots], new_tokens)  # capture
+    secs, _ = run_engine(eng, prompts[:n_requests], new_tokens)
+    tps = n_requests * new_tokens / secs
+    return {"requests": n_requests, "slots": slots, "new_tokens": new_tokens, "seconds": round(secs, 2),
+            "tokens_per_s": round(tps, 1), "engine_stats": eng.stats, "fairllm_generations": FAIRLLM_GENERATIONS,
+            "fairllm_projected_minutes": round(FAIRLLM_GENERATIONS * new_tokens / tps / 60, 2)}
+
+
 def tiny_parity_cuda() -> dict:
     """Greedy texts of HFCausalLM engine='recaudit' (CUDA graph) vs 'generate' on the tiny model in float32."""
     import tempfile
@@ -123,7 +159,7 @@ def main() -> None:
     ap.add_argument("--prompt-len", type=int, default=70)
     ap.add_argument("--single-prompts", type=int, default=2, help="prompts for the one-at-a-time baseline")
     ap.add_argument("--mix-requests", type=int, default=4096, help="requests in the FaiRLLM-mix run (0 to skip)")
-    ap.add_argument("--static-generate", action="store_true", help="also time generate(cache_implementation='static') (slow warm-up)")
+    ap.add_argument("--static-generate", default="", help="batches at which to also time generate(cache_implementation='static') (slow warm-up)")
     ap.add_argument("--skip-generate-batch", default="", help="batches at which plain generate is not timed")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "gpu_throughput.json"))
     args = ap.parse_args()
@@ -159,56 +195,43 @@ def main() -> None:
         if b not in skip:
             results.append(row("generate (dynamic cache)", b, b, N, time_generate(model, prompts[:b], N), weight_bytes, bw))
             print(results[-1], flush=True)
-        if args.static_generate:
+        if str(b) in args.static_generate.split(","):
+            t_warm = time.perf_counter()
             time_generate(model, prompts[:b], N, cache_implementation="static")  # compiles
+            warm = time.perf_counter() - t_warm
             results.append(row("generate (static cache, compiled)", b, b, N,
                                time_generate(model, prompts[:b], N, cache_implementation="static"), weight_bytes, bw))
+            results[-1]["first_call_seconds"] = round(warm, 2)
             print(results[-1], flush=True)
         for graphs in (True, False):
-            eng = DecodeEngine(model, eos_ids=[2], pad_id=0, max_batch=b, cuda_graphs=graphs)
-            t_warm = time.perf_counter()
-            run_engine(eng, prompts[:b], N)  # first call captures the CUDA graph
-            warm = time.perf_counter() - t_warm
-            secs, _ = run_engine(eng, prompts[:b], N)
-            r = row(f"recaudit engine ({'CUDA graph' if graphs else 'eager'})", b, b, N, secs, weight_bytes, bw)
+            label = f"recaudit engine ({'CUDA graph' if graphs else 'eager'})"
+            try:
+                eng = DecodeEngine(model, eos_ids=[2], pad_id=0, max_batch=b, cuda_graphs=graphs)
+                t_warm = time.perf_counter()
+                run_engine(eng, prompts[:b], N)  # first call captures the CUDA graph
+                warm = time.perf_counter() - t_warm
+                secs, _ = run_engine(eng, prompts[:b], N)
+            except Exception as e:  # keep the other measurements if one path fails
+                results.append({"engine": label, "batch": b, "error": f"{type(e).__name__}: {e}"})
+                print(results[-1], flush=True)
+                continue
+            r = row(label, b, b, N, secs, weight_bytes, bw)
             r["first_call_seconds"] = round(warm, 2)
             results.append(r)
             print(results[-1], flush=True)
             del eng
             torch.cuda.empty_cache()
 
-    # greedy agreement with generate (bf16: near-ties in a random model may flip a token)
-    eng = DecodeEngine(model, eos_ids=[2], pad_id=0, max_batch=16)
-    _, mine = run_engine(eng, prompts[:16], 64)
-    ids = torch.tensor(prompts[:16], device="cuda")
-    with torch.inference_mode():
-        ref = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=64, min_new_tokens=64,
-                             do_sample=False, pad_token_id=0)[:, args.prompt_len:].tolist()
-    same = [m.token_ids == r for m, r in zip(mine, ref)]
-    first_diff = [next((j for j, (a, c) in enumerate(zip(m.token_ids, r)) if a != c), None) for m, r in zip(mine, ref)]
-    agreement = {"prompts": 16, "new_tokens": 64, "identical": sum(same), "first_divergence": first_diff}
+    agreement = _attempt(lambda: agreement_with_generate(model, prompts[:16], args.prompt_len))
     print("agreement with generate (bf16):", agreement, flush=True)
-    del eng
-
-    parity = tiny_parity_cuda()
+    parity = _attempt(tiny_parity_cuda)
     print("tiny model, float32 on CUDA, engine vs generate:", parity, flush=True)
-
-    mix = None
-    if args.mix_requests:
-        b = n_max
-        eng = DecodeEngine(model, eos_ids=[2], pad_id=0, max_batch=b)
-        run_engine(eng, prompts[:b], N)  # capture
-        secs, _ = run_engine(eng, prompts[: args.mix_requests], N)
-        tps = args.mix_requests * N / secs
-        mix = {
-            "requests": args.mix_requests, "slots": b, "new_tokens": N, "seconds": round(secs, 2),
-            "tokens_per_s": round(tps, 1), "engine_stats": eng.stats,
-            "fairllm_generations": FAIRLLM_GENERATIONS,
-            "fairllm_projected_minutes": round(FAIRLLM_GENERATIONS * N / tps / 60, 2),
-        }
+    mix = _attempt(lambda: fairllm_mix(model, prompts, n_max, args.mix_requests, N)) if args.mix_requests else None
+    if mix and "tokens_per_s" in mix:
         for r in results:
-            r["fairllm_projected_minutes"] = round(FAIRLLM_GENERATIONS * N / r["tokens_per_s"] / 60, 1)
-        print("FaiRLLM mix:", mix, flush=True)
+            if "tokens_per_s" in r:
+                r["fairllm_projected_minutes"] = round(FAIRLLM_GENERATIONS * N / r["tokens_per_s"] / 60, 1)
+    print("FaiRLLM mix:", mix, flush=True)
 
     report = {
         "benchmark": "gpu_throughput",
