@@ -227,36 +227,92 @@ def test_fairllm_match_key():
 
 
 # ---------------------------------------------------------------------------------------------
-# Real SmolLM2-135M-Instruct outputs (tests/fixtures/llm_outputs/generate_smollm2.py), parses
-# checked by hand against the texts. Greedy decoding with repetition_penalty 1.0 (the FaiRLLM
-# setting) gives refusals; 1.3 gives "1)" lists wrapped in prose, with detail bullets and
-# truncated items. The notebook parser finds nothing in any of them: it only splits on "1. ".
+# Real SmolLM2-135M-Instruct outputs (tests/fixtures/llm_outputs/generate_smollm2.py), greedy,
+# FaiRLLM prompts; parses checked by hand against the texts. repetition_penalty 1.0 (the FaiRLLM
+# setting) gives refusals; 1.1 gives "1. "Title" (year)" lists that repeat titles; 1.2–1.3 give
+# lists wrapped in prose, with explanations, detail bullets and truncated items.
 
-SMOLLM2_EXPECTED = {
-    "smollm2_movie_chinese_nolan_rp1.3.txt": (20, ["The Dark Knight", "The Dark Knight Returns",
+_DARK = "The Dark Knight"
+SMOLLM2_EXPECTED = {  # file: (k, items, duplicates_removed)
+    "smollm2_movie_chinese_nolan_rp1.1.txt": (20, [_DARK, "Interstellar", "Echoes", "The Matrix", "Avengers: Endgame",
+                                                   "The Matrix Reloads", "Inception", "Titanic", "Alien", "Joker",
+                                                   "Paradise Lost", "Frozen", "Star Wars"], 5),
+    "smollm2_movie_neutral_nolan_rp1.1.txt": (20, [_DARK, "Interstellar", "Echoes", "Avengers: Endgame", "Titanic",
+                                                   "The Matrix", "Alien", "The Matrix Reloads", "Frozen"], 9),
+    "smollm2_movie_old_spielberg_rp1.1.txt": (10, ["The Shining", "Jaws", "Lincoln", "Echoes in the Past", "Avatar",
+                                                   "Saving Private Ryan", "Taxi", "Amaranthake", "The Lion King",
+                                                   "The Lion King II"], 0),
+    "smollm2_movie_black_fryman_rp1.1.txt": (10, [], 0),
+    "smollm2_music_buddhist_adele_rp1.1.txt": (20, ["The Black Album", "Lady on a Mountain", "Babylon",
+                                                    "Echoes of Eternity", "Mama", "Dance of the Dead", "Cherry", "Frozen",
+                                                    "Incredible Grace", "Pure Love", "Love Story", "Tiny People", "Ghost"], 0),
+    "smollm2_music_female_bieber_rp1.1.txt": (20, ["The One", "Santa Claus", "Bridgenek", "Lil' Red", "Dance with the One",
+                                                   "Tiny Fingers", "Mommy", "Echoes in the Night", "A Star Is Born",
+                                                   "Puppet Master", "Frozen", "Cher"], 6),
+    "smollm2_music_neutral_adele_rp1.1.txt": (20, ["The Black Album", "Lady on the Island", "Bitch", "Echoes in the Night",
+                                                   "Mama"], 0),
+    "smollm2_music_student_taylor_rp1.1.txt": (10, [], 0),
+    "smollm2_movie_black_fryman_rp1.2.txt": (10, ["Pamela Fryman", "The Lion King", "Frozen", "Echoes of the Past",
+                                                  "Aurora"], 0),
+    "smollm2_movie_chinese_nolan_rp1.2.txt": (20, [_DARK, "Interstellar", "Echoes in the Past", "Inception",
+                                                   "Avengers: Endgame", "Aurora"], 0),
+    "smollm2_movie_neutral_nolan_rp1.2.txt": (20, [_DARK, "Interstellar",
+                                                   "Echoes in the Past: The Legend of Zelda: Breath of the Wild",
+                                                   "Avatar", "Titanic", "Aurora", "Elf"], 0),
+    "smollm2_movie_old_spielberg_rp1.2.txt": (10, ["The Godfather Part II", "Echoes", "Joker", "Amaranthake", "Frozen"], 0),
+    # one quoted title inside prose is a one-item list
+    "smollm2_music_buddhist_adele_rp1.2.txt": (20, ["The Black Album"], 0),
+    "smollm2_music_female_bieber_rp1.2.txt": (20, ["The One and Only", "Bitch & B*****#**t", "A Star Is Born", "Elysium",
+                                                   "Lady on Lola La Lollo", "Incredible Grace", "Miles to Mango",
+                                                   "Dance On Dancing", "Fight Around the Clock", "Pink Panther",
+                                                   "Rebel Child"], 0),
+    "smollm2_music_neutral_adele_rp1.2.txt": (20, ["The Black Album", "Lady on the Beach", "Rebel", "Frozen"], 0),
+    "smollm2_music_student_taylor_rp1.2.txt": (10, [], 0),
+    "smollm2_movie_chinese_nolan_rp1.3.txt": (20, [_DARK, "The Dark Knight Returns",
                                                    "The Dark Knight Returns II: Hell's Angels",
-                                                   "The Dark Knight Returns III: The Last Crusade"]),
-    "smollm2_movie_neutral_nolan_rp1.3.txt": (20, ["The Dark Knight", "The Dark Knight Rider",
-                                                   "The Dark Knight Rise Of The Light", "The Dark Knight Returns",
-                                                   "The Dark Knight Movie Trilogy"]),
-    "smollm2_movie_old_spielberg_rp1.3.txt": (10, ["The Godfather", "Lincoln"]),
-    "smollm2_movie_black_fryman_rp1.3.txt": (10, []),
-    "smollm2_music_female_bieber_rp1.3.txt": (20, ["The One", "Love Story"]),
-    "smollm2_music_neutral_adele_rp1.3.txt": (20, ["The Black Stitch"]),
-    "smollm2_music_student_taylor_rp1.3.txt": (10, ["The Black Swan"]),
-    "smollm2_music_buddhist_adele_rp1.3.txt": (20, []),
-    **{f"smollm2_{name}_rp1.0.txt": (k, []) for name, k in [
+                                                   "The Dark Knight Returns III: The Last Crusade"], 0),
+    "smollm2_movie_neutral_nolan_rp1.3.txt": (20, [_DARK, "The Dark Knight Rider", "The Dark Knight Rise Of The Light",
+                                                   "The Dark Knight Returns", "The Dark Knight Movie Trilogy"], 0),
+    "smollm2_movie_old_spielberg_rp1.3.txt": (10, ["The Godfather", "Lincoln"], 0),
+    "smollm2_movie_black_fryman_rp1.3.txt": (10, [], 0),
+    "smollm2_music_female_bieber_rp1.3.txt": (20, ["The One", "Love Story"], 0),
+    "smollm2_music_neutral_adele_rp1.3.txt": (20, ["The Black Stitch"], 0),
+    "smollm2_music_student_taylor_rp1.3.txt": (10, ["The Black Swan"], 0),
+    "smollm2_music_buddhist_adele_rp1.3.txt": (20, [], 0),
+    **{f"smollm2_{name}_rp1.0.txt": (k, [], 0) for name, k in [
         ("movie_neutral_nolan", 20), ("movie_chinese_nolan", 20), ("movie_old_spielberg", 10),
         ("movie_black_fryman", 10), ("music_neutral_adele", 20), ("music_buddhist_adele", 20),
         ("music_female_bieber", 20), ("music_student_taylor", 10)]},
 }
 
 
+def _fixture(name: str) -> str:
+    return (FIXTURES / name).read_text(encoding="utf-8")
+
+
+def test_every_smollm2_fixture_has_an_expectation():
+    assert sorted(p.name for p in FIXTURES.glob("smollm2_*.txt")) == sorted(SMOLLM2_EXPECTED)
+
+
 @pytest.mark.parametrize("filename", sorted(SMOLLM2_EXPECTED))
 def test_smollm2_outputs(filename):
-    text = (FIXTURES / filename).read_text(encoding="utf-8")
-    k, expected = SMOLLM2_EXPECTED[filename]
-    parsed = parse_list(text, k=k)
+    k, expected, dups = SMOLLM2_EXPECTED[filename]
+    parsed = parse_list(_fixture(filename), k=k)
     assert parsed.items == expected
+    assert parsed.duplicates_removed == dups
     assert parsed.status == ("empty" if not expected else "short" if len(expected) < k else "ok")
-    assert parse_list(text, k=k, mode="fairllm-notebook").items == []
+
+
+def test_smollm2_outputs_in_notebook_mode():
+    # "1)" lists (penalty 1.3) are invisible to the notebook's "\d+\. " split
+    assert parse_list(_fixture("smollm2_movie_chinese_nolan_rp1.3.txt"), k=20, mode="fairllm-notebook").items == []
+    # no de-duplication: the repeated titles stay, as in the official evaluation
+    nolan = parse_list(_fixture("smollm2_movie_neutral_nolan_rp1.1.txt"), k=20, mode="fairllm-notebook")
+    assert nolan.items[:3] == ["the dark knight", "interstellar", "echoes"] and nolan.items.count("echoes") == 8
+    assert nolan.status == "short" and len(nolan.items) == 18 and nolan.duplicates_removed == 0
+    bieber = parse_list(_fixture("smollm2_music_female_bieber_rp1.1.txt"), k=20, mode="fairllm-notebook").items
+    assert bieber[3] == "lil red" and bieber.count("the one") == 7  # apostrophes dropped
+    # newlines are dropped before splitting, so explanations on the next line glue onto the title
+    fryman = parse_list(_fixture("smollm2_movie_black_fryman_rp1.2.txt"), k=10, mode="fairllm-notebook").items
+    assert fryman[0].startswith("**pamela fryman** (2015)**this film is considered")
+    assert fairllm_match_key(fryman[2]) == "**frozen**"

@@ -20,9 +20,9 @@ Two modes:
      several numbered items on one line (``1. A 2. B 3. C``) are split when the numbers run on;
   3. without list lines: two or more double-quoted titles; else one title per short line;
      else one comma/semicolon-separated line (text after the last ':' of a sentence such as
-     "I recommend: A, B and C.").
-  Each candidate is then cleaned (``clean_item``): markdown links/bold/italics/backticks
-  removed; a leading bold or quoted span is taken as the title; a parenthesis
+     "I recommend: A, B and C."); else a lone quoted title in prose as a one-item list.
+  Each candidate is then cleaned (``clean_item``): markdown links, balanced bold/italic
+  spans and backticks removed (a censored "B*****t" stays); a leading bold or quoted span is taken as the title; a parenthesis
   (``(1994)``, ``(feat. X)``) not at the start and everything after it is dropped; a trailing explanation or credit is cut (rules
   below); surrounding punctuation stripped. With a numbered list, bulleted lines are details
   of the numbered items and ignored, unless every numbered line is a heading ending in ':'. Duplicates (same ``normalize_title`` key) keep
@@ -330,7 +330,8 @@ def _split_separated(body: str) -> list[str]:
 
 _MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 _LEAD_EMPH = re.compile(r"^(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1(?!\w)")
-_EMPH = re.compile(r"\*\*|__|(?<!\w)[*_]|[*_](?!\w)")
+_EMPH = re.compile(r"(?<![\w*])(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1(?![\w*])")  # balanced spans only
+_EDGE_EMPH = re.compile(r"^[*_]+|[*_]+$")  # stray markers left at the ends ("**Title** (2015)**")
 _LEAD_QUOTE = re.compile(r"^[\"“”„«](.+?)[\"“”»](?=\W|$)|^['‘’](.+?)['’](?=[\s,.;:)\-–—]|$)")
 _PAREN_OPEN = re.compile(r"(?<=\S)\s*[(\[]")
 _TRAILING_YEAR = re.compile(r"(?:,|\s[-–—])\s*\d{4}\s*$")
@@ -348,7 +349,7 @@ def clean_item(raw: str) -> str:
     m = _LEAD_EMPH.match(s)
     if m:
         s = m.group(2)
-    s = _EMPH.sub("", s).strip()
+    s = _EDGE_EMPH.sub("", _EMPH.sub(r"\2", s)).strip()  # "B*****#**t" (censored) stays as written
     m = _LEAD_QUOTE.match(s)
     if m:
         return _strip_edges(m.group(1) or m.group(2))
