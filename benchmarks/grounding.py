@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from recaudit.data.loaders import demo_catalog, load_movielens_100k, load_movielens_latest_small  # noqa: E402
 from recaudit.text.ground import METHODS, Grounder, grounding_summary  # noqa: E402
-from recaudit.text.parse import normalize_title  # noqa: E402
+from recaudit.text.parse import normalize_title, parse_list  # noqa: E402
 from recaudit.text.perturb import PERTURBATIONS, perturb_title, random_string  # noqa: E402
 
 UNRELATED = [
@@ -53,6 +53,34 @@ def _out_of_catalogue_titles(catalog) -> list[str]:
     """Real films MovieLens 100K cannot hold (1999 or later, from the shipped demo catalogue), minus title collisions."""
     keys = {normalize_title(it.title) for it in catalog}
     return [it.title for it in demo_catalog() if (it.year or 0) >= 1999 and normalize_title(it.title) not in keys]
+
+
+def smollm2_parse_and_ground(catalog, cache: Path) -> dict:
+    """Parse rate of the real SmolLM2 fixtures in both modes; grounding of the movie titles to MovieLens 100K."""
+    out: dict = {"by_penalty": {}}
+    titles: list[str] = []
+    for path in sorted((REPO / "tests" / "fixtures" / "llm_outputs").glob("smollm2_*.txt")):
+        k = 10 if any(s in path.name for s in ("taylor", "spielberg", "fryman")) else 20
+        penalty = path.stem.rsplit("_rp", 1)[1]
+        text = path.read_text(encoding="utf-8")
+        row = out["by_penalty"].setdefault(penalty, {"files": 0, "robust_items": 0, "robust_nonempty": 0,
+                                                     "robust_ok": 0, "notebook_items": 0, "notebook_nonempty": 0,
+                                                     "duplicates_removed": 0})
+        robust, notebook = parse_list(text, k), parse_list(text, k, mode="fairllm-notebook")
+        row["files"] += 1
+        row["robust_items"] += len(robust.items)
+        row["robust_nonempty"] += robust.status != "empty"
+        row["robust_ok"] += robust.status == "ok"
+        row["duplicates_removed"] += robust.duplicates_removed
+        row["notebook_items"] += len(notebook.items)
+        row["notebook_nonempty"] += notebook.status != "empty"
+        if "_movie_" in path.name:
+            titles += robust.items
+    groundings = Grounder(catalog, embedding_cache_dir=cache).ground(titles)
+    out["movie_titles_grounded_to_ml100k"] = grounding_summary(groundings)
+    out["movie_grounding_examples"] = [(g.query, catalog.get(g.item_id).title if g.item_id else None, g.method,
+                                        round(g.score, 3)) for g in groundings]
+    return out
 
 
 def score(catalog, groundings, targets) -> dict:
@@ -148,6 +176,7 @@ def main() -> None:
     t = time.perf_counter()
     g.ground(typo_q[:1000])
     results["speed"]["exact+fuzzy+embedding titles/s vs ml-100k (1000 typo queries)"] = round(1000 / (time.perf_counter() - t), 1)
+    results["smollm2_fixtures"] = smollm2_parse_and_ground(catalog, cache)
     shutil.rmtree(cache, ignore_errors=True)
     results["machine"] = {"python": platform.python_version(), "cpu_count": os.cpu_count(),
                           "torch_threads": __import__("torch").get_num_threads(), "note": "shared 2-core CPU"}
