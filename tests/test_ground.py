@@ -210,8 +210,7 @@ def test_embed_rejects_a_single_string():
         embed("Heat")
 
 
-@pytest.mark.slow
-def test_minilm_embeddings_are_normalised_and_semantic():
+def test_minilm_embeddings_are_normalised_and_semantic():  # ~5 s: loads the real MiniLM
     pytest.importorskip("sentence_transformers")
     from recaudit.text.embed import embed, load_sentence_encoder
 

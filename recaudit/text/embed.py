@@ -62,7 +62,8 @@ def embed(texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     model = load_sentence_encoder()
     if len(texts) == 0:
-        return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
+        dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension  # renamed in ST 5.x
+        return np.zeros((0, dim()), dtype=np.float32)
     vecs = model.encode(
         [str(t) for t in texts], batch_size=batch_size, normalize_embeddings=True,
         convert_to_numpy=True, show_progress_bar=False,
