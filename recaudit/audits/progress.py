@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Iterable, Iterator, TypeVar
 
 from rich.console import Console
@@ -58,9 +59,13 @@ class RunProgress:
     def track(self, iterable: Iterable[T], desc: str = "", total: int | None = None) -> Iterator[T]:
         """Yield from ``iterable`` while a bar named ``desc`` advances; the bar goes when done."""
         task = self._progress.add_task(f"  {desc}", total=total)
+        started, done = time.perf_counter(), 0
         try:
             for item in iterable:
                 yield item
+                done += 1
                 self._progress.advance(task)
+                if not self.console.is_terminal:  # no live bars in a CI log: one line per step instead
+                    self.log(f"  {desc}: {done}/{total if total is not None else '?'} ({time.perf_counter() - started:.0f} s)")
         finally:
             self._progress.remove_task(task)

@@ -5,7 +5,7 @@ The run folder holds everything a rerun needs::
     <run dir>/config.yaml          the validated config that ran
     <run dir>/cache.sqlite         every model response (CachedAdapter)
     <run dir>/checks/<name>.json   one finished check each, written atomically as it finishes
-    <run dir>/work/<name>/         checkpoints a long check may keep
+    <run dir>/work/<name>-<key>/   checkpoints a long check may keep (per check key)
     <run dir>/results.json         the audit (written last)
 
 A rerun skips a check whose file exists with the same key (check, params, seed, adapter
@@ -182,13 +182,15 @@ class Runner:
                     reused.append(plan.name)
                     bars.log(f"↺ {plan.name}: reused from {path}")
                 else:
+                    bars.log(f"▶ {plan.name}: running")
                     ctx = CheckContext(
                         adapter=model,
                         catalog=catalog,
                         interactions=interactions,
                         seed=plan.params.seed,
                         progress=bars.track,
-                        workdir=self.run_dir / "work" / plan.name,
+                        # keyed, so checkpoints made under other params are never resumed
+                        workdir=self.run_dir / "work" / f"{plan.name}-{key[:12]}",
                         batch_size=self.config.batch_size,
                     )
                     result = self._run_check(plan, ctx, key, fingerprint, data_hashes, model)
