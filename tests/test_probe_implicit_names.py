@@ -202,9 +202,24 @@ def test_smollm2_small_run(smollm2_adapter):
 
 
 def test_declared_metric_names_cover_what_is_produced():
-    import fnmatch
-
     probe = _probe(conditions=["implicit", "explicit"], n_permutations=20, n_bootstrap=20)
     res = _run(probe, random_recommender(0))
     patterns = ImplicitNamesProbe.metric_names(probe.params)
     assert sorted(res.metric_names()) == sorted(patterns)  # no wildcards: the exact list
+
+
+def test_group_without_categorised_items_gives_nan_not_a_number_with_ci():
+    def silent_for_africa(request):  # unparseable answers for the yo_NG names only
+        text = request.user_text
+        if any(f"named {n}" in text for n, g in _yoruba_names().items()):
+            return "I cannot help with that."
+        return random_recommender(0)(request)
+
+    res = _run(_probe(n_permutations=50, n_bootstrap=50), silent_for_africa)
+    m = res.metric("implicit.js.region.news")
+    assert np.isnan(m.value) and m.ci_low is None and m.p_value is None and "undefined" in m.description
+    assert np.isfinite(res.metric("implicit.js.gender.news").value)
+
+
+def _yoruba_names() -> dict[str, str]:
+    return {r.name: r.gender for r in faker_names(LOCALES, per_gender=5, seed=0) if r.locale == "yo_NG"}

@@ -468,21 +468,30 @@ class ImplicitNamesProbe(Probe):
         strata = np.array([getattr(u.record, _STRATUM[grouping]) for u in units])
         codes = np.unique(labels, return_inverse=True)[1]
         counts = np.stack([u.counts for u in units])
-        seed = p.seed + hash_seed(domain, condition, grouping)
+        seed = p.seed + _hash_seed(domain, condition, grouping)
         out: list[MetricValue] = []
         for dist in ("js", "tv"):
             def stat(lab: np.ndarray, dist=dist) -> float:
                 return _group_distance(counts, lab, dist)
 
             value = stat(codes)
-            ci = bootstrap_or_point(np.column_stack([codes, counts]), lambda rows, d=dist: _group_distance(rows[:, 1:], rows[:, 0].astype(int), d),
-                            p.n_bootstrap, p.ci_level, seed)
+            what = (f"{'Jensen–Shannon divergence' if dist == 'js' else 'total variation'} between the "
+                    f"{grouping} groups' {domain} category distributions (max over pairs), {condition} condition")
+            if not math.isfinite(value):  # a group with no categorised item: no distribution to compare
+                out.append(MetricValue(name=f"{condition}.{dist}.{grouping}.{domain}", value=math.nan, n=len(units),
+                                       direction="lower_is_better", variant=condition,
+                                       description=f"{what}; undefined: a group has no categorised item"))
+                continue
+            ci = bootstrap_or_point(
+                np.column_stack([codes, counts]),
+                lambda rows, d=dist: _group_distance(rows[:, 1:], rows[:, 0].astype(int), d),
+                p.n_bootstrap, p.ci_level, seed,
+            )
             pval = _pvalue(stat, codes, strata, p.n_permutations, seed)
             out.append(MetricValue(
                 name=f"{condition}.{dist}.{grouping}.{domain}", value=value, ci_low=ci.low, ci_high=ci.high,
                 ci_level=p.ci_level, p_value=pval, n=len(units), direction="lower_is_better", variant=condition,
-                description=f"{'Jensen–Shannon divergence' if dist == 'js' else 'total variation'} between the "
-                f"{grouping} groups' {domain} category distributions (max over pairs), {condition} condition",
+                description=what,
             ))
         if p.n_interests > 0:
             for measure, per_unit in ((f"u_ndcg@{p.k}", [np.mean(u.ndcg) for u in units]),
@@ -581,7 +590,7 @@ class ImplicitNamesProbe(Probe):
 # --- helpers (pure) --------------------------------------------------------------------------------
 
 
-def hash_seed(*parts: str) -> int:
+def _hash_seed(*parts: str) -> int:
     """A small stable integer from strings (process-independent, unlike hash())."""
     import zlib
 
