@@ -29,35 +29,42 @@ from generation import machine_info  # noqa: E402
 
 H100_BANDWIDTH = 3.35e12  # bytes/s, the figure performance.md uses
 NOMINAL_BANDWIDTH = {"H100": 3.35e12, "H200": 4.8e12}
+# dense bf16 tensor-core peak of the SXM parts (H100 and H200 share the GH100 compute)
+BF16_PEAK_FLOPS = 989e12
 FAIRLLM_GENERATIONS = 32 * 500 * 2
 
 
-def build_model(seed: int = 0):
+DEVICE = "cuda"  # "cpu" only with --smoke: a tiny model that checks the script runs, measures nothing
+
+
+def build_model(seed: int = 0, smoke: bool = False):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    size = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4) if smoke else \
+        dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22, num_attention_heads=32)
     config = LlamaConfig(
-        vocab_size=32000, hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
-        num_attention_heads=32, num_key_value_heads=4, max_position_embeddings=2048,
-        bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False,
+        vocab_size=32000, num_key_value_heads=4, max_position_embeddings=2048,
+        bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=False, **size,
     )
     torch.manual_seed(seed)
-    with torch.device("cuda"):
-        model = LlamaForCausalLM(config).to(torch.bfloat16).eval()
+    with torch.device(DEVICE):
+        model = LlamaForCausalLM(config).to(torch.float32 if smoke else torch.bfloat16).eval()
     return model
 
 
 def _sync():
     import torch
 
-    torch.cuda.synchronize()
+    if DEVICE == "cuda":
+        torch.cuda.synchronize()
 
 
 def time_generate(model, prompts, new_tokens: int, **kw) -> float:
     """Seconds for one batched ``generate`` over equal-length prompts (EOS suppressed)."""
     import torch
 
-    ids = torch.tensor(prompts, device="cuda")
+    ids = torch.tensor(prompts, device=DEVICE)
     _sync()
     t = time.perf_counter()
     with torch.inference_mode():
@@ -95,7 +102,7 @@ def agreement_with_generate(model, prompts, prompt_len: int, new_tokens: int = 6
     from recaudit.adapters.engine import DecodeEngine
 
     _, mine = run_engine(DecodeEngine(model, eos_ids=[2], pad_id=0, max_batch=len(prompts)), prompts, new_tokens)
-    ids = torch.tensor(prompts, device="cuda")
+    ids = torch.tensor(prompts, device=DEVICE)
     with torch.inference_mode():
         ref = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens,
                              min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)[:, prompt_len:].tolist()
@@ -104,15 +111,18 @@ def agreement_with_generate(model, prompts, prompt_len: int, new_tokens: int = 6
             "first_divergence": first_diff}
 
 
-def fairllm_mix(model, prompts, slots: int, n_requests: int, new_tokens: int) -> dict:
+def fairllm_mix(model, prompts, slots: int, n_requests: int, new_tokens: int, compile: bool = False) -> dict:
     """Continuous-batching run of ``n_requests`` and the projection to the full FaiRLLM benchmark."""
     from recaudit.adapters.engine import DecodeEngine
 
-    eng = DecodeEngine(model, eos_ids=[2], pad_id=0, max_batch=slots)
-    run_engine(eng, prompts[:slots], new_tokens)  # capture
+    eng = DecodeEngine(model, eos_ids=[2], pad_id=0, max_batch=slots, compile=compile)
+    t = time.perf_counter()
+    run_engine(eng, prompts[:slots], new_tokens)  # capture (and compile)
+    first = time.perf_counter() - t
     secs, _ = run_engine(eng, prompts[:n_requests], new_tokens)
     tps = n_requests * new_tokens / secs
-    return {"requests": n_requests, "slots": slots, "new_tokens": new_tokens, "seconds": round(secs, 2),
+    return {"requests": n_requests, "slots": slots, "compile": compile, "first_call_seconds": round(first, 2),
+            "new_tokens": new_tokens, "seconds": round(secs, 2),
             "tokens_per_s": round(tps, 1), "engine_stats": eng.stats, "fairllm_generations": FAIRLLM_GENERATIONS,
             "fairllm_projected_minutes": round(FAIRLLM_GENERATIONS * new_tokens / tps / 60, 2)}
 
@@ -141,14 +151,90 @@ def tiny_parity_cuda() -> dict:
             "engine_stats": eng._engine().stats}
 
 
+KERNEL_KINDS = (  # first match wins; names of cuBLAS/CUTLASS/Triton/ATen kernels
+    ("gemm", ("gemm", "nvjet", "cutlass", "sm90_xmma", "sm80_xmma", "cublas", "matmul")),
+    ("softmax", ("softmax",)),
+    ("index/scatter", ("index", "scatter", "gather")),
+    ("reduce", ("reduce",)),
+    ("copy/cast", ("copy", "cast", "convert")),
+    ("cat", ("cat",)),
+    ("triton (fused)", ("triton",)),
+    ("elementwise", ("elementwise", "vectorized", "unrolled")),
+)
+
+
+def _kernel_kind(name: str) -> str:
+    low = name.lower()
+    return next((kind for kind, keys in KERNEL_KINDS if any(k in low for k in keys)), "other")
+
+
+def profile_decode(model, prompts, slots: int, steps: int = 16, compile: bool = False) -> dict:
+    """GPU kernel time per decode step by kernel kind (torch.profiler), eager and CUDA-graph paths.
+
+    Eager kernel time ÷ graph wall time per step says whether a graph step is bound by its kernels
+    (then only fusing or faster kernels help) or by gaps between them.
+    """
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from recaudit.adapters.engine import DecodeEngine
+
+    out: dict = {"slots": slots, "steps": steps}
+    for label, graphs in (("eager", False), ("cuda_graph", True)):
+        eng = DecodeEngine(model, eos_ids=[2], pad_id=0, max_batch=slots, cuda_graphs=graphs, compile=compile and graphs)
+        run_engine(eng, prompts[:slots], steps)  # warm-up / capture
+        n0 = eng.stats["decode_steps"]
+        _sync()
+        t = time.perf_counter()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            run_engine(eng, prompts[:slots], steps)
+        wall = time.perf_counter() - t
+        n = eng.stats["decode_steps"] - n0
+        kinds: dict[str, dict] = {}
+        top = []
+        for e in prof.key_averages():
+            dev_us = getattr(e, "device_time_total", None) or getattr(e, "cuda_time_total", 0) or 0
+            if dev_us <= 0 or getattr(e, "device_type", None) is not None and "CUDA" not in str(e.device_type):
+                continue
+            k = kinds.setdefault(_kernel_kind(e.key), {"us_per_step": 0.0, "launches_per_step": 0.0})
+            k["us_per_step"] += dev_us / n
+            k["launches_per_step"] += e.count / n
+            top.append((dev_us / n, e.count / n, e.key[:90]))
+        top.sort(reverse=True)
+        total = sum(k["us_per_step"] for k in kinds.values())
+        out[label] = {
+            "wall_ms_per_step_profiled": round(wall / n * 1e3, 3),
+            "kernel_ms_per_step": round(total / 1e3, 3),
+            "kernel_launches_per_step": round(sum(k["launches_per_step"] for k in kinds.values()), 1),
+            "by_kind": {k: {"ms_per_step": round(v["us_per_step"] / 1e3, 3), "launches_per_step": round(v["launches_per_step"], 1)}
+                        for k, v in sorted(kinds.items(), key=lambda kv: -kv[1]["us_per_step"])},
+            "top_kernels": [{"us_per_step": round(us, 1), "launches_per_step": round(c, 1), "name": nm} for us, c, nm in top[:15]],
+        }
+        del eng
+        torch.cuda.empty_cache()
+    return out
+
+
+FLOPS_PER_TOKEN = 0.0  # set in main(): 2 × matmul parameters (embedding lookup excluded)
+
+
 def row(name: str, batch: int, n_prompts: int, new_tokens: int, seconds: float, weight_bytes: int, bw: float) -> dict:
+    """One measurement with its two roofline ratios.
+
+    A decode step reads every weight once (bandwidth floor: weight bytes ÷ bandwidth) and does
+    2 × params × batch FLOPs (compute floor: that ÷ bf16 peak); at large batches the compute floor
+    is the higher one, so the bandwidth ratio alone understates how close a step is to the hardware.
+    """
     steps = new_tokens * max(1, n_prompts // batch)
     steps_s = steps / seconds
+    step_floor = max(weight_bytes / bw, FLOPS_PER_TOKEN * batch / BF16_PEAK_FLOPS)
     return {
         "engine": name, "batch": batch, "prompts": n_prompts, "new_tokens": new_tokens, "seconds": round(seconds, 3),
         "tokens_per_s": round(n_prompts * new_tokens / seconds, 1), "decode_steps_per_s": round(steps_s, 2),
         "bandwidth_bound_ratio_h100": round(weight_bytes * steps_s / H100_BANDWIDTH, 4),
         "bandwidth_bound_ratio_device": round(weight_bytes * steps_s / bw, 4),
+        "mfu_bf16": round(FLOPS_PER_TOKEN * batch * steps_s / BF16_PEAK_FLOPS, 4),
+        "roofline_ratio": round(step_floor * steps_s, 4),
     }
 
 
@@ -161,6 +247,12 @@ def main() -> None:
     ap.add_argument("--mix-requests", type=int, default=4096, help="requests in the FaiRLLM-mix run (0 to skip)")
     ap.add_argument("--static-generate", default="", help="batches at which to also time generate(cache_implementation='static') (slow warm-up)")
     ap.add_argument("--skip-generate-batch", default="", help="batches at which plain generate is not timed")
+    ap.add_argument("--no-eager", action="store_true", help="skip the engine's eager (no CUDA graph) rows")
+    ap.add_argument("--compile-batches", default="", help="batches at which to also time the engine with torch.compile")
+    ap.add_argument("--mix-slots", default="", help="slot counts for the FaiRLLM-mix run (default: the largest batch)")
+    ap.add_argument("--mix-compile", action="store_true", help="also run the mix with torch.compile")
+    ap.add_argument("--smoke", action="store_true", help="tiny model on the CPU: checks the script, measures nothing")
+    ap.add_argument("--profile-batch", type=int, default=0, help="profile decode kernels at this batch (0 = skip)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "gpu_throughput.json"))
     args = ap.parse_args()
 
@@ -168,19 +260,25 @@ def main() -> None:
 
     from recaudit.adapters.engine import DecodeEngine
 
-    if not torch.cuda.is_available():
-        sys.exit("gpu_throughput.py needs a CUDA GPU")
+    global DEVICE
+    if args.smoke:
+        DEVICE = "cpu"
+    elif not torch.cuda.is_available():
+        sys.exit("gpu_throughput.py needs a CUDA GPU (or --smoke)")
     t0 = time.perf_counter()
-    model = build_model()
+    model = build_model(smoke=args.smoke)
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
-    name = torch.cuda.get_device_name()
+    global FLOPS_PER_TOKEN
+    FLOPS_PER_TOKEN = 2.0 * sum(p.numel() for n, p in model.named_parameters() if "embed_tokens" not in n)
+    name = torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu (smoke)"
     bw = next((v for k, v in NOMINAL_BANDWIDTH.items() if k in name), H100_BANDWIDTH)
     print(f"model: {sum(p.numel() for p in model.parameters()) / 1e9:.3f}B params, {weight_bytes / 1e9:.2f} GB, "
           f"built in {time.perf_counter() - t0:.1f} s on {name}", flush=True)
     g = torch.Generator().manual_seed(0)
     batches = [int(b) for b in args.batches.split(",")]
     n_max = max(batches)
-    prompts = torch.randint(3, 32000, (max(n_max, args.mix_requests), args.prompt_len), generator=g).tolist()
+    mix_max = max([int(x) for x in args.mix_slots.split(",") if x] + [n_max, args.mix_requests])
+    prompts = torch.randint(3, 32000, (mix_max, args.prompt_len), generator=g).tolist()
     results: list[dict] = []
     N = args.new_tokens
 
@@ -203,10 +301,13 @@ def main() -> None:
                                time_generate(model, prompts[:b], N, cache_implementation="static"), weight_bytes, bw))
             results[-1]["first_call_seconds"] = round(warm, 2)
             print(results[-1], flush=True)
-        for graphs in (True, False):
-            label = f"recaudit engine ({'CUDA graph' if graphs else 'eager'})"
+        variants = [(True, False)] + ([] if args.no_eager else [(False, False)])
+        if str(b) in args.compile_batches.split(","):
+            variants.append((True, True))
+        for graphs, comp in variants:
+            label = f"recaudit engine ({'CUDA graph' if graphs else 'eager'}{' + torch.compile' if comp else ''})"
             try:
-                eng = DecodeEngine(model, eos_ids=[2], pad_id=0, max_batch=b, cuda_graphs=graphs)
+                eng = DecodeEngine(model, eos_ids=[2], pad_id=0, max_batch=b, cuda_graphs=graphs, compile=comp)
                 t_warm = time.perf_counter()
                 run_engine(eng, prompts[:b], N)  # first call captures the CUDA graph
                 warm = time.perf_counter() - t_warm
@@ -222,16 +323,27 @@ def main() -> None:
             del eng
             torch.cuda.empty_cache()
 
+    mix = []
+    if args.mix_requests:
+        for slots in [int(x) for x in (args.mix_slots or str(n_max)).split(",")]:
+            for comp in (False, True) if args.mix_compile else (False,):
+                m = _attempt(lambda: fairllm_mix(model, prompts, slots, args.mix_requests, N, compile=comp))
+                mix.append(m)
+                print("FaiRLLM mix:", m, flush=True)
     agreement = _attempt(lambda: agreement_with_generate(model, prompts[:16], args.prompt_len))
     print("agreement with generate (bf16):", agreement, flush=True)
-    parity = _attempt(tiny_parity_cuda)
+    parity = _attempt(tiny_parity_cuda) if DEVICE == "cuda" else None
     print("tiny model, float32 on CUDA, engine vs generate:", parity, flush=True)
-    mix = _attempt(lambda: fairllm_mix(model, prompts, n_max, args.mix_requests, N)) if args.mix_requests else None
-    if mix and "tokens_per_s" in mix:
-        for r in results:
-            if "tokens_per_s" in r:
-                r["fairllm_projected_minutes"] = round(FAIRLLM_GENERATIONS * N / r["tokens_per_s"] / 60, 1)
-    print("FaiRLLM mix:", mix, flush=True)
+    for r in results:
+        if "tokens_per_s" in r:
+            r["fairllm_projected_minutes"] = round(FAIRLLM_GENERATIONS * N / r["tokens_per_s"] / 60, 2)
+    profile_out = None
+    if args.profile_batch:
+        profile_out = _attempt(lambda: profile_decode(model, prompts, args.profile_batch))
+        print("profile:", json.dumps(profile_out, indent=1), flush=True)
+        if str(args.profile_batch) in args.compile_batches.split(","):
+            profile_out = {"plain": profile_out, "compiled": _attempt(lambda: profile_decode(model, prompts, args.profile_batch, compile=True))}
+            print("profile (compiled):", json.dumps(profile_out["compiled"], indent=1), flush=True)
 
     report = {
         "benchmark": "gpu_throughput",
@@ -243,6 +355,9 @@ def main() -> None:
         "agreement_with_generate": agreement,
         "tiny_float32_parity_cuda": parity,
         "fairllm_mix": mix,
+        "profile": profile_out,
+        "roofline": {"bf16_peak_flops": BF16_PEAK_FLOPS, "flops_per_token": FLOPS_PER_TOKEN,
+                     "device_bandwidth": bw, "weight_bytes": weight_bytes},
         "machine": machine_info(),
     }
     out = Path(args.out)

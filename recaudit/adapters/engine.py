@@ -111,6 +111,7 @@ class DecodeEngine:
         check_every: int | None = None,
         prefill_chunk: int = 64,
         refill_fraction: float = 0.125,
+        compile: bool = False,
     ):
         import torch
 
@@ -129,6 +130,10 @@ class DecodeEngine:
         self.refill_fraction = refill_fraction
         self._graph: Any = None
         self._graph_key: tuple[int, int] | None = None
+        # torch.compile fuses the norms, rotary and activation chains that otherwise run as dozens of
+        # tiny kernels per layer; it pays off only on CUDA, with a fixed shape, inside the graph
+        self.compile = bool(compile) and self.cuda_graphs
+        self._compiled_step: Any = None
         self._eos_t = torch.tensor(self.eos_ids or [-1], device=self.device)
         self.stats: dict[str, int] = {"decode_steps": 0, "prefills": 0, "graph_captures": 0}
 
@@ -220,15 +225,20 @@ class DecodeEngine:
         import torch
 
         if self._graph is None:
+            step = self._decode_step
+            if self.compile:
+                if self._compiled_step is None:
+                    self._compiled_step = torch.compile(self._decode_step, dynamic=False, fullgraph=False)
+                step = self._compiled_step
             stream = torch.cuda.Stream()
             stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(stream):
-                for _ in range(2):  # warm-up writes K/V at the current positions, rewritten below
-                    self._decode_step()
+                for _ in range(3):  # warm-up (and compilation) writes K/V at the current positions, rewritten below
+                    step()
             torch.cuda.current_stream().wait_stream(stream)
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):
-                self._graph_logits = self._decode_step()
+                self._graph_logits = step()
             self._graph = graph
             self.stats["graph_captures"] += 1
         self._graph.replay()
