@@ -127,3 +127,26 @@ def test_engine_matches_generate_on_smollm2(smollm2_adapter):
     a = smollm2_adapter.generate(reqs)
     b = eng.generate(reqs)
     assert [x.text for x in a] == [y.text for y in b]
+
+
+def test_compile_is_decided_per_call_and_never_on_cpu():
+    """compile=None compiles only long CUDA-graph runs; on a CPU there is no graph, so never."""
+    from recaudit.adapters.engine import AUTO_COMPILE_MIN_STEPS, DecodeEngine
+    from recaudit.testing import tiny_causal_lm
+
+    import tempfile
+
+    from transformers import AutoModelForCausalLM
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = AutoModelForCausalLM.from_pretrained(tiny_causal_lm(tmp))
+    cpu = DecodeEngine(model, eos_ids=[0], pad_id=1, max_batch=4, compile=True)
+    assert cpu.compile is False and not cpu._want_compile(10_000, 4, 200)
+    auto = DecodeEngine(model, eos_ids=[0], pad_id=1, max_batch=4)
+    auto.cuda_graphs, auto.compile = True, None  # as on a GPU
+    steps_per_wave = 100
+    waves_needed = -(-AUTO_COMPILE_MIN_STEPS // steps_per_wave)
+    assert not auto._want_compile(4 * (waves_needed - 1), 4, steps_per_wave)
+    assert auto._want_compile(4 * waves_needed, 4, steps_per_wave)
+    auto.compile = False
+    assert not auto._want_compile(10**6, 4, steps_per_wave)

@@ -157,3 +157,14 @@ def test_killed_run_resumes_from_finished_checks_and_cache(tmp_path: Path) -> No
     assert results.check("t_hang").metric("answers").value == 3
     envelope = json.loads((run / "checks" / "t_length.json").read_text())
     assert envelope["result"]["verdict"]["status"] == "pass"
+
+
+def test_request_chunk_keeps_a_batched_adapter_fed():
+    """The runner hands an adapter several of its own batches per call, never fewer than configured."""
+    from types import SimpleNamespace
+
+    from recaudit.audits.runner import BATCHES_PER_CHUNK, request_chunk
+
+    assert request_chunk(8, SimpleNamespace(batch_size=512)) == BATCHES_PER_CHUNK * 512
+    assert request_chunk(64, SimpleNamespace(batch_size=2)) == 64
+    assert request_chunk(8, object()) == 8

@@ -100,3 +100,20 @@ def test_bootstrap_and_permutation():
     labels = np.r_[np.zeros(20), np.ones(20)]
     _, p = permutation_test(lambda l: x[l == 1].mean() - x[l == 0].mean(), labels, 300, seed=0)
     assert p > 0.01
+
+
+def test_request_key_is_the_hash_of_its_settings_json():
+    """The cache key is sha256 of the sorted JSON of every field but metadata (cache files stay valid)."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    from recaudit.adapters.base import Request
+
+    r = Request.chat("hi ü", system="s", stop=("a", "b"), metadata=(("x", "y"),), repetition_penalty=1.3)
+    d = asdict(r)
+    d.pop("metadata")
+    blob = json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    assert r.key() == hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    assert r.key() != Request.chat("hi ü", system="s", stop=("a",), repetition_penalty=1.3).key()
+    assert r.key() == Request.chat("hi ü", system="s", stop=("a", "b"), repetition_penalty=1.3).key()

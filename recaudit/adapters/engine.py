@@ -32,6 +32,9 @@ from recaudit.adapters.hf import GenSettings, Generated
 log = logging.getLogger(__name__)
 
 SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
+# decode steps from which compile=None compiles: ~35% of a ~5 ms step saved over 2,000 steps is about
+# the 30-40 s one compile costs on an H100 (benchmarks/results/gpu_throughput_h100.json)
+AUTO_COMPILE_MIN_STEPS = 2000
 
 
 def _rotate_half(x: Any) -> Any:
@@ -111,7 +114,7 @@ class DecodeEngine:
         check_every: int | None = None,
         prefill_chunk: int = 64,
         refill_fraction: float = 0.125,
-        compile: bool = False,
+        compile: bool | None = None,
     ):
         import torch
 
@@ -131,11 +134,13 @@ class DecodeEngine:
         self._graph: Any = None
         self._graph_key: tuple[int, int] | None = None
         # torch.compile fuses the norms, rotary and activation chains that otherwise run as dozens of
-        # tiny kernels per layer; it pays off only on CUDA, with a fixed shape, inside the graph
-        self.compile = bool(compile) and self.cuda_graphs
+        # tiny kernels per layer (1.4-1.7x per step on an H100); it needs CUDA graphs, and its ~30-40 s
+        # compile pays off only on long runs, so None decides per call (see _want_compile)
+        self.compile = compile if self.cuda_graphs else False
         self._compiled_step: Any = None
+        self._use_compile = False
         self._eos_t = torch.tensor(self.eos_ids or [-1], device=self.device)
-        self.stats: dict[str, int] = {"decode_steps": 0, "prefills": 0, "graph_captures": 0}
+        self.stats: dict[str, int] = {"decode_steps": 0, "prefills": 0, "graph_captures": 0, "compiled": 0}
 
     # ---- buffers --------------------------------------------------------------------------------
     def _alloc(self, slots: int, length: int, width: int) -> None:
@@ -226,23 +231,42 @@ class DecodeEngine:
 
         if self._graph is None:
             step = self._decode_step
-            if self.compile:
-                if self._compiled_step is None:
-                    self._compiled_step = torch.compile(self._decode_step, dynamic=False, fullgraph=False)
-                step = self._compiled_step
-            stream = torch.cuda.Stream()
-            stream.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(stream):
-                for _ in range(3):  # warm-up (and compilation) writes K/V at the current positions, rewritten below
-                    step()
-            torch.cuda.current_stream().wait_stream(stream)
-            graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(graph):
-                self._graph_logits = step()
-            self._graph = graph
-            self.stats["graph_captures"] += 1
+            if self._use_compile:
+                try:
+                    if self._compiled_step is None:
+                        self._compiled_step = torch.compile(self._decode_step, dynamic=False, fullgraph=False)
+                    self._capture(self._compiled_step)
+                    self.stats["compiled"] = 1
+                except Exception as e:  # an unsupported model or toolchain: the plain graph still works
+                    log.warning("torch.compile of the decode step failed (%s: %s); using the uncompiled CUDA graph",
+                                type(e).__name__, e)
+                    self._use_compile = self.compile = False
+            if self._graph is None:
+                self._capture(step)
         self._graph.replay()
         return self._graph_logits
+
+    def _capture(self, step: Any) -> None:
+        """Warm ``step`` up on a side stream (compiling it, if compiled), then capture it as a CUDA graph."""
+        import torch
+
+        stream = torch.cuda.Stream()
+        stream.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(stream):
+            for _ in range(3):  # warm-up writes K/V at the current positions, rewritten by real steps
+                step()
+        torch.cuda.current_stream().wait_stream(stream)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            self._graph_logits = step()
+        self._graph = graph
+        self.stats["graph_captures"] += 1
+
+    def _want_compile(self, n_prompts: int, slots: int, max_new: int) -> bool:
+        """Compile when asked to, or (``compile=None``) when the call is long enough to repay it."""
+        if self.compile is not None:
+            return bool(self.compile)
+        return self.cuda_graphs and -(-n_prompts // slots) * max_new >= AUTO_COMPILE_MIN_STEPS
 
     # ---- token choice ---------------------------------------------------------------------------
     def _choose(self, logits: Any, settings: GenSettings, generator: Any, seen: Any) -> Any:
@@ -291,6 +315,9 @@ class DecodeEngine:
         slots = min(self.max_batch, n)
         width = max_new + self.check_every
         self._alloc(slots, max(len(p) for p in prompts) + width, width)
+        want = self._want_compile(n, slots, max_new)
+        if want != self._use_compile:
+            self._use_compile, self._graph = want, None
         if settings.repetition_penalty != 1.0:
             self.seen = torch.zeros(slots, self.arch.vocab, dtype=torch.bool, device=self.device)
         generator = None

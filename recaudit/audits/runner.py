@@ -191,7 +191,7 @@ class Runner:
                         progress=bars.track,
                         # keyed, so checkpoints made under other params are never resumed
                         workdir=self.run_dir / "work" / f"{plan.name}-{key[:12]}",
-                        batch_size=self.config.batch_size,
+                        batch_size=request_chunk(self.config.batch_size, adapter),
                     )
                     result = self._run_check(plan, ctx, key, fingerprint, data_hashes, model)
                     computed.append(plan.name)
@@ -358,3 +358,14 @@ def platform_summary() -> str:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# A batched adapter (HFCausalLM's engine keeps ``batch_size`` sequences in flight and refills
+# finished slots) is starved if the runner hands it one batch at a time; this many batches per
+# chunk keep its slots full while progress and the cache still advance chunk by chunk.
+BATCHES_PER_CHUNK = 4
+
+
+def request_chunk(configured: int, adapter: object) -> int:
+    """Requests per adapter call: the configured ``batch_size``, or several of the adapter's own batches."""
+    return max(int(configured), BATCHES_PER_CHUNK * int(getattr(adapter, "batch_size", 0) or 0))
