@@ -365,6 +365,8 @@ def main() -> None:
         "tiny_float32_parity_cuda": parity,
         "fairllm_mix": mix,
         "profile": profile_out,
+        "auto_slots": _attempt(lambda: {"slots": DecodeEngine(model, eos_ids=[2], pad_id=0, max_batch=0).auto_slots(
+            args.prompt_len, N), "prompt_len": args.prompt_len, "new_tokens": N}),
         "roofline": {"bf16_peak_flops": BF16_PEAK_FLOPS, "flops_per_token": FLOPS_PER_TOKEN,
                      "device_bandwidth": bw, "weight_bytes": weight_bytes},
         "machine": machine_info(),

@@ -150,3 +150,33 @@ def test_compile_is_decided_per_call_and_never_on_cpu():
     assert auto._want_compile(4 * waves_needed, 4, steps_per_wave)
     auto.compile = False
     assert not auto._want_compile(10**6, 4, steps_per_wave)
+
+
+def test_slots_from_memory_hand_computed():
+    """KV bytes per slot = 2 × layers × kv heads × head dim × length × dtype bytes, plus vocab rows."""
+    from recaudit.adapters.engine import MEMORY_HEADROOM, bytes_per_slot, slots_for_memory
+
+    # 22 layers, 4 KV heads of 64, 278 positions, bf16, vocab 32000
+    per = bytes_per_slot(22, 4, 64, 278, 32000, 2)
+    assert per == 2 * 22 * 4 * 64 * 278 * 2 + 32000 * 7 == 6_486_784
+    free = 10 * 2**30
+    expected = (int(free * MEMORY_HEADROOM) - 2**30) // per
+    assert slots_for_memory(free, per, reserve=2**30, cap=10**6) == expected
+    assert slots_for_memory(free, per, reserve=2**30, cap=64) == 64
+    assert slots_for_memory(2**20, per, reserve=2**30) == 1  # never zero: one slot still runs
+
+
+def test_auto_slots_on_cpu_and_bad_max_batch():
+    import tempfile
+
+    import pytest
+    from transformers import AutoModelForCausalLM
+
+    from recaudit.adapters.engine import CPU_AUTO_SLOTS, DecodeEngine
+    from recaudit.testing import tiny_causal_lm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model = AutoModelForCausalLM.from_pretrained(tiny_causal_lm(tmp))
+    assert DecodeEngine(model, eos_ids=[0], pad_id=1, max_batch=0).auto_slots(50, 100) == CPU_AUTO_SLOTS
+    with pytest.raises(ValueError, match="max_batch"):
+        DecodeEngine(model, eos_ids=[0], pad_id=1, max_batch=-1)

@@ -35,6 +35,25 @@ SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 # decode steps from which compile=None compiles: ~35% of a ~5 ms step saved over 2,000 steps is about
 # the 30-40 s one compile costs on an H100 (benchmarks/results/gpu_throughput_h100.json)
 AUTO_COMPILE_MIN_STEPS = 2000
+# max_batch=0 sizes the slots from free GPU memory, up to this many: on an H100 a 1.1B model's
+# tokens/s still rose from 512 to 1024 slots (50.8k → 60.2k uncompiled), and past that the
+# decode GEMMs are compute-bound, so more slots mostly add latency
+MAX_AUTO_SLOTS = 1024
+CPU_AUTO_SLOTS = 8
+MEMORY_HEADROOM = 0.85  # share of free memory the slots may take (allocator slack, other tenants)
+
+
+def bytes_per_slot(n_layers: int, n_kv: int, head_dim: int, length: int, vocab: int, dtype_bytes: int) -> int:
+    """Device bytes one slot holds: its K and V cache rows in every layer, plus its per-step vocabulary
+    rows (logits, float32 scores, the repetition-penalty mask)."""
+    kv = 2 * n_layers * n_kv * head_dim * length * dtype_bytes
+    return kv + vocab * (dtype_bytes + 4 + 1)
+
+
+def slots_for_memory(free_bytes: int, per_slot: int, reserve: int, cap: int = MAX_AUTO_SLOTS) -> int:
+    """How many slots fit in ``MEMORY_HEADROOM`` of the free memory after ``reserve`` (at least 1)."""
+    budget = int(free_bytes * MEMORY_HEADROOM) - reserve
+    return max(1, min(cap, budget // max(1, per_slot)))
 
 
 def _rotate_half(x: Any) -> Any:
@@ -122,7 +141,9 @@ class DecodeEngine:
         self.arch = _Arch(model)
         self.eos_ids = list(eos_ids)
         self.pad_id = int(pad_id)
-        self.max_batch = int(max_batch)
+        if int(max_batch) < 0:
+            raise ValueError(f"max_batch must be >= 1, or 0 to size it from free memory; got {max_batch}")
+        self.max_batch = int(max_batch)  # 0 = auto (see auto_slots)
         self.tokenizer = tokenizer
         self.device = next(model.parameters()).device
         on_cuda = self.device.type == "cuda"
@@ -150,6 +171,8 @@ class DecodeEngine:
         dtype = next(self.model.parameters()).dtype
         key = (slots, length)
         if getattr(self, "_buf_key", None) != key:
+            # release the old cache (and the graph that points into it) before allocating the new one
+            self.k_cache, self.v_cache, self._graph = [], [], None
             self.k_cache = [torch.zeros(slots, a.n_kv, length, a.head_dim, dtype=dtype, device=dev) for _ in a.layers]
             self.v_cache = [torch.zeros_like(k) for k in self.k_cache]
             self.tok = torch.zeros(slots, dtype=torch.long, device=dev)
@@ -262,6 +285,29 @@ class DecodeEngine:
         self._graph = graph
         self.stats["graph_captures"] += 1
 
+    def auto_slots(self, prompt_len: int, max_new: int) -> int:
+        """Slots that fit in free GPU memory for prompts up to ``prompt_len`` and ``max_new`` new tokens
+        (``CPU_AUTO_SLOTS`` on a CPU, where memory is not what limits a batch)."""
+        import torch
+
+        if self.device.type != "cuda":
+            return CPU_AUTO_SLOTS
+        a = self.arch
+        dtype_bytes = next(self.model.parameters()).element_size()
+        length = prompt_len + max_new + self.check_every
+        per_slot = bytes_per_slot(len(a.layers), a.n_kv, a.head_dim, length, a.vocab, dtype_bytes)
+        # buffers of an earlier call are freed before the new ones are allocated
+        held = sum(t.numel() * t.element_size() for t in getattr(self, "k_cache", []) + getattr(self, "v_cache", []))
+        hidden = a.embed.embedding_dim
+        # one prefill chunk's activations: hidden states and MLP widths, float32 attention scores
+        inter = getattr(self.model.config, "intermediate_size", 4 * hidden)
+        reserve = self.prefill_chunk * prompt_len * (4 * hidden + 3 * inter) * dtype_bytes \
+            + self.prefill_chunk * a.n_heads * prompt_len * prompt_len * 4
+        free, _ = torch.cuda.mem_get_info(self.device)
+        slots = slots_for_memory(free + held, per_slot, reserve)
+        log.info("engine: %d slots from %.1f GiB free (%.1f MiB per slot)", slots, (free + held) / 2**30, per_slot / 2**20)
+        return slots
+
     def _want_compile(self, n_prompts: int, slots: int, max_new: int) -> bool:
         """Compile when asked to, or (``compile=None``) when the call is long enough to repay it."""
         if self.compile is not None:
@@ -312,7 +358,7 @@ class DecodeEngine:
         if any(len(p) == 0 for p in prompts):
             raise AdapterError("engine='recaudit' needs non-empty prompts")
         max_new = settings.max_new_tokens
-        slots = min(self.max_batch, n)
+        slots = min(self.max_batch or self.auto_slots(max(len(p) for p in prompts), max_new), n)
         width = max_new + self.check_every
         self._alloc(slots, max(len(p) for p in prompts) + width, width)
         want = self._want_compile(n, slots, max_new)
