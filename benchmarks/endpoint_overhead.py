@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from generation import machine_info  # noqa: E402
+from generation import machine_info, write_report  # noqa: E402
 
 REPLY = json.dumps({
     "choices": [{"message": {"role": "assistant", "content": "1. Inception\n2. Interstellar\n3. Memento"},
@@ -126,10 +126,7 @@ def main() -> None:
     report = {"benchmark": "endpoint_overhead", "command": "python " + " ".join(sys.argv),
               "overhead": overhead, "server_latency_ms": args.latency_ms, "saturation": saturation,
               "machine": machine_info()}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,9 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
+from generation import write_report  # noqa: E402
 from recaudit.adapters.callable import CallableAdapter  # noqa: E402
 from recaudit.checks import CheckContext  # noqa: E402
 from recaudit.probes.fairllm import BENCHMARK_NAMES, FairLLMProbe  # noqa: E402
@@ -181,10 +183,7 @@ def main() -> int:
         record["evaluation"] = time_evaluation(args, size)
         print(json.dumps(record["evaluation"], indent=1))
     name = f"fairllm_throughput{'_' + args.tag if args.tag else ''}.json"
-    out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out}")
+    write_report(record, args.out or REPO / "benchmarks" / "results" / name)
     return 0
 
 

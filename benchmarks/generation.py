@@ -51,6 +51,15 @@ def machine_info() -> dict:
     return info
 
 
+def write_report(report: dict, out: str | Path) -> Path:
+    """Write a benchmark's JSON (folders made as needed) and say where."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    print(f"wrote {out}")
+    return out
+
+
 def fairllm_requests(n: int, max_new_tokens: int):
     """``n`` FaiRLLM-style list requests (names × sensitive attributes)."""
     from recaudit.adapters import RECOMMENDED_LIST_SETTINGS, Request
@@ -126,10 +135,7 @@ def main() -> None:
         print("cache", report["cache"], flush=True)
     report["example_answer"] = reference[0].text[:300] if reference else None
     report["machine"] = {"start": machine_start, "end": machine_info()}
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from generation import machine_info  # noqa: E402
+from generation import machine_info, write_report  # noqa: E402
 
 H100_BANDWIDTH = 3.35e12  # bytes/s, the figure performance.md uses
 NOMINAL_BANDWIDTH = {"H100": 3.35e12, "H200": 4.8e12}
@@ -371,10 +371,7 @@ def main() -> None:
                      "device_bandwidth": bw, "weight_bytes": weight_bytes},
         "machine": machine_info(),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {out}")
+    write_report(report, args.out)
 
 
 if __name__ == "__main__":

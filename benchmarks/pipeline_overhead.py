@@ -38,7 +38,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from generation import machine_info  # noqa: E402
+from generation import machine_info, write_report  # noqa: E402
 
 
 def load_adapter(gguf: str | None, device: str | None, dtype: str | None, slots: int, engine: str):
@@ -133,17 +133,19 @@ def time_pipeline(adapter, requests, catalog, k: int) -> dict:
     }
 
 
-def parity(gguf: str | None, device: str | None, requests, dtype: str) -> dict:
+def parity(gguf: str | None, device: str | None, requests, dtype: str, compile: bool = False) -> dict:
     """Greedy engine output vs ``model.generate`` (same batch) on the real checkpoint."""
     ref = load_adapter(gguf, device, dtype, len(requests), "generate")
     eng = load_adapter(gguf, device, dtype, len(requests), "recaudit")
+    eng._engine().compile = compile
     a = ref.generate(requests)
     b = eng.generate(requests)
     ta = [ref.tokenizer(x.text, add_special_tokens=False)["input_ids"] for x in a]
     tb = [eng.tokenizer(x.text, add_special_tokens=False)["input_ids"] for x in b]
     first = [next((j for j, (u, v) in enumerate(zip(x, y)) if u != v), None if len(x) == len(y) else min(len(x), len(y)))
              for x, y in zip(ta, tb)]  # fmt: skip
-    return {"dtype": dtype, "requests": len(requests), "identical_texts": sum(x.text == y.text for x, y in zip(a, b)),
+    return {"dtype": dtype, "compile": compile, "engine_stats": dict(eng._engine().stats), "requests": len(requests),
+            "identical_texts": sum(x.text == y.text for x, y in zip(a, b)),
             "first_divergence_token": [d for d in first if d is not None][:20]}  # fmt: skip
 
 
@@ -158,6 +160,7 @@ def main() -> int:
     ap.add_argument("--max-new-tokens", type=int, default=200)
     ap.add_argument("--repetition-penalty", type=float, default=1.3)
     ap.add_argument("--catalog", default=None, help="MovieLens 100K folder to ground against (default: demo)")
+    ap.add_argument("--compile", choices=["auto", "on", "off"], default="auto", help="engine torch.compile")
     ap.add_argument("--parity", type=int, default=0, help="requests for the engine-vs-generate check (0 = skip)")
     ap.add_argument("--tag", default="")
     ap.add_argument("--out", default=None)
@@ -167,6 +170,7 @@ def main() -> int:
     t = time.perf_counter()
     adapter = load_adapter(args.gguf, args.device, args.dtype, args.slots, "recaudit")
     load_s = time.perf_counter() - t
+    adapter._engine().compile = {"auto": None, "on": True, "off": False}[args.compile]
     record: dict = {"benchmark": "pipeline_overhead", "command": "python " + " ".join(sys.argv),
                     "model": adapter.name, "device": str(adapter.device), "dtype": str(adapter.dtype),
                     "slots": args.slots, "load_s": round(load_s, 2), "max_new_tokens": args.max_new_tokens,
@@ -177,18 +181,16 @@ def main() -> int:
     if args.parity:
         sub = requests[: args.parity]
         record["parity"] = []
-        for dtype in ("float32", "bfloat16") if (args.device or "").startswith("cuda") else ("float32",):
+        cuda = (args.device or "").startswith("cuda")
+        for dtype, comp in (("float32", False), ("bfloat16", False), ("float32", True)) if cuda else (("float32", False),):
             try:
-                record["parity"].append(parity(args.gguf, args.device, sub, dtype))
+                record["parity"].append(parity(args.gguf, args.device, sub, dtype, comp))
             except Exception as e:  # keep the pipeline numbers if one check fails
                 record["parity"].append({"dtype": dtype, "error": f"{type(e).__name__}: {e}"})
             print(record["parity"][-1], flush=True)
     record["machine"] = machine_info()
     name = f"pipeline_overhead{'_' + args.tag if args.tag else ''}.json"
-    out = Path(args.out) if args.out else REPO / "benchmarks" / "results" / name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {out}")
+    write_report(record, args.out or REPO / "benchmarks" / "results" / name)
     return 0
 
 

@@ -224,7 +224,6 @@ class DecodeEngine:
         """One token for every slot from ``self.tok`` at ``self.pos``; returns logits [S, V].
 
         ``length`` limits attention to the first columns (eager path); the graph path uses all."""
-        import torch
 
         a = self.arch
         s = self.tok.shape[0]
