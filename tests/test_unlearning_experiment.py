@@ -129,3 +129,53 @@ def test_check_is_registered_and_runs_through_a_context(tiny_lm_path, tmp_path):
     assert (tmp_path / "unlearning" / "ga.safetensors").is_file()
     with pytest.raises(ValueError, match="catalogue"):
         UnlearningCheck(params).run(CheckContext(adapter=ctx.adapter))
+
+
+def test_users_zero_means_every_user_not_held_out(tiny_lm_path):
+    catalog, inter = toy_movielens(n_users=14)
+    data = prepare_data(catalog, inter, tiny_params(tiny_lm_path, n_users=0, n_never_seen_users=3))
+    train_users = {s.user_id for s in data.train}
+    unseen = {s.user_id for s in data.never_seen}
+    assert len(unseen) == 3 and len(train_users) == 14 - 3 and not train_users & unseen
+    with pytest.raises(ValueError, match="n_users"):
+        prepare_data(catalog, inter, tiny_params(tiny_lm_path, n_users=1))
+
+
+def test_device_is_validated(tiny_lm_path):
+    from pydantic import ValidationError
+
+    assert tiny_params(tiny_lm_path, device="cuda:1").device == "cuda:1"
+    with pytest.raises(ValidationError, match="device"):
+        tiny_params(tiny_lm_path, device="gpu")
+
+
+def test_model_embedder_is_the_frozen_base_and_deterministic(tiny_lm_path):
+    """Mean hidden states of the base LLM: right shape, repeatable, blind to the LoRA weights."""
+    import torch
+
+    from recaudit.tallrec.config import TrainConfig
+    from recaudit.tallrec.lora import attach_lora
+    from recaudit.tallrec.model import load_base_model
+    from recaudit.unlearning.partition import model_embedder
+
+    base, tok = load_base_model(str(tiny_lm_path))
+    model = attach_lora(base, TrainConfig(seed=0))
+    embed = model_embedder(model, tok, batch_size=2)
+    texts = ["Space tale 1, Love tale 2", "War tale 3", "Farm tale 4 and more words here", "War tale 3"]
+    a = embed(texts)
+    assert a.shape == (4, base.config.hidden_size) and a.dtype == np.float64
+    np.testing.assert_allclose(a[1], a[3], atol=1e-6)  # same text, different batch: same vector
+    assert np.abs(a[0] - a[1]).max() > 1e-4
+    with torch.no_grad():  # a trained adapter must not move the partition
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.add_(1.0)
+    np.testing.assert_allclose(embed(texts), a, atol=1e-6)
+
+
+def test_partial_results_are_written_after_each_method(tiny_lm_path, tmp_path):
+    catalog, inter = toy_movielens()
+    run_unlearning(catalog, inter, tiny_params(tiny_lm_path, methods=["sisa"], include_original=False), tmp_path)
+    saved = json.loads((tmp_path / "partial_results.json").read_text())
+    assert [r["method"] for r in saved["reports"]] == ["retrain", "sisa"]
+    assert saved["data"]["forget_users"] == 2

@@ -32,7 +32,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("methods", nargs="+", choices=[*METHODS, "all"], help="methods to run (retrain always runs)")
     p.add_argument("--data", type=Path, required=True, help="MovieLens folder (ml-100k or ml-latest-small)")
     p.add_argument("--forget-users", default="4", help="how many users to forget, or comma-separated user ids")
-    p.add_argument("--users", type=int, default=40, help="training users sampled from the data (default 40)")
+    p.add_argument("--users", type=int, default=40, help="training users sampled from the data (default 40; 0 = all)")
     p.add_argument("--never-seen-users", type=int, default=10, help="held-out users: the MIA non-members (default 10)")
     p.add_argument("--history-len", type=int, default=10)
     p.add_argument("--max-per-user", type=int, default=10, help="samples per user (0 = all)")
@@ -46,11 +46,15 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--shards", type=int, default=4, help="K shards for SISA and APA (default 4)")
     p.add_argument("--top-k", type=int, default=2, help="APA: shards aggregated per sample (default 2)")
     p.add_argument("--temperature", type=float, default=0.1, help="APA: softmax temperature of the weights")
-    p.add_argument("--embedding", choices=["minilm", "hashing"], default="minilm", help="APA partition embedding")
+    p.add_argument("--embedding", choices=["minilm", "hashing", "model"], default="minilm",
+                   help="APA partition embedding: MiniLM, hashed bag of words, or the base LLM's mean hidden state")
+    p.add_argument("--device", default="auto", help="auto (GPU when visible) | cpu | cuda | cuda:N")
     p.add_argument("--apa-group-by-user", action="store_true",
                    help="APA: cluster users, not samples, so forgetting a user retrains one shard")
     p.add_argument("--e2urec-alpha", type=float, default=1.0)
     p.add_argument("--e2urec-epochs", type=int, default=2)
+    p.add_argument("--e2urec-aug-epochs", type=int, default=2, help="epochs of the augmented (forgetting-teacher) model")
+    p.add_argument("--ga-epochs", type=int, default=1)
     p.add_argument("--no-original", action="store_true", help="skip the 'original' (before unlearning) row")
     p.add_argument("--torch-threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--seed", type=int, default=0)
@@ -76,13 +80,14 @@ def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
     """The ``unlearning`` check's params from command-line arguments."""
     methods = list(METHODS) if "all" in args.methods else list(dict.fromkeys(args.methods))
     return {
-        "model": args.model, "methods": methods, "include_original": not args.no_original, "seed": args.seed,
+        "model": args.model, "device": args.device, "methods": methods, "include_original": not args.no_original, "seed": args.seed,
         "n_users": args.users, "n_never_seen_users": args.never_seen_users,
         "forget_users": parse_forget_users(args.forget_users), "history_len": args.history_len,
         "max_per_user": args.max_per_user or None, "lora_r": args.lora_r, "lora_alpha": 2 * args.lora_r,
         "lora_layers": args.lora_layers or None, "lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size,
         "max_length": args.max_length, "n_shards": args.shards, "top_k": args.top_k, "temperature": args.temperature,
         "embedding": args.embedding, "apa_group_by_user": args.apa_group_by_user, "e2urec_alpha": args.e2urec_alpha, "e2urec_epochs": args.e2urec_epochs,
+        "e2urec_aug_epochs": args.e2urec_aug_epochs, "ga_epochs": args.ga_epochs,
         "torch_threads": args.torch_threads or None,
     }  # fmt: skip
 

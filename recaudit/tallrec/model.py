@@ -21,11 +21,11 @@ def default_model_path() -> Path:
     return path
 
 
-def load_base_model(model_path_or_spec: str | Path = "default", dtype: Any = None) -> tuple[Any, Any]:
+def load_base_model(model_path_or_spec: str | Path = "default", dtype: Any = None, device: Any = None) -> tuple[Any, Any]:
     """(model, tokenizer) from an HF folder, a ``.gguf`` file (dequantised) or ``"default"`` (SmolLM2).
 
-    The model is in eval mode with every base weight frozen (float32 unless ``dtype`` is given);
-    the tokenizer always has a pad token.
+    The model is in eval mode with every base weight frozen (float32 unless ``dtype`` is given), on
+    ``device`` (default CPU); the tokenizer always has a pad token.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -47,6 +47,8 @@ def load_base_model(model_path_or_spec: str | Path = "default", dtype: Any = Non
     if tokenizer.pad_token_id is None:
         # right padding + attention mask: the pad id's value never reaches a real position
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    if device is not None:
+        model.to(device)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -27,7 +27,7 @@ from recaudit.tallrec.prompts import TallRecSample, build_samples, split_samples
 from recaudit.unlearning.apa import APA, APAConfig
 from recaudit.unlearning.e2urec import E2URecConfig, e2urec_unlearn
 from recaudit.unlearning.gradient_ascent import GradientAscentConfig, gradient_ascent
-from recaudit.unlearning.partition import Embedder
+from recaudit.unlearning.partition import Embedder, model_embedder
 from recaudit.unlearning.retrain import predict_state, train_single
 from recaudit.unlearning.shards import train_shard
 from recaudit.unlearning.sisa import SISA
@@ -45,11 +45,12 @@ class UnlearningParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = "default"
+    device: str = "auto"
     methods: list[Method] = Field(default_factory=lambda: list(METHODS))
     include_original: bool = True
     seed: int = 0
     # data
-    n_users: int = 40
+    n_users: int = Field(40, ge=0, description="training users sampled; 0 = every eligible user not held out")
     n_never_seen_users: int = 10
     forget_users: int | list[str] = 4
     history_len: int = 10
@@ -70,7 +71,7 @@ class UnlearningParams(BaseModel):
     n_shards: int = 4
     top_k: int = 2
     temperature: float = 0.1
-    embedding: Literal["minilm", "hashing"] = "minilm"
+    embedding: Literal["minilm", "hashing", "model"] = "minilm"
     apa_group_by_user: bool = False
     verify_exactness: bool = True
     # E2URec and gradient ascent
@@ -83,6 +84,15 @@ class UnlearningParams(BaseModel):
     ga_epochs: int = 1
     ga_lr: float | None = None
     torch_threads: int | None = None
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        import re
+
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", v):
+            raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps; got {v!r}")
+        return v
 
     @field_validator("methods")
     @classmethod
@@ -135,10 +145,11 @@ class UnlearningRun:
 
 def prepare_data(catalog: Catalog, interactions: Interactions, p: UnlearningParams) -> UnlearningData:
     """Sample users, build TALLRec samples, split, and choose the users to forget (all seeded)."""
-    if p.n_users < 2:
-        raise ValueError(f"n_users must be >= 2, got {p.n_users}")
-    users = interactions.sample_users(p.n_users + p.n_never_seen_users, p.seed, min_interactions=p.history_len + 2)
-    if len(users) < p.n_users + max(1, p.n_never_seen_users):
+    if p.n_users == 1:
+        raise ValueError("n_users must be >= 2 (or 0 for every user)")
+    wanted = 10**9 if p.n_users == 0 else p.n_users + p.n_never_seen_users
+    users = interactions.sample_users(wanted, p.seed, min_interactions=p.history_len + 2)
+    if len(users) < (2 if p.n_users == 0 else p.n_users) + max(1, p.n_never_seen_users):
         raise ValueError(f"only {len(users)} users have > {p.history_len + 1} interactions; lower n_users or history_len")
     rng = np.random.default_rng(p.seed)
     unseen = set(rng.choice(users, size=p.n_never_seen_users, replace=False).tolist()) if p.n_never_seen_users else set()
@@ -182,6 +193,29 @@ def hashing_embedder(texts: Sequence[str]) -> np.ndarray:
     return HashingVectorizer(n_features=512, alternate_sign=False, norm="l2").transform(list(texts)).toarray()
 
 
+def resolve_device(device: str) -> str:
+    """"auto" → "cuda" when a GPU is visible, else "cpu"; on CUDA, set up deterministic cuBLAS and TF32.
+
+    ``CUBLAS_WORKSPACE_CONFIG`` must be set before cuBLAS starts for ``use_deterministic_algorithms``
+    to make matmuls repeatable (APA's shard-exactness check relies on it); TF32 keeps float32
+    training fast on Ampere/Hopper and is itself deterministic.
+    """
+    import os
+
+    if device == "auto" or device.startswith("cuda"):
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU")
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    return device
+
+
 def run_unlearning(
     catalog: Catalog,
     interactions: Interactions,
@@ -199,12 +233,14 @@ def run_unlearning(
         torch.set_num_threads(params.torch_threads)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(params.device)
     data = prepare_data(catalog, interactions, params)
-    say(f"data: {data.summary()}")
+    say(f"data: {data.summary()} on {device}")
     cfg = params.train_config()
-    base, tok = model_and_tokenizer or load_base_model(params.model)
+    base, tok = model_and_tokenizer or load_base_model(params.model, device=device)
     model = attach_lora(base, cfg) if not hasattr(base, "peft_config") else base
-    embedder: Embedder | None = hashing_embedder if params.embedding == "hashing" else None
+    embedder: Embedder | None = {"hashing": hashing_embedder, "model": model_embedder(model, tok, cfg.batch_size, cfg.max_length),
+                                 "minilm": None}[params.embedding]  # fmt: skip
     sets = data.sets()
     forget_ids = set(data.forget_users)
 
@@ -217,7 +253,7 @@ def run_unlearning(
     def of_state(state: LoraState) -> Callable[[Sequence[TallRecSample]], np.ndarray]:
         return lambda xs: predict_state(model, tok, state, xs, cfg)
 
-    reports: list[MethodReport] = []
+    reports = _SavedReports(workdir / PARTIAL_RESULTS, data.summary(), params.model_dump(mode="json"), say, t_start)
     exactness: dict[str, Any] = {}
     prefix_s = 0.0
     prefix = prefix_of(model)
@@ -283,8 +319,34 @@ def run_unlearning(
         save_lora(state, workdir / "ga.safetensors")
         reports.append(verify_method("ga", evaluate(of_state(state)), ref, sets, seconds, seed=params.seed))
 
-    return UnlearningRun(reports, data.summary(), params.model_dump(mode="json"), exactness,
+    return UnlearningRun(list(reports), data.summary(), params.model_dump(mode="json"), exactness,
                          time.perf_counter() - t_start, prefix_s)  # fmt: skip
+
+
+PARTIAL_RESULTS = "partial_results.json"
+
+
+class _SavedReports(list):
+    """The reports so far, rewritten to a JSON file after each method, so a run stopped by a time
+    limit keeps every method it finished."""
+
+    def __init__(self, path: Path, data: dict[str, int], params: dict[str, Any], say: Callable[[str], None], t0: float):
+        super().__init__()
+        self.path, self.data, self.params, self.say, self.t0 = path, data, params, say, t0
+
+    def append(self, report: MethodReport) -> None:  # type: ignore[override]
+        import json
+        import os
+
+        super().append(report)
+        elapsed = time.perf_counter() - self.t0
+        self.say(f"{report.method}: test AUC {report.test.get('auc', float('nan')):.4f}, "
+                 f"unlearn {report.unlearn_seconds:.1f} s (elapsed {elapsed:.0f} s)")  # fmt: skip
+        blob = json.dumps({"data": self.data, "params": self.params, "elapsed_s": round(elapsed, 1),
+                           "reports": [r.to_dict() for r in self]}, indent=1, default=str)  # fmt: skip
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(blob, encoding="utf-8")
+        os.replace(tmp, self.path)
 
 
 def check_apa_exactness(apa: APA, hashes_before: dict[int, str], affected: Sequence[int]) -> dict[str, Any]:

@@ -8,7 +8,7 @@ are kept (near-)equal in size so no single retraining is expensive.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -43,6 +43,45 @@ def minilm_embedder(texts: Sequence[str]) -> np.ndarray:
     from recaudit.text.embed import embed
 
     return embed(list(texts))
+
+
+def model_embedder(model: Any, tokenizer: Any, batch_size: int = 32, max_length: int = 512) -> Embedder:
+    """Embeddings from the recommender's own frozen base LLM: attention-masked mean of its last hidden states.
+
+    APA may partition on "model embeddings of the samples"; this needs no second model (MiniLM may
+    not be installed where the LLM runs), and LoRA is switched off so the partition depends on the
+    base model alone, never on what an adapter has learned.
+    """
+
+    def embed(texts: Sequence[str]) -> np.ndarray:
+        import contextlib
+
+        import torch
+
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        decoder = getattr(base, "model", None)
+        if decoder is None:
+            raise ValueError(f"embedding='model' needs a decoder at `.model`; {type(base).__name__} has none")
+        device = next(model.parameters()).device
+        off = model.disable_adapter() if hasattr(model, "disable_adapter") else contextlib.nullcontext()
+        rows = []
+        was_training = model.training
+        model.eval()
+        try:
+            with off, torch.no_grad():
+                for start in range(0, len(texts), batch_size):
+                    enc = tokenizer(list(texts[start : start + batch_size]), return_tensors="pt", padding=True,
+                                    truncation=True, max_length=max_length, add_special_tokens=False,
+                                    padding_side="right")  # fmt: skip
+                    mask = enc["attention_mask"].to(device)
+                    hidden = decoder(input_ids=enc["input_ids"].to(device), attention_mask=mask).last_hidden_state
+                    m = mask.unsqueeze(-1).to(hidden.dtype)
+                    rows.append(((hidden * m).sum(dim=1) / m.sum(dim=1).clamp(min=1)).double().cpu().numpy())
+        finally:
+            model.train(was_training)
+        return np.concatenate(rows, axis=0) if rows else np.zeros((0, 1))
+
+    return embed
 
 
 def embed_samples(samples: Sequence[TallRecSample], embedder: Embedder | None = None) -> np.ndarray:
