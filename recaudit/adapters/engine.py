@@ -40,6 +40,7 @@ AUTO_COMPILE_MIN_STEPS = 2000
 # decode GEMMs are compute-bound, so more slots mostly add latency
 MAX_AUTO_SLOTS = 1024
 CPU_AUTO_SLOTS = 8
+CACHE_LENGTH_BUCKET = 64
 MEMORY_HEADROOM = 0.85  # share of free memory the slots may take (allocator slack, other tenants)
 
 
@@ -359,7 +360,10 @@ class DecodeEngine:
         max_new = settings.max_new_tokens
         slots = min(self.max_batch or self.auto_slots(max(len(p) for p in prompts), max_new), n)
         width = max_new + self.check_every
-        self._alloc(slots, max(len(p) for p in prompts) + width, width)
+        # the cache length is rounded up so calls with slightly different prompts share one shape:
+        # a new shape means a new CUDA graph and, when compiled, a new ~40 s compile
+        need = max(len(p) for p in prompts) + width
+        self._alloc(slots, -(-need // CACHE_LENGTH_BUCKET) * CACHE_LENGTH_BUCKET, width)
         want = self._want_compile(n, slots, max_new)
         if want != self._use_compile:
             self._use_compile, self._graph = want, None
