@@ -60,7 +60,11 @@ def assert_no_secrets(obj: Any, where: str = "fingerprint") -> None:
 class CachedAdapter:
     """Wrap ``adapter`` with a SQLite cache at ``path``; ``chunk_size`` misses go to it per call."""
 
-    def __init__(self, adapter: Adapter, path: str | Path, chunk_size: int = 256, timeout_s: float = 60.0):
+    def __init__(self, adapter: Adapter, path: str | Path, chunk_size: int | None = None, timeout_s: float = 60.0):
+        # default: several of the adapter's own batches per call (a batched engine refills finished
+        # slots only within one call), and never fewer than 256 so an endpoint sees enough concurrency
+        if chunk_size is None:
+            chunk_size = max(256, 4 * int(getattr(adapter, "batch_size", 0) or 0))
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
         self.inner = adapter

@@ -358,7 +358,10 @@ class DecodeEngine:
         if any(len(p) == 0 for p in prompts):
             raise AdapterError("engine='recaudit' needs non-empty prompts")
         max_new = settings.max_new_tokens
-        slots = min(self.max_batch or self.auto_slots(max(len(p) for p in prompts), max_new), n)
+        # slot counts are powers of two (up to max_batch), so a call with a few requests fewer than the
+        # last one reuses its CUDA graph and compiled step instead of capturing/compiling again
+        cap = self.max_batch or self.auto_slots(max(len(p) for p in prompts), max_new)
+        slots = min(cap, 1 << (n - 1).bit_length())
         width = max_new + self.check_every
         # the cache length is rounded up so calls with slightly different prompts share one shape:
         # a new shape means a new CUDA graph and, when compiled, a new ~40 s compile

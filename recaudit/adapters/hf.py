@@ -301,8 +301,19 @@ class HFCausalLM:
 
     def prompt_ids(self, request: Request) -> list[int]:
         """Token ids of the rendered chat prompt (plus ``answer_prefix``)."""
-        text, special = render_chat(self.tokenizer, request.messages, request.answer_prefix)
-        return self.tokenizer(text, add_special_tokens=special)["input_ids"]
+        return self.prompts_ids([request])[0]
+
+    def prompts_ids(self, requests: Sequence[Request]) -> list[list[int]]:
+        """Token ids of many prompts: one batched tokenizer call (the fast tokenizer's batch path)."""
+        rendered = [render_chat(self.tokenizer, r.messages, r.answer_prefix) for r in requests]
+        out: list[list[int]] = [[] for _ in rendered]
+        for special in (False, True):
+            idx = [i for i, (_, sp) in enumerate(rendered) if sp is special]
+            if idx:
+                ids = self.tokenizer([rendered[i][0] for i in idx], add_special_tokens=special)["input_ids"]
+                for i, row in zip(idx, ids):
+                    out[i] = list(row)
+        return out
 
     def _left_pad(self, seqs: Sequence[Sequence[int]]) -> tuple[Any, Any]:
         import torch
@@ -320,7 +331,7 @@ class HFCausalLM:
     def generate(self, requests: Sequence[Request]) -> list[Response]:
         """One response per request, in input order; batched by shared settings and prompt length."""
         requests = list(requests)
-        prompts = [self.prompt_ids(r) for r in requests]
+        prompts = self.prompts_ids(requests)
         out: list[Response | None] = [None] * len(requests)
         groups: dict[GenSettings, list[int]] = {}
         for i, r in enumerate(requests):
@@ -329,8 +340,9 @@ class HFCausalLM:
             idx.sort(key=lambda i: len(prompts[i]))
             if self.engine == "recaudit":
                 gens = self._engine().generate([prompts[i] for i in idx], settings)
-                for i, g in zip(idx, gens):
-                    out[i] = self._response(g, settings, len(prompts[i]))
+                texts = self.tokenizer.batch_decode([g.token_ids for g in gens], skip_special_tokens=True)
+                for i, g, text in zip(idx, gens, texts):
+                    out[i] = self._response(g, settings, len(prompts[i]), text)
                 continue
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start : start + self.batch_size]
@@ -390,8 +402,9 @@ class HFCausalLM:
                 return Generated(row[:j], True)
         return Generated(row, False)
 
-    def _response(self, g: Generated, settings: GenSettings, n_prompt: int) -> Response:
-        text = self.tokenizer.decode(g.token_ids, skip_special_tokens=True)
+    def _response(self, g: Generated, settings: GenSettings, n_prompt: int, text: str | None = None) -> Response:
+        if text is None:
+            text = self.tokenizer.decode(g.token_ids, skip_special_tokens=True)
         finish = "stop" if g.hit_eos else "length"
         cut = [text.find(s) for s in settings.stop if s and s in text]
         if cut:

@@ -148,7 +148,9 @@ class Grounder:
         best_miss = dict.fromkeys(pending, 0.0)
         if pending:
             still = []
-            for i, (j, score) in zip(pending, self._fuzzy([keys[i] for i in pending])):
+            unique = list(dict.fromkeys(keys[i] for i in pending))  # LLM lists repeat titles a lot
+            best = dict(zip(unique, self._fuzzy(unique)))
+            for i, (j, score) in zip(pending, (best[keys[i]] for i in pending)):
                 if score >= self.fuzzy_threshold:
                     out[i] = Grounding(queries[i], self._key_ids[j], "fuzzy", score / 100.0)
                 else:

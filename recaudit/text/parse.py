@@ -56,6 +56,7 @@ and all spaces) used to compare items in that variant.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -130,6 +131,7 @@ _NON_WORD = re.compile(r"[^\w\s]|_")
 _SPACES = re.compile(r"\s+")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def normalize_title(s: str) -> str:
     """Matching key: NFKC + casefold, no accents, no (…)/[…] text, articles, punctuation; single spaces.
 
