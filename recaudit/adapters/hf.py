@@ -144,6 +144,15 @@ class _StopOnStrings:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+def decode_many(tokenizer: Any, rows: Sequence[Sequence[int]]) -> list[str]:
+    """Texts of many token rows, special tokens skipped: the fast tokenizer's own batch decode
+    (Rust, parallel) where transformers would not post-process the text, else ``batch_decode``."""
+    backend = getattr(tokenizer, "_tokenizer", None)
+    if backend is not None and hasattr(backend, "decode_batch") and not getattr(tokenizer, "clean_up_tokenization_spaces", False):
+        return backend.decode_batch([list(r) for r in rows], skip_special_tokens=True)
+    return tokenizer.batch_decode(rows, skip_special_tokens=True)
+
+
 def render_chat(tokenizer: Any, messages: Sequence[tuple[str, str]], answer_prefix: str = "") -> tuple[str, bool]:
     """The prompt text for a chat; returns (text, add_special_tokens).
 
@@ -340,7 +349,7 @@ class HFCausalLM:
             idx.sort(key=lambda i: len(prompts[i]))
             if self.engine == "recaudit":
                 gens = self._engine().generate([prompts[i] for i in idx], settings)
-                texts = self.tokenizer.batch_decode([g.token_ids for g in gens], skip_special_tokens=True)
+                texts = decode_many(self.tokenizer, [g.token_ids for g in gens])
                 for i, g, text in zip(idx, gens, texts):
                     out[i] = self._response(g, settings, len(prompts[i]), text)
                 continue
