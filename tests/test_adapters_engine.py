@@ -180,3 +180,19 @@ def test_auto_slots_on_cpu_and_bad_max_batch():
     assert DecodeEngine(model, eos_ids=[0], pad_id=1, max_batch=0).auto_slots(50, 100) == CPU_AUTO_SLOTS
     with pytest.raises(ValueError, match="max_batch"):
         DecodeEngine(model, eos_ids=[0], pad_id=1, max_batch=-1)
+
+
+def test_hf_batch_size_zero_means_auto_only_with_the_engine():
+    import tempfile
+
+    import pytest
+
+    from recaudit.adapters.hf import HFCausalLM
+    from recaudit.testing import tiny_causal_lm
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = tiny_causal_lm(tmp)
+        auto = HFCausalLM(path, device="cpu", batch_size=0, engine="recaudit")
+        assert auto._engine().max_batch == 0
+        with pytest.raises(ValueError, match="batch_size"):
+            HFCausalLM(path, device="cpu", batch_size=0, engine="generate")

@@ -243,8 +243,8 @@ class HFCausalLM:
     def _setup(self, model: Any, tokenizer: Any, batch_size: int, engine: str, name: str) -> None:
         if engine not in ENGINES:
             raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
-        if batch_size < 1:
-            raise ValueError("batch_size must be >= 1")
+        if batch_size < 0 or (batch_size == 0 and engine != "recaudit"):
+            raise ValueError("batch_size must be >= 1 (0 = sized from free GPU memory, with engine='recaudit')")
         model.eval()
         self.model = model
         self.tokenizer = tokenizer

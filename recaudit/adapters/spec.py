@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 
 Engine = Literal["generate", "static", "recaudit"]
 
@@ -20,18 +20,27 @@ class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class DefaultSpec(_Spec):
+class _LocalModelSpec(_Spec):
+    @field_validator("batch_size", check_fields=False)
+    @classmethod
+    def _auto_needs_engine(cls, v: int, info: ValidationInfo) -> int:
+        if v == 0 and info.data.get("engine") != "recaudit":
+            raise ValueError("batch_size 0 (sized from free GPU memory) needs engine: recaudit; otherwise use >= 1")
+        return v
+
+
+class DefaultSpec(_LocalModelSpec):
     """The embedded SmolLM2-135M-Instruct."""
 
     kind: Literal["default"] = "default"
     device: str | None = None
     dtype: str | None = None
     threads: int | None = Field(default=None, ge=1)
-    batch_size: int = Field(default=8, ge=1)
     engine: Engine = "generate"
+    batch_size: int = Field(default=8, ge=0, description="sequences per batch; 0 = from free GPU memory (engine 'recaudit')")
 
 
-class HFSpec(_Spec):
+class HFSpec(_LocalModelSpec):
     """A transformers causal LM from a folder or GGUF file, optionally with a LoRA adapter."""
 
     kind: Literal["hf"]
@@ -42,8 +51,8 @@ class HFSpec(_Spec):
     dtype: str | None = None
     device: str | None = None
     threads: int | None = Field(default=None, ge=1)
-    batch_size: int = Field(default=8, ge=1)
     engine: Engine = "generate"
+    batch_size: int = Field(default=8, ge=0, description="sequences per batch; 0 = from free GPU memory (engine 'recaudit')")
     name: str | None = None
 
 
