@@ -29,15 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        module_name = f"{__name__}.{name}"
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name != module_name:
-                raise
-            log.debug("command %r not available yet (no module %s)", name, module_name)
-            continue
-        module.add_parser(subparsers)
+        # every command module ships with the package: a missing one is a broken install, not optional
+        importlib.import_module(f"{__name__}.{name}").add_parser(subparsers)
     return parser
 
 
