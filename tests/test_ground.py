@@ -243,3 +243,17 @@ def test_films_released_after_movielens_stay_ungrounded(ml100k):
     assert len(later) > 100
     grounded = [(q, g.item_id) for q, g in zip(later, Grounder(catalog, use_embeddings=False).ground(later)) if g.item_id]
     assert grounded == []  # "Toy Story 3", "The Dark Knight", "Batman Begins"… are not in MovieLens 100K
+
+
+def test_item_probes_ground_with_the_grounders_measured_defaults():
+    """One source of truth for the thresholds: the probes' params default to the Grounder's."""
+    import inspect
+
+    from recaudit.probes.exposure import ExposureProbe
+    from recaudit.probes.item_fairness import ItemFairnessProbe
+
+    sig = inspect.signature(Grounder.__init__).parameters
+    for probe in (ItemFairnessProbe, ExposureProbe):
+        params = probe.Params()
+        assert params.fuzzy_threshold == sig["fuzzy_threshold"].default == 85.0
+        assert params.embedding_threshold == sig["embedding_threshold"].default == 0.85

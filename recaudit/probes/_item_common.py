@@ -25,7 +25,7 @@ from recaudit.baselines import BASELINES, make_baseline
 from recaudit.checks import CheckContext, CheckParams
 from recaudit.data.catalog import Catalog, Interactions, Item
 from recaudit.probes._prompt_data import load_prompt_file, merge_overrides
-from recaudit.text.ground import Grounder, Grounding
+from recaudit.text.ground import DEFAULT_EMBEDDING_THRESHOLD, DEFAULT_FUZZY_THRESHOLD, Grounder, Grounding
 from recaudit.text.parse import ParsedList, parse_list
 
 PROMPT_FILE = "item_prompts.yaml"
@@ -56,8 +56,8 @@ class ItemProbeParams(CheckParams):
     repetition_penalty: float = Field(1.3, gt=0, description="1.3 keeps SmolLM2-135M from repeating one title")
     item_noun: str = Field("movies", min_length=1, description="what the catalogue holds, as used in the prompts")
     use_embeddings: bool = Field(True, description="ground with MiniLM embeddings after exact/fuzzy matching")
-    fuzzy_threshold: float = Field(90.0, ge=0, le=100)
-    embedding_threshold: float = Field(0.75, ge=-1, le=1)
+    fuzzy_threshold: float = Field(DEFAULT_FUZZY_THRESHOLD, ge=0, le=100, description="rapidfuzz score to accept")
+    embedding_threshold: float = Field(DEFAULT_EMBEDDING_THRESHOLD, ge=-1, le=1, description="MiniLM cosine to accept")
     prompts: dict[str, Any] | None = Field(None, description="overrides of item_prompts.yaml (same keys)")
     n_examples: int = Field(4, ge=0)
 
