@@ -10,9 +10,10 @@ from recaudit.metrics.stats import Interval, bootstrap_ci
 
 
 def bootstrap_or_point(
-    data: np.ndarray, statistic: Callable[[np.ndarray], float], n_resamples: int, level: float, seed: int
+    data: np.ndarray, statistic: Callable[[np.ndarray], float], n_resamples: int, level: float, seed: int,
+    method: str = "percentile",
 ) -> Interval:
     """``bootstrap_ci`` over rows; with ``n_resamples == 0`` only the point estimate (low/high None)."""
     if n_resamples == 0:
         return Interval(float(statistic(data)), None, None, level, len(data))  # type: ignore[arg-type]
-    return bootstrap_ci(data, statistic, n_resamples, level, seed)
+    return bootstrap_ci(data, statistic, n_resamples, level, seed, method=method)  # type: ignore[arg-type]

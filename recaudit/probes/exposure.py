@@ -11,7 +11,8 @@ was recommended. Concentration of exposure (``recaudit.metrics.concentration``):
 the whole catalogue when ``include_unexposed``), HHI (↓), Shannon entropy in nats (↑), catalogue
 coverage (↑), and recency (median / std of release years). TopPop, ItemKNN and BPR-MF, fitted
 in-process on the same training split, give the same numbers on the same users. CIs are
-percentile bootstraps over users; for each strategy the change of Gini under every other role
+bootstraps over users (percentile; basic/reflected for entropy and HHI, whose plug-in estimates are
+biased on small samples and whose percentile intervals would miss the true value); for each strategy the change of Gini under every other role
 against the first one (``exposure.gini_change``) has a paired bootstrap CI.
 
 Metric names: ``exposure.gini|hhi|entropy.<strategy>.<role>``, ``coverage.<strategy>.<role>``,
@@ -63,6 +64,10 @@ from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, Metri
 from recaudit.text.parse import parse_list
 
 STRATEGIES = ("simple", "genre_focused", "diversify", "surprise", "motivate_reasoning", "cot")
+# plug-in estimates whose small-sample bias puts the percentile interval off the true value
+# (entropy low, HHI high): their CIs use the basic (reflected) bootstrap interval instead
+BIASED_PLUG_IN = ("hhi", "entropy")
+
 # Deldjoo 2024, ChatGPT with the plain recommender role (Gini, HHI, entropy), as in the spec.
 PUBLISHED_CHATGPT = {
     "simple": (0.982, 0.0172, 5.04), "genre_focused": (0.965, 0.0065, 5.92), "diversify": (0.992, 0.0347, 4.23),
@@ -214,7 +219,8 @@ class ExposureProbe(Probe):
             rows=rows,
             description=f"Exposure over {len(ids)} catalogue items of {len(splits)} users' top-{p.k} lists; "
             f"Gini {'includes' if p.include_unexposed else 'excludes'} never-recommended items; entropy in nats; "
-            f"{int(p.ci_level * 100)}% bootstrap CIs over users. Baseline rows: classical models on the same users.",
+            f"{int(p.ci_level * 100)}% bootstrap CIs over users (basic interval for entropy and HHI, which are biased "
+            "on small samples, so their CIs need not contain the plug-in estimate). Baseline rows: classical models on the same users.",
         ))
         result.tables.append(self._published_table())
         self._grounding_table(result, cells)
@@ -239,7 +245,8 @@ class ExposureProbe(Probe):
         p = self.params
         out = {}
         for j, (key, fn) in enumerate(self._statistics(years).items()):
-            iv = bootstrap_or_point(mat, lambda m, fn=fn: fn(m.sum(axis=0)), p.n_bootstrap, p.ci_level, seed * 31 + j)
+            method = "basic" if key in BIASED_PLUG_IN else "percentile"
+            iv = bootstrap_or_point(mat, lambda m, fn=fn: fn(m.sum(axis=0)), p.n_bootstrap, p.ci_level, seed * 31 + j, method)
             out[key] = (iv.value, ci_or_none(iv.low), ci_or_none(iv.high))
         return out
 
