@@ -251,3 +251,16 @@ def test_split_user_time_keeps_each_users_newest_for_test():
     train, _, test = split_samples(samples, 0.0, 0.2, by="user_time")
     assert [s.item_id for s in test] == ["a4", "b4"]
     assert len(train) == 8
+
+
+def test_option_ids_come_from_the_adapters_one_definition(tiny_lm_path):
+    """tallrec reads P(Yes) at exactly the token HFCausalLM.score uses."""
+    from recaudit.adapters.hf import OPTION_CONTEXT_CHARS, option_token_id
+    from recaudit.tallrec.encoding import prompt_text
+    from recaudit.tallrec.model import load_base_model
+
+    _, tok = load_base_model(str(tiny_lm_path))
+    tail = prompt_text(tok, [("user", "?")])[-OPTION_CONTEXT_CHARS:]
+    assert option_token_ids(tok) == (option_token_id(tok, tail, "Yes"), option_token_id(tok, tail, "No"))
+    with pytest.raises(ValueError, match="share their first token"):
+        option_token_ids(tok, ("Yes", "Yes"))

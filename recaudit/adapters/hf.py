@@ -432,7 +432,7 @@ class HFCausalLM:
         for r in requests:
             text, special = render_chat(self.tokenizer, r.messages, r.answer_prefix)
             prompts.append(self.tokenizer(text, add_special_tokens=special)["input_ids"])
-            a, b = (self.option_token_id(text[-64:], o) for o in r.options)
+            a, b = (self.option_token_id(text[-OPTION_CONTEXT_CHARS:], o) for o in r.options)
             if a == b:
                 raise AdapterError(f"options {r.options!r} start with the same token; score() cannot tell them apart")
             option_ids.append((a, b))
@@ -464,11 +464,19 @@ class HFCausalLM:
 
         Tokenising ``prompt + option`` and taking the first token past the prompt handles
         tokenizers that fold a leading space into the word (" Yes" vs "Yes")."""
-        return _option_token_id(self.tokenizer, prompt_tail, option)
+        return option_token_id(self.tokenizer, prompt_tail, option)
+
+
+# characters of the prompt's end that decide how an answer's first token is split
+OPTION_CONTEXT_CHARS = 64
 
 
 @lru_cache(maxsize=4096)
-def _option_token_id(tokenizer: Any, prompt_tail: str, option: str) -> int:
+def option_token_id(tokenizer: Any, prompt_tail: str, option: str) -> int:
+    """The first token a model writes for ``option`` right after a prompt ending in ``prompt_tail``.
+
+    The one definition of "where P(Yes) is read" shared by ``HFCausalLM.score`` and the TALLRec
+    trainer/scorer; cached per (tokenizer, tail, option)."""
     if not option.strip():
         raise AdapterError("score options must be non-empty strings")
     if prompt_tail and not prompt_tail[-1].isspace() and not option[0].isspace():

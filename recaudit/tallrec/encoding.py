@@ -13,10 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from recaudit.adapters.hf import render_chat
+from recaudit.adapters.hf import OPTION_CONTEXT_CHARS, option_token_id, render_chat
 from recaudit.tallrec.prompts import PromptTemplate, TallRecSample, default_template
-
-_OPTION_CACHE: dict[tuple[int, tuple[str, ...]], tuple[int, int]] = {}
 
 
 @dataclass(frozen=True)
@@ -67,15 +65,13 @@ def continuation_ids(tokenizer: Any, context: str, continuation: str) -> list[in
 
 
 def option_token_ids(tokenizer: Any, options: tuple[str, str] = ("Yes", "No")) -> tuple[int, int]:
-    """First-token ids of the two options where an answer starts (after the generation prompt)."""
-    key = (id(tokenizer), tuple(options))
-    if key not in _OPTION_CACHE:
-        context = prompt_text(tokenizer, [("user", "?")])
-        ids = tuple(continuation_ids(tokenizer, context, o)[0] for o in options)
-        if ids[0] == ids[1]:
-            raise ValueError(f"options {options!r} share their first token {ids[0]}; P(Yes) would be undefined")
-        _OPTION_CACHE[key] = ids  # type: ignore[assignment]
-    return _OPTION_CACHE[key]
+    """First-token ids of the two options where an answer starts (after the generation prompt),
+    exactly as ``HFCausalLM.score`` reads them (``adapters.hf.option_token_id``)."""
+    tail = prompt_text(tokenizer, [("user", "?")])[-OPTION_CONTEXT_CHARS:]
+    ids = (option_token_id(tokenizer, tail, options[0]), option_token_id(tokenizer, tail, options[1]))
+    if ids[0] == ids[1]:
+        raise ValueError(f"options {options!r} share their first token {ids[0]}; P(Yes) would be undefined")
+    return ids
 
 
 def encode_samples(
