@@ -37,3 +37,15 @@ def smollm2_adapter():
     from recaudit.adapters import default
 
     return default()
+
+
+@pytest.fixture
+def one_torch_thread(request):
+    """Tiny-model ops are ~100x slower when torch's 2-thread pool waits on a busy shared CPU;
+    slow (real-model) tests keep torch's own thread count."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(n if request.node.get_closest_marker("slow") else 1)
+    yield
+    torch.set_num_threads(n)

@@ -12,13 +12,7 @@ from recaudit.adapters.engine import DecodeEngine, grouped_attention  # noqa: E4
 from recaudit.adapters.hf import HFCausalLM  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread(request):
-    """Tiny-model ops are ~100x slower when torch's 2-thread pool waits on a busy shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(n if request.node.get_closest_marker("slow") else 1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
