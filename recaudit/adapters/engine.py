@@ -358,10 +358,11 @@ class DecodeEngine:
         if any(len(p) == 0 for p in prompts):
             raise AdapterError("engine='recaudit' needs non-empty prompts")
         max_new = settings.max_new_tokens
-        # slot counts are powers of two (up to max_batch), so a call with a few requests fewer than the
-        # last one reuses its CUDA graph and compiled step instead of capturing/compiling again
+        # with CUDA graphs, slot counts are powers of two (up to max_batch), so a call with a few requests
+        # fewer than the last one reuses its graph and compiled step instead of capturing/compiling again;
+        # without graphs an idle slot is only wasted work
         cap = self.max_batch or self.auto_slots(max(len(p) for p in prompts), max_new)
-        slots = min(cap, 1 << (n - 1).bit_length())
+        slots = min(cap, 1 << (n - 1).bit_length() if self.cuda_graphs else n)
         width = max_new + self.check_every
         # the cache length is rounded up so calls with slightly different prompts share one shape:
         # a new shape means a new CUDA graph and, when compiled, a new ~40 s compile
