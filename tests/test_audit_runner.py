@@ -160,11 +160,18 @@ def test_killed_run_resumes_from_finished_checks_and_cache(tmp_path: Path) -> No
 
 
 def test_request_chunk_keeps_a_batched_adapter_fed():
-    """The runner hands an adapter several of its own batches per call, never fewer than configured."""
+    """The runner hands an adapter several of what it keeps in flight per call, never fewer than configured."""
     from types import SimpleNamespace
 
-    from recaudit.audits.runner import BATCHES_PER_CHUNK, request_chunk
+    from recaudit.adapters.base import BATCHES_PER_CALL
+    from recaudit.adapters.engine import MAX_AUTO_SLOTS
+    from recaudit.adapters.hf import HFCausalLM
+    from recaudit.audits.runner import request_chunk
 
-    assert request_chunk(8, SimpleNamespace(batch_size=512)) == BATCHES_PER_CHUNK * 512
+    assert request_chunk(8, SimpleNamespace(batch_size=512)) == BATCHES_PER_CALL * 512
+    assert request_chunk(8, SimpleNamespace(in_flight=16, batch_size=2)) == BATCHES_PER_CALL * 16
     assert request_chunk(64, SimpleNamespace(batch_size=2)) == 64
     assert request_chunk(8, object()) == 8
+    auto = HFCausalLM.__new__(HFCausalLM)
+    auto.batch_size = 0  # engine slots sized from free memory: up to MAX_AUTO_SLOTS in flight
+    assert request_chunk(8, auto) == BATCHES_PER_CALL * MAX_AUTO_SLOTS

@@ -108,6 +108,18 @@ class Adapter(Protocol):
         ...
 
 
+# adapter calls carry this many of the adapter's own batches: a batched engine refills finished slots
+# only within one call, so one batch per call would leave slots idle at every call's tail
+BATCHES_PER_CALL = 4
+
+
+def requests_per_call(adapter: Any, floor: int = 1) -> int:
+    """How many requests to hand ``adapter`` per call: ``BATCHES_PER_CALL`` × what it keeps in flight
+    (``in_flight``: engine slots, endpoint concurrency; else ``batch_size``), at least ``floor``."""
+    in_flight = getattr(adapter, "in_flight", None) or getattr(adapter, "batch_size", 0) or 0
+    return max(int(floor), BATCHES_PER_CALL * int(in_flight))
+
+
 class AdapterError(RuntimeError):
     """An adapter could not be built or could not answer."""
 

@@ -20,7 +20,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
-from recaudit.adapters.base import Adapter, AdapterError, Request, Response, fingerprint_id
+from recaudit.adapters.base import Adapter, AdapterError, Request, Response, fingerprint_id, requests_per_call
 
 T = TypeVar("T")
 
@@ -61,10 +61,9 @@ class CachedAdapter:
     """Wrap ``adapter`` with a SQLite cache at ``path``; ``chunk_size`` misses go to it per call."""
 
     def __init__(self, adapter: Adapter, path: str | Path, chunk_size: int | None = None, timeout_s: float = 60.0):
-        # default: several of the adapter's own batches per call (a batched engine refills finished
-        # slots only within one call), and never fewer than 256 so an endpoint sees enough concurrency
+        # default: several of the adapter's own batches per call, never fewer than 256 (resume granularity)
         if chunk_size is None:
-            chunk_size = max(256, 4 * int(getattr(adapter, "batch_size", 0) or 0))
+            chunk_size = requests_per_call(adapter, floor=256)
         if chunk_size < 1:
             raise ValueError("chunk_size must be >= 1")
         self.inner = adapter

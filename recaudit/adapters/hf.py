@@ -257,6 +257,15 @@ class HFCausalLM:
 
     # ---- identity -------------------------------------------------------------------------------
     @property
+    def in_flight(self) -> int:
+        """Sequences generated at once: ``batch_size``, or the engine's memory-sized cap when it is 0."""
+        if self.batch_size:
+            return self.batch_size
+        from recaudit.adapters.engine import MAX_AUTO_SLOTS
+
+        return MAX_AUTO_SLOTS
+
+    @property
     def device(self) -> Any:
         return next(self.model.parameters()).device
 

@@ -87,6 +87,7 @@ class OpenAICompatible:
         self.model = model
         self.api_key_env = api_key_env
         self.max_concurrency = max_concurrency
+        self.in_flight = max_concurrency  # requests in flight at once (requests_per_call)
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s

@@ -33,7 +33,7 @@ import yaml
 from rich.console import Console
 
 import recaudit
-from recaudit.adapters.base import Adapter, fingerprint_id
+from recaudit.adapters.base import Adapter, fingerprint_id, requests_per_call
 from recaudit.audits.config import AuditConfig, PlannedCheck, load_data
 from recaudit.audits.files import write_text_atomic
 from recaudit.audits.progress import RunProgress
@@ -360,12 +360,6 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-# A batched adapter (HFCausalLM's engine keeps ``batch_size`` sequences in flight and refills
-# finished slots) is starved if the runner hands it one batch at a time; this many batches per
-# chunk keep its slots full while progress and the cache still advance chunk by chunk.
-BATCHES_PER_CHUNK = 4
-
-
 def request_chunk(configured: int, adapter: object) -> int:
     """Requests per adapter call: the configured ``batch_size``, or several of the adapter's own batches."""
-    return max(int(configured), BATCHES_PER_CHUNK * int(getattr(adapter, "batch_size", 0) or 0))
+    return requests_per_call(adapter, floor=configured)
