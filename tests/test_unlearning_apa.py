@@ -147,7 +147,8 @@ def test_one_shard_aggregate_equals_that_shard(peft_tiny, tmp_path):
     apa.fit(samples)
     load_lora_state_dict(model, apa.shards.state(0))
     single = score_samples(model, tok, samples, max_length=CFG.max_length)
-    np.testing.assert_array_equal(apa.predict(samples, "d"), single)
+    np.testing.assert_array_equal(apa.predict_merged(samples, "d"), single)
+    np.testing.assert_allclose(apa.predict(samples, "d"), single, atol=1e-6)
     np.testing.assert_allclose(apa.predict(samples, "nd"), single, atol=1e-6)
     np.testing.assert_allclose(apa.weights(samples).sum(axis=1), 1.0)
 
@@ -159,8 +160,8 @@ def test_nd_adapter_matches_weighted_delta_and_differs_from_d(peft_tiny, tmp_pat
     apa.fit(samples)
     w = apa.weights(samples[:1])[0]
     assert (w > 0).all() and w.sum() == pytest.approx(1.0)
-    d = apa.predict(samples, "d")
-    nd = apa.predict(samples, "nd")
+    d = apa.predict_merged(samples, "d")
+    nd = apa.predict_merged(samples, "nd")
     assert np.abs(d - nd).max() > 1e-6  # the two forms are different models
     # the ND adapter in the model holds exactly Σ w_k B_k A_k (LoRA scaling unchanged)
     adapter = apa.nd_adapter()
@@ -189,3 +190,48 @@ def test_group_by_user_puts_each_user_in_one_shard_so_forgetting_touches_one(pef
     assert sorted(np.bincount(list(owner.values()), minlength=3).tolist()) == [2, 2, 2]  # balanced by users
     stats = apa.unlearn(lambda s: s.user_id == "3")
     assert stats.affected_shards == [owner["3"]]
+
+
+def test_batched_prediction_equals_one_merged_adapter_per_sample(peft_tiny, tmp_path):
+    """The batched per-row merge gives what loading each sample's merged adapter gives, in both forms."""
+    import torch
+
+    model, tok = peft_tiny
+    samples = toy_samples()
+    apa = APA(model, tok, CFG, tmp_path / "batched", APAConfig(n_shards=3, top_k=2, temperature=0.05), seed=0,
+              embedder=hashing_embedder)  # fmt: skip
+    apa.fit(samples)
+    weights = apa.weights(samples)
+    assert len({w.tobytes() for w in weights}) > 3  # rows really carry different merges within a batch
+    merged = {mode: apa.predict_merged(samples, mode) for mode in ("d", "nd")}
+    x = torch.randn(2, 5, model.config.hidden_size)
+    q = model.base_model.model.model.layers[0].self_attn.q_proj
+    before = q(x)
+    for mode in ("d", "nd"):
+        batched = apa.predict(samples, mode)
+        np.testing.assert_allclose(batched, merged[mode], atol=2e-6)
+        assert abs(batched[0] - apa.predict(samples[:1], mode)[0]) < 2e-6  # a row does not depend on its batch
+    assert np.abs(merged["d"] - merged["nd"]).max() > 1e-6
+    # the module forwards are restored and the adapter's own weights untouched
+    torch.testing.assert_close(q(x), before, atol=0, rtol=0)
+    assert apa.predict([], "d").shape == (0,)
+    with pytest.raises(ValueError, match="mode"):
+        apa.predict(samples, "x")  # type: ignore[arg-type]
+
+
+def test_query_embeddings_are_computed_once_per_text(peft_tiny, tmp_path):
+    model, tok = peft_tiny
+    samples = toy_samples(n_users=3)
+    calls = []
+
+    def counting(texts):
+        calls.append(len(texts))
+        return hashing_embedder(texts)
+
+    apa = APA(model, tok, CFG, tmp_path / "emb", APAConfig(n_shards=2), seed=0, embedder=counting)
+    apa.fit(samples)
+    calls.clear()
+    w1 = apa.weights(samples[:4])
+    w2 = apa.weights(samples[:6])
+    assert calls == [4, 2]  # the second call embeds only the two new samples
+    np.testing.assert_array_equal(w1, w2[:4])

@@ -3,12 +3,17 @@
     recaudit unlearn apa --data ../shared/data/ml-100k --forget-users 4 --out unlearn.json
     recaudit unlearn apa sisa e2urec --data ./ml-100k --forget-users 12,85,301 --shards 8 --top-k 2
     recaudit unlearn all --data ./ml-100k --users 40 --lora-layers 4 --workdir runs/unlearn
+    recaudit unlearn all --data ./ml-100k --device cuda --users 0 --never-seen-users 100 --batch-size 32 --embedding model
 
 ``--data`` is a MovieLens folder (ml-100k: u.data; ml-latest-small: ratings.csv).
+``--users 0`` trains on every user with enough history except the ``--never-seen-users``.
 ``--forget-users`` is a count (users drawn with ``--seed``) or comma-separated user ids. The
 model is retrained from scratch without those users as the reference every method is verified
 against (test AUC, forget-set metrics, JS divergence to it, membership-inference advantage, time).
-Adapters are written as safetensors under ``--workdir``. Writes an AuditResults JSON holding one
+Adapters are written as safetensors under ``--workdir``, and ``partial_results.json`` there after
+each method (a run stopped by a time limit keeps what it finished; the same command with
+``--resume`` runs only the methods still missing). ``--device auto`` uses a CUDA
+GPU when torch sees one (deterministic cuBLAS, TF32 matmuls). Writes an AuditResults JSON holding one
 ``unlearning`` check (``recaudit report`` renders it). Exit status 0 on success, 2 on bad input.
 """
 
@@ -32,7 +37,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("methods", nargs="+", choices=[*METHODS, "all"], help="methods to run (retrain always runs)")
     p.add_argument("--data", type=Path, required=True, help="MovieLens folder (ml-100k or ml-latest-small)")
     p.add_argument("--forget-users", default="4", help="how many users to forget, or comma-separated user ids")
-    p.add_argument("--users", type=int, default=40, help="training users sampled from the data (default 40; 0 = all)")
+    p.add_argument("--users", type=int, default=40, help="training users sampled from the data (default 40; 0 = every user not held out)")
     p.add_argument("--never-seen-users", type=int, default=10, help="held-out users: the MIA non-members (default 10)")
     p.add_argument("--history-len", type=int, default=10)
     p.add_argument("--max-per-user", type=int, default=10, help="samples per user (0 = all)")
@@ -56,9 +61,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--e2urec-aug-epochs", type=int, default=2, help="epochs of the augmented (forgetting-teacher) model")
     p.add_argument("--ga-epochs", type=int, default=1)
     p.add_argument("--no-original", action="store_true", help="skip the 'original' (before unlearning) row")
+    p.add_argument("--no-exactness", action="store_true",
+                   help="skip APA's exactness check (it trains the retrained shards once more from scratch)")
     p.add_argument("--torch-threads", type=int, default=0, help="torch threads (0 = torch's default)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR, help="where adapters are written")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the methods a stopped run with the same settings finished (its --workdir's partial_results.json)")
     p.add_argument("--out", type=Path, default=Path("unlearning_results.json"), help="AuditResults JSON to write")
     p.set_defaults(func=run_unlearn)
 
@@ -86,7 +95,7 @@ def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "max_per_user": args.max_per_user or None, "lora_r": args.lora_r, "lora_alpha": 2 * args.lora_r,
         "lora_layers": args.lora_layers or None, "lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size,
         "max_length": args.max_length, "n_shards": args.shards, "top_k": args.top_k, "temperature": args.temperature,
-        "embedding": args.embedding, "apa_group_by_user": args.apa_group_by_user, "e2urec_alpha": args.e2urec_alpha, "e2urec_epochs": args.e2urec_epochs,
+        "embedding": args.embedding, "apa_group_by_user": args.apa_group_by_user, "verify_exactness": not args.no_exactness, "e2urec_alpha": args.e2urec_alpha, "e2urec_epochs": args.e2urec_epochs,
         "e2urec_aug_epochs": args.e2urec_aug_epochs, "ga_epochs": args.ga_epochs,
         "torch_threads": args.torch_threads or None,
     }  # fmt: skip
@@ -118,7 +127,7 @@ def run_unlearn(args: argparse.Namespace) -> int:
         check = UnlearningCheck(params_from_args(args))
         catalog, interactions = load_movielens(args.data)
         run = run_unlearning(catalog, interactions, check.params, args.workdir,  # type: ignore[arg-type]
-                             progress=lambda msg: print(f"unlearn: {msg}", file=sys.stderr))  # fmt: skip
+                             progress=lambda msg: print(f"unlearn: {msg}", file=sys.stderr), resume=args.resume)  # fmt: skip
     except (ValueError, FileNotFoundError, ValidationError) as e:
         print(f"recaudit unlearn: {e}", file=sys.stderr)
         return 2

@@ -3,13 +3,18 @@
 Given the same model, samples (in the same order), config and seed, training is bit-for-bit
 repeatable on CPU: the batch order comes from a numpy Generator seeded by ``config.seed``,
 torch runs with deterministic algorithms, dropout draws from a seeded global RNG, and the LoRA
-init is seeded separately (``attach_lora`` / ``reset_lora``). The loss is cross-entropy on the
-answer tokens only. ``optimise`` is the general loop; unlearning methods pass their own loss.
+init is seeded separately (``attach_lora`` / ``reset_lora``). On CUDA the same holds when
+``CUBLAS_WORKSPACE_CONFIG`` was set before cuBLAS started (``recaudit unlearn --device`` does it)
+and attention runs on SDPA's math kernel, whose backward has no atomic adds (the memory-efficient
+kernel's has). The loss is cross-entropy on the answer tokens only. ``optimise`` is the general
+loop; unlearning methods pass their own loss. Inside ``training_progress(report)`` every run
+reports steps done / total and the loss at each epoch's end and at most every ``every_s`` seconds.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import math
 import time
 from dataclasses import dataclass, field
@@ -61,8 +66,12 @@ def batch_order(n: int, batch_size: int, epochs: int, seed: int, shuffle: bool =
 
 
 @contextlib.contextmanager
-def deterministic_torch(enabled: bool = True) -> Iterator[None]:
-    """Deterministic algorithms inside the block (restored after), so a run repeats bit for bit."""
+def deterministic_torch(enabled: bool = True, device: Any = None) -> Iterator[None]:
+    """Deterministic algorithms inside the block (restored after), so a run repeats bit for bit.
+
+    On a CUDA ``device`` attention is also pinned to SDPA's math kernel: with ``warn_only`` the
+    memory-efficient kernel would keep its non-deterministic backward.
+    """
     import torch
 
     if not enabled:
@@ -72,9 +81,54 @@ def deterministic_torch(enabled: bool = True) -> Iterator[None]:
     prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     torch.use_deterministic_algorithms(True, warn_only=True)
     try:
-        yield
+        with math_attention() if device is not None and torch.device(device).type == "cuda" else contextlib.nullcontext():
+            yield
     finally:
         torch.use_deterministic_algorithms(prev, warn_only=prev_warn)
+
+
+def math_attention() -> Any:
+    """A context that restricts ``scaled_dot_product_attention`` to the math kernel."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.MATH])
+
+
+ProgressFn = Callable[[str], None]
+_PROGRESS: contextvars.ContextVar[tuple[ProgressFn, float] | None] = contextvars.ContextVar("recaudit_train_progress", default=None)
+
+
+@contextlib.contextmanager
+def training_progress(report: ProgressFn | None, every_s: float = 30.0) -> Iterator[None]:
+    """Inside the block every ``optimise`` run reports its progress through ``report`` (None: silent)."""
+    token = _PROGRESS.set((report, every_s) if report is not None else None)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
+
+
+class _ProgressLine:
+    """Rate-limited progress lines of one training run: each epoch's end, else at most every ``every_s``."""
+
+    def __init__(self, n_samples: int, n_steps: int, epochs: int):
+        self.target = _PROGRESS.get()
+        self.n_samples, self.n_steps, self.epochs = n_samples, n_steps, epochs
+        self.t0 = self.last = time.perf_counter()
+        self.since: list[float] = []
+
+    def step(self, step: int, epoch: int, next_epoch: int | None, loss: float) -> None:
+        if self.target is None:
+            return
+        report, every_s = self.target
+        self.since.append(loss)
+        now = time.perf_counter()
+        if next_epoch == epoch and now - self.last < every_s:
+            return
+        mean = sum(self.since) / len(self.since)
+        report(f"  step {step + 1}/{self.n_steps} (epoch {epoch + 1}/{self.epochs}, {self.n_samples} samples), "
+               f"loss {mean:.4f}, {now - self.t0:.1f} s")  # fmt: skip
+        self.last, self.since = now, []
 
 
 def trainable_parameters(model: Any) -> list[Any]:
@@ -112,7 +166,9 @@ def optimise(
     out = TrainOutput()
     t0 = time.perf_counter()
     was_training = model.training
-    with deterministic_torch(config.deterministic):
+    progress = _ProgressLine(len(samples), len(steps), config.epochs)
+    device = params[0].device
+    with deterministic_torch(config.deterministic, device):
         torch.manual_seed(config.seed)  # dropout masks, if lora_dropout > 0
         model.train()
         try:
@@ -128,6 +184,7 @@ def optimise(
                 if not math.isfinite(value):
                     raise FloatingPointError(f"training loss became {value} at step {step}; lower lr")
                 out.losses.append(value)
+                progress.step(step, epoch, steps[step + 1][0] if step + 1 < len(steps) else None, value)
                 if step_callback is not None:
                     step_callback(StepInfo(step=step, epoch=epoch, loss=value, n_steps=len(steps)))
         finally:

@@ -11,22 +11,37 @@
   - non-decomposition, APA(ND):   ΔW = Σ_k w_k B_k A_k, realised exactly as one rank-(r·m) LoRA with
     B' = [w_1 B_1 … w_m B_m] and A' = [A_1; …; A_m] over the m retrieved shards (B'A' = Σ w_k B_k A_k),
     with alpha scaled by m so the LoRA scaling alpha/r is unchanged.
+
+``predict`` evaluates both forms for a whole batch at once: inside ``per_sample_lora`` each
+adapted module applies, row by row, the sample's own merged update (D: (Σ w B)(Σ w A) x; ND:
+Σ w B A x over all K shards, zero weights adding nothing) from shard tensors held on the model's
+device, so a batch of samples with different weights costs one forward, as one merged adapter per
+sample would cost one forward each. ``predict_merged`` is that per-sample form, kept as the
+reference the batched one is tested against.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 import numpy as np
 
 from recaudit.tallrec.config import TrainConfig
 from recaudit.tallrec.lora import LoraState, add_adapter, load_lora_state_dict
 from recaudit.tallrec.prompts import TallRecSample
-from recaudit.tallrec.scoring import score_samples
-from recaudit.unlearning.partition import Embedder, Partition, balanced_kmeans, embed_samples, shard_centroids
+from recaudit.tallrec.scoring import sample_outputs, score_samples
+from recaudit.unlearning.partition import (
+    Embedder,
+    Partition,
+    balanced_kmeans,
+    embed_samples,
+    sample_texts,
+    shard_centroids,
+)
 from recaudit.unlearning.shards import ShardedLora, UnlearnStats, sample_key
 
 Mode = Literal["d", "nd"]
@@ -131,6 +146,8 @@ class APA:
         self.partition: Partition | None = None
         self.centroids: np.ndarray | None = None
         self._embeddings: dict[tuple, np.ndarray] = {}
+        # query embeddings by text: D and ND (and repeated calls) route a sample the same way, embedded once
+        self._query_embeddings: dict[str, np.ndarray] = {}
 
     def fit(self, samples: Sequence[TallRecSample]) -> float:
         """Partition ``samples`` semantically and train one adapter per shard; returns training seconds."""
@@ -157,7 +174,12 @@ class APA:
         """[n, K] aggregation weights of test samples."""
         if self.centroids is None:
             raise RuntimeError("APA.fit must run before weights/score")
-        return aggregation_weights(embed_samples(samples, self.embedder), self.centroids, self.apa.top_k, self.apa.temperature)
+        texts = sample_texts(samples)
+        todo = {t: s for t, s in zip(texts, samples) if t not in self._query_embeddings}
+        if todo:
+            self._query_embeddings.update(zip(todo, embed_samples(list(todo.values()), self.embedder)))
+        emb = np.stack([self._query_embeddings[t] for t in texts]) if texts else np.zeros((0, self.centroids.shape[1]))
+        return aggregation_weights(emb, self.centroids, self.apa.top_k, self.apa.temperature)
 
     def aggregated_state(self, weights: np.ndarray, mode: Mode) -> LoraState:
         """The merged adapter for one weight vector (over the shards with non-zero weight)."""
@@ -171,7 +193,22 @@ class APA:
         raise ValueError(f"mode must be 'd' or 'nd', got {mode!r}")
 
     def predict(self, samples: Sequence[TallRecSample], mode: Mode = "d") -> np.ndarray:
-        """P(Yes) with each sample's aggregated adapter (one model call per sample)."""
+        """P(Yes) with each sample's aggregated adapter, whole batches per forward (see the module docstring)."""
+        if mode not in ("d", "nd"):
+            raise ValueError(f"mode must be 'd' or 'nd', got {mode!r}")
+        weights = self.weights(samples)
+        if not len(samples):
+            return np.zeros(0)
+        device = next(self.model.parameters()).device
+        states = [self.shards.state(k) for k in range(self.apa.n_shards)]
+        self.model.set_adapter("default")
+        with per_sample_lora(self.model, states, mode) as set_weights:
+            w = torch_tensor(weights, device)
+            return sample_outputs(self.model, self.tokenizer, samples, self.config.batch_size, self.config.max_length,
+                                  before_batch=lambda idx: set_weights(w[idx]))["p_yes"]  # fmt: skip
+
+    def predict_merged(self, samples: Sequence[TallRecSample], mode: Mode = "d") -> np.ndarray:
+        """P(Yes) with one merged adapter loaded per distinct weight vector (the paper's serving form; slow)."""
         weights = self.weights(samples)
         # samples with identical weight vectors share one merged adapter and one batch
         groups: dict[bytes, list[int]] = {}
@@ -204,6 +241,72 @@ class APA:
         assignment = np.array([info.shard for info in self.shards.shards for _ in info.keys], dtype=np.int64)
         emb = np.stack([self._embeddings[k] for k in keys]) if keys else np.zeros((0, 1))
         self.centroids = shard_centroids(emb, assignment, self.apa.n_shards)
+
+
+def torch_tensor(x: np.ndarray, device: Any) -> Any:
+    """A float32 tensor of ``x`` on ``device``."""
+    import torch
+
+    return torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32).to(device)
+
+
+@contextlib.contextmanager
+def per_sample_lora(model: Any, states: Sequence[LoraState], mode: Mode, adapter: str = "default") -> Iterator[Callable[[Any], None]]:
+    """Inside the block the adapter's LoRA modules apply each batch row's own APA merge of ``states``.
+
+    Yields ``set_weights(w)``: ``w`` is the [batch, K] weight tensor of the next forward's rows.
+    Works by swapping the forward of each ``lora_A``/``lora_B`` module (PEFT computes
+    ``lora_B(lora_A(dropout(x))) * scaling``), so the adapter's own scaling alpha/r still applies;
+    D and ND both keep it (ND's rank-concatenated adapter has r·m and alpha·m). The shard tensors
+    are moved to the model's device once; the forwards are restored on exit.
+    """
+    import torch
+
+    modules = dict(model.named_modules())
+    suffix = f".{adapter}"
+    pairs = []
+    for name, mod in modules.items():
+        if name.endswith(".lora_A" + suffix):
+            b_name = name[: -len(".lora_A" + suffix)] + ".lora_B" + suffix
+            key_a = name[: -len(suffix)] + ".weight"
+            pairs.append((mod, modules[b_name], key_a, key_a.replace(".lora_A.", ".lora_B.")))
+    if not pairs:
+        raise ValueError(f"model has no LoRA modules of adapter {adapter!r}")
+    missing = [k for _, _, k, _ in pairs if k not in states[0]]
+    if missing:
+        raise ValueError(f"shard states lack the adapter's LoRA tensors, e.g. {missing[0]!r}")
+    current: dict[str, Any] = {}
+
+    def set_weights(w: Any) -> None:
+        current["w"] = w
+
+    def make(a_stack: Any, b_stack: Any) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+        # a_stack [K, r, in], b_stack [K, out, r]; x [batch, t, in]
+        def fwd_a(x: Any) -> Any:
+            w = current["w"].to(a_stack.dtype)
+            if mode == "d":
+                return torch.einsum("bti,bri->btr", x, torch.einsum("bk,kri->bri", w, a_stack))
+            return torch.einsum("bti,kri->btkr", x, a_stack) * w[:, None, :, None]
+
+        def fwd_b(h: Any) -> Any:
+            if mode == "d":
+                w = current["w"].to(b_stack.dtype)
+                return torch.einsum("btr,bor->bto", h, torch.einsum("bk,kor->bor", w, b_stack))
+            return torch.einsum("btkr,kor->bto", h, b_stack)
+
+        return fwd_a, fwd_b
+
+    try:
+        for mod_a, mod_b, key_a, key_b in pairs:
+            dev, dtype = mod_a.weight.device, mod_a.weight.dtype
+            a_stack = torch.stack([st[key_a] for st in states]).to(device=dev, dtype=dtype)
+            b_stack = torch.stack([st[key_b] for st in states]).to(device=dev, dtype=dtype)
+            mod_a.forward, mod_b.forward = make(a_stack, b_stack)
+        yield set_weights
+    finally:
+        for mod_a, mod_b, _, _ in pairs:
+            for mod in (mod_a, mod_b):
+                mod.__dict__.pop("forward", None)
 
 
 def _user_partition(samples: Sequence[TallRecSample], emb: np.ndarray, n_shards: int, seed: int, n_iter: int) -> Partition:

@@ -76,6 +76,8 @@ def run_to_result(check: Check, run: UnlearningRun) -> CheckResult:
     ]
     if run.exactness:
         notes.append(f"APA exactness check: {run.exactness}.")
+    if run.runtime:
+        notes.append("Runtime: " + ", ".join(f"{k} {v}" for k, v in run.runtime.items()) + ".")
     if run.prefix_cache_seconds:
         notes.append(f"LoRA on the top {run.params.get('lora_layers')} blocks; the frozen bottom blocks ran once per sample "
                      f"({run.prefix_cache_seconds:.1f} s, shared by every method and excluded from every method's time).")  # fmt: skip

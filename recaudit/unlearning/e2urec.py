@@ -102,7 +102,8 @@ def _answer_logits_per_sample(model: Any, tokenizer: Any, encoded: Sequence[Any]
 def _stack_teacher(rows: Sequence[Any], width: int) -> Any:
     import torch
 
-    out = torch.zeros((len(rows), width, rows[0].shape[-1]), dtype=rows[0].dtype)
+    # on the rows' device: a CPU buffer filled from CUDA rows would cost a device sync per row
+    out = torch.zeros((len(rows), width, rows[0].shape[-1]), dtype=rows[0].dtype, device=rows[0].device)
     for i, r in enumerate(rows):
         out[i, : r.shape[0]] = r
     return out

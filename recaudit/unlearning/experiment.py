@@ -8,6 +8,7 @@ verified against the adapter retrained from scratch without the forgotten users.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from recaudit.tallrec.lora import LoraState, attach_lora, file_sha256, save_lora
 from recaudit.tallrec.model import load_base_model
 from recaudit.tallrec.prefix import prefix_of
 from recaudit.tallrec.prompts import TallRecSample, build_samples, split_samples
+from recaudit.tallrec.trainer import training_progress
 from recaudit.unlearning.apa import APA, APAConfig
 from recaudit.unlearning.e2urec import E2URecConfig, e2urec_unlearn
 from recaudit.unlearning.gradient_ascent import GradientAscentConfig, gradient_ascent
@@ -133,7 +135,11 @@ class UnlearningData:
 
 @dataclass
 class UnlearningRun:
-    """Reports per method plus the run's data summary, APA exactness and settings."""
+    """Reports per method plus the run's data summary, APA exactness and settings.
+
+    ``params`` holds the validated parameters plus ``runtime`` (resolved device, cuBLAS workspace
+    setting, float32 matmul precision / TF32, attention kernel), which is also ``runtime`` here.
+    """
 
     reports: list[MethodReport]
     data: dict[str, int]
@@ -141,6 +147,7 @@ class UnlearningRun:
     exactness: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     prefix_cache_seconds: float = 0.0
+    runtime: dict[str, Any] = field(default_factory=dict)
 
 
 def prepare_data(catalog: Catalog, interactions: Interactions, p: UnlearningParams) -> UnlearningData:
@@ -197,8 +204,9 @@ def resolve_device(device: str) -> str:
     """"auto" → "cuda" when a GPU is visible, else "cpu"; on CUDA, set up deterministic cuBLAS and TF32.
 
     ``CUBLAS_WORKSPACE_CONFIG`` must be set before cuBLAS starts for ``use_deterministic_algorithms``
-    to make matmuls repeatable (APA's shard-exactness check relies on it); TF32 keeps float32
-    training fast on Ampere/Hopper and is itself deterministic.
+    to make matmuls repeatable (APA's shard-exactness check relies on it), so it is set before
+    torch is asked about CUDA at all; TF32 keeps float32 training fast on Ampere/Hopper and is
+    itself deterministic.
     """
     import os
 
@@ -211,9 +219,31 @@ def resolve_device(device: str) -> str:
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise ValueError(f"device {device!r} asked for, but torch sees no CUDA GPU")
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        index = torch.device(device).index or 0
+        if index >= torch.cuda.device_count():
+            raise ValueError(f"device {device!r} asked for, but torch sees {torch.cuda.device_count()} CUDA GPU(s)")
+        torch.set_float32_matmul_precision("high")  # TF32 matmuls (cuBLAS); the CPU path is left as it was
+    elif device == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' asked for, but torch sees no MPS device")
     return device
+
+
+def runtime_settings(device: str) -> dict[str, Any]:
+    """What decides the numbers beyond the params: device, cuBLAS workspace, matmul precision, attention kernel."""
+    import os
+
+    import torch
+
+    out: dict[str, Any] = {"device": device, "torch": torch.__version__}
+    if device.startswith("cuda"):
+        out.update(
+            gpu=torch.cuda.get_device_name(torch.device(device)),
+            cublas_workspace_config=os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+            float32_matmul_precision=torch.get_float32_matmul_precision(),
+            tf32_matmul=bool(torch.backends.cuda.matmul.allow_tf32),
+            training_attention="sdpa math kernel (deterministic backward)",
+        )
+    return out
 
 
 def run_unlearning(
@@ -223,8 +253,15 @@ def run_unlearning(
     workdir: str | Path,
     progress: Callable[[str], None] | None = None,
     model_and_tokenizer: tuple[Any, Any] | None = None,
+    resume: bool = False,
 ) -> UnlearningRun:
-    """Train, unlearn and verify every requested method; checkpoints (safetensors) go under ``workdir``."""
+    """Train, unlearn and verify every requested method; checkpoints (safetensors) go under ``workdir``.
+
+    With ``resume``, a ``partial_results.json`` left in ``workdir`` by a run with the same params
+    and data (e.g. one stopped by a time limit) supplies the methods it finished: their reports are
+    kept, the retrained and original adapters are read back (hash-checked) instead of trained, and
+    only the missing methods run. A resumed method keeps the timings of the run that made it.
+    """
     import torch
 
     say = progress or (lambda msg: log.info(msg))
@@ -233,11 +270,20 @@ def run_unlearning(
         torch.set_num_threads(params.torch_threads)
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(params.device)
+    device = resolve_device(params.device)  # before anything touches CUDA (cuBLAS workspace setting)
+    runtime = runtime_settings(device)
     data = prepare_data(catalog, interactions, params)
-    say(f"data: {data.summary()} on {device}")
+    say(f"data: {data.summary()} on {device} ({time.perf_counter() - t_start:.0f} s)")
     cfg = params.train_config()
     base, tok = model_and_tokenizer or load_base_model(params.model, device=device)
+    say(f"model loaded ({time.perf_counter() - t_start:.0f} s)")
+    with training_progress(say):
+        return _run_methods(data, params, cfg, base, tok, workdir, runtime, say, t_start, resume)
+
+
+def _run_methods(data: UnlearningData, params: UnlearningParams, cfg: TrainConfig, base: Any, tok: Any, workdir: Path,
+                 runtime: dict[str, Any], say: Callable[[str], None], t_start: float, resume: bool) -> UnlearningRun:  # fmt: skip
+    """Every requested method in turn; each report is saved to ``partial_results.json`` as it lands."""
     model = attach_lora(base, cfg) if not hasattr(base, "peft_config") else base
     embedder: Embedder | None = {"hashing": hashing_embedder, "model": model_embedder(model, tok, cfg.batch_size, cfg.max_length),
                                  "minilm": None}[params.embedding]  # fmt: skip
@@ -253,8 +299,9 @@ def run_unlearning(
     def of_state(state: LoraState) -> Callable[[Sequence[TallRecSample]], np.ndarray]:
         return lambda xs: predict_state(model, tok, state, xs, cfg)
 
-    reports = _SavedReports(workdir / PARTIAL_RESULTS, data.summary(), params.model_dump(mode="json"), say, t_start)
-    exactness: dict[str, Any] = {}
+    run_params = params.model_dump(mode="json") | {"runtime": runtime}
+    reports = _SavedReports(workdir / PARTIAL_RESULTS, data.summary(), run_params, say, t_start, resume)
+    n_eval = len(data.test) + len(data.forget) + len(data.never_seen)
     prefix_s = 0.0
     prefix = prefix_of(model)
     if prefix is not None:
@@ -265,62 +312,88 @@ def run_unlearning(
             prefix.hidden(model, e)
         prefix_s = time.perf_counter() - t0
 
-    say("retrain: training from scratch without the forgotten users")
-    retrain_state, retrain_s = train_single(model, tok, data.retain, cfg, params.seed)
-    save_lora(retrain_state, workdir / "retrain.safetensors")
-    ref = evaluate(of_state(retrain_state))
-    reports.append(verify_method("retrain", ref, None, sets, retrain_s, retrain_s, params.seed))
+    retrain_state = reports.saved_adapter("retrain", workdir / "retrain.safetensors")
+    if retrain_state is not None and reports.done("retrain"):
+        say("retrain: read back from the earlier run; scoring the reference predictions again")
+        ref = evaluate(of_state(retrain_state))
+    else:
+        reports.drop("retrain")
+        reports.start("retrain", f"training from scratch on the {len(data.retain)} retained samples, then scoring {n_eval}")
+        retrain_state, retrain_s = train_single(model, tok, data.retain, cfg, params.seed)
+        reports.save_adapter("retrain", retrain_state, workdir / "retrain.safetensors")
+        ref = evaluate(of_state(retrain_state))
+        reports.append(verify_method("retrain", ref, None, sets, retrain_s, retrain_s, params.seed))
 
     original: LoraState | None = None
-    if params.include_original or {"e2urec", "ga"} & set(params.methods):
-        say("original: training on all data (the model before unlearning)")
-        original, original_s = train_single(model, tok, data.train, cfg, params.seed)
-        save_lora(original, workdir / "original.safetensors")
-        if params.include_original:
-            reports.append(verify_method("original", evaluate(of_state(original)), ref, sets, 0.0, original_s, params.seed))
+    need_original = not reports.done(*[m for m in ("e2urec", "ga") if m in params.methods])
+    if (params.include_original and not reports.done("original")) or need_original:
+        original = reports.saved_adapter("original", workdir / "original.safetensors")
+        if original is None:
+            reports.drop("original")
+            reports.start("original", f"training on all {len(data.train)} samples (the model before unlearning)")
+            original, original_s = train_single(model, tok, data.train, cfg, params.seed)
+            reports.save_adapter("original", original, workdir / "original.safetensors")
+            if params.include_original:
+                reports.append(verify_method("original", evaluate(of_state(original)), ref, sets, 0.0, original_s, params.seed))
 
-    if "sisa" in params.methods:
-        say(f"sisa: {params.n_shards} random shards")
+    if "sisa" in params.methods and not reports.done("sisa"):
+        reports.start("sisa", f"{params.n_shards} random shards of {len(data.train)} samples; scoring costs "
+                      f"{params.n_shards} x {n_eval} sample passes")  # fmt: skip
         sisa = SISA(model, tok, cfg, workdir / "sisa", params.n_shards, params.seed, progress=say)
         train_s = sisa.fit(data.train)
+        say(f"sisa: unlearning {len(data.forget)} samples (elapsed {time.perf_counter() - t_start:.0f} s)")
         stats = sisa.unlearn(forgotten)
+        say(f"sisa: scoring with {params.n_shards} shard adapters (elapsed {time.perf_counter() - t_start:.0f} s)")
         reports.append(verify_method("sisa", evaluate(sisa.predict), ref, sets, stats.seconds, train_s, params.seed,
                                      {"affected_shards": stats.affected_shards, "model_calls_per_sample": params.n_shards}))  # fmt: skip
 
-    if "apa" in params.methods:
-        say(f"apa: {params.n_shards} semantic shards, top-{params.top_k} aggregation")
+    if "apa" in params.methods and not reports.done("apa_d", "apa_nd"):
+        reports.drop("apa_d", "apa_nd")
+        reports.exactness = {}
+        reports.start("apa", f"{params.n_shards} semantic shards ({params.embedding} embeddings) of {len(data.train)} "
+                      f"samples, top-{params.top_k} aggregation")  # fmt: skip
         apa = APA(model, tok, cfg, workdir / "apa",
                   APAConfig(params.n_shards, params.top_k, params.temperature, group_by_user=params.apa_group_by_user),
                   params.seed, embedder, progress=say)  # fmt: skip
         train_s = apa.fit(data.train)
         before = {i.shard: i.sha256 for i in apa.shards.shards}
+        say(f"apa: unlearning {len(data.forget)} samples (elapsed {time.perf_counter() - t_start:.0f} s)")
         stats = apa.unlearn(forgotten)
         if params.verify_exactness:
-            exactness = check_apa_exactness(apa, before, stats.affected_shards)
-            say(f"apa exactness: {exactness}")
+            say(f"apa: exactness check, training the {len(stats.affected_shards)} retrained shard(s) again from scratch "
+                f"(elapsed {time.perf_counter() - t_start:.0f} s)")  # fmt: skip
+            reports.exactness = check_apa_exactness(apa, before, stats.affected_shards)
+            say(f"apa exactness: {reports.exactness}")
+        say(f"apa_d: scoring {n_eval} samples (elapsed {time.perf_counter() - t_start:.0f} s)")
         details = {"affected_shards": stats.affected_shards, "shard_sizes": [len(i.keys) for i in apa.shards.shards],
                    "model_calls_per_sample": 1}  # fmt: skip
         for mode in ("d", "nd"):
+            if mode == "nd":
+                reports.start("apa_nd", f"scoring {n_eval} samples")
             preds = evaluate(lambda xs, m=mode: apa.predict(xs, m))
             reports.append(verify_method(f"apa_{mode}", preds, ref, sets, stats.seconds, train_s, params.seed, details))
 
-    if "e2urec" in params.methods and original is not None:
-        say("e2urec: augmented model, two teachers, LoRA distillation")
+    if "e2urec" in params.methods and not reports.done("e2urec") and original is not None:
+        reports.start("e2urec", f"augmented model ({params.e2urec_aug_epochs} epochs on {len(data.forget)} forget samples), "
+                      f"two teachers, LoRA distillation ({params.e2urec_epochs} epochs)")  # fmt: skip
         e2 = E2URecConfig(alpha=params.e2urec_alpha, relu=params.e2urec_relu, w_forget=params.e2urec_w_forget,
                           w_retain=params.e2urec_w_retain, epochs=params.e2urec_epochs, aug_epochs=params.e2urec_aug_epochs)  # fmt: skip
         out = e2urec_unlearn(model, tok, original, data.forget, data.retain, cfg, e2, params.seed)
         save_lora(out.state, workdir / "e2urec.safetensors")
         reports.append(verify_method("e2urec", evaluate(of_state(out.state)), ref, sets, out.seconds, seed=params.seed))
 
-    if "ga" in params.methods and original is not None:
-        say("ga: gradient ascent on the forget set")
+    if "ga" in params.methods and not reports.done("ga") and original is not None:
+        reports.start("ga", f"gradient ascent, {params.ga_epochs} epoch(s) on {len(data.forget)} forget samples")
         state, seconds = gradient_ascent(model, tok, original, data.forget, cfg,
                                          GradientAscentConfig(params.ga_epochs, params.ga_lr), params.seed)  # fmt: skip
         save_lora(state, workdir / "ga.safetensors")
         reports.append(verify_method("ga", evaluate(of_state(state)), ref, sets, seconds, seed=params.seed))
 
-    return UnlearningRun(list(reports), data.summary(), params.model_dump(mode="json"), exactness,
-                         time.perf_counter() - t_start, prefix_s)  # fmt: skip
+    say(f"all methods done ({time.perf_counter() - t_start:.0f} s)")
+    order = ["retrain", "original", "sisa", "apa_d", "apa_nd", "e2urec", "ga"]  # a resumed run's too
+    ordered = sorted(reports, key=lambda r: order.index(r.method) if r.method in order else len(order))
+    return UnlearningRun(ordered, data.summary(), run_params, reports.exactness, time.perf_counter() - t_start,
+                         prefix_s, runtime)  # fmt: skip
 
 
 PARTIAL_RESULTS = "partial_results.json"
@@ -328,25 +401,97 @@ PARTIAL_RESULTS = "partial_results.json"
 
 class _SavedReports(list):
     """The reports so far, rewritten to a JSON file after each method, so a run stopped by a time
-    limit keeps every method it finished."""
+    limit keeps every method it finished (and ``resume`` can pick them up); also says when each
+    method starts and how long it took. The file also holds the SHA-256 of the retrained and
+    original adapters and APA's exactness result."""
 
-    def __init__(self, path: Path, data: dict[str, int], params: dict[str, Any], say: Callable[[str], None], t0: float):
+    def __init__(self, path: Path, data: dict[str, int], params: dict[str, Any], say: Callable[[str], None], t0: float,
+                 resume: bool = False):  # fmt: skip
         super().__init__()
         self.path, self.data, self.params, self.say, self.t0 = path, data, params, say, t0
+        self.phase_t0 = time.perf_counter()
+        self.phase_seconds: dict[str, float] = {}
+        self.adapters: dict[str, str] = {}
+        self.exactness: dict[str, Any] = {}
+        if resume and path.is_file():
+            self._load()
+
+    def _load(self) -> None:
+        import json
+
+        old = json.loads(self.path.read_text(encoding="utf-8"))
+        strip = lambda p: {k: v for k, v in (p or {}).items() if k != "runtime"}  # noqa: E731
+        if old.get("data") != self.data or strip(old.get("params")) != strip(self.params):
+            raise ValueError(f"cannot resume: {self.path} was written by a run with other params or data; "
+                             "use another workdir or run without resume")  # fmt: skip
+        self.extend(MethodReport(**r) for r in old.get("reports", []))
+        self.phase_seconds = dict(old.get("phase_seconds", {}))
+        self.adapters = dict(old.get("adapters", {}))
+        self.exactness = dict(old.get("exactness", {}))
+        self.say(f"resuming from {self.path}: {', '.join(r.method for r in self) or 'no method'} finished before")
+
+    def done(self, *methods: str) -> bool:
+        """True when every named method already has a report."""
+        have = {r.method for r in self}
+        return all(m in have for m in methods)
+
+    def drop(self, *methods: str) -> None:
+        """Forget the reports of ``methods`` (a method that runs again replaces its half-finished group)."""
+        self[:] = [r for r in self if r.method not in methods]
+
+    def saved_adapter(self, name: str, path: Path) -> LoraState | None:
+        """The adapter an earlier run saved as ``name``, if its file still has the recorded SHA-256."""
+        from recaudit.tallrec.lora import load_lora
+
+        if name in self.adapters and path.is_file() and file_sha256(path) == self.adapters[name]:
+            return load_lora(path)
+        return None
+
+    def save_adapter(self, name: str, state: LoraState, path: Path) -> None:
+        """Save an adapter and record its hash (so a resumed run can trust the file)."""
+        save_lora(state, path)
+        self.adapters[name] = file_sha256(path)
+        self.write()
+
+    def start(self, method: str, what: str) -> None:
+        """Say that ``method`` starts (and what it will do); its report line gives the time since."""
+        self.phase_t0 = time.perf_counter()
+        self.say(f"{method}: {what} (elapsed {self.phase_t0 - self.t0:.0f} s)")
 
     def append(self, report: MethodReport) -> None:  # type: ignore[override]
-        import json
-        import os
-
         super().append(report)
-        elapsed = time.perf_counter() - self.t0
+        now = time.perf_counter()
+        self.phase_seconds[report.method] = round(now - self.phase_t0, 1)
         self.say(f"{report.method}: test AUC {report.test.get('auc', float('nan')):.4f}, "
-                 f"unlearn {report.unlearn_seconds:.1f} s (elapsed {elapsed:.0f} s)")  # fmt: skip
-        blob = json.dumps({"data": self.data, "params": self.params, "elapsed_s": round(elapsed, 1),
-                           "reports": [r.to_dict() for r in self]}, indent=1, default=str)  # fmt: skip
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(blob, encoding="utf-8")
-        os.replace(tmp, self.path)
+                 f"unlearn {report.unlearn_seconds:.1f} s; method took {now - self.phase_t0:.1f} s (elapsed {now - self.t0:.0f} s)")  # fmt: skip
+        self.phase_t0 = now
+        self.write()
+
+    def write(self) -> None:
+        """Rewrite the file with everything so far."""
+        write_json_atomic(self.path, {"data": self.data, "params": self.params,
+                                      "elapsed_s": round(time.perf_counter() - self.t0, 1),
+                                      "phase_seconds": self.phase_seconds, "adapters": self.adapters,
+                                      "exactness": self.exactness, "reports": [r.to_dict() for r in self]})  # fmt: skip
+
+
+def write_json_atomic(path: Path, blob: Any) -> None:
+    """Write JSON through a temporary file and ``os.replace``, so a reader (or a killed run) never sees half a file."""
+    import json
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(blob, f, indent=1, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def check_apa_exactness(apa: APA, hashes_before: dict[int, str], affected: Sequence[int]) -> dict[str, Any]:
