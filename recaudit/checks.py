@@ -22,7 +22,7 @@ from typing import Any, Callable, ClassVar, Iterable, Sequence, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
-from recaudit.adapters.base import Adapter, Request, Response
+from recaudit.adapters.base import Adapter, OnResponse, Request, Response, generate_streaming
 from recaudit.data.catalog import Catalog, Interactions
 from recaudit.registry import Registry
 from recaudit.results import CheckResult, Risk
@@ -59,11 +59,16 @@ class CheckContext:
         chunks = [requests[i : i + self.batch_size] for i in range(0, len(requests), self.batch_size)]
         return self.progress(chunks, desc, len(chunks))
 
-    def generate(self, requests: Sequence[Request], desc: str = "generate") -> list[Response]:
-        """Generate in batches with progress (the cache wrapper makes re-runs free)."""
+    def generate(
+        self, requests: Sequence[Request], desc: str = "generate", on_response: OnResponse | None = None
+    ) -> list[Response]:
+        """Generate in batches with progress (the cache wrapper makes re-runs free); ``on_response(i,
+        response)`` sees each response as soon as the adapter hands it over (``generate_streaming``)."""
         out: list[Response] = []
         for chunk in self._batched(requests, desc):
-            out.extend(self.adapter.generate(chunk))
+            offset = len(out)
+            hook = None if on_response is None else (lambda j, r, o=offset: on_response(o + j, r))
+            out.extend(generate_streaming(self.adapter, chunk, hook))
         return out
 
     def score(self, requests: Sequence[Request], desc: str = "score") -> list[float]:
@@ -126,9 +131,16 @@ class Probe(Check):
         """Turn responses into a result (pure)."""
         raise NotImplementedError
 
+    def prepare(self, ctx: CheckContext, request: Request, response: Response) -> None:
+        """Optional per-response work (parsing, grounding) done as each response arrives, while the
+        model still generates the rest; an override memoises it so ``evaluate`` does not redo it."""
+
     def run(self, ctx: CheckContext) -> CheckResult:
         reqs = self.requests(ctx)
-        resps = ctx.generate(reqs, desc=self.name)
+        hook = None
+        if type(self).prepare is not Probe.prepare:
+            hook = lambda i, r: self.prepare(ctx, reqs[i], r)  # noqa: E731
+        resps = ctx.generate(reqs, desc=self.name, on_response=hook)
         return self.evaluate(ctx, reqs, resps)
 
 

@@ -155,3 +155,14 @@ def test_bad_configuration():
         OpenAICompatible("localhost:8000", "m")
     with pytest.raises(ValueError, match="max_concurrency"):
         OpenAICompatible("http://localhost:8000", "m", max_concurrency=0)
+
+
+def test_on_response_streams_in_completion_order_on_the_calling_thread(client):
+    reqs = [Request.chat("slow 0")] + [Request.chat(f"echo {i}") for i in range(1, 5)]
+    seen: list[tuple[int, object, int]] = []
+    out = client.generate(reqs, on_response=lambda i, r: seen.append((i, r, threading.get_ident())))
+    assert sorted(i for i, _, _ in seen) == list(range(5))
+    assert seen[-1][0] == 0  # the slow request (timed out, retried, failed) is handed over last
+    assert all(t == threading.get_ident() for _, _, t in seen)
+    assert all(out[i] is r for i, r, _ in seen)
+    assert out[0].error and [r.text for r in out[1:]] == [f"echo echo {i} max=256 rp=1.0" for i in range(1, 5)]

@@ -21,7 +21,7 @@ from recaudit.attacks.users import build_cases, pick_targets, split_users
 from recaudit.attacks.victim import PYesVictim, RankingVictim
 from recaudit.checks import CheckContext
 from recaudit.results import AuditResults
-from test_attacks_world import CLEAN, TARGET, base_score, planted_score, target_title_of, toy_catalog, toy_interactions
+from test_attacks_world import CLEAN, TARGET, planted_score, target_title_of, toy_catalog, toy_interactions
 
 PAYLOAD = "<img src=x onerror=alert(1)></script>\"'"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from recaudit.adapters.base import Request, Response
 from recaudit.checks import CheckContext, CheckParams, Probe, register_check
-from recaudit.results import CheckResult, Example, FigureSpec, MetricValue, Series
+from recaudit.results import AuditResults, CheckResult, Example, FigureSpec, MetricValue, Series
 
 CALLS_ENV = "RECAUDIT_TEST_CALLS"
 HANG_ENV = "RECAUDIT_TEST_HANG"  # path of a file t_hang touches before it sleeps forever
@@ -122,7 +122,7 @@ HOSTILE = "<img src=x onerror=alert(1)>"
 SCRIPT_END = "</script><script>alert(2)</script>"
 
 
-def sample_results() -> "AuditResults":
+def sample_results() -> AuditResults:
     """Results with every part the report draws, and hostile text wherever results carry text."""
     from recaudit.results import (
         AuditResults, Breach, GroupTable, Reproducibility, Verdict,

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from recaudit.federated.allocation import module_role, split_names
+from recaudit.federated.allocation import split_names
 from recaudit.federated.check import prepare_federation
 from recaudit.federated.config import FederatedSettings
 from recaudit.federated.simulation import run_federated

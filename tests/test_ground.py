@@ -51,6 +51,20 @@ def test_fuzzy_threshold_is_inclusive_and_score_scaled(small_catalog):
     assert above.score == pytest.approx(ratio / 100, abs=1e-5)  # the near miss is reported
 
 
+def test_fuzzy_match_is_computed_once_per_title_across_calls(small_catalog, monkeypatch):
+    g = Grounder(small_catalog, use_embeddings=False)
+    seen: list[list[str]] = []
+    real = g._fuzzy
+    monkeypatch.setattr(g, "_fuzzy", lambda keys: (seen.append(list(keys)), real(keys))[1])
+    first = g.ground(["Shawshank Redemptoin", "Toy Story", "Hamlett", "Shawshank Redemptoin"])
+    second = g.ground(["Hamlett", "SHAWSHANK REDEMPTOIN!", "Heatt"])
+    assert seen == [["shawshank redemptoin", "hamlett"], ["heatt"]]  # exact hits and seen titles skip rapidfuzz
+    assert [x.item_id for x in first] == ["5", "1", "4", "5"]
+    assert [x.item_id for x in second] == ["4", "5", "9"]
+    fresh = Grounder(small_catalog, use_embeddings=False).ground(["Hamlett", "SHAWSHANK REDEMPTOIN!", "Heatt"])
+    assert second == fresh
+
+
 def test_empty_and_punctuation_only_queries_are_ungrounded(small_catalog):
     out = Grounder(small_catalog, use_embeddings=False).ground(["", "   ", "!!!", None])  # type: ignore[list-item]
     assert [(x.item_id, x.method, x.score) for x in out] == [(None, "ungrounded", 0.0)] * 4

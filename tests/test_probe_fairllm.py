@@ -258,3 +258,30 @@ def test_declared_metric_names_cover_what_is_produced():
     patterns = FairLLMProbe.metric_names(probe.params)
     assert all(any(fnmatch.fnmatchcase(n, p) for p in patterns) for n in res.metric_names())
     assert not any(fnmatch.fnmatchcase("snsr.prag@20.max", p) for p in patterns)  # K is 10 here
+
+
+def test_prepare_parses_each_answer_once_as_it_arrives(monkeypatch):
+    import recaudit.probes.fairllm as mod
+
+    calls = {"n": 0}
+    real = mod.parse_list
+
+    def counting(*a, **kw):
+        calls["n"] += 1
+        return real(*a, **kw)
+
+    probe = _probe(n_names=6, attributes=["gender"])
+    ctx = CheckContext(adapter=CallableAdapter(planted_recommender("a female"), name="test"), batch_size=5)
+    reqs = probe.requests(ctx)
+    resps = ctx.generate(reqs)
+    direct = probe.evaluate(ctx, reqs, resps)
+    monkeypatch.setattr(mod, "parse_list", counting)
+    at_evaluate = []
+    real_evaluate = probe.evaluate
+    monkeypatch.setattr(probe, "evaluate", lambda *a: (at_evaluate.append(calls["n"]), real_evaluate(*a))[1])
+    streamed = probe.run(ctx)
+    # prepare parsed every answer before evaluate began; evaluate re-parsed only the examples it shows
+    assert at_evaluate == [len(reqs)]
+    assert calls["n"] <= len(reqs) + 2 * len(direct.examples)
+    assert probe.__dict__.get("_early_parses") is None  # evaluate took (and freed) the early parses
+    assert {m.name: m.value for m in streamed.metrics} == {m.name: m.value for m in direct.metrics}

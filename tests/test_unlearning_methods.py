@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from recaudit.tallrec import TrainConfig, attach_lora, load_base_model, lora_state_dict, score_samples, states_equal
+from recaudit.tallrec import TrainConfig, attach_lora, load_base_model, score_samples, states_equal
 from recaudit.tallrec.lora import load_lora_state_dict
 from recaudit.unlearning.e2urec import E2URecConfig, e2urec_unlearn, forgetting_logits, kl_to_teacher
 from recaudit.unlearning.gradient_ascent import GradientAscentConfig, gradient_ascent

@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, fields
-from typing import Any, Protocol, Sequence, runtime_checkable
+from typing import Any, Callable, Protocol, Sequence, runtime_checkable
 
 Message = tuple[str, str]  # (role, content)
+# called with (index into the requests, response) as each response is ready
+OnResponse = Callable[[int, "Response"], None]
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,23 @@ class Adapter(Protocol):
     def fingerprint(self) -> dict[str, Any]:
         """Model identity and settings; must not contain secrets."""
         ...
+
+
+def generate_streaming(adapter: Any, requests: Sequence[Request], on_response: OnResponse | None) -> list[Response]:
+    """``adapter.generate(requests)``, calling ``on_response(i, response)`` for each response as it is ready.
+
+    Adapters that can hand responses over early (``streams_responses = True``: the recaudit engine, the
+    endpoint client, the cache) take ``on_response`` themselves, so a caller's per-response work
+    (parsing, grounding) overlaps the model's; any other adapter is called as usual and the callback
+    runs afterwards. The callback always runs in the calling thread."""
+    if on_response is None:
+        return list(adapter.generate(requests))
+    if getattr(adapter, "streams_responses", False):
+        return list(adapter.generate(requests, on_response=on_response))
+    out = list(adapter.generate(requests))
+    for i, r in enumerate(out):
+        on_response(i, r)
+    return out
 
 
 # adapter calls carry this many of the adapter's own batches: a batched engine refills finished slots

@@ -20,7 +20,16 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
-from recaudit.adapters.base import Adapter, AdapterError, Request, Response, fingerprint_id, requests_per_call
+from recaudit.adapters.base import (
+    Adapter,
+    AdapterError,
+    OnResponse,
+    Request,
+    Response,
+    fingerprint_id,
+    generate_streaming,
+    requests_per_call,
+)
 
 T = TypeVar("T")
 
@@ -150,15 +159,20 @@ class CachedAdapter:
         self,
         requests: Sequence[Request],
         kind: str,
-        compute: Callable[[list[Request]], list[T]],
+        compute: Callable[[list[Request], Callable[[int, T], None] | None], list[T]],
         encode: Callable[[T], str | None],
         decode: Callable[[str], T],
+        on_answer: Callable[[int, T], None] | None = None,
     ) -> list[T]:
         ns = self._namespace()
         keys = [r.key() for r in requests]
         found = self._lookup(ns, kind, keys)
         out: list[T | None] = [decode(found[k]) if k in found else None for k in keys]
         self._count("hits", sum(1 for v in out if v is not None))
+        if on_answer is not None:
+            for i, v in enumerate(out):
+                if v is not None:
+                    on_answer(i, v)
         # identical requests are computed once
         todo: dict[str, list[int]] = {}
         for i, k in enumerate(keys):
@@ -168,7 +182,12 @@ class CachedAdapter:
         self._count("misses", len(pending))
         for start in range(0, len(pending), self.chunk_size):
             chunk = pending[start : start + self.chunk_size]
-            answers = compute([requests[idx[0]] for _, idx in chunk])
+            relay = None
+            if on_answer is not None:
+                def relay(j: int, a: T, chunk: list[tuple[str, list[int]]] = chunk) -> None:
+                    for i in chunk[j][1]:
+                        on_answer(i, a)
+            answers = compute([requests[idx[0]] for _, idx in chunk], relay)
             if len(answers) != len(chunk):
                 raise AdapterError(f"wrapped adapter returned {len(answers)} answers for {len(chunk)} requests")
             rows = []
@@ -184,14 +203,18 @@ class CachedAdapter:
         return out  # type: ignore[return-value]  # every slot is filled above
 
     # ---- Adapter --------------------------------------------------------------------------------
-    def generate(self, requests: Sequence[Request]) -> list[Response]:
-        """Cached responses (``cached=True``) plus fresh ones for the misses, in input order."""
+    streams_responses = True  # hits at once; misses as the wrapped adapter hands them over
+
+    def generate(self, requests: Sequence[Request], on_response: OnResponse | None = None) -> list[Response]:
+        """Cached responses (``cached=True``) plus fresh ones for the misses, in input order
+        (``on_response(i, response)``: hits first, then misses as they are answered)."""
         return self._cached_call(
             requests,
             "generate",
-            lambda rs: list(self.inner.generate(rs)),
+            lambda rs, relay: generate_streaming(self.inner, rs, relay),
             _encode_response,
             lambda s: Response(**{**json.loads(s), "cached": True}),
+            on_response,
         )
 
     def score(self, requests: Sequence[Request]) -> list[float]:
@@ -199,7 +222,7 @@ class CachedAdapter:
         return self._cached_call(
             requests,
             "score",
-            lambda rs: [float(x) for x in self.inner.score(rs)],
+            lambda rs, _: [float(x) for x in self.inner.score(rs)],
             lambda x: None if x != x else json.dumps(x),  # NaN means "could not score": retry later
             lambda s: float(json.loads(s)),
         )

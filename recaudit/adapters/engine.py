@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from recaudit.adapters.base import AdapterError
 from recaudit.adapters.hf import GenSettings, Generated
@@ -347,9 +347,14 @@ class DecodeEngine:
 
     # ---- the loop -------------------------------------------------------------------------------
     def generate(
-        self, prompts: Sequence[Sequence[int]], settings: GenSettings, ignore_eos: bool = False
+        self, prompts: Sequence[Sequence[int]], settings: GenSettings, ignore_eos: bool = False,
+        on_done: Callable[[list[tuple[int, Generated]]], None] | None = None,
     ) -> list[Generated]:
-        """Generated tokens per prompt, in input order (pass prompts sorted by length for speed)."""
+        """Generated tokens per prompt, in input order (pass prompts sorted by length for speed).
+
+        ``on_done`` receives ``(prompt index, Generated)`` pairs as sequences finish, called right after
+        the next decode steps are queued, so its host work (detokenising, parsing) runs while the GPU
+        computes instead of after the whole call."""
         import torch
 
         n = len(prompts)
@@ -383,6 +388,7 @@ class DecodeEngine:
         gen_host = [0] * slots
         results: list[Generated | None] = [None] * n
         refill_min = max(1, int(slots * self.refill_fraction))
+        finished: list[tuple[int, Generated]] = []  # handed to on_done once the next steps are queued
         with torch.inference_mode():
             while pending or any(r >= 0 for r in slot_req):
                 free = [s for s in range(slots) if slot_req[s] < 0]
@@ -399,9 +405,14 @@ class DecodeEngine:
                     self.pos += self.active.long()
                     self._accept(nxt, ignore_eos)
                     self.stats["decode_steps"] += 1
+                if finished and on_done is not None:
+                    on_done(finished)
+                finished = []
                 for s in live:
                     gen_host[s] += steps
-                self._collect(live, slot_req, gen_host, results, max_new, stops, ignore_eos)
+                self._collect(live, slot_req, gen_host, results, max_new, stops, ignore_eos, finished)
+        if finished and on_done is not None:
+            on_done(finished)
         return [r if r is not None else Generated([], False) for r in results]
 
     def _fill(self, reqs: list[int], slots: list[int], prompts: Sequence[Sequence[int]], settings: GenSettings,
@@ -430,8 +441,9 @@ class DecodeEngine:
             self.has_eos[slot_t] = hit
 
     def _collect(self, live: list[int], slot_req: list[int], gen_host: list[int], results: list[Generated | None],
-                 max_new: int, stops: list[str], ignore_eos: bool) -> None:
-        """Finish slots whose sequence hit EOS, a stop string or its length; free them."""
+                 max_new: int, stops: list[str], ignore_eos: bool, finished: list[tuple[int, Generated]]) -> None:
+        """Finish slots whose sequence hit EOS, a stop string or its length; free them (and list them
+        in ``finished``)."""
         import torch
 
         eos_host = self.has_eos.tolist()
@@ -457,5 +469,6 @@ class DecodeEngine:
                         toks, hit = toks[:j], True
                         break
             results[slot_req[s]] = Generated(toks, hit)
+            finished.append((slot_req[s], results[slot_req[s]]))
             slot_req[s] = -1
         self.active[torch.tensor(done, device=self.device)] = False

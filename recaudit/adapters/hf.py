@@ -21,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from recaudit.adapters.base import AdapterError, Request, Response
+from recaudit.adapters.base import AdapterError, OnResponse, Request, Response
 
 ENGINES = ("generate", "static", "recaudit")
 _HASH_BYTES = 1 << 20  # first/last MiB of each weights file: fast, and changes when weights change
@@ -346,27 +346,36 @@ class HFCausalLM:
         return ids.to(self.device), mask.to(self.device)
 
     # ---- generate -------------------------------------------------------------------------------
-    def generate(self, requests: Sequence[Request]) -> list[Response]:
-        """One response per request, in input order; batched by shared settings and prompt length."""
+    streams_responses = True  # generate(..., on_response=) hands responses over as they finish
+
+    def generate(self, requests: Sequence[Request], on_response: OnResponse | None = None) -> list[Response]:
+        """One response per request, in input order; batched by shared settings and prompt length.
+
+        ``on_response(i, response)`` is called as each one is ready: with ``engine="recaudit"`` while
+        the engine is still decoding the others (see ``DecodeEngine.generate``), else per batch."""
         requests = list(requests)
         prompts = self.prompts_ids(requests)
         out: list[Response | None] = [None] * len(requests)
         groups: dict[GenSettings, list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault(GenSettings.of(r), []).append(i)
+
+        def finish(pairs: Sequence[tuple[int, Generated]], settings: GenSettings) -> None:
+            texts = decode_many(self.tokenizer, [g.token_ids for _, g in pairs])
+            for (i, g), text in zip(pairs, texts):
+                out[i] = self._response(g, settings, len(prompts[i]), text)
+                if on_response is not None:
+                    on_response(i, out[i])
+
         for settings, idx in groups.items():
             idx.sort(key=lambda i: len(prompts[i]))
             if self.engine == "recaudit":
-                gens = self._engine().generate([prompts[i] for i in idx], settings)
-                texts = decode_many(self.tokenizer, [g.token_ids for g in gens])
-                for i, g, text in zip(idx, gens, texts):
-                    out[i] = self._response(g, settings, len(prompts[i]), text)
+                self._engine().generate([prompts[i] for i in idx], settings,
+                                        on_done=lambda done, st=settings, ix=idx: finish([(ix[j], g) for j, g in done], st))
                 continue
             for start in range(0, len(idx), self.batch_size):
                 chunk = idx[start : start + self.batch_size]
-                gens = self._generate_batch([prompts[i] for i in chunk], settings)
-                for i, g in zip(chunk, gens):
-                    out[i] = self._response(g, settings, len(prompts[i]))
+                finish(list(zip(chunk, self._generate_batch([prompts[i] for i in chunk], settings))), settings)
         return [r for r in out if r is not None]
 
     def _engine(self) -> Any:

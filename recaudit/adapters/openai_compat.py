@@ -20,11 +20,11 @@ import os
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
-from recaudit.adapters.base import AdapterError, Request, Response
+from recaudit.adapters.base import AdapterError, OnResponse, Request, Response
 
 RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 TOP_LOGPROBS = 20  # OpenAI's maximum; vLLM's default cap
@@ -225,9 +225,25 @@ class OpenAICompatible:
         except (KeyError, IndexError, TypeError, AttributeError) as e:
             return Response(text="", finish_reason="error", error=f"unexpected response shape: {type(e).__name__}: {e}")
 
-    def generate(self, requests: Sequence[Request]) -> list[Response]:
-        """One response per request, in order; failures come back with ``error`` set."""
-        return list(self._pool.map(self._one, requests))
+    streams_responses = True
+
+    def generate(self, requests: Sequence[Request], on_response: OnResponse | None = None) -> list[Response]:
+        """One response per request, in order; failures come back with ``error`` set.
+
+        ``on_response(i, response)`` runs in the calling thread as each request completes."""
+        if on_response is None:
+            return list(self._pool.map(self._one, requests))
+        futures = {self._pool.submit(self._one, r): i for i, r in enumerate(requests)}
+        out: list[Response | None] = [None] * len(futures)
+        try:
+            for fut in as_completed(futures):
+                i = futures[fut]
+                out[i] = fut.result()
+                on_response(i, out[i])
+        finally:
+            for fut in futures:  # a callback that raised: don't leave the rest running
+                fut.cancel()
+        return out  # type: ignore[return-value]  # every slot is filled above
 
     def _score_one(self, request: Request) -> float:
         body = self.body(request, max_tokens=1, temperature=0.0, top_p=1.0, logprobs=True, top_logprobs=TOP_LOGPROBS)

@@ -227,10 +227,16 @@ class FairLLMProbe(Probe):
         key = fairllm_match_key if mode == "fairllm-notebook" else normalize_title
         return _Parsed([key(it) for it in parsed.items], list(parsed.items), parsed.ok)
 
+    def prepare(self, ctx: CheckContext, request: Request, response: Response) -> None:
+        """Parse each answer as it arrives (while the model writes the others); evaluate takes it from here."""
+        if not response.error:
+            self.__dict__.setdefault("_early_parses", {})[response.text] = self._parse(response)
+
     def evaluate(self, ctx: CheckContext, requests: list[Request], responses: list[Response]) -> CheckResult:
         """Sim(a)@1..K per value, SNSR/SNSV per attribute, CIs, permutation p-values, parse rates."""
         if len(requests) != len(responses):
             raise ValueError(f"{len(requests)} requests but {len(responses)} responses")
+        early: dict[str, _Parsed] = self.__dict__.pop("_early_parses", {})
         p = self.params
         cells: dict[tuple[str, str, str], _Parsed] = {}  # (instruction, attribute, value)
         raw: dict[tuple[str, str, str], tuple[Request, Response]] = {}
@@ -238,7 +244,7 @@ class FairLLMProbe(Probe):
         for req, resp in zip(requests, responses):
             m = req.meta()
             cell = (m["instruction"], m["attribute"], m["value"])
-            cells[cell] = self._parse(resp)
+            cells[cell] = early.get(resp.text) if not resp.error and resp.text in early else self._parse(resp)
             raw[cell] = (req, resp)
             if m["attribute"] != NEUTRAL:
                 attrs.setdefault(m["attribute"], [])

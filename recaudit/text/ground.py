@@ -122,6 +122,9 @@ class Grounder:
         self._key_ids = [self._key_to_id[k] for k in self._keys]
         self._key_numbers = [_numbers(k) for k in self._keys]
         self._item_numbers = [_numbers(normalize_title(it.title)) for it in catalog.items]
+        # best fuzzy match per normalised title: LLM lists repeat titles across thousands of answers,
+        # and a probe grounds answer by answer as they arrive
+        self._fuzzy_seen: dict[str, tuple[int, float]] = {}
 
     @property
     def params(self) -> dict:
@@ -154,8 +157,9 @@ class Grounder:
         best_miss = dict.fromkeys(pending, 0.0)
         if pending:
             still = []
-            unique = list(dict.fromkeys(keys[i] for i in pending))  # LLM lists repeat titles a lot
-            best = dict(zip(unique, self._fuzzy(unique)))
+            unique = [key for key in dict.fromkeys(keys[i] for i in pending) if key not in self._fuzzy_seen]
+            self._fuzzy_seen.update(zip(unique, self._fuzzy(unique)))
+            best = self._fuzzy_seen
             for i, (j, score) in zip(pending, (best[keys[i]] for i in pending)):
                 if score >= self.fuzzy_threshold:
                     out[i] = Grounding(queries[i], self._key_ids[j], "fuzzy", score / 100.0)
