@@ -55,14 +55,19 @@ def load_adapter(gguf: str | None, device: str | None, dtype: str | None, slots:
     return HFCausalLM(path.parent, gguf_file=path.name, device=device, dtype=dtype, batch_size=slots, engine=engine)
 
 
-def fairllm_requests(names: int, k: int, max_new_tokens: int, repetition_penalty: float):
-    """The FaiRLLM probe's own requests (music and movie: neutral + 31 sensitive values per name)."""
+def fairllm_requests(names: int, k: int, max_new_tokens: int, repetition_penalty: float, benchmark_dir: str | None = None):
+    """The FaiRLLM probe's own requests (music and movie: neutral + 31 sensitive values per name), over
+    the shipped name lists, or the benchmark's full lists in ``benchmark_dir`` (500 names per domain)."""
     from recaudit.checks import CheckContext
     from recaudit.probes.fairllm import FairLLMProbe
 
-    probe = FairLLMProbe(dict(domains=["music", "movie"], n_names=names, k=k, max_new_tokens=max_new_tokens,
-                              repetition_penalty=repetition_penalty))  # fmt: skip
-    return probe.requests(CheckContext(adapter=None))
+    params = dict(domains=["music", "movie"], n_names=names, k=k, max_new_tokens=max_new_tokens,
+                  repetition_penalty=repetition_penalty)  # fmt: skip
+    if benchmark_dir:
+        root = Path(benchmark_dir)
+        params.update(names_paths={"music": str(root / "mtv-music-artists.csv"), "movie": str(root / "director.csv")},
+                      attributes_path=str(root / "sst_json.json"))
+    return FairLLMProbe(params).requests(CheckContext(adapter=None))
 
 
 def load_catalog(path: str | None):
@@ -109,12 +114,14 @@ def pure_engine_seconds(adapter, requests, chunk: int, repeats: int) -> list[flo
     chunks = [sorted(adapter.prompts_ids(requests[a : a + chunk]), key=len) for a in range(0, len(requests), chunk)]
     out = []
     for _ in range(repeats):
+        before = dict(engine.host_seconds)
         sync()
         t = time.perf_counter()
         for prompts in chunks:
             engine.generate(prompts, settings)
         sync()
         out.append(time.perf_counter() - t)
+        print("engine alone, host phases:", {k: round(v - before.get(k, 0.0), 4) for k, v in engine.host_seconds.items()})
     return out
 
 
@@ -178,6 +185,8 @@ def time_streamed(adapter, requests, catalog, k: int, chunk: int) -> dict:
         parsed[i] = parse_list(response.text, k)
         grounded[i] = grounder.ground(parsed[i].items)
 
+    engine = adapter._engine()
+    before, caught_up = dict(engine.host_seconds), engine.stats["gpu_caught_up"]
     with tempfile.TemporaryDirectory() as tmp:
         cached = CachedAdapter(adapter, Path(tmp) / "cache.sqlite")
         ctx = CheckContext(adapter=cached, batch_size=chunk)
@@ -186,7 +195,9 @@ def time_streamed(adapter, requests, catalog, k: int, chunk: int) -> dict:
         wall = time.perf_counter() - t
         cached.close()
     assert all(p is not None for p in parsed)
-    return {"wall_s": round(wall, 4), "texts": [r.text for r in responses],
+    phases = {k: round(v - before.get(k, 0.0), 4) for k, v in engine.host_seconds.items()}
+    return {"wall_s": round(wall, 4), "texts": [r.text for r in responses], "engine_host_phases_s": phases,
+            "gpu_caught_up": engine.stats["gpu_caught_up"] - caught_up,
             "grounded": sum(g.grounded for gs in grounded for g in gs)}
 
 
@@ -215,6 +226,8 @@ def time_pipeline(adapter, requests, catalog, k: int, repeats: int) -> dict:
         "engine_s": round(engine_s, 4), "engine_runs_s": [round(x, 4) for x in engine_runs],
         "engine_tokens_per_s": round(serial["completion_tokens"] / engine_s, 1),
         "streamed_wall_s": round(wall_s, 4), "streamed_runs_s": [r["wall_s"] for r in streamed_runs],
+        "streamed_engine_phases_s": [r["engine_host_phases_s"] for r in streamed_runs],
+        "streamed_gpu_caught_up": [r["gpu_caught_up"] for r in streamed_runs],
         "visible_overhead_s": round(wall_s - engine_s, 4),
         "overhead_ratio": round((wall_s - engine_s) / engine_s, 4),
         "overhead_ms_per_request": round((wall_s - engine_s) / len(requests) * 1e3, 4),
@@ -246,6 +259,7 @@ def main() -> int:
     ap.add_argument("--dtype", default=None, help="float32 | bfloat16 (default: per device)")
     ap.add_argument("--slots", type=int, default=8, help="engine slots (HFCausalLM batch_size)")
     ap.add_argument("--names", type=int, default=1, help="directors × 32 prompts")
+    ap.add_argument("--benchmark-dir", default=None, help="FaiRLLM's name lists (../shared/data/fairllm): up to 500 names")
     ap.add_argument("--k", type=int, default=20)
     ap.add_argument("--max-new-tokens", type=int, default=200)
     ap.add_argument("--repetition-penalty", type=float, default=1.3)
@@ -257,7 +271,7 @@ def main() -> int:
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
 
-    requests = fairllm_requests(args.names, args.k, args.max_new_tokens, args.repetition_penalty)
+    requests = fairllm_requests(args.names, args.k, args.max_new_tokens, args.repetition_penalty, args.benchmark_dir)
     t = time.perf_counter()
     adapter = load_adapter(args.gguf, args.device, args.dtype, args.slots, "recaudit")
     load_s = time.perf_counter() - t
@@ -265,7 +279,7 @@ def main() -> int:
     record: dict = {"benchmark": "pipeline_overhead", "command": "python " + " ".join(sys.argv),
                     "model": adapter.name, "device": str(adapter.device), "dtype": str(adapter.dtype),
                     "slots": args.slots, "load_s": round(load_s, 2), "max_new_tokens": args.max_new_tokens,
-                    "repetition_penalty": args.repetition_penalty}  # fmt: skip
+                    "repetition_penalty": args.repetition_penalty, "requests": len(requests)}  # fmt: skip
     record["machine"] = machine_info()
     record["pipeline"] = time_pipeline(adapter, requests, load_catalog(args.catalog), args.k, args.repeats)
     print(json.dumps(record["pipeline"], indent=1), flush=True)

@@ -190,3 +190,18 @@ def test_hf_batch_size_zero_means_auto_only_with_the_engine():
         assert auto._engine().max_batch == 0
         with pytest.raises(ValueError, match="batch_size"):
             HFCausalLM(path, device="cpu", batch_size=0, engine="generate")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("penalty", [1.0, 1.3])
+def test_cuda_one_graph_greedy_step_matches_generate(tiny_lm_path, penalty):
+    ref = HFCausalLM(tiny_lm_path, batch_size=3, device="cuda", dtype="float32")
+    with torch.no_grad():
+        for name, p in ref.model.named_parameters():
+            if "norm" not in name:
+                p.mul_(4.0)
+    eng = HFCausalLM.from_model(ref.model, ref.tokenizer, name="tiny", batch_size=3, engine="recaudit")
+    for n_new in (20, 9):  # a second call reuses the buffers (zeroed) and captures for the new width
+        reqs = _requests(max_new_tokens=n_new, repetition_penalty=penalty)
+        assert [x.text for x in eng.generate(reqs)] == [x.text for x in ref.generate(reqs)]
+    assert eng._engine()._step_graphs  # the whole greedy step ran as one CUDA graph

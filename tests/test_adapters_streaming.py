@@ -99,3 +99,33 @@ def test_context_offsets_indices_across_chunks():
     seen = {}
     out = ctx.generate([Request.chat(str(i)) for i in range(5)], on_response=lambda i, r: seen.__setitem__(i, r.text))
     assert seen == {i: str(i) for i in range(5)} and [r.text for r in out] == [str(i) for i in range(5)]
+
+
+class _DiesMidway:
+    """A streaming adapter that hands over ``ok`` answers, then fails (a run killed mid-chunk)."""
+
+    streams_responses = True
+    fingerprint = {"adapter": "dies-midway"}
+
+    def __init__(self, ok: int):
+        self.ok, self.calls = ok, 0
+
+    def generate(self, requests, on_response=None):
+        for i, r in enumerate(requests[: self.ok]):
+            self.calls += 1
+            on_response(i, Response(text=r.user_text.upper()))
+        if len(requests) > self.ok:
+            raise KeyboardInterrupt("killed")
+        return [Response(text=r.user_text.upper()) for r in requests]
+
+
+def test_cache_keeps_answers_streamed_before_a_kill(tmp_path):
+    reqs = [Request.chat(f"q{i}") for i in range(5)]
+    with pytest.raises(KeyboardInterrupt):
+        CachedAdapter(_DiesMidway(ok=3), tmp_path / "c.sqlite").generate(reqs, on_response=lambda i, r: None)
+    rerun = _DiesMidway(ok=5)
+    cached = CachedAdapter(rerun, tmp_path / "c.sqlite")
+    out = cached.generate(reqs)
+    assert [r.text for r in out] == [f"Q{i}" for i in range(5)]
+    assert [r.cached for r in out] == [True, True, True, False, False] and rerun.calls == 2
+    cached.close()

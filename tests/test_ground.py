@@ -65,6 +65,20 @@ def test_fuzzy_match_is_computed_once_per_title_across_calls(small_catalog, monk
     assert second == fresh
 
 
+def test_presorted_token_sort_scores_equal_rapidfuzz_token_sort_ratio():
+    import random
+
+    rng = random.Random(0)
+    words = ["the", "usual", "suspects", "star", "wars", "a", "new", "hope", "heat", "toy", "story", "2", "ii"]
+    titles = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 5))) for _ in range(200)]
+    cat = Catalog([Item(str(i), t) for i, t in enumerate(titles)], name="words")
+    g = Grounder(cat, use_embeddings=False, match_numbers=False, fuzzy_threshold=0.0)
+    for q in [" ".join(rng.choice(words) for _ in range(rng.randint(1, 6))) + "x" for _ in range(50)]:
+        got = g.ground([q])[0]
+        best = max(fuzz.token_sort_ratio(normalize_title(q), k) for k in g._keys)
+        assert got.score == pytest.approx(best / 100, abs=1e-5)
+
+
 def test_empty_and_punctuation_only_queries_are_ungrounded(small_catalog):
     out = Grounder(small_catalog, use_embeddings=False).ground(["", "   ", "!!!", None])  # type: ignore[list-item]
     assert [(x.item_id, x.method, x.score) for x in out] == [(None, "ungrounded", 0.0)] * 4

@@ -128,8 +128,10 @@ def generate_streaming(adapter: Any, requests: Sequence[Request], on_response: O
 
 
 # adapter calls carry this many of the adapter's own batches: a batched engine refills finished slots
-# only within one call, so one batch per call would leave slots idle at every call's tail
-BATCHES_PER_CALL = 4
+# only within one call, and the last wave of answers of a call has no GPU work left to hide its
+# parsing behind, so longer calls waste less; the cache stores streamed answers as they arrive, so a
+# killed run loses little however long the call
+BATCHES_PER_CALL = 8
 
 
 def requests_per_call(adapter: Any, floor: int = 1) -> int:

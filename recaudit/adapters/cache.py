@@ -1,8 +1,9 @@
 """A persistent answer cache that wraps any Adapter and is itself an Adapter.
 
 One SQLite file (WAL mode) holds one table keyed by (adapter fingerprint id, request key, kind).
-Only misses reach the wrapped adapter, in chunks; each chunk is committed as soon as it is
-answered, so a run that is killed resumes where it stopped. Several threads and processes may
+Only misses reach the wrapped adapter, in chunks; answers are committed as they arrive (64 per
+transaction from an adapter that streams them, ``generate_streaming``; the rest when the chunk is
+answered, or when the call fails), so a run that is killed resumes where it stopped. Several threads and processes may
 share one file: each thread has its own connection, writers wait on a busy timeout, and rows
 are written with ``INSERT OR REPLACE`` inside a transaction. Responses carrying an ``error``
 are never stored (the next run retries them), and the fingerprint stored beside the rows is
@@ -50,6 +51,7 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 _SECRET_KEY = re.compile(r"(api[_-]?key|secret|passw(or)?d|authori[sz]ation|bearer|access[_-]?token|auth[_-]?token|credential)", re.I)
 _SECRET_VALUE = re.compile(r"^(sk-|Bearer\s|hf_[A-Za-z0-9]{20,}|ghp_|xox[bp]-)")
 _LOOKUP_CHUNK = 500  # below SQLite's default limit of host parameters
+_STORE_EVERY = 64  # streamed answers per write transaction
 
 
 def assert_no_secrets(obj: Any, where: str = "fingerprint") -> None:
@@ -182,24 +184,38 @@ class CachedAdapter:
         self._count("misses", len(pending))
         for start in range(0, len(pending), self.chunk_size):
             chunk = pending[start : start + self.chunk_size]
-            relay = None
-            if on_answer is not None:
-                def relay(j: int, a: T, chunk: list[tuple[str, list[int]]] = chunk) -> None:
-                    for i in chunk[j][1]:
-                        on_answer(i, a)
-            answers = compute([requests[idx[0]] for _, idx in chunk], relay)
-            if len(answers) != len(chunk):
-                raise AdapterError(f"wrapped adapter returned {len(answers)} answers for {len(chunk)} requests")
-            rows = []
-            for (k, idx), a in zip(chunk, answers):
+            taken = [False] * len(chunk)
+            rows: list[tuple[str, str]] = []
+
+            def take(j: int, a: T, chunk: list[tuple[str, list[int]]] = chunk, taken: list[bool] = taken,
+                     rows: list[tuple[str, str]] = rows) -> None:
+                # answers are stored as they arrive (a killed run keeps them), then handed on
+                if taken[j]:
+                    return
+                taken[j] = True
+                key, idx = chunk[j]
                 for i in idx:
                     out[i] = a
                 blob = encode(a)
                 if blob is None:
                     self._count("errors", 1)
                 else:
-                    rows.append((k, blob))
-            self._store(ns, kind, rows)
+                    rows.append((key, blob))
+                if len(rows) >= _STORE_EVERY:
+                    self._store(ns, kind, rows)
+                    rows.clear()
+                if on_answer is not None:
+                    for i in idx:
+                        on_answer(i, a)
+
+            try:
+                answers = compute([requests[idx[0]] for _, idx in chunk], take)
+                if len(answers) != len(chunk):
+                    raise AdapterError(f"wrapped adapter returned {len(answers)} answers for {len(chunk)} requests")
+                for j, a in enumerate(answers):  # what the adapter did not stream
+                    take(j, a)
+            finally:  # an interrupted call keeps what was answered before it stopped
+                self._store(ns, kind, rows)
         return out  # type: ignore[return-value]  # every slot is filled above
 
     # ---- Adapter --------------------------------------------------------------------------------

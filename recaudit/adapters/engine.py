@@ -23,6 +23,7 @@ whose layers look like Llama's (llama, mistral without a sliding window, qwen2, 
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from typing import Any, Callable, Sequence
 
@@ -42,6 +43,9 @@ MAX_AUTO_SLOTS = 1024
 CPU_AUTO_SLOTS = 8
 CACHE_LENGTH_BUCKET = 64
 MEMORY_HEADROOM = 0.85  # share of free memory the slots may take (allocator slack, other tenants)
+# finished sequences per on_done call while the GPU runs ahead: small enough that the host stops soon
+# after the GPU has caught up, large enough to batch detokenising
+HANDOVER_BATCH = 16
 
 
 def bytes_per_slot(n_layers: int, n_kv: int, head_dim: int, length: int, vocab: int, dtype_bytes: int) -> int:
@@ -153,8 +157,9 @@ class DecodeEngine:
         self.check_every = check_every or (8 if on_cuda else 1)
         self.prefill_chunk = prefill_chunk
         self.refill_fraction = refill_fraction
-        self._graph: Any = None
-        self._graph_key: tuple[int, int] | None = None
+        self._graph: Any = None  # the decode step (logits), for sampling
+        self._graph_logits: Any = None
+        self._step_graphs: dict[tuple, Any] = {}  # whole greedy steps, per (penalty, ignore_eos, ...)
         # torch.compile fuses the norms, rotary and activation chains that otherwise run as dozens of
         # tiny kernels per layer (1.4-1.7x per step on an H100); it needs CUDA graphs, and its ~30-40 s
         # compile pays off only on long runs, so None decides per call (see _want_compile)
@@ -162,31 +167,49 @@ class DecodeEngine:
         self._compiled_step: Any = None
         self._use_compile = False
         self._eos_t = torch.tensor(self.eos_ids or [-1], device=self.device)
-        self.stats: dict[str, int] = {"decode_steps": 0, "prefills": 0, "graph_captures": 0, "compiled": 0}
+        self.stats: dict[str, int] = {"decode_steps": 0, "prefills": 0, "graph_captures": 0, "compiled": 0,
+                                      "gpu_caught_up": 0}
+        # host seconds per phase of the loop (fill = prefill incl. its waits, launch = queueing decode
+        # steps, hand_over = on_done work while the GPU runs, collect = waiting for the GPU + bookkeeping,
+        # flush = on_done work after the last step): where a call's wall time goes
+        self.host_seconds: dict[str, float] = {}
 
     # ---- buffers --------------------------------------------------------------------------------
-    def _alloc(self, slots: int, length: int, width: int) -> None:
+    def _alloc(self, slots: int, length: int, width: int, want_seen: bool) -> None:
+        """Static buffers for ``slots`` × ``length`` (reused, zeroed, while the shapes stay the same: the
+        CUDA graphs point into them)."""
         import torch
 
         a, dev = self.arch, self.device
         dtype = next(self.model.parameters()).dtype
         key = (slots, length)
         if getattr(self, "_buf_key", None) != key:
-            # release the old cache (and the graph that points into it) before allocating the new one
-            self.k_cache, self.v_cache, self._graph = [], [], None
+            # release the old cache (and the graphs that point into it) before allocating the new one
+            self.k_cache, self.v_cache, self._graph, self._step_graphs = [], [], None, {}
             self.k_cache = [torch.zeros(slots, a.n_kv, length, a.head_dim, dtype=dtype, device=dev) for _ in a.layers]
             self.v_cache = [torch.zeros_like(k) for k in self.k_cache]
             self.tok = torch.zeros(slots, dtype=torch.long, device=dev)
             self.pos = torch.zeros(slots, dtype=torch.long, device=dev)
             self.cols = torch.arange(length, device=dev)
             self.rows = torch.arange(slots, device=dev)
+            self._true = torch.ones((), dtype=torch.bool, device=dev)
             self._buf_key = key
-            self._graph = None
-        self.out = torch.zeros(slots, width, dtype=torch.long, device=dev)
-        self.gen = torch.zeros(slots, dtype=torch.long, device=dev)
-        self.active = torch.zeros(slots, dtype=torch.bool, device=dev)
-        self.has_eos = torch.zeros(slots, dtype=torch.bool, device=dev)
+            self._state_key = None
+            self._seen_buf = None
+        if self._state_key != width:
+            self.out = torch.zeros(slots, width, dtype=torch.long, device=dev)
+            self.gen = torch.zeros(slots, dtype=torch.long, device=dev)
+            self.active = torch.zeros(slots, dtype=torch.bool, device=dev)
+            self.has_eos = torch.zeros(slots, dtype=torch.bool, device=dev)
+            self._state_key, self._step_graphs = width, {}
+        else:
+            for t in (self.out, self.gen, self.active, self.has_eos):
+                t.zero_()
         self.seen = None
+        if want_seen:
+            if self._seen_buf is None:
+                self._seen_buf = torch.zeros(slots, a.vocab, dtype=torch.bool, device=dev)
+            self.seen = self._seen_buf.zero_()
 
     # ---- model passes ---------------------------------------------------------------------------
     def _prefill(self, prompts: Sequence[Sequence[int]], slots: Sequence[int]) -> Any:
@@ -247,30 +270,70 @@ class DecodeEngine:
             h = h + layer.mlp(layer.post_attention_layernorm(h))
         return a.lm_head(a.norm(h[:, 0]))
 
+    def _decode_fn(self) -> Any:
+        """The decode step to run or capture: compiled when this call compiles (see ``_want_compile``)."""
+        if not self._use_compile:
+            return self._decode_step
+        if self._compiled_step is None:
+            import torch
+
+            self._compiled_step = torch.compile(self._decode_step, dynamic=False, fullgraph=False)
+        return self._compiled_step
+
+    def _graphed(self, capture: Callable[[Callable[[], Any]], Any], fn: Callable[[Callable[[], Any]], Any]) -> Any:
+        """Capture ``fn(decode)`` with the compiled decode step when this call compiles, falling back to the
+        plain one if compiling fails (an unsupported model or toolchain: the plain graph still works)."""
+        if self._use_compile:
+            try:
+                out = capture(lambda: fn(self._decode_fn()))
+                self.stats["compiled"] = 1
+                return out
+            except Exception as e:
+                log.warning("torch.compile of the decode step failed (%s: %s); using the uncompiled CUDA graph",
+                            type(e).__name__, e)
+                self._use_compile = self.compile = False
+                self._step_graphs = {}
+        return capture(lambda: fn(self._decode_step))
+
     def _step_logits(self, length: int) -> Any:
         if not self.cuda_graphs:
             return self._decode_step(length)
-        import torch
-
         if self._graph is None:
-            step = self._decode_step
-            if self._use_compile:
-                try:
-                    if self._compiled_step is None:
-                        self._compiled_step = torch.compile(self._decode_step, dynamic=False, fullgraph=False)
-                    self._capture(self._compiled_step)
-                    self.stats["compiled"] = 1
-                except Exception as e:  # an unsupported model or toolchain: the plain graph still works
-                    log.warning("torch.compile of the decode step failed (%s: %s); using the uncompiled CUDA graph",
-                                type(e).__name__, e)
-                    self._use_compile = self.compile = False
-            if self._graph is None:
-                self._capture(step)
+            self._graph, self._graph_logits = self._graphed(self._capture, lambda step: step())
         self._graph.replay()
         return self._graph_logits
 
-    def _capture(self, step: Any) -> None:
-        """Warm ``step`` up on a side stream (compiling it, if compiled), then capture it as a CUDA graph."""
+    def _greedy_step(self, decode: Callable[[], Any], settings: GenSettings, ignore_eos: bool) -> None:
+        nxt = self._choose(decode(), settings, None, self.seen)
+        self.pos += self.active.long()
+        self._accept(nxt, ignore_eos)
+
+    def _graph_step(self, settings: GenSettings, ignore_eos: bool) -> None:
+        """One greedy step — decode, repetition penalty, argmax and bookkeeping — as one CUDA graph replay:
+        for a small model the ~20 eager launches around the decode graph cost more host time than the GPU
+        takes for the step, and the host is then too busy to overlap anything."""
+        key = (settings.repetition_penalty, ignore_eos, self.seen is not None, self._use_compile)
+        graph = self._step_graphs.get(key)
+        if graph is None:
+            graph = self._capture_state_step(settings, ignore_eos)
+            # keyed after capturing: a compile that failed switched this call to the plain step
+            self._step_graphs[(settings.repetition_penalty, ignore_eos, self.seen is not None, self._use_compile)] = graph
+        graph.replay()
+
+    def _capture_state_step(self, settings: GenSettings, ignore_eos: bool) -> Any:
+        """Capture the greedy step; its warm-up runs advance the decoding state, which is put back after."""
+        state = [t for t in (self.tok, self.pos, self.out, self.gen, self.has_eos, self.seen) if t is not None]
+        saved = [t.clone() for t in state]
+        try:
+            graph, _ = self._graphed(self._capture, lambda step: self._greedy_step(step, settings, ignore_eos))
+        finally:
+            for t, v in zip(state, saved):
+                t.copy_(v)
+        return graph
+
+    def _capture(self, step: Callable[[], Any]) -> tuple[Any, Any]:
+        """Warm ``step`` up on a side stream (compiling it, if compiled), then capture it as a CUDA graph;
+        returns the graph and the output tensor its replays write."""
         import torch
 
         stream = torch.cuda.Stream()
@@ -281,9 +344,9 @@ class DecodeEngine:
         torch.cuda.current_stream().wait_stream(stream)
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph):
-            self._graph_logits = step()
-        self._graph = graph
+            out = step()
         self.stats["graph_captures"] += 1
+        return graph, out
 
     def auto_slots(self, prompt_len: int, max_new: int) -> int:
         """Slots that fit in free GPU memory for prompts up to ``prompt_len`` and ``max_new`` new tokens
@@ -340,7 +403,7 @@ class DecodeEngine:
         self.tok.copy_(nxt)
         self.out[self.rows, self.gen.clamp(max=width - 1)] = nxt
         if self.seen is not None:
-            self.seen[self.rows, nxt] = True
+            self.seen[self.rows, nxt] = self._true  # a device scalar: a Python True is copied from the host
         if not ignore_eos:
             self.has_eos |= (nxt.unsqueeze(1) == self._eos_t).any(dim=1) & self.active
         self.gen += self.active.long()
@@ -372,12 +435,11 @@ class DecodeEngine:
         # the cache length is rounded up so calls with slightly different prompts share one shape:
         # a new shape means a new CUDA graph and, when compiled, a new ~40 s compile
         need = max(len(p) for p in prompts) + width
-        self._alloc(slots, -(-need // CACHE_LENGTH_BUCKET) * CACHE_LENGTH_BUCKET, width)
+        self._alloc(slots, -(-need // CACHE_LENGTH_BUCKET) * CACHE_LENGTH_BUCKET, width, settings.repetition_penalty != 1.0)
         want = self._want_compile(n, slots, max_new)
         if want != self._use_compile:
-            self._use_compile, self._graph = want, None
-        if settings.repetition_penalty != 1.0:
-            self.seen = torch.zeros(slots, self.arch.vocab, dtype=torch.bool, device=self.device)
+            self._use_compile, self._graph, self._step_graphs = want, None, {}
+        one_graph = self.cuda_graphs and not settings.do_sample  # sampling keeps its generator outside
         generator = None
         if settings.do_sample:
             generator = torch.Generator(device=self.device).manual_seed(settings.seed)
@@ -388,32 +450,63 @@ class DecodeEngine:
         gen_host = [0] * slots
         results: list[Generated | None] = [None] * n
         refill_min = max(1, int(slots * self.refill_fraction))
-        finished: list[tuple[int, Generated]] = []  # handed to on_done once the next steps are queued
+        backlog: deque[tuple[int, Generated]] = deque()  # finished, not yet handed to on_done
         with torch.inference_mode():
             while pending or any(r >= 0 for r in slot_req):
                 free = [s for s in range(slots) if slot_req[s] < 0]
+                t0 = time.perf_counter()
                 if pending and free and (len(free) >= refill_min or len(free) == slots):
                     take = [pending.popleft() for _ in range(min(len(free), len(pending)))]
                     self._fill(take, free[: len(take)], prompts, settings, generator, ignore_eos)
                     for r, s in zip(take, free):
                         slot_req[s], slot_len[s], gen_host[s] = r, len(prompts[r]), 1
+                t1 = time.perf_counter()
                 live = [s for s in range(slots) if slot_req[s] >= 0]
                 steps = min(self.check_every, max(max_new - gen_host[s] for s in live))
                 length = max(slot_len[s] + gen_host[s] for s in live) + steps
                 for _ in range(steps):
-                    nxt = self._choose(self._step_logits(length), settings, generator, self.seen)
-                    self.pos += self.active.long()
-                    self._accept(nxt, ignore_eos)
+                    if one_graph:
+                        self._graph_step(settings, ignore_eos)
+                    else:
+                        nxt = self._choose(self._step_logits(length), settings, generator, self.seen)
+                        self.pos += self.active.long()
+                        self._accept(nxt, ignore_eos)
                     self.stats["decode_steps"] += 1
-                if finished and on_done is not None:
-                    on_done(finished)
-                finished = []
+                t2 = time.perf_counter()
+                if backlog and on_done is not None:
+                    self._hand_over(backlog, on_done)
+                t3 = time.perf_counter()
                 for s in live:
                     gen_host[s] += steps
-                self._collect(live, slot_req, gen_host, results, max_new, stops, ignore_eos, finished)
-        if finished and on_done is not None:
-            on_done(finished)
+                self._collect(live, slot_req, gen_host, results, max_new, stops, ignore_eos, backlog)
+                self._time(fill=t1 - t0, launch=t2 - t1, hand_over=t3 - t2, collect=time.perf_counter() - t3)
+            t0 = time.perf_counter()
+            while backlog and on_done is not None:
+                on_done([backlog.popleft() for _ in range(min(HANDOVER_BATCH, len(backlog)))])
+            self._time(flush=time.perf_counter() - t0)
         return [r if r is not None else Generated([], False) for r in results]
+
+    def _time(self, **seconds: float) -> None:
+        for k, v in seconds.items():
+            self.host_seconds[k] = self.host_seconds.get(k, 0.0) + v
+
+    def _hand_over(self, backlog: deque[tuple[int, Generated]], on_done: Callable[[list[tuple[int, Generated]]], None]) -> None:
+        """Hand finished sequences to ``on_done`` while the queued decode steps run: on a GPU in small
+        batches until it has caught up (the rest waits for the next steps; sequences often finish in
+        waves), at least one batch per call so the backlog drains; on a CPU all at once."""
+        import torch
+
+        if self.device.type != "cuda":
+            on_done(list(backlog))
+            backlog.clear()
+            return
+        queued = torch.cuda.Event()
+        queued.record()
+        while backlog:
+            on_done([backlog.popleft() for _ in range(min(HANDOVER_BATCH, len(backlog)))])
+            if queued.query():
+                self.stats["gpu_caught_up"] += 1
+                break
 
     def _fill(self, reqs: list[int], slots: list[int], prompts: Sequence[Sequence[int]], settings: GenSettings,
               generator: Any, ignore_eos: bool) -> None:
@@ -425,8 +518,10 @@ class DecodeEngine:
             slot_t = torch.tensor(ss, device=self.device)
             if self.seen is not None:
                 self.seen[slot_t] = False
-                for r, s in zip(rs, ss):
-                    self.seen[s, torch.tensor(prompts[r], device=self.device)] = True
+                # one host-to-device copy for every prompt token of the chunk (a copy per prompt waits on the GPU each time)
+                rows = torch.tensor([s for r, s in zip(rs, ss) for _ in prompts[r]], device=self.device)
+                cols = torch.tensor([t for r in rs for t in prompts[r]], device=self.device)
+                self.seen[rows, cols] = True
             logits = self._prefill([prompts[r] for r in rs], ss)
             first = self._choose(logits, settings, generator, None if self.seen is None else self.seen[slot_t])
             if self.seen is not None:
@@ -441,7 +536,7 @@ class DecodeEngine:
             self.has_eos[slot_t] = hit
 
     def _collect(self, live: list[int], slot_req: list[int], gen_host: list[int], results: list[Generated | None],
-                 max_new: int, stops: list[str], ignore_eos: bool, finished: list[tuple[int, Generated]]) -> None:
+                 max_new: int, stops: list[str], ignore_eos: bool, finished: deque[tuple[int, Generated]]) -> None:
         """Finish slots whose sequence hit EOS, a stop string or its length; free them (and list them
         in ``finished``)."""
         import torch

@@ -125,6 +125,13 @@ class Grounder:
         # best fuzzy match per normalised title: LLM lists repeat titles across thousands of answers,
         # and a probe grounds answer by answer as they arrive
         self._fuzzy_seen: dict[str, tuple[int, float]] = {}
+        # token_sort_ratio is ratio on word-sorted strings: sorting the catalogue once instead of in every
+        # cdist call makes grounding one answer at a time ~4x cheaper (the same scores)
+        self._presorted = fuzzy_scorer == "token_sort_ratio"
+        if self._presorted:
+            self._scorer = fuzz.ratio
+        self._match_keys = [_sorted_tokens(k) for k in self._keys] if self._presorted else self._keys
+        self._number_masks: dict[frozenset, np.ndarray] = {}  # catalogue keys whose numbers differ
 
     @property
     def params(self) -> dict:
@@ -188,10 +195,11 @@ class Grounder:
         from rapidfuzz import process
 
         results: list[tuple[int, float]] = []
-        masks: dict[frozenset, np.ndarray] = {}
+        masks = self._number_masks
         for a in range(0, len(keys), _FUZZY_CHUNK):
             chunk = keys[a : a + _FUZZY_CHUNK]
-            scores = process.cdist(chunk, self._keys, scorer=self._scorer, dtype=np.float32, workers=1)
+            queries = [_sorted_tokens(k) for k in chunk] if self._presorted else chunk
+            scores = process.cdist(queries, self._match_keys, scorer=self._scorer, dtype=np.float32, workers=1)
             if self.match_numbers:
                 for r, key in enumerate(chunk):
                     nums = _numbers(key)
@@ -260,6 +268,10 @@ def grounding_summary(groundings: Sequence[Grounding]) -> dict:
 def _preference(it: Item) -> tuple:
     ident = (0, int(it.item_id), "") if it.item_id.isdigit() else (1, 0, it.item_id)
     return (-it.popularity, ident)
+
+
+def _sorted_tokens(key: str) -> str:
+    return " ".join(sorted(key.split()))
 
 
 def _numbers(key: str) -> frozenset:
