@@ -11,7 +11,11 @@ row until the longest one ends. Here
 - a finished sequence (EOS, stop string or length) frees its slot, and the next waiting prompt
   is prefilled into it (continuous batching), so the batch stays full of live work;
 - on CUDA the decode step is captured once as a CUDA graph and replayed (no per-kernel launch
-  cost); prompts are prefilled eagerly.
+  cost); for greedy decoding the whole step — decode, repetition penalty, argmax, bookkeeping — is
+  one graph, so the host queues a step in one call and is free while the GPU works; prompts are
+  prefilled eagerly;
+- finished sequences are handed to an ``on_done`` callback after the next steps are queued, so
+  the caller's host work (detokenising, caching, parsing, grounding) overlaps the GPU's.
 
 The model's own modules (projections, norms, MLP, rotary embedding, LoRA layers) do the
 arithmetic; only attention and the cache are re-implemented, mirroring transformers' eager
