@@ -75,9 +75,12 @@ class Request:
         """Stable hash of everything that can change the model's output (metadata excluded)."""
         # a shallow dict (fields are strings, numbers and tuples of them): the same JSON as
         # dataclasses.asdict, whose deep copy made the key a visible cost at GPU request rates
-        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "metadata"}
+        d = {name: getattr(self, name) for name in _KEY_FIELDS}
         blob = json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+_KEY_FIELDS = tuple(f.name for f in fields(Request) if f.name != "metadata")
 
 
 @dataclass(frozen=True)
