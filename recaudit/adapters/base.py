@@ -76,11 +76,13 @@ class Request:
         # a shallow dict (fields are strings, numbers and tuples of them): the same JSON as
         # dataclasses.asdict, whose deep copy made the key a visible cost at GPU request rates
         d = {name: getattr(self, name) for name in _KEY_FIELDS}
-        blob = json.dumps(d, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        blob = _KEY_JSON.encode(d)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
 _KEY_FIELDS = tuple(f.name for f in fields(Request) if f.name != "metadata")
+# json.dumps with these options builds a new encoder per call; the key must stay byte-identical
+_KEY_JSON = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 @dataclass(frozen=True)

@@ -229,7 +229,7 @@ class CachedAdapter:
             "generate",
             lambda rs, relay: generate_streaming(self.inner, rs, relay),
             _encode_response,
-            lambda s: Response(**{**json.loads(s), "cached": True}),
+            _decode_response,
             on_response,
         )
 
@@ -245,6 +245,12 @@ class CachedAdapter:
 
     def __len__(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+
+
+def _decode_response(blob: str) -> Response:
+    d = json.loads(blob)
+    d["cached"] = True
+    return Response(**d)
 
 
 def _encode_response(r: Response) -> str | None:
