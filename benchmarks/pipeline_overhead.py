@@ -267,6 +267,8 @@ def main() -> int:
     ap.add_argument("--compile", choices=["auto", "on", "off"], default="auto", help="engine torch.compile")
     ap.add_argument("--repeats", type=int, default=2, help="timed runs of the engine alone and of the audit path")
     ap.add_argument("--parity", type=int, default=0, help="requests for the engine-vs-generate check (0 = skip)")
+    ap.add_argument("--compare-prefill-chunk", type=int, default=0,
+                    help="also time the engine alone with at most this many prompts per prefill pass (0 = skip)")
     ap.add_argument("--tag", default="")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -283,6 +285,18 @@ def main() -> int:
     record["machine"] = machine_info()
     record["pipeline"] = time_pipeline(adapter, requests, load_catalog(args.catalog), args.k, args.repeats)
     print(json.dumps(record["pipeline"], indent=1), flush=True)
+    engine = adapter._engine()
+    record["prefill_chunk"] = engine.prefill_chunk
+    if args.compare_prefill_chunk:
+        from recaudit.adapters.base import requests_per_call
+
+        own, engine.prefill_chunk = engine.prefill_chunk, args.compare_prefill_chunk
+        runs = pure_engine_seconds(adapter, requests, requests_per_call(adapter), args.repeats)
+        engine.prefill_chunk = own
+        record["compare_prefill_chunk"] = {"prefill_chunk": args.compare_prefill_chunk, "engine_runs_s": runs,
+                                           "engine_s": round(min(runs), 4),
+                                           "own_engine_s": record["pipeline"]["engine_s"]}
+        print(record["compare_prefill_chunk"], flush=True)
     out = args.out or REPO / "benchmarks" / "results" / f"pipeline_overhead{'_' + args.tag if args.tag else ''}.json"
     write_report(record, out)  # saved now too: the parity checks below load the model three more times
     del adapter

@@ -205,3 +205,21 @@ def test_cuda_one_graph_greedy_step_matches_generate(tiny_lm_path, penalty):
         reqs = _requests(max_new_tokens=n_new, repetition_penalty=penalty)
         assert [x.text for x in eng.generate(reqs)] == [x.text for x in ref.generate(reqs)]
     assert eng._engine()._step_graphs  # the whole greedy step ran as one CUDA graph
+
+
+def test_prefill_passes_respect_the_prompt_cap_and_the_memory_budget(pair, monkeypatch):
+    import recaudit.adapters.engine as mod
+
+    engine = pair[1]._engine()
+    prompts = [[1] * n for n in (5, 5, 6, 40, 40, 41, 41, 200)]
+    reqs = list(range(len(prompts)))
+    engine.prefill_chunk = 3
+    on_cpu = engine._prefill_passes(reqs, prompts)
+    assert on_cpu == [[0, 1, 2], [3, 4, 5], [6, 7]]  # a CPU only caps the count
+    monkeypatch.setattr(engine, "device", torch.device("cuda"))  # the byte rule is the GPU's; no CUDA op runs
+    monkeypatch.setattr(mod, "PREFILL_BYTES", engine._prefill_bytes(2, 41))
+    on_gpu = engine._prefill_passes(reqs, prompts)
+    assert on_gpu == [[0, 1, 2], [3, 4], [5, 6], [7]]  # two 41-token prompts fit, three do not; 200 alone
+    assert all(engine._prefill_bytes(len(p), max(len(prompts[reqs[j]]) for j in p)) <= mod.PREFILL_BYTES
+               for p in on_gpu[:-1])
+    engine.prefill_chunk = mod.CPU_PREFILL_CHUNK

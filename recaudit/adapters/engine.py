@@ -50,6 +50,9 @@ MEMORY_HEADROOM = 0.85  # share of free memory the slots may take (allocator sla
 # finished sequences per on_done call while the GPU runs ahead: small enough that the host stops soon
 # after the GPU has caught up, large enough to batch detokenising
 HANDOVER_BATCH = 16
+CPU_PREFILL_CHUNK = 64
+GPU_PREFILL_CHUNK = 512
+PREFILL_BYTES = 1 << 30  # activations one prefill pass may take on a GPU
 
 
 def bytes_per_slot(n_layers: int, n_kv: int, head_dim: int, length: int, vocab: int, dtype_bytes: int) -> int:
@@ -140,7 +143,7 @@ class DecodeEngine:
         tokenizer: Any = None,
         cuda_graphs: bool | None = None,
         check_every: int | None = None,
-        prefill_chunk: int = 64,
+        prefill_chunk: int | None = None,
         refill_fraction: float = 0.125,
         compile: bool | None = None,
     ):
@@ -159,7 +162,9 @@ class DecodeEngine:
         self.cuda_graphs = on_cuda if cuda_graphs is None else (cuda_graphs and on_cuda)
         # on a GPU a host sync per step would cost as much as the step; on a CPU it is free
         self.check_every = check_every or (8 if on_cuda else 1)
-        self.prefill_chunk = prefill_chunk
+        # prompts per prefill pass, at most: on a GPU a pass is mostly launch cost, so passes are as large as
+        # PREFILL_BYTES of activations allow; on a CPU large passes gain nothing
+        self.prefill_chunk = prefill_chunk or (GPU_PREFILL_CHUNK if on_cuda else CPU_PREFILL_CHUNK)
         self.refill_fraction = refill_fraction
         self._graph: Any = None  # the decode step (logits), for sampling
         self._graph_logits: Any = None
@@ -365,15 +370,38 @@ class DecodeEngine:
         per_slot = bytes_per_slot(len(a.layers), a.n_kv, a.head_dim, length, a.vocab, dtype_bytes)
         # buffers of an earlier call are freed before the new ones are allocated
         held = sum(t.numel() * t.element_size() for t in getattr(self, "k_cache", []) + getattr(self, "v_cache", []))
-        hidden = a.embed.embedding_dim
-        # one prefill chunk's activations: hidden states and MLP widths, float32 attention scores
-        inter = getattr(self.model.config, "intermediate_size", 4 * hidden)
-        reserve = self.prefill_chunk * prompt_len * (4 * hidden + 3 * inter) * dtype_bytes \
-            + self.prefill_chunk * a.n_heads * prompt_len * prompt_len * 4
+        reserve = max(PREFILL_BYTES, self._prefill_bytes(1, prompt_len))  # one prefill pass's activations
         free, _ = torch.cuda.mem_get_info(self.device)
         slots = slots_for_memory(free + held, per_slot, reserve)
         log.info("engine: %d slots from %.1f GiB free (%.1f MiB per slot)", slots, (free + held) / 2**30, per_slot / 2**20)
         return slots
+
+    def _prefill_bytes(self, n: int, width: int) -> int:
+        """Activations of one prefill pass over ``n`` prompts of ``width`` tokens: hidden states and MLP
+        widths, and the float32 attention scores."""
+        a = self.arch
+        hidden = a.embed.embedding_dim
+        inter = getattr(self.model.config, "intermediate_size", 4 * hidden)
+        dtype_bytes = next(self.model.parameters()).element_size()
+        return n * width * (4 * hidden + 3 * inter) * dtype_bytes + n * a.n_heads * width * width * 4
+
+    def _prefill_passes(self, reqs: list[int], prompts: Sequence[Sequence[int]]) -> list[list[int]]:
+        """Split ``reqs`` into prefill passes: at most ``prefill_chunk`` prompts, and on a GPU at most
+        ``PREFILL_BYTES`` of activations (long prompts get smaller passes; one prompt always fits)."""
+        passes: list[list[int]] = []
+        current: list[int] = []
+        width = 0
+        for j, r in enumerate(reqs):
+            w = max(width, len(prompts[r]))
+            too_big = self.device.type == "cuda" and self._prefill_bytes(len(current) + 1, w) > PREFILL_BYTES
+            if current and (len(current) >= self.prefill_chunk or too_big):
+                passes.append(current)
+                current, w = [], len(prompts[r])
+            current.append(j)
+            width = w
+        if current:
+            passes.append(current)
+        return passes
 
     def _want_compile(self, n_prompts: int, slots: int, max_new: int) -> bool:
         """Compile when asked to, or (``compile=None``) when the call is long enough to repay it."""
@@ -517,8 +545,8 @@ class DecodeEngine:
         """Prefill ``reqs`` into ``slots`` (in chunks) and record their first token."""
         import torch
 
-        for start in range(0, len(reqs), self.prefill_chunk):
-            rs, ss = reqs[start : start + self.prefill_chunk], slots[start : start + self.prefill_chunk]
+        for part in self._prefill_passes(reqs, prompts):
+            rs, ss = [reqs[j] for j in part], [slots[j] for j in part]
             slot_t = torch.tensor(ss, device=self.device)
             if self.seen is not None:
                 self.seen[slot_t] = False
