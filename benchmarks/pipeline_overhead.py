@@ -40,7 +40,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+_PARALLELISM = os.environ.get("TOKENIZERS_PARALLELISM")
 from generation import machine_info, write_report  # noqa: E402
+
+# generation.py turns tokenizer threads off for its CPU runs; the audit path measured here keeps the default
+if _PARALLELISM is None:
+    os.environ.pop("TOKENIZERS_PARALLELISM", None)
 
 
 def load_adapter(gguf: str | None, device: str | None, dtype: str | None, slots: int, engine: str):
@@ -187,17 +192,35 @@ def time_streamed(adapter, requests, catalog, k: int, chunk: int) -> dict:
 
     engine = adapter._engine()
     before, caught_up = dict(engine.host_seconds), engine.stats["gpu_caught_up"]
-    with tempfile.TemporaryDirectory() as tmp:
-        cached = CachedAdapter(adapter, Path(tmp) / "cache.sqlite")
-        ctx = CheckContext(adapter=cached, batch_size=chunk)
-        t = time.perf_counter()
-        responses = ctx.generate(requests, on_response=prepare)
-        wall = time.perf_counter() - t
-        cached.close()
+    spans: list[tuple[float, float]] = []  # (start, end) of each engine call: what comes before and after is visible
+    inner = engine.generate
+
+    def timed_generate(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            spans.append((start, time.perf_counter()))
+
+    engine.generate = timed_generate
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            cached = CachedAdapter(adapter, Path(tmp) / "cache.sqlite")
+            ctx = CheckContext(adapter=cached, batch_size=chunk)
+            t = time.perf_counter()
+            responses = ctx.generate(requests, on_response=prepare)
+            end = time.perf_counter()
+            wall = end - t
+            cached.close()
+    finally:
+        del engine.generate
     assert all(p is not None for p in parsed)
     phases = {k: round(v - before.get(k, 0.0), 4) for k, v in engine.host_seconds.items()}
     return {"wall_s": round(wall, 4), "texts": [r.text for r in responses], "engine_host_phases_s": phases,
             "gpu_caught_up": engine.stats["gpu_caught_up"] - caught_up,
+            "before_engine_s": round(spans[0][0] - t, 4) if spans else None,
+            "in_engine_s": round(sum(b - a for a, b in spans), 4),
+            "after_engine_s": round(end - spans[-1][1], 4) if spans else None,
             "grounded": sum(g.grounded for gs in grounded for g in gs)}
 
 
@@ -228,6 +251,8 @@ def time_pipeline(adapter, requests, catalog, k: int, repeats: int) -> dict:
         "streamed_wall_s": round(wall_s, 4), "streamed_runs_s": [r["wall_s"] for r in streamed_runs],
         "streamed_engine_phases_s": [r["engine_host_phases_s"] for r in streamed_runs],
         "streamed_gpu_caught_up": [r["gpu_caught_up"] for r in streamed_runs],
+        "streamed_before_in_after_engine_s": [(r["before_engine_s"], r["in_engine_s"], r["after_engine_s"])
+                                              for r in streamed_runs],
         "visible_overhead_s": round(wall_s - engine_s, 4),
         "overhead_ratio": round((wall_s - engine_s) / engine_s, 4),
         "overhead_ms_per_request": round((wall_s - engine_s) / len(requests) * 1e3, 4),

@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from recaudit.adapters.base import AdapterError, Request  # noqa: E402
-from recaudit.adapters.hf import HFCausalLM, render_chat  # noqa: E402
+from recaudit.adapters.hf import HFCausalLM, _fast_decode_mode, decode_many, render_chat, render_chats  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -137,6 +137,32 @@ def test_chat_fallback_without_template(lm):
     text, special = render_chat(NoTemplate(), (("system", "be brief"), ("user", "hi")), answer_prefix="Answer:")
     assert text == "system: be brief\nuser: hi\nassistant: Answer:"
     assert special is True
+
+
+def test_render_chats_is_render_chat_for_each_request(lm):
+    reqs = [Request(messages=(("system", "be brief"), ("user", f"list {i} films")), answer_prefix="1." * (i % 2))
+            for i in range(5)]
+    assert render_chats(lm.tokenizer, reqs) == [render_chat(lm.tokenizer, r.messages, r.answer_prefix) for r in reqs]
+
+    class NoTemplate:
+        chat_template = None
+
+    assert render_chats(NoTemplate(), reqs[:2]) == [render_chat(NoTemplate(), r.messages, r.answer_prefix) for r in reqs[:2]]
+    assert render_chats(lm.tokenizer, []) == []
+
+
+@pytest.mark.parametrize("clean_up", [False, True])
+def test_decode_many_writes_what_decode_writes(lm, clean_up):
+    tok = lm.tokenizer
+    was = tok.clean_up_tokenization_spaces
+    tok.clean_up_tokenization_spaces = clean_up
+    try:
+        texts = ["It 's a film , isn't it ?", "a . b ! <|im_end|> c", "plain words", ""]
+        rows = [tok(t, add_special_tokens=False)["input_ids"] for t in texts]
+        assert decode_many(tok, rows) == [tok.decode(r, skip_special_tokens=True) for r in rows]
+        assert _fast_decode_mode(tok) is not None  # the fast batch path was taken
+    finally:
+        tok.clean_up_tokenization_spaces = was
 
 
 def test_lora_adapter_loads_and_changes_outputs(peaky_lm_path, lm, tmp_path):

@@ -17,7 +17,7 @@ import re
 import sqlite3
 import threading
 import time
-from dataclasses import asdict, replace
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -256,6 +256,9 @@ def _decode_response(blob: str) -> Response:
 def _encode_response(r: Response) -> str | None:
     if r.error:
         return None
-    d = asdict(replace(r, cached=False))
-    d.pop("cached")
-    return json.dumps(d, ensure_ascii=False)
+    # a shallow dict of the stored fields (all plain values): asdict's deep copy showed at GPU rates
+    return _RESPONSE_JSON.encode({name: getattr(r, name) for name in _STORED_FIELDS})
+
+
+_STORED_FIELDS = tuple(f.name for f in fields(Response) if f.name != "cached")
+_RESPONSE_JSON = json.JSONEncoder(ensure_ascii=False)

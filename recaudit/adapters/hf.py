@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -144,13 +145,64 @@ class _StopOnStrings:
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
 
 
+# decodes ``tokenizer.decode`` would post-process ("a ." -> "a."), to see whether it does
+_CLEAN_UP_PROBE = "a . b , c ! d ? e n't f 'm g 's h 've i 're"
+
+
 def decode_many(tokenizer: Any, rows: Sequence[Sequence[int]]) -> list[str]:
-    """Texts of many token rows, special tokens skipped: the fast tokenizer's own batch decode
-    (Rust, parallel) where transformers would not post-process the text, else ``batch_decode``."""
+    """Texts of many token rows, special tokens skipped, as ``tokenizer.decode`` writes them: the fast
+    tokenizer's own batch decode (Rust, parallel), plus transformers' space clean-up where this
+    tokenizer applies it; ``batch_decode`` where the two could differ."""
     backend = getattr(tokenizer, "_tokenizer", None)
-    if backend is not None and hasattr(backend, "decode_batch") and not getattr(tokenizer, "clean_up_tokenization_spaces", False):
-        return backend.decode_batch([list(r) for r in rows], skip_special_tokens=True)
-    return tokenizer.batch_decode(rows, skip_special_tokens=True)
+    mode = _fast_decode_mode(tokenizer) if backend is not None and hasattr(backend, "decode_batch") else None
+    if mode is None:
+        return tokenizer.batch_decode(rows, skip_special_tokens=True)
+    texts = backend.decode_batch([list(r) for r in rows], skip_special_tokens=True)
+    return [tokenizer.clean_up_tokenization(t) for t in texts] if mode == "clean_up" else texts
+
+
+def _fast_decode_mode(tokenizer: Any) -> str | None:
+    """"plain" or "clean_up" when the backend's decode (then transformers' clean-up) gives what
+    ``tokenizer.decode`` gives on a probe that the clean-up would change; None otherwise. Decided once
+    per tokenizer: transformers 4.x cleans up BPE output where the flag says so, 5.x ignores the flag."""
+    flag = bool(getattr(tokenizer, "clean_up_tokenization_spaces", False))
+    try:
+        seen_flag, seen_mode = _FAST_DECODE[tokenizer]
+        if seen_flag == flag:  # decided for this flag (callers may change it)
+            return seen_mode
+    except (KeyError, TypeError):
+        pass
+    mode: str | None = None
+    try:
+        ids = tokenizer(_CLEAN_UP_PROBE, add_special_tokens=False)["input_ids"]
+        want = tokenizer.decode(ids, skip_special_tokens=True)
+        raw = tokenizer._tokenizer.decode(list(ids), skip_special_tokens=True)
+        if raw == want:
+            mode = "plain"  # no clean-up, or the flag is set but not applied (transformers 5 with BPE)
+        elif hasattr(tokenizer, "clean_up_tokenization") and tokenizer.clean_up_tokenization(raw) == want:
+            mode = "clean_up"
+    except Exception:  # an unusual tokenizer: the slow, always-right path
+        mode = None
+    try:
+        _FAST_DECODE[tokenizer] = (flag, mode)
+    except TypeError:  # not weak-referenceable: decided again next time
+        pass
+    return mode
+
+
+_FAST_DECODE: "weakref.WeakKeyDictionary[Any, tuple[bool, str | None]]" = weakref.WeakKeyDictionary()
+
+
+def render_chats(tokenizer: Any, requests: Sequence[Request]) -> list[tuple[str, bool]]:
+    """``render_chat`` for many requests: one batched chat-template call (its per-call setup is a
+    visible cost at thousands of prompts per audit)."""
+    if not requests:
+        return []
+    if not getattr(tokenizer, "chat_template", None):
+        return [render_chat(tokenizer, r.messages, r.answer_prefix) for r in requests]
+    chats = [[{"role": role, "content": c} for role, c in r.messages] for r in requests]
+    texts = tokenizer.apply_chat_template(chats, tokenize=False, add_generation_prompt=True)
+    return [(t + r.answer_prefix, False) for t, r in zip(texts, requests)]
 
 
 def render_chat(tokenizer: Any, messages: Sequence[tuple[str, str]], answer_prefix: str = "") -> tuple[str, bool]:
@@ -323,7 +375,7 @@ class HFCausalLM:
 
     def prompts_ids(self, requests: Sequence[Request]) -> list[list[int]]:
         """Token ids of many prompts: one batched tokenizer call (the fast tokenizer's batch path)."""
-        rendered = [render_chat(self.tokenizer, r.messages, r.answer_prefix) for r in requests]
+        rendered = render_chats(self.tokenizer, requests)
         out: list[list[int]] = [[] for _ in rendered]
         for special in (False, True):
             idx = [i for i, (_, sp) in enumerate(rendered) if sp is special]
