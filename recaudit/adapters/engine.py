@@ -33,6 +33,7 @@ from typing import Any, Callable, Sequence
 
 from recaudit.adapters.base import AdapterError
 from recaudit.adapters.hf import GenSettings, Generated
+from recaudit.adapters.prompt_feed import PromptFeed, prepared_ahead
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ class DecodeEngine:
         self._use_compile = False
         self._eos_t = torch.tensor(self.eos_ids or [-1], device=self.device)
         self.stats: dict[str, int] = {"decode_steps": 0, "prefills": 0, "graph_captures": 0, "compiled": 0,
-                                      "gpu_caught_up": 0}
+                                      "gpu_caught_up": 0, "feed_blocks_ahead": 0}
         # host seconds per phase of the loop (fill = prefill incl. its waits, launch = queueing decode
         # steps, hand_over = on_done work while the GPU runs, collect = waiting for the GPU + bookkeeping,
         # flush = on_done work after the last step): where a call's wall time goes
@@ -444,8 +445,10 @@ class DecodeEngine:
     def generate(
         self, prompts: Sequence[Sequence[int]], settings: GenSettings, ignore_eos: bool = False,
         on_done: Callable[[list[tuple[int, Generated]]], None] | None = None,
-    ) -> list[Generated]:
+    ) -> list[Generated | None]:
         """Generated tokens per prompt, in input order (pass prompts sorted by length for speed).
+        ``prompts`` may be a ``PromptFeed``: its prompts too long for the cache sized from its
+        ``longest`` hint are not run and come back as None.
 
         ``on_done`` receives ``(prompt index, Generated)`` pairs as sequences finish, called right after
         the next decode steps are queued, so its host work (detokenising, parsing) runs while the GPU
@@ -455,19 +458,23 @@ class DecodeEngine:
         n = len(prompts)
         if n == 0:
             return []
-        if any(len(p) == 0 for p in prompts):
+        feed = prepared_ahead(prompts)  # later prompts are tokenised while the GPU decodes the first ones
+        if feed is None and any(len(p) == 0 for p in prompts):
             raise AdapterError("engine='recaudit' needs non-empty prompts")
+        longest = feed.longest if feed is not None else max(len(p) for p in prompts)
         max_new = settings.max_new_tokens
         # with CUDA graphs, slot counts are powers of two (up to max_batch), so a call with a few requests
         # fewer than the last one reuses its graph and compiled step instead of capturing/compiling again;
         # without graphs an idle slot is only wasted work
-        cap = self.max_batch or self.auto_slots(max(len(p) for p in prompts), max_new)
+        cap = self.max_batch or self.auto_slots(longest, max_new)
         slots = min(cap, 1 << (n - 1).bit_length() if self.cuda_graphs else n)
         width = max_new + self.check_every
         # the cache length is rounded up so calls with slightly different prompts share one shape:
         # a new shape means a new CUDA graph and, when compiled, a new ~40 s compile
-        need = max(len(p) for p in prompts) + width
-        self._alloc(slots, -(-need // CACHE_LENGTH_BUCKET) * CACHE_LENGTH_BUCKET, width, settings.repetition_penalty != 1.0)
+        cache_len = -(-(longest + width) // CACHE_LENGTH_BUCKET) * CACHE_LENGTH_BUCKET
+        fits = cache_len - width  # the longest prompt a slot holds; a feed's longer ones are set aside
+        set_aside: set[int] = set()
+        self._alloc(slots, cache_len, width, settings.repetition_penalty != 1.0)
         want = self._want_compile(n, slots, max_new)
         if want != self._use_compile:
             self._use_compile, self._graph, self._step_graphs = want, None, {}
@@ -489,11 +496,15 @@ class DecodeEngine:
                 t0 = time.perf_counter()
                 if pending and free and (len(free) >= refill_min or len(free) == slots):
                     take = [pending.popleft() for _ in range(min(len(free), len(pending)))]
+                    if feed is not None:
+                        take = self._admit(take, feed, fits, set_aside)
                     self._fill(take, free[: len(take)], prompts, settings, generator, ignore_eos)
                     for r, s in zip(take, free):
                         slot_req[s], slot_len[s], gen_host[s] = r, len(prompts[r]), 1
                 t1 = time.perf_counter()
                 live = [s for s in range(slots) if slot_req[s] >= 0]
+                if not live:  # every prompt taken was set aside
+                    continue
                 steps = min(self.check_every, max(max_new - gen_host[s] for s in live))
                 length = max(slot_len[s] + gen_host[s] for s in live) + steps
                 for _ in range(steps):
@@ -507,6 +518,8 @@ class DecodeEngine:
                 t2 = time.perf_counter()
                 if backlog and on_done is not None:
                     self._hand_over(backlog, on_done)
+                if feed is not None and feed.ready < n:
+                    self._prepare_ahead(feed)
                 t3 = time.perf_counter()
                 for s in live:
                     gen_host[s] += steps
@@ -516,7 +529,35 @@ class DecodeEngine:
             while backlog and on_done is not None:
                 on_done([backlog.popleft() for _ in range(min(HANDOVER_BATCH, len(backlog)))])
             self._time(flush=time.perf_counter() - t0)
-        return [r if r is not None else Generated([], False) for r in results]
+        return [None if i in set_aside else r if r is not None else Generated([], False)  # type: ignore[misc]
+                for i, r in enumerate(results)]
+
+    @staticmethod
+    def _admit(take: list[int], feed: PromptFeed, fits: int, set_aside: set[int]) -> list[int]:
+        """The prompts of ``take`` that fit a slot; longer ones go to ``set_aside`` (the caller runs them
+        in a call sized for them)."""
+        kept = []
+        for r in take:
+            prompt = feed[r]
+            if not prompt:
+                raise AdapterError("engine='recaudit' needs non-empty prompts")
+            if len(prompt) <= fits:
+                kept.append(r)
+            else:
+                set_aside.add(r)
+        return kept
+
+    def _prepare_ahead(self, feed: PromptFeed) -> None:
+        """Tokenise the feed's next prompts while queued decode steps run (on a GPU; a CPU computes the
+        steps in this thread, so there the feed prepares prompts when they are first needed)."""
+        import torch
+
+        if self.device.type != "cuda":
+            return
+        queued = torch.cuda.Event()
+        queued.record()
+        while not queued.query() and feed.prepare_next():
+            self.stats["feed_blocks_ahead"] += 1
 
     def _time(self, **seconds: float) -> None:
         for k, v in seconds.items():

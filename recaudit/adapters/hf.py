@@ -15,14 +15,17 @@ Three engines share the prompt handling and post-processing:
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import weakref
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from recaudit.adapters.base import AdapterError, OnResponse, Request, Response
+
+log = logging.getLogger(__name__)
 
 ENGINES = ("generate", "static", "recaudit")
 _HASH_BYTES = 1 << 20  # first/last MiB of each weights file: fast, and changes when weights change
@@ -191,6 +194,11 @@ def _fast_decode_mode(tokenizer: Any) -> str | None:
 
 
 _FAST_DECODE: "weakref.WeakKeyDictionary[Any, tuple[bool, str | None]]" = weakref.WeakKeyDictionary()
+
+
+def _prompt_chars(request: Request) -> int:
+    """Characters of a request's messages: a cheap stand-in for its prompt's token count."""
+    return sum(len(c) for _, c in request.messages) + len(request.answer_prefix)
 
 
 def render_chats(tokenizer: Any, requests: Sequence[Request]) -> list[tuple[str, bool]]:
@@ -406,29 +414,62 @@ class HFCausalLM:
         ``on_response(i, response)`` is called as each one is ready: with ``engine="recaudit"`` while
         the engine is still decoding the others (see ``DecodeEngine.generate``), else per batch."""
         requests = list(requests)
-        prompts = self.prompts_ids(requests)
         out: list[Response | None] = [None] * len(requests)
         groups: dict[GenSettings, list[int]] = {}
         for i, r in enumerate(requests):
             groups.setdefault(GenSettings.of(r), []).append(i)
 
-        def finish(pairs: Sequence[tuple[int, Generated]], settings: GenSettings) -> None:
-            texts = decode_many(self.tokenizer, [g.token_ids for _, g in pairs])
-            for (i, g), text in zip(pairs, texts):
-                out[i] = self._response(g, settings, len(prompts[i]), text)
+        def finish(pairs: Sequence[tuple[int, Generated, int]], settings: GenSettings) -> None:
+            texts = decode_many(self.tokenizer, [g.token_ids for _, g, _ in pairs])
+            for (i, g, n_prompt), text in zip(pairs, texts):
+                out[i] = self._response(g, settings, n_prompt, text)
                 if on_response is not None:
                     on_response(i, out[i])
 
         for settings, idx in groups.items():
-            idx.sort(key=lambda i: len(prompts[i]))
             if self.engine == "recaudit":
-                self._engine().generate([prompts[i] for i in idx], settings,
-                                        on_done=lambda done, st=settings, ix=idx: finish([(ix[j], g) for j, g in done], st))
+                self._engine_generate(requests, idx, settings, finish)
                 continue
-            for start in range(0, len(idx), self.batch_size):
-                chunk = idx[start : start + self.batch_size]
-                finish(list(zip(chunk, self._generate_batch([prompts[i] for i in chunk], settings))), settings)
-        return [r for r in out if r is not None]
+            prompts = self.prompts_ids([requests[i] for i in idx])
+            order = sorted(range(len(idx)), key=lambda j: len(prompts[j]))
+            for start in range(0, len(order), self.batch_size):
+                chunk = order[start : start + self.batch_size]
+                done = self._generate_batch([prompts[j] for j in chunk], settings)
+                finish([(idx[j], g, len(prompts[j])) for j, g in zip(chunk, done)], settings)
+        missing = sum(r is None for r in out)
+        if missing:
+            raise AdapterError(f"the model produced no response for {missing} of {len(out)} requests")
+        return out  # type: ignore[return-value]  # every slot is filled above
+
+    def _engine_generate(self, requests: list[Request], idx: list[int], settings: GenSettings,
+                         finish: Callable[[Sequence[tuple[int, Generated, int]], GenSettings], None]) -> None:
+        """Run ``requests[idx]`` through the engine. A call of many more prompts than slots hands the
+        engine a ``PromptFeed`` (longest first, by characters), so decoding starts once the first slots'
+        prompts are tokenised and the rest are tokenised while the GPU works; prompts the feed's length
+        hint did not foresee run in a second call sized for them."""
+        from recaudit.adapters.prompt_feed import PromptFeed
+
+        engine = self._engine()
+        first = self.in_flight
+        if len(idx) > 2 * first:
+            idx = sorted(idx, key=lambda i: -_prompt_chars(requests[i]))
+            prompts: Sequence[Sequence[int]] = PromptFeed(
+                len(idx), lambda a, b: self.prompts_ids([requests[i] for i in idx[a:b]]), first=first)
+        else:
+            ids = self.prompts_ids([requests[i] for i in idx])
+            order = sorted(range(len(idx)), key=lambda j: len(ids[j]))
+            idx, prompts = [idx[j] for j in order], [ids[j] for j in order]
+
+        def done(pairs: list[tuple[int, Generated]]) -> None:
+            finish([(idx[j], g, len(prompts[j])) for j, g in pairs], settings)
+
+        results = engine.generate(prompts, settings, on_done=done)
+        left = [j for j, g in enumerate(results) if g is None]
+        if left:
+            log.info("engine: %d prompts longer than the first block's run in a second call", len(left))
+            engine.generate([prompts[j] for j in left], settings,
+                            on_done=lambda pairs: finish([(idx[left[k]], g, len(prompts[left[k]])) for k, g in pairs], settings))
+
 
     def _engine(self) -> Any:
         if self._engine_impl is None:
