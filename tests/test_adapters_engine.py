@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 from recaudit.adapters.base import AdapterError, Request  # noqa: E402
 from recaudit.adapters.engine import DecodeEngine, grouped_attention  # noqa: E402
 from recaudit.adapters.hf import HFCausalLM  # noqa: E402
+from recaudit.adapters.prompt_feed import PromptFeed  # noqa: E402
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -223,3 +224,30 @@ def test_prefill_passes_respect_the_prompt_cap_and_the_memory_budget(pair, monke
     assert all(engine._prefill_bytes(len(p), max(len(prompts[reqs[j]]) for j in p)) <= mod.PREFILL_BYTES
                for p in on_gpu[:-1])
     engine.prefill_chunk = mod.CPU_PREFILL_CHUNK
+
+
+def test_prompts_longer_than_the_hint_run_in_a_second_call_with_the_same_answers(pair):
+    ref, eng = pair
+    # the byte tokenizer gives "é" two tokens: the last request is short in characters (so the feed
+    # orders it last) but the longest in tokens, beyond the cache sized from the first block
+    reqs = [Request.chat("tell me about films " * 6 + str(i), max_new_tokens=6) for i in range(7)]
+    reqs.append(Request.chat("é" * 110, max_new_tokens=6))
+    engine = eng._engine()
+    seen = []
+    inner = engine.generate
+
+    def spy(prompts, *args, **kwargs):
+        results = inner(prompts, *args, **kwargs)
+        seen.append((isinstance(prompts, PromptFeed), sum(r is None for r in results)))
+        return results
+
+    engine.generate = spy
+    try:
+        got = eng.generate(reqs)
+    finally:
+        del engine.generate
+    assert seen == [(True, 1), (False, 0)]  # fed, one set aside; then a plain call for it
+    want = ref.generate(reqs)
+    assert [r.text for r in got] == [r.text for r in want]
+    assert [r.prompt_tokens for r in got] == [r.prompt_tokens for r in want]
+    assert got[-1].prompt_tokens > max(r.prompt_tokens for r in got[:-1])
