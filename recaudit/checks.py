@@ -120,6 +120,25 @@ class Check:
         )
 
 
+class AnswerMemo:
+    """What a probe computed from an answer's text (its parse), by text: ``prepare`` fills it while
+    the model writes the other answers, ``evaluate`` reads it, so each answer is worked on once."""
+
+    def __init__(self) -> None:
+        self._by_text: dict[str, Any] = {}
+
+    def get(self, text: str, compute: Callable[[], Any]) -> Any:
+        """The value for ``text``, from ``compute()`` the first time it is asked for."""
+        try:
+            return self._by_text[text]
+        except KeyError:
+            value = self._by_text[text] = compute()
+            return value
+
+    def __len__(self) -> int:
+        return len(self._by_text)
+
+
 class Probe(Check):
     """A check that is one round of requests → responses → result."""
 
@@ -133,7 +152,19 @@ class Probe(Check):
 
     def prepare(self, ctx: CheckContext, request: Request, response: Response) -> None:
         """Optional per-response work (parsing, grounding) done as each response arrives, while the
-        model still generates the rest; an override memoises it so ``evaluate`` does not redo it."""
+        model still generates the rest; an override keeps it in ``answer_memo()`` so ``evaluate``
+        (through ``take_answer_memo()``) does not redo it."""
+
+    def answer_memo(self) -> AnswerMemo:
+        """This run's memo of per-answer work, made on first use."""
+        memo = self.__dict__.get("_answer_memo")
+        if memo is None:
+            memo = self.__dict__["_answer_memo"] = AnswerMemo()
+        return memo
+
+    def take_answer_memo(self) -> AnswerMemo:
+        """The memo, detached from the probe so it is freed after ``evaluate``; empty without ``prepare``."""
+        return self.__dict__.pop("_answer_memo", None) or AnswerMemo()
 
     def run(self, ctx: CheckContext) -> CheckResult:
         reqs = self.requests(ctx)

@@ -283,5 +283,5 @@ def test_prepare_parses_each_answer_once_as_it_arrives(monkeypatch):
     # prepare parsed every answer before evaluate began; evaluate re-parsed only the examples it shows
     assert at_evaluate == [len(reqs)]
     assert calls["n"] <= len(reqs) + 2 * len(direct.examples)
-    assert probe.__dict__.get("_early_parses") is None  # evaluate took (and freed) the early parses
+    assert probe.__dict__.get("_answer_memo") is None  # evaluate took (and freed) the early parses
     assert {m.name: m.value for m in streamed.metrics} == {m.name: m.value for m in direct.metrics}

@@ -227,9 +227,11 @@ class GroundedAnswer:
     items: list[str]
 
 
-def ground_answer(response: Response, k: int, grounder: Grounder) -> GroundedAnswer:
-    """Parse the list (recaudit's one parser), ground each title (the one grounding step), de-duplicate ids."""
-    parsed = parse_list(None if response.error else response.text, k)
+def ground_answer(response: Response, k: int, grounder: Grounder, parsed: ParsedList | None = None) -> GroundedAnswer:
+    """Parse the list (recaudit's one parser; or take ``parsed``, made earlier), ground each title (the
+    one grounding step), de-duplicate ids."""
+    if parsed is None:
+        parsed = parse_list(None if response.error else response.text, k)
     groundings = grounder.ground(parsed.items) if parsed.items else []
     items = list(dict.fromkeys(g.item_id for g in groundings if g.item_id is not None))
     return GroundedAnswer(parsed, groundings, items)

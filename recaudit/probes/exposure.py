@@ -59,6 +59,7 @@ from recaudit.probes._item_common import (
     training_interactions,
     validate_template,
 )
+from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer
 from recaudit.probes._uncertainty import bootstrap_or_point
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
 from recaudit.text.parse import parse_list
@@ -107,7 +108,7 @@ class _Cell:
 
 
 @register_check("exposure")
-class ExposureProbe(Probe):
+class ExposureProbe(ParsesAnswersEarly, Probe):
     """Gini/HHI/entropy/coverage/recency of item exposure per prompting strategy and system role."""
 
     title = "Item exposure: concentration and recency under prompting strategies"
@@ -177,6 +178,7 @@ class ExposureProbe(Probe):
         catalog, splits = self._prepare(ctx)
         train = training_interactions(ctx.require_interactions(self.name), splits)
         grounder = make_grounder(catalog, p)
+        memo = self.take_answer_memo()
         by_cell: dict[tuple[str, str], dict[str, Response]] = {}
         for req, resp in zip(requests, responses):
             m = req.meta()
@@ -185,8 +187,8 @@ class ExposureProbe(Probe):
         for strategy in p.strategies:
             for system in p.system_prompts:
                 got = by_cell.get((strategy, system), {})
-                answers = [ground_answer(got.get(s.user_id, Response(text="", error="no response")), p.k, grounder)
-                           for s in splits]
+                replies = [got.get(s.user_id, Response(text="", error="no response")) for s in splits]
+                answers = [ground_answer(r, p.k, grounder, parse_answer(memo, r, p.k)) for r in replies]
                 cells.append(_Cell(f"{strategy} · {system}", strategy, system, [a.items for a in answers], answers))
         base = baseline_lists(ctx, p, train, splits)
         cells += [_Cell(name, "-", "-", lists) for name, lists in base.items()]

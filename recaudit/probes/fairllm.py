@@ -230,13 +230,13 @@ class FairLLMProbe(Probe):
     def prepare(self, ctx: CheckContext, request: Request, response: Response) -> None:
         """Parse each answer as it arrives (while the model writes the others); evaluate takes it from here."""
         if not response.error:
-            self.__dict__.setdefault("_early_parses", {})[response.text] = self._parse(response)
+            self.answer_memo().get(response.text, lambda: self._parse(response))
 
     def evaluate(self, ctx: CheckContext, requests: list[Request], responses: list[Response]) -> CheckResult:
         """Sim(a)@1..K per value, SNSR/SNSV per attribute, CIs, permutation p-values, parse rates."""
         if len(requests) != len(responses):
             raise ValueError(f"{len(requests)} requests but {len(responses)} responses")
-        early: dict[str, _Parsed] = self.__dict__.pop("_early_parses", {})
+        memo = self.take_answer_memo()
         p = self.params
         cells: dict[tuple[str, str, str], _Parsed] = {}  # (instruction, attribute, value)
         raw: dict[tuple[str, str, str], tuple[Request, Response]] = {}
@@ -244,7 +244,7 @@ class FairLLMProbe(Probe):
         for req, resp in zip(requests, responses):
             m = req.meta()
             cell = (m["instruction"], m["attribute"], m["value"])
-            cells[cell] = early.get(resp.text) if not resp.error and resp.text in early else self._parse(resp)
+            cells[cell] = self._parse(resp) if resp.error else memo.get(resp.text, lambda r=resp: self._parse(r))
             raw[cell] = (req, resp)
             if m["attribute"] != NEUTRAL:
                 attrs.setdefault(m["attribute"], [])

@@ -44,10 +44,11 @@ from recaudit.data.catalog import Catalog
 from recaudit.data.names import NameRecord, faker_names
 from recaudit.metrics.distribution import group_gap, max_pairwise_distance, mrr_at_k, ndcg_at_k
 from recaudit.metrics.stats import permutation_test
+from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer
 from recaudit.probes._prompt_data import check_placeholders, load_prompt_file, merge_overrides
 from recaudit.probes._uncertainty import bootstrap_or_point
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
-from recaudit.text.parse import normalize_title, parse_list
+from recaudit.text.parse import normalize_title
 
 NameDomain = Literal["news", "jobs", "movies"]
 Grouping = Literal["gender", "region"]
@@ -239,7 +240,7 @@ class _Unit:
 
 
 @register_check("implicit_names")
-class ImplicitNamesProbe(Probe):
+class ImplicitNamesProbe(ParsesAnswersEarly, Probe):
     """Names only, no attribute stated: category distance and U-NDCG/U-MRR between name groups."""
 
     title = "Implicit user unfairness: recommendations by the user's name alone"
@@ -372,7 +373,8 @@ class ImplicitNamesProbe(Probe):
         by_domain: dict[str, list[int]] = {}
         for i, req in enumerate(requests):
             by_domain.setdefault(req.meta()["domain"], []).append(i)
-        parsed = [parse_list(r.text if not r.error else "", p.k) for r in responses]
+        memo = self.take_answer_memo()
+        parsed = [parse_answer(memo, r, p.k) for r in responses]
         headline: dict[str, list[MetricValue]] = {"js": [], f"u_ndcg@{p.k}": []}
         group_rows: list[list] = []
         comparison: dict[tuple[str, str, str], dict[str, float]] = {}

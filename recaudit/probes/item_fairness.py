@@ -26,7 +26,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from recaudit.adapters.base import Request, Response
-from recaudit.checks import CheckContext, Probe, register_check
+from recaudit.checks import AnswerMemo, CheckContext, Probe, register_check
 from recaudit.data.catalog import Catalog
 from recaudit.metrics.group import GroupUnfairnessReport, group_unfairness_report, gu_metric_frame, incidence_counts
 from recaudit.probes._item_common import (
@@ -49,6 +49,7 @@ from recaudit.probes._item_common import (
     training_interactions,
     validate_template,
 )
+from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer
 from recaudit.probes._prompt_data import slug
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
 
@@ -81,7 +82,7 @@ class ItemFairnessParams(ItemProbeParams):
 
 
 @register_check("item_fairness")
-class ItemFairnessProbe(Probe):
+class ItemFairnessProbe(ParsesAnswersEarly, Probe):
     """GU per popularity bucket and genre, DGU and MGU, beside classical baselines on the same users."""
 
     title = "Item-side fairness: over-exposure of popular items and genres"
@@ -150,7 +151,7 @@ class ItemFairnessProbe(Probe):
         unknown = set(by_user) - {s.user_id for s in splits}
         if unknown:
             raise ValueError(f"responses for users outside the sample: {sorted(unknown)[:3]}")
-        answers = self._ground(catalog, splits, cands, by_user)
+        answers = self._ground(catalog, splits, cands, by_user, self.take_answer_memo())
         model_lists = [a.items for a in answers]
         train = training_interactions(interactions, splits)
         base = baseline_lists(ctx, p, train, splits, cands)
@@ -189,14 +190,14 @@ class ItemFairnessProbe(Probe):
         result.notes += self._notes(splits, answers, train)
         return result
 
-    def _ground(self, catalog: Catalog, splits, cands, by_user: dict[str, Response]) -> list[GroundedAnswer]:
+    def _ground(self, catalog: Catalog, splits, cands, by_user: dict[str, Response], memo: AnswerMemo) -> list[GroundedAnswer]:
         p = self.params
         whole = make_grounder(catalog, p) if cands is None else None
         out = []
         for s in splits:
             resp = by_user.get(s.user_id, Response(text="", error="no response"))
             grounder = whole or make_grounder(sub_catalog(catalog, cands[s.user_id], f"candidates:{s.user_id}"), p)
-            out.append(ground_answer(resp, p.k, grounder))
+            out.append(ground_answer(resp, p.k, grounder, parse_answer(memo, resp, p.k)))
         return out
 
     def _reference(self, grouping, membership, groups, splits, cands, train) -> np.ndarray:
