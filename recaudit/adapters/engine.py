@@ -15,7 +15,9 @@ row until the longest one ends. Here
   one graph, so the host queues a step in one call and is free while the GPU works; prompts are
   prefilled eagerly;
 - finished sequences are handed to an ``on_done`` callback after the next steps are queued, so
-  the caller's host work (detokenising, caching, parsing, grounding) overlaps the GPU's.
+  the caller's host work (detokenising, caching, parsing, grounding) overlaps the GPU's;
+- prompts may come as a ``PromptFeed``: decoding starts once the first slots' prompts are
+  tokenised, and the rest are tokenised while queued steps run (see ``prompt_feed``).
 
 The model's own modules (projections, norms, MLP, rotary embedding, LoRA layers) do the
 arithmetic; only attention and the cache are re-implemented, mirroring transformers' eager
