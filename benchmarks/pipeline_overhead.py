@@ -84,10 +84,12 @@ def load_catalog(path: str | None):
 
 
 class EngineTimer:
-    """Wraps ``DecodeEngine.generate`` to add up the seconds spent inside it (GPU synchronised)."""
+    """Wraps ``DecodeEngine.generate`` to add up the seconds spent inside it (GPU synchronised) and keep
+    each call's (start, end), so what runs before and after the engine is visible too."""
 
     def __init__(self, engine):
         self.engine, self.seconds, self.calls = engine, 0.0, 0
+        self.spans: list[tuple[float, float]] = []
         self._inner = engine.generate
         engine.generate = self
 
@@ -102,7 +104,9 @@ class EngineTimer:
         t = time.perf_counter()
         out = self._inner(*args, **kwargs)
         sync()
-        self.seconds += time.perf_counter() - t
+        end = time.perf_counter()
+        self.seconds += end - t
+        self.spans.append((t, end))
         self.calls += 1
         return out
 
@@ -199,17 +203,7 @@ def time_streamed(adapter, requests, catalog, k: int, chunk: int) -> dict:
 
     engine = adapter._engine()
     before, caught_up = dict(engine.host_seconds), engine.stats["gpu_caught_up"]
-    spans: list[tuple[float, float]] = []  # (start, end) of each engine call: what comes before and after is visible
-    inner = engine.generate
-
-    def timed_generate(*args, **kwargs):
-        start = time.perf_counter()
-        try:
-            return inner(*args, **kwargs)
-        finally:
-            spans.append((start, time.perf_counter()))
-
-    engine.generate = timed_generate
+    timer = EngineTimer(engine)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             cached = CachedAdapter(adapter, Path(tmp) / "cache.sqlite")
@@ -220,7 +214,8 @@ def time_streamed(adapter, requests, catalog, k: int, chunk: int) -> dict:
             wall = end - t
             cached.close()
     finally:
-        del engine.generate
+        timer.restore()
+    spans = timer.spans
     assert all(p is not None for p in parsed)
     phases = {k: round(v - before.get(k, 0.0), 4) for k, v in engine.host_seconds.items()}
     return {"wall_s": round(wall, 4), "texts": [r.text for r in responses], "engine_host_phases_s": phases,

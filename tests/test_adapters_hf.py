@@ -143,6 +143,10 @@ def test_render_chats_is_render_chat_for_each_request(lm):
     reqs = [Request(messages=(("system", "be brief"), ("user", f"list {i} films")), answer_prefix="1." * (i % 2))
             for i in range(5)]
     assert render_chats(lm.tokenizer, reqs) == [render_chat(lm.tokenizer, r.messages, r.answer_prefix) for r in reqs]
+    # ... and what the template gives for each chat on its own (not batched)
+    one = [lm.tokenizer.apply_chat_template([{"role": role, "content": c} for role, c in r.messages], tokenize=False,
+                                            add_generation_prompt=True) + r.answer_prefix for r in reqs]
+    assert [text for text, _ in render_chats(lm.tokenizer, reqs)] == one
 
     class NoTemplate:
         chat_template = None

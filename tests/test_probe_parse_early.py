@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-import recaudit.probes._item_common as common
 import recaudit.probes._parse_early as early
 from recaudit.adapters import CallableAdapter
 from recaudit.checks import CheckContext
@@ -52,7 +51,6 @@ def test_answers_are_parsed_once_as_they_arrive_and_evaluate_reuses_them(case, m
         return real(*a, **kw)
 
     monkeypatch.setattr(early, "parse_list", counting)
-    monkeypatch.setattr(common, "parse_list", counting)  # ground_answer's own parse, were it bypassed
     at_evaluate = []
     real_evaluate = probe.evaluate
     monkeypatch.setattr(probe, "evaluate", lambda *a: (at_evaluate.append(calls["n"]), real_evaluate(*a))[1])

@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
+from functools import cached_property
 from typing import Any, Callable, Sequence
 
 from recaudit.adapters.base import AdapterError
@@ -382,11 +383,17 @@ class DecodeEngine:
     def _prefill_bytes(self, n: int, width: int) -> int:
         """Activations of one prefill pass over ``n`` prompts of ``width`` tokens: hidden states and MLP
         widths, and the float32 attention scores."""
+        per_token, per_score = self._prefill_cost
+        return n * width * per_token + n * width * width * per_score
+
+    @cached_property
+    def _prefill_cost(self) -> tuple[int, int]:
+        # bytes per prompt token and per attention score; asked once per prompt at every refill
         a = self.arch
         hidden = a.embed.embedding_dim
         inter = getattr(self.model.config, "intermediate_size", 4 * hidden)
         dtype_bytes = next(self.model.parameters()).element_size()
-        return n * width * (4 * hidden + 3 * inter) * dtype_bytes + n * a.n_heads * width * width * 4
+        return (4 * hidden + 3 * inter) * dtype_bytes, a.n_heads * 4
 
     def _prefill_passes(self, reqs: list[int], prompts: Sequence[Sequence[int]]) -> list[list[int]]:
         """Split ``reqs`` into prefill passes: at most ``prefill_chunk`` prompts, and on a GPU at most

@@ -202,15 +202,9 @@ def _prompt_chars(request: Request) -> int:
 
 
 def render_chats(tokenizer: Any, requests: Sequence[Request]) -> list[tuple[str, bool]]:
-    """``render_chat`` for many requests: one batched chat-template call (its per-call setup is a
+    """``render_chat`` for many requests in one batched chat-template call (its per-call setup is a
     visible cost at thousands of prompts per audit)."""
-    if not requests:
-        return []
-    if not getattr(tokenizer, "chat_template", None):
-        return [render_chat(tokenizer, r.messages, r.answer_prefix) for r in requests]
-    chats = [[{"role": role, "content": c} for role, c in r.messages] for r in requests]
-    texts = tokenizer.apply_chat_template(chats, tokenize=False, add_generation_prompt=True)
-    return [(t + r.answer_prefix, False) for t, r in zip(texts, requests)]
+    return _render(tokenizer, [(r.messages, r.answer_prefix) for r in requests])
 
 
 def render_chat(tokenizer: Any, messages: Sequence[tuple[str, str]], answer_prefix: str = "") -> tuple[str, bool]:
@@ -218,14 +212,22 @@ def render_chat(tokenizer: Any, messages: Sequence[tuple[str, str]], answer_pref
 
     Uses the tokenizer's chat template with the assistant turn opened; without a template, a
     plain ``role: content`` join ending in ``assistant:``."""
-    msgs = [{"role": r, "content": c} for r, c in messages]
+    return _render(tokenizer, [(messages, answer_prefix)])[0]
+
+
+def _render(tokenizer: Any, chats: Sequence[tuple[Sequence[tuple[str, str]], str]]) -> list[tuple[str, bool]]:
+    """(text, add_special_tokens) per (messages, answer_prefix): the one place chats become prompt text."""
+    if not chats:
+        return []
     if getattr(tokenizer, "chat_template", None):
-        text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-        return text + answer_prefix, False
-    text = "\n".join(f"{m['role']}: {m['content']}" for m in msgs) + "\nassistant:"
-    if answer_prefix:
-        text += " " + answer_prefix
-    return text, True
+        convs = [[{"role": r, "content": c} for r, c in messages] for messages, _ in chats]
+        texts = tokenizer.apply_chat_template(convs, tokenize=False, add_generation_prompt=True)
+        return [(text + prefix, False) for text, (_, prefix) in zip(texts, chats)]
+    out = []
+    for messages, prefix in chats:
+        text = "\n".join(f"{r}: {c}" for r, c in messages) + "\nassistant:"
+        out.append((text + " " + prefix if prefix else text, True))
+    return out
 
 
 class HFCausalLM:
@@ -430,10 +432,9 @@ class HFCausalLM:
             if self.engine == "recaudit":
                 self._engine_generate(requests, idx, settings, finish)
                 continue
-            prompts = self.prompts_ids([requests[i] for i in idx])
-            order = sorted(range(len(idx)), key=lambda j: len(prompts[j]))
-            for start in range(0, len(order), self.batch_size):
-                chunk = order[start : start + self.batch_size]
+            idx, prompts = self._by_length(requests, idx)
+            for start in range(0, len(idx), self.batch_size):
+                chunk = range(start, min(start + self.batch_size, len(idx)))
                 done = self._generate_batch([prompts[j] for j in chunk], settings)
                 finish([(idx[j], g, len(prompts[j])) for j, g in zip(chunk, done)], settings)
         missing = sum(r is None for r in out)
@@ -451,24 +452,27 @@ class HFCausalLM:
 
         engine = self._engine()
         first = self.in_flight
+        prompts: Sequence[Sequence[int]]
         if len(idx) > 2 * first:
             idx = sorted(idx, key=lambda i: -_prompt_chars(requests[i]))
-            prompts: Sequence[Sequence[int]] = PromptFeed(
-                len(idx), lambda a, b: self.prompts_ids([requests[i] for i in idx[a:b]]), first=first)
+            prompts = PromptFeed(len(idx), lambda a, b: self.prompts_ids([requests[i] for i in idx[a:b]]), first=first)
         else:
-            ids = self.prompts_ids([requests[i] for i in idx])
-            order = sorted(range(len(idx)), key=lambda j: len(ids[j]))
-            idx, prompts = [idx[j] for j in order], [ids[j] for j in order]
+            idx, prompts = self._by_length(requests, idx)
 
-        def done(pairs: list[tuple[int, Generated]]) -> None:
-            finish([(idx[j], g, len(prompts[j])) for j, g in pairs], settings)
+        def run(idx: list[int], prompts: Sequence[Sequence[int]]) -> list[Generated | None]:
+            return engine.generate(prompts, settings, on_done=lambda pairs: finish(
+                [(idx[j], g, len(prompts[j])) for j, g in pairs], settings))
 
-        results = engine.generate(prompts, settings, on_done=done)
-        left = [j for j, g in enumerate(results) if g is None]
+        left = [j for j, g in enumerate(run(idx, prompts)) if g is None]
         if left:
             log.info("engine: %d prompts longer than the first block's run in a second call", len(left))
-            engine.generate([prompts[j] for j in left], settings,
-                            on_done=lambda pairs: finish([(idx[left[k]], g, len(prompts[left[k]])) for k, g in pairs], settings))
+            run([idx[j] for j in left], [prompts[j] for j in left])
+
+    def _by_length(self, requests: list[Request], idx: list[int]) -> tuple[list[int], list[list[int]]]:
+        """``idx`` and the token ids of its prompts, shortest prompt first (batches of similar lengths)."""
+        ids = self.prompts_ids([requests[i] for i in idx])
+        order = sorted(range(len(idx)), key=lambda j: len(ids[j]))
+        return [idx[j] for j in order], [ids[j] for j in order]
 
 
     def _engine(self) -> Any:

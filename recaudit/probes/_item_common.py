@@ -20,13 +20,12 @@ from typing import Any, Literal, Sequence
 import numpy as np
 from pydantic import Field, field_validator
 
-from recaudit.adapters.base import Response
 from recaudit.baselines import BASELINES, make_baseline
 from recaudit.checks import CheckContext, CheckParams
 from recaudit.data.catalog import Catalog, Interactions, Item
 from recaudit.probes._prompt_data import load_prompt_file, merge_overrides
 from recaudit.text.ground import DEFAULT_EMBEDDING_THRESHOLD, DEFAULT_FUZZY_THRESHOLD, Grounder, Grounding
-from recaudit.text.parse import ParsedList, parse_list
+from recaudit.text.parse import ParsedList
 
 PROMPT_FILE = "item_prompts.yaml"
 BaselineName = Literal["toppop", "itemknn", "bpr"]
@@ -227,11 +226,9 @@ class GroundedAnswer:
     items: list[str]
 
 
-def ground_answer(response: Response, k: int, grounder: Grounder, parsed: ParsedList | None = None) -> GroundedAnswer:
-    """Parse the list (recaudit's one parser; or take ``parsed``, made earlier), ground each title (the
-    one grounding step), de-duplicate ids."""
-    if parsed is None:
-        parsed = parse_list(None if response.error else response.text, k)
+def ground_answer(parsed: ParsedList, grounder: Grounder) -> GroundedAnswer:
+    """Ground each title of a parsed answer (``probes._parse_early.parse_answer``: the one parser) with
+    the one grounding step, de-duplicate ids."""
     groundings = grounder.ground(parsed.items) if parsed.items else []
     items = list(dict.fromkeys(g.item_id for g in groundings if g.item_id is not None))
     return GroundedAnswer(parsed, groundings, items)

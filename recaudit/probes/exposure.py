@@ -188,7 +188,7 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
             for system in p.system_prompts:
                 got = by_cell.get((strategy, system), {})
                 replies = [got.get(s.user_id, Response(text="", error="no response")) for s in splits]
-                answers = [ground_answer(r, p.k, grounder, parse_answer(memo, r, p.k)) for r in replies]
+                answers = [ground_answer(parse_answer(memo, r, p.k), grounder) for r in replies]
                 cells.append(_Cell(f"{strategy} · {system}", strategy, system, [a.items for a in answers], answers))
         base = baseline_lists(ctx, p, train, splits)
         cells += [_Cell(name, "-", "-", lists) for name, lists in base.items()]

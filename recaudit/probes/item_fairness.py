@@ -197,7 +197,7 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
         for s in splits:
             resp = by_user.get(s.user_id, Response(text="", error="no response"))
             grounder = whole or make_grounder(sub_catalog(catalog, cands[s.user_id], f"candidates:{s.user_id}"), p)
-            out.append(ground_answer(resp, p.k, grounder, parse_answer(memo, resp, p.k)))
+            out.append(ground_answer(parse_answer(memo, resp, p.k), grounder))
         return out
 
     def _reference(self, grouping, membership, groups, splits, cands, train) -> np.ndarray:
