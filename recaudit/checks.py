@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from recaudit.adapters.base import Adapter, OnResponse, Request, Response, generate_streaming
 from recaudit.data.catalog import Catalog, Interactions
+from recaudit.evidence import EvidenceLog, Outcome
 from recaudit.registry import Registry
 from recaudit.results import CheckResult, Risk
 
@@ -53,7 +54,8 @@ class CheckContext:
     progress: ProgressFn = _no_progress
     workdir: Path | None = None
     batch_size: int = 16
-    extra: dict[str, Any] = field(default_factory=dict)
+    # every generate/score call is recorded here: the check's evidence, from which coverage is computed
+    evidence: EvidenceLog = field(default_factory=EvidenceLog)
 
     def _batched(self, requests: Sequence[Request], desc: str) -> Iterable[Sequence[Request]]:
         chunks = [requests[i : i + self.batch_size] for i in range(0, len(requests), self.batch_size)]
@@ -69,14 +71,24 @@ class CheckContext:
             offset = len(out)
             hook = None if on_response is None else (lambda j, r, o=offset: on_response(o + j, r))
             out.extend(generate_streaming(self.adapter, chunk, hook))
+        if len(out) != len(requests):
+            raise RuntimeError(f"the adapter returned {len(out)} responses for {len(requests)} requests")
+        self.evidence.record_generation(requests, out)
         return out
 
     def score(self, requests: Sequence[Request], desc: str = "score") -> list[float]:
-        """Score in batches with progress."""
+        """Score in batches with progress; each score is recorded as evidence (NaN = adapter error)."""
         out: list[float] = []
         for chunk in self._batched(requests, desc):
             out.extend(self.adapter.score(chunk))
+        if len(out) != len(requests):
+            raise RuntimeError(f"the adapter returned {len(out)} scores for {len(requests)} requests")
+        self.evidence.record_scores(requests, out)
         return out
+
+    def mark(self, index: int, outcome: Outcome, **details: Any) -> None:
+        """Say what became of evidence record ``index`` (see ``EvidenceLog.mark``)."""
+        self.evidence.mark(index, outcome, **details)
 
     def require_catalog(self, check: str) -> Catalog:
         if self.catalog is None:
@@ -97,6 +109,15 @@ class Check:
     risk: ClassVar[Risk] = "fairness"
     references: ClassVar[tuple[str, ...]] = ()
     Params: ClassVar[type[CheckParams]] = CheckParams
+    # the share of requested answers that must be usable evidence for the check to be judged; a
+    # check overrides it with what its statistics can stand (the audit config can raise or lower it)
+    min_usable: ClassVar[float] = 0.5
+    # False for checks that train and evaluate their own models (unlearning, federated): their
+    # evidence is their own training record, so the adapter-call coverage does not apply
+    records_evidence: ClassVar[bool] = True
+    # True when answers must be parsed before they are evidence: the check marks each one
+    # (Probe.mark); an unmarked answer is not usable. False: an answer without error is usable.
+    marks_answers: ClassVar[bool] = False
 
     def __init__(self, params: CheckParams | dict[str, Any] | None = None):
         if params is None:
@@ -106,6 +127,10 @@ class Check:
     def run(self, ctx: CheckContext) -> CheckResult:
         """Run the check; subclasses either override this or implement requests/evaluate."""
         raise NotImplementedError
+
+    def validate_setup(self) -> None:
+        """Cheap checks of what the params name (attribute values, name files, locales), run when the
+        config is validated — before any model call or file write; raise ValueError with one line."""
 
     def new_result(self, **fields: Any) -> CheckResult:
         """A CheckResult pre-filled with this check's identity and parameters."""
@@ -142,6 +167,8 @@ class AnswerMemo:
 class Probe(Check):
     """A check that is one round of requests → responses → result."""
 
+    marks_answers: ClassVar[bool] = True
+
     def requests(self, ctx: CheckContext) -> list[Request]:
         """All requests this probe needs (pure: no model call, no file)."""
         raise NotImplementedError
@@ -166,11 +193,17 @@ class Probe(Check):
         """The memo, detached from the probe so it is freed after ``evaluate``; empty without ``prepare``."""
         return self.__dict__.pop("_answer_memo", None) or AnswerMemo()
 
+    def mark(self, ctx: CheckContext, i: int, outcome: Outcome, **details: Any) -> None:
+        """In ``evaluate``: say what became of the answer to ``requests[i]`` (usable, unparsed, ungrounded,
+        unused); unmarked answers count as not usable."""
+        ctx.mark(self.__dict__.get("_evidence_offset", 0) + i, outcome, **details)
+
     def run(self, ctx: CheckContext) -> CheckResult:
         reqs = self.requests(ctx)
         hook = None
         if type(self).prepare is not Probe.prepare:
             hook = lambda i, r: self.prepare(ctx, reqs[i], r)  # noqa: E731
+        self.__dict__["_evidence_offset"] = len(ctx.evidence)
         resps = ctx.generate(reqs, desc=self.name, on_response=hook)
         return self.evaluate(ctx, reqs, resps)
 

@@ -8,20 +8,31 @@ model that produced them. Figures are stored as data (``FigureSpec``) and drawn 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 
 Risk = Literal["fairness", "robustness", "privacy", "performance", "utility"]
 Direction = Literal["lower_is_better", "higher_is_better", "neutral"]
-CheckStatus = Literal["pass", "fail", "error", "not_evaluated"]
+# pass: judged, every threshold holds; fail: a threshold breached; error: the check crashed or its
+# config named a metric it does not make; incomplete: too little evidence to judge (coverage below
+# a floor, or an underpowered test); not_judged: evidence is there but no threshold was set.
+CheckStatus = Literal["pass", "fail", "error", "incomplete", "not_judged"]
+STATUSES: tuple[str, ...] = ("pass", "fail", "error", "incomplete", "not_judged")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="constants")
+    # strict JSON: NaN and ±inf are written as null (a reader of any language can parse the file);
+    # fields that must be numbers read null back as NaN (see _nan_from_null)
+    model_config = ConfigDict(extra="forbid", ser_json_inf_nan="null")
+
+
+def _nan_from_null(v: Any) -> Any:
+    return math.nan if v is None else v
 
 
 class MetricValue(_Model):
@@ -32,17 +43,63 @@ class MetricValue(_Model):
     ci_low: float | None = None
     ci_high: float | None = None
     ci_level: float = 0.95
+    ci_method: str | None = None
+    ci_unreliable: bool = False
     p_value: float | None = None
+    p_adj: float | None = None
+    p_adj_method: str | None = None
+    p_floor: float | None = None
+    mde: float | None = None
+    underpowered: bool = False
+    needed_n: int | None = None
+    power_note: str = ""
     n: int | None = None
     direction: Direction = "neutral"
     variant: str | None = None
     description: str = ""
+    null_reason: str | None = None
 
-    @field_validator("value", "ci_low", "ci_high", "p_value", mode="before")
+    @model_validator(mode="before")
+    @classmethod
+    def _value_float(cls, data: Any) -> Any:
+        # null in results.json is a NaN or ±inf written strictly (null_reason says which); numpy
+        # scalars are coerced once here so every producer can pass them
+        if isinstance(data, dict) and "value" in data:
+            v = data["value"]
+            if v is None:
+                data = {**data, "value": {"+inf": math.inf, "-inf": -math.inf}.get(data.get("null_reason") or "", math.nan)}
+            else:
+                data = {**data, "value": float(v)}
+        return data
+
+    @field_validator("ci_low", "ci_high", "p_value", "p_adj", "p_floor", "mde", mode="before")
     @classmethod
     def _plain_float(cls, v: Any) -> Any:
-        # numpy scalars serialise badly; coerce once here so every producer can pass them.
-        return None if v is None else float(v)
+        if v is None:
+            return None
+        v = float(v)
+        return None if math.isnan(v) else v
+
+    @model_validator(mode="after")
+    def _say_why_null(self) -> "MetricValue":
+        if not math.isfinite(self.value) and self.null_reason is None:
+            self.null_reason = "not computable (NaN)" if math.isnan(self.value) else ("+inf" if self.value > 0 else "-inf")
+        return self
+
+    def field(self, part: str) -> float:
+        """``value`` or one of ``p`` / ``p_adj`` / ``ci_low`` / ``ci_high`` (NaN when absent): what gates read."""
+        if part in ("", "value"):
+            return self.value
+        attr = {"p": "p_value", "p_adj": "p_adj", "ci_low": "ci_low", "ci_high": "ci_high"}.get(part)
+        if attr is None:
+            raise KeyError(f"no metric field {part!r}; one of value, p, p_adj, ci_low, ci_high")
+        v = getattr(self, attr)
+        return math.nan if v is None else float(v)
+
+    @property
+    def has_test(self) -> bool:
+        """True when this metric carries a hypothesis test (a p-value)."""
+        return self.p_value is not None
 
     def ci_excludes(self, x: float) -> bool:
         """True when the confidence interval exists and does not contain ``x``."""
@@ -74,6 +131,11 @@ class Series(_Model):
     y: list[float]
     y_low: list[float] | None = None
     y_high: list[float] | None = None
+
+    @field_validator("y", "y_low", "y_high", mode="before")
+    @classmethod
+    def _nan_points(cls, v: Any) -> Any:
+        return None if v is None else [_nan_from_null(x) for x in v]
 
 
 class FigureSpec(_Model):
@@ -109,11 +171,37 @@ class Breach(_Model):
 
 
 class Verdict(_Model):
-    """Pass/fail of one check against its configured thresholds."""
+    """The status of one check (see ``CheckStatus``), its breaches, and why when it is not judged."""
 
-    status: CheckStatus = "not_evaluated"
+    status: CheckStatus = "not_judged"
     breaches: list[Breach] = Field(default_factory=list)
     evaluated: list[str] = Field(default_factory=list)
+    reason: str | None = None
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _old_name(cls, v: Any) -> Any:
+        return "not_judged" if v == "not_evaluated" else v  # results.json of schema 1.0
+
+
+class Coverage(_Model):
+    """How much of what a check asked the model became evidence; computed once, in ``recaudit.evidence``."""
+
+    requested: int = 0
+    answered: int = 0
+    usable: int = 0
+    outcomes: dict[str, int] = Field(default_factory=dict)
+    answered_rate: float | None = None
+    usable_rate: float | None = None
+    min_answered: float = 0.98
+    min_usable: float = 0.0
+    sufficient: bool = True
+    reason: str | None = None
+
+    @field_validator("answered_rate", "usable_rate", mode="before")
+    @classmethod
+    def _rate(cls, v: Any) -> Any:
+        return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
 
 
 class Reproducibility(_Model):
@@ -146,8 +234,14 @@ class CheckResult(_Model):
     notes: list[str] = Field(default_factory=list)
     references: list[str] = Field(default_factory=list)
     verdict: Verdict = Field(default_factory=Verdict)
+    coverage: Coverage | None = None
     reproducibility: Reproducibility = Field(default_factory=Reproducibility)
     error: str | None = None
+
+    @property
+    def status(self) -> CheckStatus:
+        """The check's status: ``error`` when it crashed, else its verdict's."""
+        return "error" if self.error is not None else self.verdict.status
 
     def metric(self, name: str) -> MetricValue:
         """The metric called ``name``; KeyError names the ones that exist."""
@@ -176,10 +270,42 @@ class AuditResults(_Model):
         raise KeyError(f"no check {name!r}; has: {[c.name for c in self.checks]}")
 
     def to_json(self, indent: int = 2) -> str:
-        """Serialise to JSON text (NaN/inf kept as JSON constants)."""
+        """Serialise to strict JSON text (NaN/inf written as null, with ``null_reason`` on metrics)."""
         return self.model_dump_json(indent=indent)
 
     @classmethod
     def from_json(cls, text: str) -> "AuditResults":
         """Parse JSON written by ``to_json``."""
         return cls.model_validate_json(text)
+
+
+@dataclass(frozen=True)
+class Overall:
+    """The audit's one-line verdict: a status word and what happened."""
+
+    status: str  # PASS | FAIL | ERROR | INCOMPLETE | NOT JUDGED
+    summary: str
+    counts: dict[str, int]
+
+    @property
+    def css(self) -> str:
+        """The status as a check status name (for badges)."""
+        return {"NOT JUDGED": "not_judged"}.get(self.status, self.status.lower())
+
+
+def overall(results: AuditResults) -> Overall:
+    """``PASS`` only when every check was judged and passed; otherwise say what happened, worst first."""
+    statuses = [c.status for c in results.checks]
+    n = len(statuses)
+    counts = {s: statuses.count(s) for s in STATUSES}
+    if n == 0:
+        return Overall("NOT JUDGED", "NOT JUDGED: the audit ran no checks", counts)
+    if counts["error"]:
+        return Overall("ERROR", f"ERROR: {counts['error']} of {n} checks crashed or are misconfigured", counts)
+    if counts["fail"]:
+        return Overall("FAIL", f"FAIL: {counts['fail']} of {n} checks breached a threshold", counts)
+    if counts["incomplete"]:
+        return Overall("INCOMPLETE", f"INCOMPLETE: {counts['incomplete']} of {n} checks lack evidence", counts)
+    if counts["not_judged"]:
+        return Overall("NOT JUDGED", f"NOT JUDGED: {counts['not_judged']} of {n} checks have no thresholds", counts)
+    return Overall("PASS", f"PASS: all {n} checks judged and passed", counts)

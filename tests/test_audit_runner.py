@@ -54,7 +54,9 @@ def test_failing_check_is_isolated_and_exit_code_is_2(tmp_path: Path, calls: Pat
     assert failed.risk == "robustness" and failed.title == "Test: always fails"
     assert run.exit_code == 2
     # the run folder: one file per check, results.json readable on its own
-    assert sorted(p.name for p in (run.run_dir / "checks").iterdir()) == ["long.json", "t_fail.json", "t_length.json"]
+    assert sorted(p.name for p in (run.run_dir / "checks").iterdir()) == [
+        "long.json", "long.samples.jsonl", "t_fail.json", "t_fail.samples.jsonl", "t_length.json", "t_length.samples.jsonl"
+    ]
     reloaded = AuditResults.from_json(run.results_path.read_text())
     assert reloaded.check("long").verdict.status == "fail"
     rep = reloaded.reproducibility
@@ -69,8 +71,10 @@ def test_exit_code_1_on_breach_and_0_on_pass(tmp_path: Path, calls: Path) -> Non
     ok = _config(tmp_path / "b", [{"check": "t_length", "params": {"n": 4}, "thresholds": ["length.max >= 4"]},
                                   {"check": "t_hang"}])
     run = Runner(ok, progress=False).run()
-    assert run.exit_code == 0
-    assert [c.verdict.status for c in run.results.checks] == ["pass", "not_evaluated"]
+    assert run.exit_code == 4  # t_hang has no thresholds: not judged, so the audit cannot pass
+    assert [c.verdict.status for c in run.results.checks] == ["pass", "not_judged"]
+    alone = _config(tmp_path / "c", [{"check": "t_length", "params": {"n": 4}, "thresholds": ["length.max >= 4"]}])
+    assert Runner(alone, progress=False).run().exit_code == 0
 
 
 def test_threshold_on_metric_not_produced_is_reported_after_the_run(tmp_path: Path, calls: Path) -> None:
@@ -133,7 +137,7 @@ def test_killed_run_resumes_from_finished_checks_and_cache(tmp_path: Path) -> No
     calls, hang = tmp_path / "calls.txt", tmp_path / "hanging"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
            support.CALLS_ENV: str(calls)}
-    cmd = [sys.executable, "-m", "recaudit", "audit", str(cfg), "-q"]
+    cmd = [sys.executable, "-m", "recaudit", "audit", str(cfg), "-q", "--allow-unjudged"]
 
     proc = subprocess.Popen(cmd, env={**env, support.HANG_ENV: str(hang)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:

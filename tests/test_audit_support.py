@@ -61,7 +61,9 @@ class LengthCheck(Probe):
         return [Request.chat(f"{self.name} item {i}", seed=self.params.seed) for i in range(self.params.n)]
 
     def evaluate(self, ctx: CheckContext, requests: list[Request], responses: list[Response]) -> CheckResult:
-        lengths = [len(r.text) for r in responses]
+        for i, r in enumerate(responses):
+            self.mark(ctx, i, "adapter_error" if r.error else "usable")
+        lengths = [len(r.text) for r in responses if not r.error]
         mean = sum(lengths) / len(lengths)
         return self.new_result(
             metrics=[
@@ -108,6 +110,8 @@ class HangCheck(Probe):
         if flag:
             Path(flag).touch()
             time.sleep(600)
+        for i, r in enumerate(responses):
+            self.mark(ctx, i, "usable")
         return self.new_result(metrics=[MetricValue(name="answers", value=len(responses), n=len(responses))])
 
 

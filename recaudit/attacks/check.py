@@ -34,6 +34,8 @@ VictimName = Literal["pyes", "ranking"]
 class ShillingCheck(Check):
     """Textual shilling: can a provider raise its item's exposure by editing the title, and do defenses undo it?"""
 
+    min_usable = 0.8  # the lift compares clean and attacked exposure on the same users
+
     title: ClassVar[str] = "Textual shilling attacks on item titles"
     risk: ClassVar = "robustness"
     references: ClassVar[tuple[str, ...]] = (

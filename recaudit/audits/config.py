@@ -138,6 +138,8 @@ class CheckSpec(_Strict):
     name: str | None = None
     params: dict[str, Any] = Field(default_factory=dict)
     thresholds: list[Annotated[str, AfterValidator(_valid_threshold)]] = Field(default_factory=list)
+    min_answered: float | None = Field(None, ge=0, le=1, description="override of the audit's min_answered")
+    min_usable: float | None = Field(None, ge=0, le=1, description="override of the check's default min_usable")
 
     @field_validator("name")
     @classmethod
@@ -163,6 +165,8 @@ class PlannedCheck:
     cls: type[Check]
     params: CheckParams
     thresholds: tuple[Threshold, ...]
+    min_answered: float = 0.98
+    min_usable: float = 0.5
 
     @property
     def name(self) -> str:
@@ -187,6 +191,12 @@ class AuditConfig(_Strict):
     output_dir: Path | None = None
     cache: bool | Path = True
     batch_size: int = Field(default=8, ge=1)
+    min_answered: float = Field(
+        0.98, ge=0, le=1, description="share of requests that must be answered without adapter error"
+    )
+    min_usable: float | None = Field(
+        None, ge=0, le=1, description="share of requests that must give usable evidence (default: each check's own)"
+    )
     plugins: list[str] = Field(default_factory=list, description="modules to import that register extra checks")
 
     @field_validator("data", mode="before")
@@ -268,12 +278,21 @@ class AuditConfig(_Strict):
             declared = declared_metric_names(cls, params)
             if declared is not None:
                 for j, t in enumerate(thresholds):
-                    if not any(fnmatch.fnmatchcase(t.metric, pattern) for pattern in declared):
+                    if not any(
+                        fnmatch.fnmatchcase(name, pattern) for name, _ in t.readings() for pattern in declared
+                    ):
                         issues.append(
                             f"{where}.thresholds[{j}]: unknown metric {t.metric!r} for check {spec.check!r}; "
                             f"it produces: {', '.join(declared)}"
                         )
-            planned.append(PlannedCheck(spec, cls, params, thresholds))
+            try:
+                cls(params).validate_setup()
+            except (ValueError, OSError) as e:
+                issues.append(f"{where}.params: {str(e).splitlines()[0] if str(e) else type(e).__name__}")
+                continue
+            min_answered = spec.min_answered if spec.min_answered is not None else self.min_answered
+            min_usable = next(v for v in (spec.min_usable, self.min_usable, cls.min_usable) if v is not None)
+            planned.append(PlannedCheck(spec, cls, params, thresholds, min_answered, min_usable))
         if issues:
             raise ConfigError(issues)
         return planned
@@ -347,6 +366,10 @@ def load_config(path: str | Path, plan: bool = True) -> AuditConfig:
         raise ConfigError([f"config file not found: {path}"])
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ConfigError([f"not UTF-8 text (byte {e.start}); save the config as UTF-8"], str(path)) from None
+    except OSError as e:
+        raise ConfigError([f"cannot read: {e.strerror or e}"], str(path)) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""

@@ -53,7 +53,7 @@ class VerdictChange:
 
     @property
     def is_worse(self) -> bool:
-        rank = {"not_evaluated": 0, "pass": 0, "fail": 1, "error": 2}
+        rank = {"not_evaluated": 0, "not_judged": 0, "pass": 0, "incomplete": 1, "fail": 2, "error": 3}
         return rank.get(self.new, 0) > rank.get(self.old, 0)
 
 
@@ -174,7 +174,7 @@ def _metrics(check: CheckResult | None) -> dict[tuple[str, str | None], MetricVa
 def _status(check: CheckResult | None) -> str:
     if check is None:
         return "absent"
-    return "error" if check.error else check.verdict.status
+    return check.status
 
 
 def _ci(m: MetricValue | None) -> tuple[float, float] | None:

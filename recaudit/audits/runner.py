@@ -5,12 +5,19 @@ The run folder holds everything a rerun needs::
     <run dir>/config.yaml          the validated config that ran
     <run dir>/cache.sqlite         every model response (CachedAdapter)
     <run dir>/checks/<name>.json   one finished check each, written atomically as it finishes
+    <run dir>/checks/<name>.samples.jsonl[.gz]   its evidence: one record per model call
     <run dir>/work/<name>-<key>/   checkpoints a long check may keep (per check key)
     <run dir>/results.json         the audit (written last)
 
 A rerun skips a check whose file exists with the same key (check, params, seed, adapter
-fingerprint, data hashes, recaudit version) and did not error; thresholds are re-judged every
-time, so changing a threshold never recomputes anything.
+fingerprint, data hashes, recaudit version) and whose evidence was complete: a check that errored,
+had any adapter error or too little usable evidence is recomputed, and the response cache resends
+exactly the requests that failed. Thresholds are re-judged every time, so changing a threshold
+never recomputes anything.
+
+Nothing is written before the setup has passed: data loaded, adapter built and pre-flighted (one
+cheap request; ``GET /models`` for an endpoint), cache file readable. A setup failure is one line
+(``SetupError``) and leaves no run folder behind.
 """
 
 from __future__ import annotations
@@ -40,7 +47,8 @@ from recaudit.audits.progress import RunProgress
 from recaudit.audits.verdicts import audit_exit_code, evaluate_verdict
 from recaudit.checks import CheckContext
 from recaudit.data.catalog import Catalog, Interactions
-from recaudit.results import AuditResults, CheckResult, Reproducibility
+from recaudit.evidence import EvidenceLog, coverage_from_counts
+from recaudit.results import AuditResults, CheckResult, Coverage, Reproducibility
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +90,7 @@ class AuditRun:
 
     @property
     def exit_code(self) -> int:
-        """0 all pass, 1 a threshold breached, 2 a check errored."""
+        """See ``audits.verdicts``: 0 pass, 1 breach, 2 error, 3 incomplete, 4 not judged."""
         return audit_exit_code(self.results)
 
 
@@ -131,9 +139,18 @@ class Runner:
 
     def _load_data(self) -> tuple[Catalog | None, Interactions | None]:
         try:
-            return load_data(self.config.data)
+            catalog, interactions = load_data(self.config.data)
         except Exception as e:  # noqa: BLE001 - a data problem stops the run before anything is written
-            raise SetupError(f"data ({self.config.data.kind}): {type(e).__name__}: {e}") from e
+            raise SetupError(f"data ({self.config.data.kind}): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+        if catalog is not None and interactions is not None:
+            known = set(catalog.ids)
+            unknown = sorted({str(i) for i in interactions.frame["item_id"].unique()} - {str(i) for i in known})
+            if unknown:
+                raise SetupError(
+                    f"data ({self.config.data.kind}): the interactions name {len(unknown)} items that are not in "
+                    f"the catalogue (e.g. {', '.join(unknown[:3])})"
+                )
+        return catalog, interactions
 
     def _build_adapter(self) -> Adapter:
         if self._adapter is not None:
@@ -151,7 +168,10 @@ class Runner:
             return adapter
         from recaudit.adapters.cache import CachedAdapter
 
-        return CachedAdapter(adapter, path=path)
+        try:
+            return CachedAdapter(adapter, path=path)
+        except Exception as e:  # noqa: BLE001 - an unreadable cache file is one setup line
+            raise SetupError(f"cache {path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
 
     # --------------------------------------------------------------------------------- run
 
@@ -162,12 +182,13 @@ class Runner:
         plans = self.config.plan()
         catalog, interactions = self._load_data()
         adapter = self._build_adapter()
+        self._preflight(adapter)
         fingerprint = dict(adapter.fingerprint)
         data_hashes = _data_hashes(catalog, interactions)
-
-        self.checks_dir.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(self.run_dir / "config.yaml", yaml.safe_dump(self.config.resolved_dump(), sort_keys=False))
+        self._check_writable()
         model = self._wrap_cache(adapter)
+        write_text_atomic(self.run_dir / "config.yaml", yaml.safe_dump(self.config.resolved_dump(), sort_keys=False))
+        self.checks_dir.mkdir(parents=True, exist_ok=True)
 
         results: list[CheckResult] = []
         reused: list[str] = []
@@ -181,6 +202,8 @@ class Runner:
                 if result is not None:
                     reused.append(plan.name)
                     bars.log(f"↺ {plan.name}: reused from {path}")
+                    if result.coverage is not None:  # the floors may have changed in the config
+                        result.coverage = _rejudge(result.coverage, plan.min_answered, plan.min_usable)
                 else:
                     bars.log(f"▶ {plan.name}: running")
                     ctx = CheckContext(
@@ -194,6 +217,7 @@ class Runner:
                         batch_size=request_chunk(self.config.batch_size, adapter),
                     )
                     result = self._run_check(plan, ctx, key, fingerprint, data_hashes, model)
+                    self._keep_evidence(plan, ctx.evidence, result)
                     computed.append(plan.name)
                 result = result.model_copy(update={"verdict": evaluate_verdict(result, plan.thresholds)})
                 _write_check_file(path, key, result)
@@ -219,6 +243,62 @@ class Runner:
         )
         write_text_atomic(self.results_path, audit.to_json())
         return AuditRun(audit, self.run_dir, self.results_path, reused, computed)
+
+    def _preflight(self, adapter: Adapter) -> None:
+        """One cheap request before anything is written; any failure is one SetupError line."""
+        try:
+            from recaudit.adapters.preflight import preflight
+        except ImportError:  # an adapter package without a pre-flight step
+            return
+        try:
+            preflight(adapter)
+        except Exception as e:  # noqa: BLE001 - every pre-flight failure is a setup error of one line
+            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise SetupError(f"pre-flight ({self.config.adapter.kind}): {msg}") from e
+
+    def _check_writable(self) -> None:
+        """The run folder can be made and written, and an existing cache file is readable — checked
+        before any file is written, so a bad path leaves nothing behind."""
+        d = self.run_dir
+        if d.exists() and not d.is_dir():
+            raise SetupError(f"output_dir {d} exists and is not a folder")
+        probe_dir = d
+        while not probe_dir.exists():
+            probe_dir = probe_dir.parent
+        if not probe_dir.is_dir() or not os.access(probe_dir, os.W_OK | os.X_OK):
+            raise SetupError(f"output_dir {d}: cannot write in {probe_dir}")
+        cache = self.cache_path()
+        if cache is None:
+            return
+        if cache.exists() and cache.is_dir():
+            raise SetupError(f"cache {cache} is a folder, not a SQLite file")
+        parent = cache.parent
+        while not parent.exists():
+            parent = parent.parent
+        if not os.access(parent, os.W_OK | os.X_OK) or (cache.exists() and not os.access(cache, os.R_OK | os.W_OK)):
+            raise SetupError(f"cache {cache}: not writable")
+        try:
+            from recaudit.adapters.cache import inspect_cache_file
+        except ImportError:
+            return
+        if cache.exists():
+            try:
+                inspect_cache_file(cache)
+            except Exception as e:  # noqa: BLE001 - a bad cache file is one line, nothing written
+                raise SetupError(f"cache {cache}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+
+    def _keep_evidence(self, plan: PlannedCheck, evidence: EvidenceLog, result: CheckResult) -> None:
+        """Coverage from the check's evidence records (one place for every check), and the audit trail."""
+        if not plan.cls.records_evidence:
+            result.coverage = None
+            return
+        if not plan.cls.marks_answers:
+            for s in evidence.samples:
+                if s.outcome == "unchecked":
+                    s.outcome = "usable"
+        result.coverage = evidence.coverage(min_answered=plan.min_answered, min_usable=plan.min_usable)
+        if len(evidence):
+            evidence.write(self.checks_dir / plan.name)
 
     def _run_check(
         self,
@@ -291,8 +371,14 @@ def _write_check_file(path: Path, key: str, result: CheckResult) -> None:
     write_text_atomic(path, json.dumps(envelope, indent=1, allow_nan=True))
 
 
+def _rejudge(coverage: Coverage, min_answered: float, min_usable: float) -> Coverage:
+    """The same counts judged against (possibly changed) floors."""
+    return coverage_from_counts(coverage.outcomes, min_answered=min_answered, min_usable=min_usable)
+
+
 def _load_finished(path: Path, key: str) -> CheckResult | None:
-    """A finished, error-free check from an earlier run with the same key, else None."""
+    """A finished check from an earlier run with the same key whose evidence was complete, else None:
+    an errored check, one with adapter errors or too little usable evidence is recomputed."""
     if not path.is_file():
         return None
     try:
@@ -303,7 +389,12 @@ def _load_finished(path: Path, key: str) -> CheckResult | None:
     except (ValueError, KeyError, TypeError) as e:
         log.warning("ignoring unreadable check file %s: %s", path, e)
         return None
-    return None if result.error is not None else result
+    if result.error is not None:
+        return None
+    cov = result.coverage
+    if cov is not None and (not cov.sufficient or cov.outcomes.get("adapter_error", 0) > 0):
+        return None
+    return result
 
 
 def _error_summary(e: BaseException) -> str:
@@ -312,12 +403,20 @@ def _error_summary(e: BaseException) -> str:
     return f"{type(e).__name__}: {e}\n\n{frames}"
 
 
+_STATUS_MARK = {"pass": "✓", "fail": "✗", "error": "✗", "incomplete": "!", "not_judged": "·"}
+
+
 def _status_line(result: CheckResult) -> str:
-    status = "error" if result.error else result.verdict.status
+    status = result.status
     secs = result.reproducibility.duration_s
-    extra = f" — {result.error.splitlines()[0]}" if result.error else ""
+    if result.error:
+        extra = f" — {result.error.splitlines()[0]}"
+    elif result.verdict.reason and status != "pass":
+        extra = f" — {result.verdict.reason}"
+    else:
+        extra = ""
     extra += "".join(f"\n    breach: {b.message or b.metric}" for b in result.verdict.breaches)
-    return f"{'✓' if status in ('pass', 'not_evaluated') else '✗'} {result.name}: {status}" + (
+    return f"{_STATUS_MARK.get(status, '?')} {result.name}: {status}" + (
         f" ({secs:.1f} s)" if secs is not None else ""
     ) + extra
 

@@ -46,4 +46,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
-    return int(args.func(args))
+    try:
+        rc = int(args.func(args))
+        sys.stdout.flush()  # inside the guard: a closed pipe surfaces here, not at interpreter exit
+        return rc
+    except BrokenPipeError:
+        # the reader closed the pipe (`recaudit diff --json | head`): not an error, and no traceback
+        _silence_stdout()
+        return 0
+    except OSError as e:
+        where = f"{e.filename}: " if getattr(e, "filename", None) else ""
+        print(f"recaudit {args.command}: error: {where}{e.strerror or e}", file=sys.stderr)
+        return 2
+    except Exception as e:  # noqa: BLE001 - the last line of defence: one line, exit 2, never a traceback
+        log.debug("unhandled error", exc_info=True)
+        msg = str(e).splitlines()[0] if str(e) else ""
+        print(f"recaudit {args.command}: error: {type(e).__name__}: {msg} (run with -vv for the traceback)",
+              file=sys.stderr)
+        return 2
+
+
+def _silence_stdout() -> None:
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

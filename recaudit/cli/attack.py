@@ -10,8 +10,9 @@ cache, resumption and thresholds work as in ``recaudit audit``) and writes the r
 ``--out`` (the run folder keeps its own copy, the cache and the check file). Every check
 parameter can be set with ``--param KEY=VALUE`` (YAML values); the flags below are shortcuts.
 
-Exit status: 0 done (every --threshold holds), 1 a threshold was breached, 2 bad input or the
-check errored.
+Exit status: 0 done (every --threshold holds; without thresholds the run is a measurement, not a
+gate, so "not judged" is 0 here), 1 a threshold was breached, 2 bad input or the check errored,
+3 incomplete evidence (adapter errors, unusable answers, an underpowered test).
 """
 
 from __future__ import annotations
@@ -177,8 +178,12 @@ def run_shilling_command(args: argparse.Namespace) -> int:
         print(f"recaudit attack shilling: the check errored: {result.error}", file=sys.stderr)
     else:
         print_summary(result)
+    if result.status == "incomplete":
+        print(f"recaudit attack shilling: incomplete: {result.verdict.reason}", file=sys.stderr)
     print(f"results: {args.out}", file=sys.stderr)
-    return run.exit_code
+    from recaudit.audits.verdicts import audit_exit_code
+
+    return audit_exit_code(run.results, allow_unjudged=True)
 
 
 def print_summary(result, out=None) -> None:

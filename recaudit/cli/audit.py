@@ -8,8 +8,13 @@
 Rerunning the same command after an interruption resumes: finished checks and cached model
 responses in the run folder are reused.
 
-Exit status: 0 every threshold holds, 1 a threshold was breached, 2 the config is invalid or a
-check errored, 130 interrupted.
+Statuses: pass (judged on enough evidence, every threshold holds), fail (a threshold breached),
+error (the check crashed or is misconfigured), incomplete (adapter errors, unusable answers or an
+underpowered test: too little evidence to judge), not_judged (no thresholds).
+
+Exit status: 0 every check judged and passed; 1 a threshold breached; 2 usage, config or input
+error, or a check crashed; 3 incomplete evidence; 4 a check had no thresholds (not judged;
+--allow-unjudged turns 4 into 0); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from typing import Any
 
 from recaudit.audits.config import ConfigError, default_config_text, load_config, load_default_config
 from recaudit.audits.runner import Runner, SetupError
-from recaudit.audits.verdicts import EXIT_ERROR
+from recaudit.audits.verdicts import EXIT_ERROR, audit_exit_code, overall
 from recaudit.cli.report import METRICS_FILE, REPORT_FILE, write_report_files
 
 
@@ -38,6 +43,10 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--fresh", action="store_true", help="ignore finished checks of an earlier run")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.add_argument("--print-default-config", action="store_true", help="print the embedded config and exit")
+    p.add_argument(
+        "--allow-unjudged", action="store_true",
+        help="exit 0 rather than 4 when a check has no thresholds (every other status keeps its code)",
+    )
     p.set_defaults(func=run_audit)
 
 
@@ -63,14 +72,23 @@ def run_audit(args: argparse.Namespace) -> int:
         where = runner.run_dir if runner is not None else "the run folder"
         print(f"\nrecaudit audit: interrupted; run the same command again to resume from {where}", file=sys.stderr)
         return 130
-    html, csv = write_report_files(run.results, run.run_dir / REPORT_FILE, run.run_dir / METRICS_FILE)
-    statuses = [("error" if c.error else c.verdict.status) for c in run.results.checks]
+    try:
+        html, csv = write_report_files(run.results, run.run_dir / REPORT_FILE, run.run_dir / METRICS_FILE)
+    except OSError as e:
+        print(f"recaudit audit: error: cannot write the report: {e.strerror or e}", file=sys.stderr)
+        return EXIT_ERROR
+    verdict = overall(run.results)
+    c = verdict.counts
+    print(f"overall: {verdict.summary}")
+    for check in run.results.checks:
+        if check.status in ("incomplete", "error", "fail"):
+            why = check.error.splitlines()[0] if check.error else (check.verdict.reason or "")
+            print(f"  {check.status}: {check.name} — {why}")
     print(
-        f"checks: {len(statuses)} ({statuses.count('pass')} pass, {statuses.count('fail')} fail, "
-        f"{statuses.count('error')} error, {statuses.count('not_evaluated')} without thresholds; "
-        f"{len(run.reused)} reused)"
+        f"checks: {len(run.results.checks)} ({c['pass']} pass, {c['fail']} fail, {c['error']} error, "
+        f"{c['incomplete']} incomplete, {c['not_judged']} not judged; {len(run.reused)} reused)"
     )
     print(f"report:  {html}")
     print(f"results: {run.results_path}")
     print(f"metrics: {csv}")
-    return run.exit_code
+    return audit_exit_code(run.results, allow_unjudged=args.allow_unjudged)

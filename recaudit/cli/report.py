@@ -43,6 +43,10 @@ def read_results(path: Path) -> AuditResults:
         raise ValueError(f"{path}: no such results file")
     try:
         results = AuditResults.from_json(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text (byte {e.start}): not a recaudit results file") from None
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read: {e.strerror or e}") from None
     except ValidationError as e:
         first = e.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "top level"
@@ -72,7 +76,11 @@ def run_report(args: argparse.Namespace) -> int:
         return 2
     html_path = args.output or args.results.with_name(REPORT_FILE)
     csv_path = args.csv or args.results.with_name(METRICS_FILE)
-    write_report_files(results, html_path, csv_path, title=args.title)
+    try:
+        write_report_files(results, html_path, csv_path, title=args.title)
+    except OSError as e:
+        print(f"recaudit report: error: cannot write {e.filename or html_path}: {e.strerror or e}", file=sys.stderr)
+        return 2
     print(f"report:  {html_path}")
     print(f"metrics: {csv_path}")
     return 0

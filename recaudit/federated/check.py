@@ -160,6 +160,8 @@ def _auc_series(name: str, run: FederatedRun) -> list[Series]:
 class FederatedCheck(Check):
     """PPLR-style federated LoRA fine-tuning audited per client (imbalance, bytes, ε, failures)."""
 
+    records_evidence = False  # trains and evaluates its own models; its evidence is that record
+
     title = "Federated LoRA recommender: per-client performance, communication and privacy"
     risk = "fairness"
     references = REFERENCES

@@ -234,6 +234,13 @@ def ground_answer(parsed: ParsedList, grounder: Grounder) -> GroundedAnswer:
     return GroundedAnswer(parsed, groundings, items)
 
 
+def grounded_outcome(answer: GroundedAnswer) -> str:
+    """An item answer is usable when it parsed to the full list and every title grounded to an item."""
+    if answer.parsed.status != "ok":
+        return "unparsed"
+    return "usable" if all(g.item_id is not None for g in answer.groundings) else "ungrounded"
+
+
 def make_grounder(catalog: Catalog, p: ItemProbeParams) -> Grounder:
     """A Grounder with the probe's thresholds."""
     return Grounder(

@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from recaudit.adapters.base import Request, Response
 from recaudit.checks import AnswerMemo, CheckContext
+from recaudit.evidence import Outcome
 from recaudit.text.parse import ParsedList, parse_list
+
+
+def parse_outcome(response: Response, parsed: ParsedList) -> Outcome:
+    """A list answer is usable evidence when it parsed to the full list asked for (``status == "ok"``)."""
+    if response.error:
+        return "adapter_error"
+    return "usable" if parsed.ok else "unparsed"
 
 
 def parse_answer(memo: AnswerMemo, response: Response, k: int) -> ParsedList:

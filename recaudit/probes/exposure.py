@@ -49,6 +49,7 @@ from recaudit.probes._item_common import (
     bullet_list,
     ci_or_none,
     ground_answer,
+    grounded_outcome,
     grounded_rate,
     grounding_counts,
     hit_rate,
@@ -110,6 +111,8 @@ class _Cell:
 @register_check("exposure")
 class ExposureProbe(ParsesAnswersEarly, Probe):
     """Gini/HHI/entropy/coverage/recency of item exposure per prompting strategy and system role."""
+
+    min_usable = 0.5  # pooled exposure statistics tolerate some short lists
 
     title = "Item exposure: concentration and recency under prompting strategies"
     risk = "fairness"
@@ -180,15 +183,22 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
         grounder = make_grounder(catalog, p)
         memo = self.take_answer_memo()
         by_cell: dict[tuple[str, str], dict[str, Response]] = {}
-        for req, resp in zip(requests, responses):
+        index_of: dict[tuple[str, str, str], int] = {}
+        for i, (req, resp) in enumerate(zip(requests, responses)):
             m = req.meta()
             by_cell.setdefault((m["strategy"], m["system"]), {})[m["user_id"]] = resp
+            index_of[(m["strategy"], m["system"], m["user_id"])] = i
         cells: list[_Cell] = []
         for strategy in p.strategies:
             for system in p.system_prompts:
                 got = by_cell.get((strategy, system), {})
                 replies = [got.get(s.user_id, Response(text="", error="no response")) for s in splits]
                 answers = [ground_answer(parse_answer(memo, r, p.k), grounder) for r in replies]
+                for s, r, a in zip(splits, replies, answers):
+                    i = index_of.get((strategy, system, s.user_id))
+                    if i is not None and not r.error:
+                        self.mark(ctx, i, grounded_outcome(a), parse=a.parsed.items,
+                                  grounded=[g.item_id for g in a.groundings])
                 cells.append(_Cell(f"{strategy} · {system}", strategy, system, [a.items for a in answers], answers))
         base = baseline_lists(ctx, p, train, splits)
         cells += [_Cell(name, "-", "-", lists) for name, lists in base.items()]

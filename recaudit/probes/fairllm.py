@@ -115,6 +115,8 @@ class _Parsed:
 class FairLLMProbe(Probe):
     """User-side fairness with the attribute stated: FaiRLLM's Sim/SNSR/SNSV with CIs and permutation tests."""
 
+    min_usable = 0.9  # Sim/SNSR compare whole top-K lists: a missing list biases them
+
     title = "FaiRLLM: recommendations when users state a sensitive attribute"
     risk = "fairness"
     references = (
@@ -135,6 +137,14 @@ class FairLLMProbe(Probe):
         return out
 
     # --- inputs --------------------------------------------------------------------------------
+
+    def validate_setup(self) -> None:
+        """Attributes, name files and prompt templates resolve (one ValueError line otherwise)."""
+        self.attribute_values()
+        self.prompt_templates()
+        for domain in self.params.domains:
+            if not self.domain_names(domain):
+                raise ValueError(f"names for domain {domain!r}: none found")
 
     def prompt_templates(self) -> dict[str, dict[str, str]]:
         """Per-domain system and user templates after the config's overrides."""
@@ -241,10 +251,12 @@ class FairLLMProbe(Probe):
         cells: dict[tuple[str, str, str], _Parsed] = {}  # (instruction, attribute, value)
         raw: dict[tuple[str, str, str], tuple[Request, Response]] = {}
         attrs: dict[str, list[str]] = {}
-        for req, resp in zip(requests, responses):
+        for i, (req, resp) in enumerate(zip(requests, responses)):
             m = req.meta()
             cell = (m["instruction"], m["attribute"], m["value"])
             cells[cell] = self._parse(resp) if resp.error else memo.get(resp.text, lambda r=resp: self._parse(r))
+            if not resp.error:  # usable evidence: the full top-K list the similarity metrics compare
+                self.mark(ctx, i, "usable" if cells[cell].ok else "unparsed", parse=cells[cell].items)
             raw[cell] = (req, resp)
             if m["attribute"] != NEUTRAL:
                 attrs.setdefault(m["attribute"], [])

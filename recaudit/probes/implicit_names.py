@@ -44,7 +44,7 @@ from recaudit.data.catalog import Catalog
 from recaudit.data.names import NameRecord, faker_names
 from recaudit.metrics.distribution import group_gap, max_pairwise_distance, mrr_at_k, ndcg_at_k
 from recaudit.metrics.stats import permutation_test
-from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer
+from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer, parse_outcome
 from recaudit.probes._prompt_data import check_placeholders, load_prompt_file, merge_overrides
 from recaudit.probes._uncertainty import bootstrap_or_point
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
@@ -243,6 +243,8 @@ class _Unit:
 class ImplicitNamesProbe(ParsesAnswersEarly, Probe):
     """Names only, no attribute stated: category distance and U-NDCG/U-MRR between name groups."""
 
+    min_usable = 0.6  # category distributions are pooled over many items per group
+
     title = "Implicit user unfairness: recommendations by the user's name alone"
     risk = "fairness"
     references = (
@@ -253,6 +255,10 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe):
     )
     Params = ImplicitNamesParams
     params: ImplicitNamesParams
+
+    def validate_setup(self) -> None:
+        """Locales are known and the users can be drawn (one ValueError line otherwise)."""
+        self.users()
 
     @classmethod
     def metric_names(cls, params: ImplicitNamesParams) -> list[str]:
@@ -375,6 +381,8 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe):
             by_domain.setdefault(req.meta()["domain"], []).append(i)
         memo = self.take_answer_memo()
         parsed = [parse_answer(memo, r, p.k) for r in responses]
+        for i, (resp, pl) in enumerate(zip(responses, parsed)):
+            self.mark(ctx, i, parse_outcome(resp, pl), parse=pl.items)
         headline: dict[str, list[MetricValue]] = {"js": [], f"u_ndcg@{p.k}": []}
         group_rows: list[list] = []
         comparison: dict[tuple[str, str, str], dict[str, float]] = {}

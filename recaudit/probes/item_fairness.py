@@ -38,6 +38,7 @@ from recaudit.probes._item_common import (
     ci_or_none,
     genre_membership,
     ground_answer,
+    grounded_outcome,
     grounded_rate,
     grounding_counts,
     hit_rate,
@@ -84,6 +85,8 @@ class ItemFairnessParams(ItemProbeParams):
 @register_check("item_fairness")
 class ItemFairnessProbe(ParsesAnswersEarly, Probe):
     """GU per popularity bucket and genre, DGU and MGU, beside classical baselines on the same users."""
+
+    min_usable = 0.7  # GU counts grounded items; ungrounded titles drop out of the group shares
 
     title = "Item-side fairness: over-exposure of popular items and genres"
     risk = "fairness"
@@ -152,6 +155,11 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
         if unknown:
             raise ValueError(f"responses for users outside the sample: {sorted(unknown)[:3]}")
         answers = self._ground(catalog, splits, cands, by_user, self.take_answer_memo())
+        index_of = {r.meta().get("user_id"): i for i, r in enumerate(requests)}
+        for s, a in zip(splits, answers):
+            i = index_of.get(s.user_id)
+            if i is not None and not responses[i].error:
+                self.mark(ctx, i, grounded_outcome(a), parse=a.parsed.items, grounded=[g.item_id for g in a.groundings])
         model_lists = [a.items for a in answers]
         train = training_interactions(interactions, splits)
         base = baseline_lists(ctx, p, train, splits, cands)

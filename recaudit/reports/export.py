@@ -34,7 +34,7 @@ def metrics_csv(results: AuditResults) -> str:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for check in results.checks:
-        status = "error" if check.error else check.verdict.status
+        status = check.status
         thresholds = metric_thresholds(check)
         breached = {b.metric for b in check.verdict.breaches}
         for m in check.metrics:

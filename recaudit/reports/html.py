@@ -22,12 +22,12 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 import recaudit
 from recaudit.reports.export import metric_thresholds
 from recaudit.reports.figures import render_figure
-from recaudit.results import AuditResults, CheckResult, FigureSpec, MetricValue
+from recaudit.results import AuditResults, CheckResult, FigureSpec, MetricValue, overall
 
 MAX_EXAMPLES = 10
 MAX_EXAMPLE_CHARS = 1500
 SECTION_IDS = ("summary", "risks", "checks", "references", "reproducibility")
-_STATUS_ORDER = {"error": 3, "fail": 2, "pass": 1, "not_evaluated": 0}
+_STATUS_ORDER = {"error": 4, "fail": 3, "incomplete": 2, "not_judged": 1, "pass": 0}
 _ARROWS = {"lower_is_better": "↓ lower is better", "higher_is_better": "↑ higher is better", "neutral": ""}
 
 
@@ -61,13 +61,12 @@ class CheckView:
 
 def check_status(check: CheckResult) -> str:
     """A check's status for display: ``error`` when it errored, else its verdict."""
-    return "error" if check.error else check.verdict.status
+    return check.status
 
 
 def overall_status(results: AuditResults) -> str:
-    """The worst status across checks (error > fail > pass > not evaluated)."""
-    statuses = [check_status(c) for c in results.checks] or ["not_evaluated"]
-    return max(statuses, key=_STATUS_ORDER.__getitem__)
+    """The overall status as a badge class: pass only when every check was judged and passed."""
+    return overall(results).css
 
 
 def render_html(results: AuditResults, *, title: str | None = None) -> str:
@@ -81,6 +80,7 @@ def render_html(results: AuditResults, *, title: str | None = None) -> str:
         checks=checks,
         counts=counts,
         overall=overall_status(results),
+        overall_summary=overall(results).summary,
         risks=_risk_sections(checks),
         references=_references(checks),
         rep=rep,

@@ -114,6 +114,8 @@ def _metrics(r: MethodReport) -> list[MetricValue]:
 class UnlearningCheck(Check):
     """Exact (retrain, SISA, APA) and approximate (E2URec, gradient ascent) unlearning, verified."""
 
+    records_evidence = False  # trains and evaluates its own models; its evidence is that record
+
     title = "Unlearning: forgetting users in an LLM recommender"
     risk = "privacy"
     references = REFERENCES

@@ -1,0 +1,228 @@
+"""The evidence behind a check: one record per model call, and coverage computed from them once.
+
+Every ``CheckContext.generate`` / ``CheckContext.score`` call records one ``Sample`` per request
+(request key, messages, raw answer or score, adapter error). A probe then says what became of
+each answer (``Probe.mark``): ``usable``, ``unparsed``, ``ungrounded`` or ``unused``. An answer a
+check that parses its answers never marked counts as ``unchecked`` — not usable — so a check that
+forgets to classify its evidence fails closed (incomplete), never open.
+
+Coverage (``EvidenceLog.coverage``) is what decides whether a check can be judged at all:
+``answered`` = answers without adapter error ÷ requested, ``usable`` = usable ÷ requested. The run
+folder keeps the records as ``checks/<name>.samples.jsonl`` (gzip-compressed above
+``GZIP_ABOVE`` records): the audit trail a reviewer reads and the report's sample explorer shows.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import math
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Literal, Sequence
+
+from recaudit.adapters.base import Request, Response
+from recaudit.results import Coverage
+
+Outcome = Literal["usable", "adapter_error", "unparsed", "ungrounded", "unused", "unchecked"]
+OUTCOMES: tuple[str, ...] = ("usable", "adapter_error", "unparsed", "ungrounded", "unused", "unchecked")
+GZIP_ABOVE = 2000
+SAMPLES_SUFFIX = ".samples.jsonl"
+_MAX_TEXT = 4000  # characters of prompt/answer kept per record: enough to read, bounded on disk
+
+
+@dataclass
+class Sample:
+    """One model call of a check and what became of its answer."""
+
+    index: int
+    kind: Literal["generate", "score"]
+    request_key: str
+    messages: list[list[str]]
+    unit: dict[str, str]
+    answer: str | None = None
+    score: float | None = None
+    error: str | None = None
+    outcome: Outcome = "unchecked"
+    parse: list[str] | None = None
+    grounded: list[str | None] | None = None
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as JSON-able data (long texts clipped, NaN score as null)."""
+        d = asdict(self)
+        d["messages"] = [[r, _clip(c)] for r, c in self.messages]
+        d["answer"] = None if self.answer is None else _clip(self.answer)
+        if self.score is not None and not math.isfinite(self.score):
+            d["score"] = None
+        return d
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_TEXT else text[:_MAX_TEXT] + f"… [{len(text) - _MAX_TEXT} more characters]"
+
+
+@dataclass
+class EvidenceLog:
+    """The samples of one check run, in call order; thread-safe appends (streamed answers)."""
+
+    samples: list[Sample] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def record_generation(self, requests: Sequence[Request], responses: Sequence[Response]) -> int:
+        """Record one generate call; returns the index of its first sample."""
+        with self._lock:
+            start = len(self.samples)
+            for j, (req, resp) in enumerate(zip(requests, responses)):
+                self.samples.append(
+                    Sample(
+                        index=start + j,
+                        kind="generate",
+                        request_key=req.key(),
+                        messages=[[r, c] for r, c in req.messages],
+                        unit=req.meta(),
+                        answer=None if resp.error else resp.text,
+                        error=resp.error,
+                        outcome="adapter_error" if resp.error else "unchecked",
+                    )
+                )
+            return start
+
+    def record_scores(self, requests: Sequence[Request], scores: Sequence[float]) -> int:
+        """Record one score call (a NaN score is an adapter error); returns the first sample's index."""
+        with self._lock:
+            start = len(self.samples)
+            for j, (req, s) in enumerate(zip(requests, scores)):
+                bad = s is None or not math.isfinite(float(s))
+                self.samples.append(
+                    Sample(
+                        index=start + j,
+                        kind="score",
+                        request_key=req.key(),
+                        messages=[[r, c] for r, c in req.messages],
+                        unit=req.meta(),
+                        score=None if bad else float(s),
+                        error="no score (NaN)" if bad else None,
+                        # a score needs no parsing: a finite one is usable evidence
+                        outcome="adapter_error" if bad else "usable",
+                    )
+                )
+            return start
+
+    def mark(
+        self,
+        index: int,
+        outcome: Outcome,
+        *,
+        parse: Sequence[str] | None = None,
+        grounded: Sequence[str | None] | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Say what became of sample ``index``'s answer; an adapter error stays an adapter error."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"unknown outcome {outcome!r}; one of {OUTCOMES}")
+        if not 0 <= index < len(self.samples):
+            return  # evaluate called outside a recorded run (tests, notebooks): nothing to mark
+        s = self.samples[index]
+        if s.outcome != "adapter_error":
+            s.outcome = outcome
+        if parse is not None:
+            s.parse = list(parse)
+        if grounded is not None:
+            s.grounded = [None if g is None else str(g) for g in grounded]
+        if note is not None:
+            s.note = note
+
+    def coverage(self, *, min_answered: float, min_usable: float) -> Coverage:
+        """Coverage of this log, judged against the two floors (one place for every check)."""
+        return coverage_of(self.samples, min_answered=min_answered, min_usable=min_usable)
+
+    def write(self, path_without_suffix: Path) -> Path:
+        """Write ``<path>.samples.jsonl`` (``.gz`` when large) atomically; returns the path written."""
+        return write_samples(self.samples, path_without_suffix)
+
+
+def coverage_of(samples: Iterable[Sample], *, min_answered: float, min_usable: float) -> Coverage:
+    """Counts per outcome, the answered and usable rates, and whether both floors are met."""
+    counts = {o: 0 for o in OUTCOMES}
+    for s in samples:
+        counts[s.outcome] += 1
+    return coverage_from_counts(counts, min_answered=min_answered, min_usable=min_usable)
+
+
+def coverage_from_counts(outcomes: dict[str, int], *, min_answered: float, min_usable: float) -> Coverage:
+    """Coverage judged from counts per outcome (a reused check is re-judged against today's floors)."""
+    counts = {o: int(outcomes.get(o, 0)) for o in OUTCOMES}
+    requested = sum(counts.values())
+    answered = requested - counts["adapter_error"]
+    usable = counts["usable"]
+    answered_rate = answered / requested if requested else float("nan")
+    usable_rate = usable / requested if requested else float("nan")
+    reasons: list[str] = []
+    if requested == 0:
+        reasons.append("no model calls were recorded")
+    else:
+        if answered_rate < min_answered:
+            reasons.append(
+                f"answered {answered}/{requested} = {answered_rate:.1%} < min_answered {min_answered:.0%} "
+                f"({counts['adapter_error']} adapter errors)"
+            )
+        if usable_rate < min_usable:
+            why = ", ".join(f"{counts[o]} {o}" for o in ("adapter_error", "unparsed", "ungrounded", "unused", "unchecked")
+                            if counts[o])
+            reasons.append(f"usable {usable}/{requested} = {usable_rate:.1%} < min_usable {min_usable:.0%} ({why})")
+    return Coverage(
+        requested=requested,
+        answered=answered,
+        usable=usable,
+        outcomes={k: v for k, v in counts.items() if v},
+        answered_rate=answered_rate,
+        usable_rate=usable_rate,
+        min_answered=min_answered,
+        min_usable=min_usable,
+        sufficient=not reasons,
+        reason="; ".join(reasons) or None,
+    )
+
+
+def write_samples(samples: Sequence[Sample], path_without_suffix: Path) -> Path:
+    """One JSON record per line; gzip above ``GZIP_ABOVE`` records; written to a temp file, then renamed."""
+    base = Path(path_without_suffix)
+    plain = base.with_name(base.name + SAMPLES_SUFFIX)
+    target = plain.with_name(plain.name + ".gz") if len(samples) > GZIP_ABOVE else plain
+    other = plain if target != plain else plain.with_name(plain.name + ".gz")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    opener = gzip.open if target.suffix == ".gz" else open
+    try:
+        with opener(tmp, "wt", encoding="utf-8") as f:  # type: ignore[operator]
+            for s in samples:
+                f.write(json.dumps(s.to_json(), ensure_ascii=False, allow_nan=False) + "\n")
+        os.replace(tmp, target)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    if other.exists():  # a stale file of the other form from an earlier run
+        other.unlink()
+    return target
+
+
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """Read a samples file written by ``write_samples`` (plain or gzip)."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:  # type: ignore[operator]
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def samples_path(checks_dir: Path, name: str) -> Path | None:
+    """The samples file of check ``name`` in a run's ``checks/`` folder, if one exists."""
+    for suffix in (SAMPLES_SUFFIX, SAMPLES_SUFFIX + ".gz"):
+        p = checks_dir / f"{name}{suffix}"
+        if p.is_file():
+            return p
+    return None
