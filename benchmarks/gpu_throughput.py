@@ -336,7 +336,7 @@ def main() -> None:
     if args.mix_requests:
         for slots in [int(x) for x in (args.mix_slots or str(n_max)).split(",")]:
             for comp in (False, True) if args.mix_compile else (False,):
-                m = _attempt(lambda: fairllm_mix(model, prompts, slots, args.mix_requests, N, compile=comp))
+                m = _attempt(lambda: fairllm_mix(model, prompts, slots, args.mix_requests, N, compile=comp))  # noqa: B023
                 mix.append(m)
                 print("FaiRLLM mix:", m, flush=True)
     agreement = _attempt(lambda: agreement_with_generate(model, prompts[:16], args.prompt_len))

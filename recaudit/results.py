@@ -295,7 +295,7 @@ class Overall:
 
 def overall(results: AuditResults) -> Overall:
     """``PASS`` only when every check was judged and passed; otherwise say what happened, worst first."""
-    statuses = [c.status for c in results.checks]
+    statuses: list[str] = [c.status for c in results.checks]
     n = len(statuses)
     counts = {s: statuses.count(s) for s in STATUSES}
     if n == 0:

@@ -110,7 +110,7 @@ class HangCheck(Probe):
         if flag:
             Path(flag).touch()
             time.sleep(600)
-        for i, r in enumerate(responses):
+        for i in range(len(responses)):
             self.mark(ctx, i, "usable")
         return self.new_result(metrics=[MetricValue(name="answers", value=len(responses), n=len(responses))])
 

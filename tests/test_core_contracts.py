@@ -98,7 +98,7 @@ def test_bootstrap_and_permutation():
     rng = np.random.default_rng(0)
     x = rng.normal(size=40)
     labels = np.r_[np.zeros(20), np.ones(20)]
-    _, p = permutation_test(lambda l: x[l == 1].mean() - x[l == 0].mean(), labels, 300, seed=0)
+    _, p = permutation_test(lambda lab: x[lab == 1].mean() - x[lab == 0].mean(), labels, 300, seed=0)
     assert p > 0.01
 
 

@@ -94,7 +94,7 @@ class Strategy(ABC):
         """(available, reason or note); checked before any model query."""
         return True, ""
 
-    def prepare(self) -> None:
+    def prepare(self) -> None:  # noqa: B027 - an optional hook: most strategies need no set-up
         """One-time set-up (library imports, corpora) done before the search clock starts."""
 
     @abstractmethod

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from recaudit.results import AuditResults, CheckResult, MetricValue
 
@@ -130,7 +130,7 @@ def compare_metric(
     """Classify the change of one metric (see the module docstring for the rule)."""
     ref = new or old
     assert ref is not None
-    base = dict(
+    base: dict[str, Any] = dict(
         check=check,
         metric=ref.name,
         variant=ref.variant,
