@@ -68,7 +68,8 @@ class OpenAISpec(_Spec):
     max_retries: int = Field(default=5, ge=0)
     backoff_s: float = Field(default=0.5, ge=0)
     extra_body: dict[str, Any] | None = None
-    send_repetition_penalty: bool = True
+    # the server family decides each setting's name on the wire; auto reads it from GET /models
+    server: Literal["auto", "vllm", "llamacpp", "ollama", "openai"] = "auto"
 
 
 class CallableSpec(_Spec):
