@@ -79,6 +79,7 @@ class FaultServer:
         retry_after: str = "0.01",
         slow_s: float = 0.5,
         seed: int = 0,
+        weights: str = "w1",
         lifetime_s: float = 300.0,
     ):
         if family not in FAMILIES:
@@ -92,18 +93,20 @@ class FaultServer:
         self.answered: collections.Counter[str] = collections.Counter()
         self.gets: collections.Counter[str] = collections.Counter()
         self.bodies: list[dict[str, Any]] = []
+        self.paths: list[str] = []  # request paths with their query, as received
+        self.auth: list[str] = []  # Authorization headers received
         self._httpd: ThreadingHTTPServer | None = None
         self._timer: threading.Timer | None = None
         self.set_plan(transient=transient, transient_kinds=transient_kinds, transient_attempts=transient_attempts,
                       permanent=permanent, permanent_status=permanent_status, key=key, retry_after=retry_after,
-                      slow_s=slow_s, seed=seed)
+                      slow_s=slow_s, seed=seed, weights=weights)
 
     # ---- plan and counters ----------------------------------------------------------------------
     def set_plan(self, **plan: Any) -> None:
         """Change any of transient, transient_kinds, transient_attempts, permanent, permanent_status,
-        key, retry_after, slow_s, seed, models, answer (e.g. ``set_plan(permanent=None)``: recovered)."""
+        key, retry_after, slow_s, seed, models, answer, weights (e.g. ``set_plan(permanent=None)``: recovered)."""
         allowed = {"transient", "transient_kinds", "transient_attempts", "permanent", "permanent_status", "key",
-                   "retry_after", "slow_s", "seed", "models", "answer"}
+                   "retry_after", "slow_s", "seed", "models", "answer", "weights"}
         unknown = set(plan) - allowed
         if unknown:
             raise TypeError(f"unknown plan keys: {sorted(unknown)}")
@@ -125,6 +128,8 @@ class FaultServer:
             self.answered.clear()
             self.gets.clear()
             self.bodies.clear()
+            self.paths.clear()
+            self.auth.clear()
 
     @property
     def requests(self) -> int:
@@ -179,15 +184,16 @@ class FaultServer:
         now = int(time.time())
         cards = []
         for m in self.models:
-            digest = hashlib.sha256(m.encode()).hexdigest()
+            # ``weights`` stands for the files behind the alias: a new value is new weights, same name
+            digest = hashlib.sha256(f"{m}:{self.weights}".encode()).hexdigest()
             if self.family == "vllm":  # created is the time of the request; root is the weights' path
-                card = {"id": m, "object": "model", "created": now, "owned_by": "vllm", "root": f"/models/{m}",
+                card = {"id": m, "object": "model", "created": now, "owned_by": "vllm", "root": f"/models/{self.weights}",
                         "parent": None, "max_model_len": 4096,
                         "permission": [{"id": f"modelperm-{now}", "created": now, "object": "model_permission"}]}
             elif self.family == "llamacpp":  # llama.cpp's llama-server
                 card = {"id": m, "object": "model", "created": now, "owned_by": "llamacpp",
                         "meta": {"vocab_type": 2, "n_vocab": 49152, "n_ctx_train": 8192, "n_embd": 576,
-                                 "n_params": 134515008, "size": 90000000}}
+                                 "n_params": 134515008, "size": 90000000 + int(digest[:4], 16)}}
             elif self.family == "llama-cpp-python":
                 card = {"id": m, "object": "model", "owned_by": "me", "permissions": []}
             elif self.family == "ollama":
@@ -232,6 +238,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0].rstrip("/")
         with s._lock:
             s.gets[path] += 1
+            s.paths.append(self.path)
+            s.auth.append(self.headers.get("Authorization", ""))
         if not self._authorized():
             return
         if path == "/v1/models" and s.family != "bare":
@@ -263,6 +271,8 @@ class _Handler(BaseHTTPRequestHandler):
             s.counts[prompt] += 1
             attempt = s.counts[prompt]
             s.bodies.append(body)
+            s.paths.append(self.path)
+            s.auth.append(self.headers.get("Authorization", ""))
             plan = (s.fault_for(prompt, attempt), s.permanent, s.permanent_status, s.retry_after, s.slow_s,
                     list(s.models), s.answer)
         fault, permanent, permanent_status, retry_after, slow_s, models, answer = plan
@@ -272,7 +282,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, {"error": {"message": f"The model `{body.get('model')}` does not exist.",
                                               "type": "NotFoundError", "code": 404}})
         if permanent is not None and permanent(prompt):
-            return self._send(permanent_status, {"error": {"message": "permanent failure (planned)"}})
+            # the message echoes the request path, query included, as some servers do: clients must redact it
+            return self._send(permanent_status, {"error": {"message": f"permanent failure (planned) at {self.path}"}})
         if fault == "429":
             return self._send(429, {"error": {"message": "rate limited"}}, {"Retry-After": retry_after})
         if fault in ("500", "503"):

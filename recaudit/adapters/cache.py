@@ -1,18 +1,23 @@
 """A persistent answer cache that wraps any Adapter and is itself an Adapter.
 
 One SQLite file (WAL mode) holds one table keyed by (adapter fingerprint id, request key, kind).
-Only misses reach the wrapped adapter, in chunks; answers are committed as they arrive (64 per
-transaction from an adapter that streams them, ``generate_streaming``; the rest when the chunk is
-answered, or when the call fails), so a run that is killed resumes where it stopped. Several threads and processes may
-share one file: each thread has its own connection, writers wait on a busy timeout, and rows
-are written with ``INSERT OR REPLACE`` inside a transaction. Responses carrying an ``error``
-are never stored (the next run retries them), and the fingerprint stored beside the rows is
-checked to hold no credential-looking field.
+Only misses reach the wrapped adapter, in chunks; each answer is committed as the adapter hands it
+over (``generate_streaming``), by a writer thread that commits whatever has arrived since its last
+commit (one answer per transaction when they come slowly, a few together at GPU rates, never more
+than a few milliseconds' worth), so a run killed with ``kill -9`` loses only the requests in flight.
+Every call returns only after its answers are committed. Several threads and processes may share
+one file: each thread has its own connection, writers wait on a busy timeout, and rows are written
+with ``INSERT OR REPLACE`` inside a transaction. Responses carrying an ``error`` are never stored
+(the next run retries them), and the fingerprint stored beside the rows is checked to hold no
+credential-looking field. ``inspect_cache_file`` checks a cache path without writing to it (a
+directory, an unwritable place, garbage, a truncated file or another program's database are
+refused with one line naming the file); ``CachedAdapter`` runs it before it opens the file.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -51,7 +56,138 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 _SECRET_KEY = re.compile(r"(api[_-]?key|secret|passw(or)?d|authori[sz]ation|bearer|access[_-]?token|auth[_-]?token|credential)", re.I)
 _SECRET_VALUE = re.compile(r"^(sk-|Bearer\s|hf_[A-Za-z0-9]{20,}|ghp_|xox[bp]-)")
 _LOOKUP_CHUNK = 500  # below SQLite's default limit of host parameters
-_STORE_EVERY = 64  # streamed answers per write transaction
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+# the columns each recaudit table must have (a file with other tables is another program's database)
+_TABLES = {"answers": {"fingerprint", "request", "kind", "value", "created"}, "fingerprints": {"fingerprint", "description"}}
+_QUICK_CHECK_MAX_BYTES = 1 << 30  # a full quick_check of a larger cache would delay every run start
+
+
+def inspect_cache_file(path: str | Path) -> dict[str, Any]:
+    """Check a cache path without writing anything: ``{"path", "exists", "answers", "fingerprints"}``,
+    or AdapterError (one line naming the file) for a directory, an unwritable place, a file that is
+    not SQLite, a truncated or corrupt one, or a database with tables recaudit did not make."""
+    p = Path(path)
+    if p.is_dir():
+        raise AdapterError(f"cache path {p} is a directory; give a file path such as {p / 'cache.sqlite'}")
+    if not p.exists():
+        parent = next((a for a in [p.parent, *p.parent.parents] if a.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise AdapterError(f"cache path {p}: {parent} is a file, not a folder")
+        if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+            raise AdapterError(f"cache path {p}: folder {parent} is not writable")
+        return {"path": str(p), "exists": False, "answers": 0, "fingerprints": 0}
+    if not os.access(p, os.R_OK):
+        raise AdapterError(f"cache file {p} is not readable")
+    if not os.access(p, os.W_OK) or not os.access(p.parent, os.W_OK | os.X_OK):
+        raise AdapterError(f"cache file {p} is not writable (or its folder is not: SQLite writes a -wal file beside it)")
+    size = p.stat().st_size
+    if size == 0:
+        return {"path": str(p), "exists": True, "answers": 0, "fingerprints": 0}
+    with open(p, "rb") as f:
+        header = f.read(100)
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise AdapterError(f"cache file {p} is not a SQLite database (garbage or another format); move it away or pick another cache path")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    wal = p.with_name(p.name + "-wal")
+    if page_size < 512 or (size % page_size and not wal.exists()):
+        raise AdapterError(f"cache file {p} is truncated ({size} bytes, not a whole number of {page_size}-byte pages)")
+    try:
+        conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=5.0)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            foreign = tables - set(_TABLES) - {"sqlite_sequence", "sqlite_stat1"}
+            if foreign:
+                raise AdapterError(
+                    f"cache file {p} holds tables recaudit did not make ({', '.join(sorted(foreign)[:5])}); it is another program's database"
+                )
+            for table in tables & set(_TABLES):
+                cols = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+                if not _TABLES[table] <= cols:
+                    raise AdapterError(f"cache file {p}: table {table} lacks columns {sorted(_TABLES[table] - cols)} (another schema)")
+            if size <= _QUICK_CHECK_MAX_BYTES:
+                verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+                if verdict != "ok":
+                    raise AdapterError(f"cache file {p} is corrupt (SQLite quick_check: {' '.join(str(verdict).split())[:120]})")
+            n = conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0] if "answers" in tables else 0
+            m = conn.execute("SELECT COUNT(*) FROM fingerprints").fetchone()[0] if "fingerprints" in tables else 0
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        raise AdapterError(f"cache file {p} cannot be read as a recaudit cache ({' '.join(str(e).split())})") from None
+    return {"path": str(p), "exists": True, "answers": int(n), "fingerprints": int(m)}
+
+
+class _Writer:
+    """A thread that commits queued answer rows, everything queued since its last commit in one
+    transaction: slow adapters get one answer per commit, fast ones a few; ``flush`` waits for all."""
+
+    def __init__(self, store: Callable[[list[tuple[str, str, str, str]]], None], close_conn: Callable[[], None]):
+        self._store = store
+        self._close_conn = close_conn
+        self._cv = threading.Condition()
+        self._rows: list[tuple[str, str, str, str]] = []
+        self._busy = False
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._pid = os.getpid()
+        self._stopping = False
+
+    def put(self, row: tuple[str, str, str, str]) -> None:
+        with self._cv:
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._stopping = False
+                self._thread = threading.Thread(target=self._run, daemon=True, name="recaudit-cache-writer")
+                self._thread.start()
+            self._rows.append(row)
+            self._cv.notify_all()
+
+    def flush(self) -> None:
+        """Return once every queued row is committed; AdapterError if a commit failed."""
+        with self._cv:
+            while (self._rows or self._busy) and self._error is None:
+                if self._thread is None or not self._thread.is_alive():
+                    break
+                self._cv.wait(0.5)
+            error, self._error = self._error, None
+            lost, self._rows = self._rows, ([] if error is not None else self._rows)
+        if error is not None:
+            raise AdapterError(f"could not store answers in the cache: {type(error).__name__}: {error}") from error
+        if lost:  # the thread died without an error (interpreter shutdown): commit here
+            self._store(lost)
+            with self._cv:
+                self._rows = []
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopping = True
+            self._cv.notify_all()
+            thread = self._thread
+        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
+            thread.join(timeout=30)
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cv:
+                    while not self._rows and not self._stopping:
+                        self._cv.wait()
+                    if not self._rows:
+                        return
+                    batch, self._rows = self._rows, []
+                    self._busy = True
+                try:
+                    self._store(batch)
+                except BaseException as e:  # noqa: BLE001  (handed to the caller by flush)
+                    with self._cv:
+                        self._error = e
+                finally:
+                    with self._cv:
+                        self._busy = False
+                        self._cv.notify_all()
+        finally:
+            self._close_conn()
 
 
 def assert_no_secrets(obj: Any, where: str = "fingerprint") -> None:
@@ -79,15 +215,23 @@ class CachedAdapter:
             raise ValueError("chunk_size must be >= 1")
         self.inner = adapter
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        inspect_cache_file(self.path)  # refuse a directory, garbage or a foreign database before writing
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise AdapterError(f"cache path {self.path}: cannot create its folder ({e.strerror or e})") from None
         self.chunk_size = chunk_size
         self.timeout_s = timeout_s
         self._local = threading.local()
         self._lock = threading.Lock()
         self.stats: dict[str, int] = {"hits": 0, "misses": 0, "errors": 0}
-        conn = self._conn()
-        with conn:
-            conn.executescript(SCHEMA)
+        self._writer = _Writer(self._store_rows, self.close)
+        try:
+            conn = self._conn()
+            with conn:
+                conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise AdapterError(f"cache file {self.path} cannot be used ({' '.join(str(e).split())})") from None
 
     # ---- plumbing -------------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -101,7 +245,11 @@ class CachedAdapter:
         return conn
 
     def close(self) -> None:
-        """Close this thread's connection (others close when their threads end)."""
+        """Close this thread's connection (others close when their threads end); stop the writer
+        thread when called from the thread that made the adapter's calls."""
+        writer = getattr(self, "_writer", None)
+        if writer is not None and threading.current_thread().name != "recaudit-cache-writer":
+            writer.stop()
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
@@ -141,8 +289,9 @@ class CachedAdapter:
             found.update(rows)
         return found
 
-    def _store(self, ns: str, kind: str, items: Sequence[tuple[str, str]]) -> None:
-        if not items:
+    def _store_rows(self, rows: Sequence[tuple[str, str, str, str]]) -> None:
+        """Commit (fingerprint, kind, request key, value) rows in one transaction."""
+        if not rows:
             return
         conn = self._conn()
         now = time.time()
@@ -150,7 +299,7 @@ class CachedAdapter:
         try:
             conn.executemany(
                 "INSERT OR REPLACE INTO answers (fingerprint, request, kind, value, created) VALUES (?, ?, ?, ?, ?)",
-                [(ns, k, kind, v, now) for k, v in items],
+                [(ns, k, kind, v, now) for ns, kind, k, v in rows],
             )
             conn.execute("COMMIT")
         except BaseException:
@@ -182,14 +331,13 @@ class CachedAdapter:
                 todo.setdefault(k, []).append(i)
         pending = list(todo.items())
         self._count("misses", len(pending))
+        writer = self._writer
         for start in range(0, len(pending), self.chunk_size):
             chunk = pending[start : start + self.chunk_size]
             taken = [False] * len(chunk)
-            rows: list[tuple[str, str]] = []
 
-            def take(j: int, a: T, chunk: list[tuple[str, list[int]]] = chunk, taken: list[bool] = taken,
-                     rows: list[tuple[str, str]] = rows) -> None:
-                # answers are stored as they arrive (a killed run keeps them), then handed on
+            def take(j: int, a: T, chunk: list[tuple[str, list[int]]] = chunk, taken: list[bool] = taken) -> None:
+                # each answer goes to the writer thread as it arrives (a killed run keeps it), then on
                 if taken[j]:
                     return
                 taken[j] = True
@@ -200,22 +348,27 @@ class CachedAdapter:
                 if blob is None:
                     self._count("errors", 1)
                 else:
-                    rows.append((key, blob))
-                if len(rows) >= _STORE_EVERY:
-                    self._store(ns, kind, rows)
-                    rows.clear()
+                    writer.put((ns, kind, key, blob))
                 if on_answer is not None:
                     for i in idx:
                         on_answer(i, a)
 
+            ok = False
             try:
                 answers = compute([requests[idx[0]] for _, idx in chunk], take)
                 if len(answers) != len(chunk):
                     raise AdapterError(f"wrapped adapter returned {len(answers)} answers for {len(chunk)} requests")
                 for j, a in enumerate(answers):  # what the adapter did not stream
                     take(j, a)
+                ok = True
             finally:  # an interrupted call keeps what was answered before it stopped
-                self._store(ns, kind, rows)
+                if ok:
+                    writer.flush()
+                else:
+                    try:
+                        writer.flush()
+                    except AdapterError:
+                        pass  # the call's own exception is the one to report
         return out  # type: ignore[return-value]  # every slot is filled above
 
     # ---- Adapter --------------------------------------------------------------------------------

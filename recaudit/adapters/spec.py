@@ -80,6 +80,7 @@ class CallableSpec(_Spec):
     score: str | None = None
     name: str = "callable"
     version: str = "0"
+    preflight: bool = Field(default=False, description="call the function once before the audit (off: no side effects)")
 
 
 AdapterSpec = Annotated[Union[DefaultSpec, HFSpec, OpenAISpec, CallableSpec], Field(discriminator="kind")]
@@ -148,4 +149,5 @@ def build_adapter(spec: dict[str, Any] | BaseModel) -> Any:
         score_fn=import_object(s.score) if s.score else None,
         name=s.name,
         version=s.version,
+        preflight=s.preflight,
     )
