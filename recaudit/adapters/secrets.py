@@ -49,8 +49,14 @@ def redact_secrets(text: str) -> str:
     """``text`` (a URL or free text holding URLs) with credentials replaced by ``***``."""
     if not isinstance(text, str) or not text:
         return text
-    out = _URL.sub(lambda m: redact_url(m.group(0)), text)
+    out = _URL.sub(_redact_match, text)
     return _TOKEN.sub(lambda m: (m.group(1) + MASK) if m.group(1) else MASK, out)
+
+
+def _redact_match(m: "re.Match[str]") -> str:
+    url = m.group(0)
+    core = url.rstrip(".,;:!?)]}")  # sentence punctuation after a URL is not part of it
+    return redact_url(core) + url[len(core):]
 
 
 def redact_obj(obj):  # type: ignore[no-untyped-def]
