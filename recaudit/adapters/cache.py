@@ -1,11 +1,9 @@
 """A persistent answer cache that wraps any Adapter and is itself an Adapter.
 
 One SQLite file (WAL mode) holds one table keyed by (adapter fingerprint id, request key, kind).
-Only misses reach the wrapped adapter, in chunks; each answer is committed as the adapter hands it
-over (``generate_streaming``), by a writer thread that commits whatever has arrived since its last
-commit (one answer per transaction when they come slowly, a few together at GPU rates, never more
-than a few milliseconds' worth), so a run killed with ``kill -9`` loses only the requests in flight.
-Every call returns only after its answers are committed. Several threads and processes may share
+Only misses reach the wrapped adapter, in chunks; each answer is committed, in its own transaction,
+as the adapter hands it over (``generate_streaming``; a non-streaming adapter's answers when its
+call returns), so a run killed with ``kill -9`` loses only the requests in flight. Several threads and processes may share
 one file: each thread has its own connection, writers wait on a busy timeout, and rows are written
 with ``INSERT OR REPLACE`` inside a transaction. Responses carrying an ``error`` are never stored
 (the next run retries them), and the fingerprint stored beside the rows is checked to hold no
@@ -118,78 +116,6 @@ def inspect_cache_file(path: str | Path) -> dict[str, Any]:
     return {"path": str(p), "exists": True, "answers": int(n), "fingerprints": int(m)}
 
 
-class _Writer:
-    """A thread that commits queued answer rows, everything queued since its last commit in one
-    transaction: slow adapters get one answer per commit, fast ones a few; ``flush`` waits for all."""
-
-    def __init__(self, store: Callable[[list[tuple[str, str, str, str]]], None], close_conn: Callable[[], None]):
-        self._store = store
-        self._close_conn = close_conn
-        self._cv = threading.Condition()
-        self._rows: list[tuple[str, str, str, str]] = []
-        self._busy = False
-        self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
-        self._pid = os.getpid()
-        self._stopping = False
-
-    def put(self, row: tuple[str, str, str, str]) -> None:
-        with self._cv:
-            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
-                self._pid = os.getpid()
-                self._stopping = False
-                self._thread = threading.Thread(target=self._run, daemon=True, name="recaudit-cache-writer")
-                self._thread.start()
-            self._rows.append(row)
-            self._cv.notify_all()
-
-    def flush(self) -> None:
-        """Return once every queued row is committed; AdapterError if a commit failed."""
-        with self._cv:
-            while (self._rows or self._busy) and self._error is None:
-                if self._thread is None or not self._thread.is_alive():
-                    break
-                self._cv.wait(0.5)
-            error, self._error = self._error, None
-            lost, self._rows = self._rows, ([] if error is not None else self._rows)
-        if error is not None:
-            raise AdapterError(f"could not store answers in the cache: {type(error).__name__}: {error}") from error
-        if lost:  # the thread died without an error (interpreter shutdown): commit here
-            self._store(lost)
-            with self._cv:
-                self._rows = []
-
-    def stop(self) -> None:
-        with self._cv:
-            self._stopping = True
-            self._cv.notify_all()
-            thread = self._thread
-        if thread is not None and thread.is_alive() and thread is not threading.current_thread():
-            thread.join(timeout=30)
-
-    def _run(self) -> None:
-        try:
-            while True:
-                with self._cv:
-                    while not self._rows and not self._stopping:
-                        self._cv.wait()
-                    if not self._rows:
-                        return
-                    batch, self._rows = self._rows, []
-                    self._busy = True
-                try:
-                    self._store(batch)
-                except BaseException as e:  # noqa: BLE001  (handed to the caller by flush)
-                    with self._cv:
-                        self._error = e
-                finally:
-                    with self._cv:
-                        self._busy = False
-                        self._cv.notify_all()
-        finally:
-            self._close_conn()
-
-
 def assert_no_secrets(obj: Any, where: str = "fingerprint") -> None:
     """Raise AdapterError if a dict holds a credential-looking key with a value, or a key-looking string."""
     if isinstance(obj, dict):
@@ -225,7 +151,6 @@ class CachedAdapter:
         self._local = threading.local()
         self._lock = threading.Lock()
         self.stats: dict[str, int] = {"hits": 0, "misses": 0, "errors": 0}
-        self._writer = _Writer(self._store_rows, self.close)
         try:
             conn = self._conn()
             with conn:
@@ -245,11 +170,7 @@ class CachedAdapter:
         return conn
 
     def close(self) -> None:
-        """Close this thread's connection (others close when their threads end); stop the writer
-        thread when called from the thread that made the adapter's calls."""
-        writer = getattr(self, "_writer", None)
-        if writer is not None and threading.current_thread().name != "recaudit-cache-writer":
-            writer.stop()
+        """Close this thread's connection (others close when their threads end)."""
         conn = getattr(self._local, "conn", None)
         if conn is not None:
             conn.close()
@@ -331,13 +252,12 @@ class CachedAdapter:
                 todo.setdefault(k, []).append(i)
         pending = list(todo.items())
         self._count("misses", len(pending))
-        writer = self._writer
         for start in range(0, len(pending), self.chunk_size):
             chunk = pending[start : start + self.chunk_size]
             taken = [False] * len(chunk)
 
             def take(j: int, a: T, chunk: list[tuple[str, list[int]]] = chunk, taken: list[bool] = taken) -> None:
-                # each answer goes to the writer thread as it arrives (a killed run keeps it), then on
+                # each answer is committed as it arrives (a killed run keeps it), then handed on
                 if taken[j]:
                     return
                 taken[j] = True
@@ -348,27 +268,19 @@ class CachedAdapter:
                 if blob is None:
                     self._count("errors", 1)
                 else:
-                    writer.put((ns, kind, key, blob))
+                    # one transaction per answer: ~50 us on a busy laptop disk (WAL, synchronous=NORMAL),
+                    # a few % of a thread at GPU answer rates; a writer thread lagged behind under CPU
+                    # contention and lost more than the requests in flight at kill -9
+                    self._store_rows([(ns, kind, key, blob)])
                 if on_answer is not None:
                     for i in idx:
                         on_answer(i, a)
 
-            ok = False
-            try:
-                answers = compute([requests[idx[0]] for _, idx in chunk], take)
-                if len(answers) != len(chunk):
-                    raise AdapterError(f"wrapped adapter returned {len(answers)} answers for {len(chunk)} requests")
-                for j, a in enumerate(answers):  # what the adapter did not stream
-                    take(j, a)
-                ok = True
-            finally:  # an interrupted call keeps what was answered before it stopped
-                if ok:
-                    writer.flush()
-                else:
-                    try:
-                        writer.flush()
-                    except AdapterError:
-                        pass  # the call's own exception is the one to report
+            answers = compute([requests[idx[0]] for _, idx in chunk], take)
+            if len(answers) != len(chunk):
+                raise AdapterError(f"wrapped adapter returned {len(answers)} answers for {len(chunk)} requests")
+            for j, a in enumerate(answers):  # what the adapter did not stream
+                take(j, a)
         return out  # type: ignore[return-value]  # every slot is filled above
 
     # ---- Adapter --------------------------------------------------------------------------------
