@@ -53,6 +53,7 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 """
 _SECRET_KEY = re.compile(r"(api[_-]?key|secret|passw(or)?d|authori[sz]ation|bearer|access[_-]?token|auth[_-]?token|credential)", re.I)
 _SECRET_VALUE = re.compile(r"^(sk-|Bearer\s|hf_[A-Za-z0-9]{20,}|ghp_|xox[bp]-)")
+_INSERT = "INSERT OR REPLACE INTO answers (fingerprint, request, kind, value, created) VALUES (?, ?, ?, ?, ?)"
 _LOOKUP_CHUNK = 500  # below SQLite's default limit of host parameters
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 # the columns each recaudit table must have (a file with other tables is another program's database)
@@ -216,12 +217,13 @@ class CachedAdapter:
             return
         conn = self._conn()
         now = time.time()
+        if len(rows) == 1:  # autocommit: one statement is its own transaction, no BEGIN/COMMIT round trips
+            ns, kind, k, v = rows[0]
+            conn.execute(_INSERT, (ns, k, kind, v, now))
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(
-                "INSERT OR REPLACE INTO answers (fingerprint, request, kind, value, created) VALUES (?, ?, ?, ?, ?)",
-                [(ns, k, kind, v, now) for ns, kind, k, v in rows],
-            )
+            conn.executemany(_INSERT, [(ns, k, kind, v, now) for ns, kind, k, v in rows])
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
