@@ -20,8 +20,11 @@ seed, prompt and attempt number):
 - a model id not in ``models`` gets 404 (as vLLM answers);
 - ``closed_port_url()``: a URL on which nothing listens (server down).
 
-It counts what it received: ``counts[prompt]`` (every chat POST), ``answered[prompt]`` (200s),
-``bodies`` (the JSON bodies, in arrival order). ``set_plan(...)`` changes the faults between runs
+It counts what it received: ``counts[prompt]`` (every chat POST), ``answered[prompt]`` (200s
+sent; a "slow" one may arrive after the client gave up), ``bodies`` (the JSON bodies, in arrival
+order), ``paths`` and ``auth`` (request paths with query, Authorization headers). recaudit's
+pre-flight call (its prompt starts with ``PREFLIGHT_PREFIX``) is never faulted and is counted
+apart, in ``preflights``, so ``counts`` holds exactly the audit's own requests. ``set_plan(...)`` changes the faults between runs
 (e.g. the server "recovers"); ``reset_counts()`` zeroes the counters. The server stops by itself
 after ``lifetime_s`` and never blocks a test's exit (daemon threads, socket timeouts).
 """
@@ -38,6 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Iterable
 
 TRANSIENT_KINDS = ("429", "500", "503", "drop", "slow")
+PREFLIGHT_PREFIX = "recaudit pre-flight"
 FAMILIES = ("vllm", "llamacpp", "llama-cpp-python", "ollama", "openai", "bare")
 
 
@@ -92,6 +96,7 @@ class FaultServer:
         self.counts: collections.Counter[str] = collections.Counter()
         self.answered: collections.Counter[str] = collections.Counter()
         self.gets: collections.Counter[str] = collections.Counter()
+        self.preflights = 0
         self.bodies: list[dict[str, Any]] = []
         self.paths: list[str] = []  # request paths with their query, as received
         self.auth: list[str] = []  # Authorization headers received
@@ -127,6 +132,7 @@ class FaultServer:
             self.counts.clear()
             self.answered.clear()
             self.gets.clear()
+            self.preflights = 0
             self.bodies.clear()
             self.paths.clear()
             self.auth.clear()
@@ -267,14 +273,19 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(404, {"error": {"message": f"no route {self.path}"}})
         messages = body.get("messages") or []
         prompt = next((m.get("content", "") for m in reversed(messages) if m.get("role") == "user"), "")
+        is_preflight = prompt.startswith(PREFLIGHT_PREFIX)
         with s._lock:
-            s.counts[prompt] += 1
-            attempt = s.counts[prompt]
+            if is_preflight:
+                s.preflights += 1
+                attempt = 1
+            else:
+                s.counts[prompt] += 1
+                attempt = s.counts[prompt]
             s.bodies.append(body)
             s.paths.append(self.path)
             s.auth.append(self.headers.get("Authorization", ""))
-            plan = (s.fault_for(prompt, attempt), s.permanent, s.permanent_status, s.retry_after, s.slow_s,
-                    list(s.models), s.answer)
+            plan = (None if is_preflight else s.fault_for(prompt, attempt), None if is_preflight else s.permanent,
+                    s.permanent_status, s.retry_after, s.slow_s, list(s.models), s.answer)
         fault, permanent, permanent_status, retry_after, slow_s, models, answer = plan
         if not self._authorized():
             return
@@ -299,7 +310,8 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(slow_s)
         text = answer(prompt)
         with s._lock:
-            s.answered[prompt] += 1
+            if not is_preflight:
+                s.answered[prompt] += 1
         self._send(200, {
             "id": "chatcmpl-fault", "object": "chat.completion", "created": int(time.time()), "model": body.get("model"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],

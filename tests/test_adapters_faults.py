@@ -8,11 +8,11 @@ import json
 import time
 
 import pytest
-from fault_server import TRANSIENT_KINDS, FaultServer, closed_port_url, default_answer, stable_fraction
+from fault_server import PREFLIGHT_PREFIX, TRANSIENT_KINDS, FaultServer, closed_port_url, default_answer, stable_fraction
 
 from recaudit.adapters import CachedAdapter, CallableAdapter, Request, fingerprint_id
 from recaudit.adapters.base import PreflightError
-from recaudit.adapters.openai_compat import OpenAICompatible
+from recaudit.adapters.openai_compat import PREFLIGHT_PROMPT, OpenAICompatible
 from recaudit.adapters.preflight import check_requests, preflight
 from recaudit.adapters.secrets import redact_secrets
 from recaudit.adapters.servers import UnsupportedSetting
@@ -54,6 +54,8 @@ def test_permanent_failures_are_errors_and_the_rerun_sends_exactly_them(tmp_path
         srv.set_plan(permanent=None)  # the server recovers
         srv.reset_counts()
         with _client(srv.url) as c2:  # a new run: same fingerprint although vLLM's 'created' changed
+            preflight(c2)  # counted apart, never faulted: counts stay the audit's own requests
+            assert srv.preflights == 1 and PREFLIGHT_PROMPT.startswith(PREFLIGHT_PREFIX)
             assert fingerprint_id(c2.fingerprint) == fp
             second = CachedAdapter(c2, tmp_path / "c.sqlite").generate([Request.chat(p) for p in PROMPTS])
         assert dict(srv.counts) == {p: 1 for p in failing}
