@@ -49,3 +49,13 @@ def one_torch_thread(request):
     torch.set_num_threads(n if request.node.get_closest_marker("slow") else 1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def fault_server():
+    """recaudit's fault-injecting OpenAI-compatible server (tests/fault_server.py), clean plan;
+    change faults with ``fault_server.set_plan(...)``; stopped after the test."""
+    from fault_server import FaultServer
+
+    with FaultServer() as server:
+        yield server

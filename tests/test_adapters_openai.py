@@ -81,7 +81,9 @@ def client(server, monkeypatch):
     monkeypatch.setenv("RECAUDIT_TEST_KEY", SECRET)
     Stub.seen.clear()
     Stub.auth.clear()
-    c = OpenAICompatible(server, "stub-model", api_key_env="RECAUDIT_TEST_KEY", timeout_s=0.3,
+    # the stub has no /models route: the family is named (under auto it would be unknown, and
+    # unknown servers refuse repetition_penalty rather than drop it)
+    c = OpenAICompatible(server, "stub-model", api_key_env="RECAUDIT_TEST_KEY", timeout_s=0.3, server="vllm",
                          max_retries=2, backoff_s=0.01, max_concurrency=4)
     yield c
     c.close()

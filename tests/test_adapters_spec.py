@@ -92,3 +92,14 @@ def test_models_command_fails_cleanly(tmp_path, capsys):
     assert run_models(_args("--adapter-config", str(cfg))) == 2
     assert "adapter.pth" in capsys.readouterr().err
     assert run_models(_args("--openai", "http://127.0.0.1:9/v1")) == 2
+
+
+def test_openai_server_setting_is_validated_and_passed():
+    a = build_adapter({"kind": "openai", "base_url": "http://127.0.0.1:9/v1", "model": "m", "server": "llamacpp"})
+    assert a.server == "llamacpp" and a.fingerprint["server"]["family"] == "llamacpp"
+    with pytest.raises(ValueError, match="adapter.server"):
+        build_adapter({"kind": "openai", "base_url": "http://x/v1", "model": "m", "server": "tgi"})
+    with pytest.raises(ValueError, match="adapter.send_repetition_penalty"):  # removed: it dropped a setting silently
+        build_adapter({"kind": "openai", "base_url": "http://x/v1", "model": "m", "send_repetition_penalty": False})
+    c = build_adapter({"kind": "callable", "generate": "recaudit.adapters.secrets:redact_secrets", "preflight": True})
+    assert c.preflight_call is True

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from recaudit.adapters.base import Adapter, AdapterError, Request, Response, fingerprint_id
+from recaudit.adapters.base import Adapter, AdapterError, PreflightError, Request, Response, fingerprint_id
 from recaudit.adapters.callable import CallableAdapter
+from recaudit.adapters.secrets import redact_obj, redact_secrets
 
 # the submodule ``default`` and the function ``default`` share a name: import the module now and
 # bind the function, so a later ``import recaudit.adapters.default`` cannot rebind it to the module
@@ -25,10 +26,15 @@ _LAZY = {
     "build_adapter": "recaudit.adapters.spec",
     "parse_adapter_spec": "recaudit.adapters.spec",
     "AdapterSpec": "recaudit.adapters.spec",
+    "inspect_cache_file": "recaudit.adapters.cache",
+    "preflight": "recaudit.adapters.preflight",
+    "check_requests": "recaudit.adapters.preflight",
+    "UnsupportedSetting": "recaudit.adapters.servers",
 }
 
 __all__ = [
-    "Adapter", "AdapterError", "Request", "Response", "fingerprint_id", "CallableAdapter", "default",
+    "Adapter", "AdapterError", "PreflightError", "Request", "Response", "fingerprint_id", "CallableAdapter", "default",
+    "redact_secrets", "redact_obj",
     "RECOMMENDED_LIST_SETTINGS", *_LAZY,
 ]
 

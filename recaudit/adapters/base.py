@@ -150,6 +150,10 @@ class AdapterError(RuntimeError):
     """An adapter could not be built or could not answer."""
 
 
+class PreflightError(AdapterError):
+    """The pre-flight request failed; ``str()`` is one line naming the URL (redacted), model and status."""
+
+
 def fingerprint_id(fingerprint: dict[str, Any]) -> str:
     """Short stable id of a fingerprint (cache namespace, report label)."""
     blob = json.dumps(fingerprint, sort_keys=True, default=str, separators=(",", ":"))

@@ -1,18 +1,21 @@
 """A persistent answer cache that wraps any Adapter and is itself an Adapter.
 
 One SQLite file (WAL mode) holds one table keyed by (adapter fingerprint id, request key, kind).
-Only misses reach the wrapped adapter, in chunks; answers are committed as they arrive (64 per
-transaction from an adapter that streams them, ``generate_streaming``; the rest when the chunk is
-answered, or when the call fails), so a run that is killed resumes where it stopped. Several threads and processes may
-share one file: each thread has its own connection, writers wait on a busy timeout, and rows
-are written with ``INSERT OR REPLACE`` inside a transaction. Responses carrying an ``error``
-are never stored (the next run retries them), and the fingerprint stored beside the rows is
-checked to hold no credential-looking field.
+Only misses reach the wrapped adapter, in chunks; each answer is committed, in its own transaction,
+as the adapter hands it over (``generate_streaming``; a non-streaming adapter's answers when its
+call returns), so a run killed with ``kill -9`` loses only the requests in flight. Several threads and processes may share
+one file: each thread has its own connection, writers wait on a busy timeout, and rows are written
+with ``INSERT OR REPLACE`` inside a transaction. Responses carrying an ``error`` are never stored
+(the next run retries them), and the fingerprint stored beside the rows is checked to hold no
+credential-looking field. ``inspect_cache_file`` checks a cache path without writing to it (a
+directory, an unwritable place, garbage, a truncated file or another program's database are
+refused with one line naming the file); ``CachedAdapter`` runs it before it opens the file.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -50,8 +53,68 @@ CREATE TABLE IF NOT EXISTS fingerprints (
 """
 _SECRET_KEY = re.compile(r"(api[_-]?key|secret|passw(or)?d|authori[sz]ation|bearer|access[_-]?token|auth[_-]?token|credential)", re.I)
 _SECRET_VALUE = re.compile(r"^(sk-|Bearer\s|hf_[A-Za-z0-9]{20,}|ghp_|xox[bp]-)")
+_INSERT = "INSERT OR REPLACE INTO answers (fingerprint, request, kind, value, created) VALUES (?, ?, ?, ?, ?)"
 _LOOKUP_CHUNK = 500  # below SQLite's default limit of host parameters
-_STORE_EVERY = 64  # streamed answers per write transaction
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+# the columns each recaudit table must have (a file with other tables is another program's database)
+_TABLES = {"answers": {"fingerprint", "request", "kind", "value", "created"}, "fingerprints": {"fingerprint", "description"}}
+_QUICK_CHECK_MAX_BYTES = 1 << 30  # a full quick_check of a larger cache would delay every run start
+
+
+def inspect_cache_file(path: str | Path) -> dict[str, Any]:
+    """Check a cache path without writing anything: ``{"path", "exists", "answers", "fingerprints"}``,
+    or AdapterError (one line naming the file) for a directory, an unwritable place, a file that is
+    not SQLite, a truncated or corrupt one, or a database with tables recaudit did not make."""
+    p = Path(path)
+    if p.is_dir():
+        raise AdapterError(f"cache path {p} is a directory; give a file path such as {p / 'cache.sqlite'}")
+    if not p.exists():
+        parent = next((a for a in [p.parent, *p.parent.parents] if a.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise AdapterError(f"cache path {p}: {parent} is a file, not a folder")
+        if parent is not None and not os.access(parent, os.W_OK | os.X_OK):
+            raise AdapterError(f"cache path {p}: folder {parent} is not writable")
+        return {"path": str(p), "exists": False, "answers": 0, "fingerprints": 0}
+    if not os.access(p, os.R_OK):
+        raise AdapterError(f"cache file {p} is not readable")
+    if not os.access(p, os.W_OK) or not os.access(p.parent, os.W_OK | os.X_OK):
+        raise AdapterError(f"cache file {p} is not writable (or its folder is not: SQLite writes a -wal file beside it)")
+    size = p.stat().st_size
+    if size == 0:
+        return {"path": str(p), "exists": True, "answers": 0, "fingerprints": 0}
+    with open(p, "rb") as f:
+        header = f.read(100)
+    if len(header) < 100 or not header.startswith(_SQLITE_MAGIC):
+        raise AdapterError(f"cache file {p} is not a SQLite database (garbage or another format); move it away or pick another cache path")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    wal = p.with_name(p.name + "-wal")
+    if page_size < 512 or (size % page_size and not wal.exists()):
+        raise AdapterError(f"cache file {p} is truncated ({size} bytes, not a whole number of {page_size}-byte pages)")
+    try:
+        conn = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=5.0)
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            foreign = tables - set(_TABLES) - {"sqlite_sequence", "sqlite_stat1"}
+            if foreign:
+                raise AdapterError(
+                    f"cache file {p} holds tables recaudit did not make ({', '.join(sorted(foreign)[:5])}); it is another program's database"
+                )
+            for table in tables & set(_TABLES):
+                cols = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+                if not _TABLES[table] <= cols:
+                    raise AdapterError(f"cache file {p}: table {table} lacks columns {sorted(_TABLES[table] - cols)} (another schema)")
+            if size <= _QUICK_CHECK_MAX_BYTES:
+                verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+                if verdict != "ok":
+                    raise AdapterError(f"cache file {p} is corrupt (SQLite quick_check: {' '.join(str(verdict).split())[:120]})")
+            n = conn.execute("SELECT COUNT(*) FROM answers").fetchone()[0] if "answers" in tables else 0
+            m = conn.execute("SELECT COUNT(*) FROM fingerprints").fetchone()[0] if "fingerprints" in tables else 0
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as e:
+        raise AdapterError(f"cache file {p} cannot be read as a recaudit cache ({' '.join(str(e).split())})") from None
+    return {"path": str(p), "exists": True, "answers": int(n), "fingerprints": int(m)}
 
 
 def assert_no_secrets(obj: Any, where: str = "fingerprint") -> None:
@@ -79,15 +142,22 @@ class CachedAdapter:
             raise ValueError("chunk_size must be >= 1")
         self.inner = adapter
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        inspect_cache_file(self.path)  # refuse a directory, garbage or a foreign database before writing
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise AdapterError(f"cache path {self.path}: cannot create its folder ({e.strerror or e})") from None
         self.chunk_size = chunk_size
         self.timeout_s = timeout_s
         self._local = threading.local()
         self._lock = threading.Lock()
         self.stats: dict[str, int] = {"hits": 0, "misses": 0, "errors": 0}
-        conn = self._conn()
-        with conn:
-            conn.executescript(SCHEMA)
+        try:
+            conn = self._conn()
+            with conn:
+                conn.executescript(SCHEMA)
+        except sqlite3.DatabaseError as e:
+            raise AdapterError(f"cache file {self.path} cannot be used ({' '.join(str(e).split())})") from None
 
     # ---- plumbing -------------------------------------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -141,17 +211,19 @@ class CachedAdapter:
             found.update(rows)
         return found
 
-    def _store(self, ns: str, kind: str, items: Sequence[tuple[str, str]]) -> None:
-        if not items:
+    def _store_rows(self, rows: Sequence[tuple[str, str, str, str]]) -> None:
+        """Commit (fingerprint, kind, request key, value) rows in one transaction."""
+        if not rows:
             return
         conn = self._conn()
         now = time.time()
+        if len(rows) == 1:  # autocommit: one statement is its own transaction, no BEGIN/COMMIT round trips
+            ns, kind, k, v = rows[0]
+            conn.execute(_INSERT, (ns, k, kind, v, now))
+            return
         conn.execute("BEGIN IMMEDIATE")
         try:
-            conn.executemany(
-                "INSERT OR REPLACE INTO answers (fingerprint, request, kind, value, created) VALUES (?, ?, ?, ?, ?)",
-                [(ns, k, kind, v, now) for k, v in items],
-            )
+            conn.executemany(_INSERT, [(ns, k, kind, v, now) for ns, kind, k, v in rows])
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -185,11 +257,9 @@ class CachedAdapter:
         for start in range(0, len(pending), self.chunk_size):
             chunk = pending[start : start + self.chunk_size]
             taken = [False] * len(chunk)
-            rows: list[tuple[str, str]] = []
 
-            def take(j: int, a: T, chunk: list[tuple[str, list[int]]] = chunk, taken: list[bool] = taken,
-                     rows: list[tuple[str, str]] = rows) -> None:
-                # answers are stored as they arrive (a killed run keeps them), then handed on
+            def take(j: int, a: T, chunk: list[tuple[str, list[int]]] = chunk, taken: list[bool] = taken) -> None:
+                # each answer is committed as it arrives (a killed run keeps it), then handed on
                 if taken[j]:
                     return
                 taken[j] = True
@@ -200,22 +270,19 @@ class CachedAdapter:
                 if blob is None:
                     self._count("errors", 1)
                 else:
-                    rows.append((key, blob))
-                if len(rows) >= _STORE_EVERY:
-                    self._store(ns, kind, rows)
-                    rows.clear()
+                    # one transaction per answer: ~50 us on a busy laptop disk (WAL, synchronous=NORMAL),
+                    # a few % of a thread at GPU answer rates; a writer thread lagged behind under CPU
+                    # contention and lost more than the requests in flight at kill -9
+                    self._store_rows([(ns, kind, key, blob)])
                 if on_answer is not None:
                     for i in idx:
                         on_answer(i, a)
 
-            try:
-                answers = compute([requests[idx[0]] for _, idx in chunk], take)
-                if len(answers) != len(chunk):
-                    raise AdapterError(f"wrapped adapter returned {len(answers)} answers for {len(chunk)} requests")
-                for j, a in enumerate(answers):  # what the adapter did not stream
-                    take(j, a)
-            finally:  # an interrupted call keeps what was answered before it stopped
-                self._store(ns, kind, rows)
+            answers = compute([requests[idx[0]] for _, idx in chunk], take)
+            if len(answers) != len(chunk):
+                raise AdapterError(f"wrapped adapter returned {len(answers)} answers for {len(chunk)} requests")
+            for j, a in enumerate(answers):  # what the adapter did not stream
+                take(j, a)
         return out  # type: ignore[return-value]  # every slot is filled above
 
     # ---- Adapter --------------------------------------------------------------------------------

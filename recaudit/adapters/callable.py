@@ -16,6 +16,7 @@ class CallableAdapter:
         score_fn: Callable[[Request], float] | None = None,
         name: str = "callable",
         version: str = "0",
+        preflight: bool = False,
     ):
         if generate_fn is None and score_fn is None:
             raise ValueError("CallableAdapter needs generate_fn, score_fn or both")
@@ -24,6 +25,9 @@ class CallableAdapter:
         self.name = name
         self.version = version
         self.calls = 0  # requests answered; tests assert on it (e.g. cache resume)
+        # pre-flight calls nothing by default: an in-process function has no server to be down, and
+        # calling it may have side effects (counters, logs); preflight=True opts into one 1-token call
+        self.preflight_call = preflight
 
     @property
     def fingerprint(self) -> dict[str, Any]:

@@ -68,7 +68,8 @@ class OpenAISpec(_Spec):
     max_retries: int = Field(default=5, ge=0)
     backoff_s: float = Field(default=0.5, ge=0)
     extra_body: dict[str, Any] | None = None
-    send_repetition_penalty: bool = True
+    # the server family decides each setting's name on the wire; auto reads it from GET /models
+    server: Literal["auto", "vllm", "llamacpp", "ollama", "openai"] = "auto"
 
 
 class CallableSpec(_Spec):
@@ -79,6 +80,7 @@ class CallableSpec(_Spec):
     score: str | None = None
     name: str = "callable"
     version: str = "0"
+    preflight: bool = Field(default=False, description="call the function once before the audit (off: no side effects)")
 
 
 AdapterSpec = Annotated[Union[DefaultSpec, HFSpec, OpenAISpec, CallableSpec], Field(discriminator="kind")]
@@ -147,4 +149,5 @@ def build_adapter(spec: dict[str, Any] | BaseModel) -> Any:
         score_fn=import_object(s.score) if s.score else None,
         name=s.name,
         version=s.version,
+        preflight=s.preflight,
     )
