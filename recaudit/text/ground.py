@@ -60,7 +60,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 
 from recaudit.data.catalog import Catalog, Item
-from recaudit.text.parse import ParsedList, normalize_title, written_year
+from recaudit.text.parse import ParsedList, normalize_title, split_year
 
 GroundMethod = Literal["exact", "fuzzy", "embedding", "ungrounded"]
 METHODS: tuple[GroundMethod, ...] = ("exact", "fuzzy", "embedding", "ungrounded")
@@ -215,11 +215,12 @@ class Grounder:
         if isinstance(titles, str):
             raise ValueError("titles must be a sequence of strings, not one string")
         queries = [str(t) if t is not None else "" for t in titles]
+        split = [split_year(q) for q in queries]  # "Sabrina, 1954": the year is not part of the title
         if years is None:
-            years = [written_year(q) for q in queries]
+            years = [y for _, y in split]
         elif len(years) != len(queries):
             raise ValueError(f"years must be aligned with titles: {len(years)} years for {len(queries)} titles")
-        keys = [normalize_title(q) for q in queries]
+        keys = [normalize_title(t) for t, _ in split]
         out: list[Grounding | None] = [None] * len(queries)
         pending: list[int] = []
         for i, (q, key) in enumerate(zip(queries, keys)):

@@ -74,6 +74,7 @@ __all__ = [
     "fairllm_clean",
     "fairllm_match_key",
     "written_year",
+    "split_year",
 ]
 
 
@@ -84,7 +85,7 @@ class ParsedList:
     ``years`` and ``uncut`` are aligned with ``items`` (empty when the parse did not record
     them, e.g. in notebook mode): the year written beside each title ("Sabrina (1954)",
     "Sabrina, 1954", "Sabrina [1954]"; None when none), and the whole entry before any cut
-    (markdown and a trailing year removed: "North by Northwest" where ``items`` has "North"),
+    (markdown and a trailing ", 1959" removed: "North by Northwest (1959)" where ``items`` has "North"),
     which the Grounder prefers when it is itself a catalogue title. They take no part in
     equality. De-duplication stays by title key alone: a list keeps one "Sabrina".
     """
@@ -402,7 +403,7 @@ def _clean(raw: str) -> _Cleaned:
     s = _EDGE_EMPH.sub("", _EMPH.sub(r"\2", s)).strip()  # "B*****#**t" (censored) stays as written
     # the whole entry, for the Grounder to try before the cuts below ("North by Northwest (1959)",
     # "'Hellboy': The Seeds of Creation", "Evangelion: 2.0 You Can (Not) Advance")
-    uncut = _strip_edges(_TRAILING_YEAR.sub("", s))
+    uncut = _TRAILING_YEAR.sub("", s).strip().rstrip(".,;:").strip()  # its quotes stay: "'Hellboy': The …'
     m = _LEAD_QUOTE.match(s)
     if m:
         title = _strip_edges(m.group(1) or m.group(2))
@@ -438,8 +439,13 @@ _END_YEAR = re.compile(rf"(?:[(\[]\s*{_YEAR}\s*[)\]]|(?:,|\s[-–—])\s*{_YEAR}
 
 def written_year(title: str) -> int | None:
     """The year written at the end of a title string ("Sabrina (1954)", "Sabrina [1954]", "Sabrina, 1954")."""
+    return split_year(title)[1]
+
+
+def split_year(title: str) -> tuple[str, int | None]:
+    """(the title without a year written at its end, that year or None)."""
     m = _END_YEAR.search(title or "")
-    return int(m.group(1) or m.group(2)) if m else None
+    return (title[: m.start()].rstrip(), int(m.group(1) or m.group(2))) if m else (title, None)
 
 
 def _strip_edges(s: str) -> str:
