@@ -35,7 +35,8 @@ Two modes:
     Season, a number or a roman numeral): "Harry Potter and the Deathly Hallows - Part 2"
     stays whole. Unspaced hyphens are never cut ("Spider-Man", "Ob-La-Di, Ob-La-Da").
   - ``": "``: cut when the part up to the next colon reads as an explanation — it starts with a lower-case
-    letter, has six or more words, or ends with . ! ? — so "Mission: Impossible" and
+    letter, has six or more words and is not title-cased, or ends with . ! ? — so "Mission: Impossible",
+    "Dr. Strangelove or: How I Learned to Stop Worrying and Love the Bomb" and
     "Star Wars: The Last Jedi" stay whole and "Inception: A film about dreams." is cut.
   - a double-quoted span left after these cuts is the title ('the song "Hello" by Adele');
     as in the FaiRLLM notebook, the dash cut comes first ('Adele - "Hello"' → "Adele").
