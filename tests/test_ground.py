@@ -285,3 +285,62 @@ def test_item_probes_ground_with_the_grounders_measured_defaults():
         params = probe.Params()
         assert params.fuzzy_threshold == sig["fuzzy_threshold"].default == 85.0
         assert params.embedding_threshold == sig["embedding_threshold"].default == 0.85
+
+
+# ---------------------------------------------------------------------------------------------
+# Years, ambiguity, duplicates, uncut titles, alternative titles
+
+
+@pytest.fixture()
+def remakes() -> Catalog:
+    return Catalog([
+        Item("1", "Sabrina", year=1995, popularity=90), Item("2", "Sabrina", year=1954, popularity=40),
+        Item("3", "North", year=1994, popularity=5), Item("4", "North by Northwest", year=1959, popularity=60),
+        Item("5", "Ulee's Gold", year=1997, popularity=3), Item("6", "Ulee's Gold", year=1997, popularity=8),
+        Item("7", "The City of Lost Children (La Cité des enfants perdus)", year=1995),
+        Item("8", "Hello"), Item("9", "Hello"),
+    ], name="remakes")
+
+
+def test_written_year_picks_the_remake_and_no_year_is_flagged(remakes):
+    from recaudit.text.parse import parse_list
+
+    g = Grounder(remakes, use_embeddings=False)
+    out = g.ground(parse_list("1. Sabrina (1954)\n2. North (1994)"))
+    assert [(x.item_id, x.ambiguous, x.year) for x in out] == [("2", False, 1954), ("3", False, 1994)]
+    assert g.ground(["Sabrina (1995)", "Sabrina, 1953"])[0].item_id == "1"  # year read from the string
+    assert g.ground(["Sabrina, 1953"])[0].item_id == "2"  # one year off still picks it
+    plain = g.ground(["Sabrina"])[0]
+    assert plain.item_id == "1" and plain.ambiguous and plain.candidates == ("1", "2")  # popular first, flagged
+    far = g.ground(["Sabrina"], years=[1960])[0]
+    assert far.item_id == "2" and far.ambiguous  # no film of 1960: the nearest, flagged
+    assert grounding_summary([plain, far, out[0]])["ambiguous"] == 2
+
+
+def test_uncut_text_wins_when_it_is_a_title(remakes):
+    from recaudit.text.parse import parse_list
+
+    g = Grounder(remakes, use_embeddings=False)
+    assert g.ground_ids(parse_list("1. North by Northwest (1959)\n2. Heat")) == ["4", None]
+    assert g.ground_ids(parse_list("1. North by Northwest")) == ["4"]
+    assert g.ground_ids(["North"]) == ["3"]  # the cut title alone is the other film
+
+
+def test_duplicates_merged_to_one_canonical_id(remakes):
+    g = Grounder(remakes, use_embeddings=False)
+    assert g.duplicate_groups == (("6", "5"),)  # the more popular entry is canonical
+    assert g.canonical_id("5") == "6" and g.canonical_id("1") == "1"
+    x = g.ground(["Ulee's Gold (1997)"])[0]
+    assert x.item_id == "6" and not x.ambiguous
+    hello = g.ground(["Hello"])[0]  # no years: never merged, ambiguous instead
+    assert hello.ambiguous and set(hello.candidates) == {"8", "9"}
+
+
+def test_alternative_titles_in_parentheses_ground(remakes):
+    g = Grounder(remakes, use_embeddings=False)
+    assert g.ground_ids(["La Cité des enfants perdus", "City of Lost Children, The (1995)"]) == ["7", "7"]
+
+
+def test_years_must_align(remakes):
+    with pytest.raises(ValueError, match="aligned"):
+        Grounder(remakes, use_embeddings=False).ground(["Sabrina"], years=[1954, 1995])

@@ -316,3 +316,42 @@ def test_smollm2_outputs_in_notebook_mode():
     fryman = parse_list(_fixture("smollm2_movie_black_fryman_rp1.2.txt"), k=10, mode="fairllm-notebook").items
     assert fryman[0].startswith("**pamela fryman** (2015)**this film is considered")
     assert fairllm_match_key(fryman[2]) == "**frozen**"
+
+
+# ---------------------------------------------------------------------------------------------
+# Years and uncut entries (what the Grounder uses to pick remakes and undo description cuts)
+
+
+def test_years_are_read_beside_each_title():
+    text = ("1. Sabrina (1954)\n2. Heat, 1995\n3. Alien [1979]\n4. Jaws - 1975\n5. **Vertigo** (1958): Hitchcock\n"
+            '6. "Psycho" (1960)\n7. City of Lost Children, The (Cité des enfants perdus, La) (1995)\n'
+            "8. Blade Runner 2049\n9. Inception (2010 film)\n10. Up")
+    parsed = parse_list(text)
+    assert parsed.items == ["Sabrina", "Heat", "Alien", "Jaws", "Vertigo", "Psycho", "City of Lost Children, The",
+                            "Blade Runner 2049", "Inception", "Up"]
+    assert parsed.years == (1954, 1995, 1979, 1975, 1958, 1960, 1995, None, 2010, None)
+    assert parsed.year_of(7) is None and parsed.year_of(99) is None
+
+
+def test_uncut_keeps_the_whole_entry_before_description_cuts():
+    parsed = parse_list("1. North by Northwest (1959)\n2. Pink Floyd - The Wall (1982)\n3. Hello by Adele\n"
+                        "4. 'Hellboy': The Seeds of Creation (2004)")
+    assert parsed.items == ["North", "Pink Floyd", "Hello", "Hellboy"]  # the parser's catalogue-free guess
+    assert parsed.uncut == ("North by Northwest (1959)", "Pink Floyd - The Wall (1982)", "Hello by Adele",
+                            "'Hellboy': The Seeds of Creation (2004)")
+
+
+def test_title_cased_subtitles_are_not_cut_but_sentences_are():
+    assert clean_item("Dr. Strangelove or: How I Learned to Stop Worrying and Love the Bomb (1964)") == \
+        "Dr. Strangelove or: How I Learned to Stop Worrying and Love the Bomb"
+    assert clean_item("Inception: A thief who steals secrets through dreams") == "Inception"
+
+
+def test_numbers_inside_brackets_do_not_split_a_line():
+    parsed = parse_list("1. Road Warrior, The (Mad Max 2) (1981)\n2. Heat (1995)")
+    assert parsed.items == ["Road Warrior, The", "Heat"] and parsed.years == (1981, 1995)
+
+
+def test_all_bracket_titles_and_elided_articles_keep_a_key():
+    assert normalize_title("[REC]") == "rec"
+    assert normalize_title("Enfer, L'") == normalize_title("Enfer, L") == normalize_title("L'Enfer") == "lenfer"

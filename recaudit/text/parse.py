@@ -35,7 +35,8 @@ Two modes:
     Season, a number or a roman numeral): "Harry Potter and the Deathly Hallows - Part 2"
     stays whole. Unspaced hyphens are never cut ("Spider-Man", "Ob-La-Di, Ob-La-Da").
   - ``": "``: cut when the part up to the next colon reads as an explanation — it starts with a lower-case
-    letter, has six or more words, or ends with . ! ? — so "Mission: Impossible" and
+    letter, has six or more words and is not title-cased, or ends with . ! ? — so "Mission: Impossible",
+    "Dr. Strangelove or: How I Learned to Stop Worrying and Love the Bomb" and
     "Star Wars: The Last Jedi" stay whole and "Inception: A film about dreams." is cut.
   - a double-quoted span left after these cuts is the title ('the song "Hello" by Adele');
     as in the FaiRLLM notebook, the dash cut comes first ('Adele - "Hello"' → "Adele").
@@ -60,7 +61,7 @@ import functools
 import json
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 ParseMode = Literal["robust", "fairllm-notebook"]
@@ -73,17 +74,37 @@ __all__ = [
     "clean_item",
     "fairllm_clean",
     "fairllm_match_key",
+    "written_year",
+    "split_year",
 ]
 
 
 @dataclass(frozen=True)
 class ParsedList:
-    """Parsed items (at most k), parse status, candidates found, duplicates dropped."""
+    """Parsed items (at most k), parse status, candidates found, duplicates dropped.
+
+    ``years`` and ``uncut`` are aligned with ``items`` (empty when the parse did not record
+    them, e.g. in notebook mode): the year written beside each title ("Sabrina (1954)",
+    "Sabrina, 1954", "Sabrina [1954]"; None when none), and the whole entry before any cut
+    (markdown and a trailing ", 1959" removed: "North by Northwest (1959)" where ``items`` has "North"),
+    which the Grounder prefers when it is itself a catalogue title. They take no part in
+    equality. De-duplication stays by title key alone: a list keeps one "Sabrina".
+    """
 
     items: list[str]
     status: ParseStatus
     n_candidates: int
     duplicates_removed: int
+    years: tuple[int | None, ...] = field(default=(), compare=False)
+    uncut: tuple[str, ...] = field(default=(), compare=False)
+
+    def year_of(self, i: int) -> int | None:
+        """The year written beside item ``i`` (None when none or not recorded)."""
+        return self.years[i] if i < len(self.years) else None
+
+    def uncut_of(self, i: int) -> str:
+        """Item ``i`` before the description cuts (the item itself when not recorded)."""
+        return self.uncut[i] if i < len(self.uncut) else self.items[i]
 
     @property
     def ok(self) -> bool:
@@ -100,21 +121,27 @@ def parse_list(text: str | None, k: int | None = None, mode: ParseMode = "robust
     if text is None or not str(text).strip():
         return ParsedList([], "empty", 0, 0)
     text = str(text)
+    years: tuple[int | None, ...] = ()
+    uncut: tuple[str, ...] = ()
     if mode == "fairllm-notebook":
         candidates = fairllm_clean(text)
         items, removed = candidates, 0
     else:
-        candidates = [c for c in (clean_item(raw) for raw in _robust_candidates(text)) if normalize_title(c)]
-        items, removed = _dedupe(candidates)
+        cleaned = [c for c in (_clean(raw) for raw in _robust_candidates(text)) if normalize_title(c.title)]
+        candidates = [c.title for c in cleaned]
+        kept, removed = _dedupe(cleaned)
+        items = [c.title for c in kept]
+        years = tuple(c.year for c in kept)
+        uncut = tuple(c.uncut for c in kept)
     if k is not None:
-        items = items[:k]
+        items, years, uncut = items[:k], years[:k], uncut[:k]
     if not items:
         status: ParseStatus = "empty"
     elif k is not None and len(items) < k:
         status = "short"
     else:
         status = "ok"
-    return ParsedList(list(items), status, len(candidates), removed)
+    return ParsedList(list(items), status, len(candidates), removed, years, uncut)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,7 +150,7 @@ def parse_list(text: str | None, k: int | None = None, mode: ParseMode = "robust
 _ARTICLES_EN = ("the", "a", "an")
 # Trailing articles as MovieLens writes them ("Usual Suspects, The", "Cité des enfants perdus, La").
 _TRAILING_ARTICLE = re.compile(
-    r",\s*(the|a|an|la|le|les|l'|il|el|los|las|der|die|das|den|det|de)\s*$", re.IGNORECASE
+    r",\s*(the|a|an|la|le|les|l['’]?|il|el|los|las|der|die|das|den|det|de)\s*$", re.IGNORECASE
 )
 _PARENS = re.compile(r"\([^)]*\)|\[[^\]]*\]|\{[^}]*\}")
 _JOINERS = re.compile(r"['’‘`´.\-‐‑–—]")  # removed without a space: don't → dont, X-Men → xmen
@@ -144,11 +171,12 @@ def normalize_title(s: str) -> str:
     t = unicodedata.normalize("NFKC", str(s)).casefold()
     t = "".join(ch for ch in unicodedata.normalize("NFKD", t) if not unicodedata.combining(ch))
     t = unicodedata.normalize("NFKC", t)
-    t = _PARENS.sub(" ", t)
+    t = _PARENS.sub(" ", t).strip() or re.sub(r"[()\[\]{}]", " ", t)  # "[REC]" is all brackets: keep its text
     t = _SPACES.sub(" ", t).strip()
     m = _TRAILING_ARTICLE.search(t)
-    if m:
-        t = f"{m.group(1)} {t[: m.start()]}".strip()
+    if m:  # "Enfer, L'" → "l'enfer", as "L'Enfer" is written (also when the apostrophe was stripped)
+        art = m.group(1)
+        t = (f"{art}{t[: m.start()]}" if art in ("l", "l'", "l’") else f"{art} {t[: m.start()]}").strip()
     t = t.replace("&", " and ")
     t = _JOINERS.sub("", t)
     t = _NON_WORD.sub(" ", t)
@@ -228,7 +256,8 @@ def _robust_candidates(text: str) -> list[str]:
 
 def _split_inline_numbering(line: str) -> list[str]:
     """'1. A 2. B 3. C' → ['1. A', '2. B', '3. C'] when the numbers run on consecutively."""
-    marks = list(_INLINE_NUMBER.finditer(line))
+    # a number inside brackets is part of a title: "1. Road Warrior, The (Mad Max 2) (1981)"
+    marks = [m for m in _INLINE_NUMBER.finditer(line) if not _inside_brackets(line, m.start())]
     if len(marks) < 2:
         return [line]
     run = [marks[0]]
@@ -241,6 +270,11 @@ def _split_inline_numbering(line: str) -> list[str]:
     segments = [line[: cuts[0]]] if line[: cuts[0]].strip() else []
     segments += [line[a:b] for a, b in zip(cuts, cuts[1:] + [len(line)])]
     return segments
+
+
+def _inside_brackets(line: str, at: int) -> bool:
+    head = line[:at]
+    return head.count("(") > head.count(")") or head.count("[") > head.count("]")
 
 
 def _json_candidates(text: str) -> list[str]:
@@ -336,7 +370,10 @@ _EMPH = re.compile(r"(?<![\w*])(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1(?![\w*])")  # 
 _EDGE_EMPH = re.compile(r"^[*_]+|[*_]+$")  # stray markers left at the ends ("**Title** (2015)**")
 _LEAD_QUOTE = re.compile(r"^[\"“”„«](.+?)[\"“”»](?=\W|$)|^['‘’](.+?)['’](?=[\s,.;:)\-–—]|$)")
 _PAREN_OPEN = re.compile(r"(?<=\S)\s*[(\[]")
-_TRAILING_YEAR = re.compile(r"(?:,|\s[-–—])\s*\d{4}\s*$")
+_YEAR = r"(1[89]\d\d|20\d\d)"
+_TRAILING_YEAR = re.compile(rf"(?:,|\s[-–—])\s*{_YEAR}\s*$")  # "Heat, 1995", "Jaws - 1975"
+_BRACKET_YEAR = re.compile(rf"(?:[(\[][^()\[\]]*[)\]]\s*)*[(\[]\s*{_YEAR}(?:\s*[)\]]|[\s,;–-])")
+_LEAD_YEAR = re.compile(rf"(?:,|[-–—])\s*{_YEAR}(?!\d)")
 _DASH = re.compile(r"\s+(?:-|–|—|--)\s+|—")
 _SEQUEL = re.compile(
     r"^(?:part|pt\.?|episode|ep\.?|chapter|volume|vol\.?|book|season|\d+\b|[ivxlc]+\b)", re.IGNORECASE
@@ -345,26 +382,71 @@ _PRONOUNS = {"me", "you", "us", "him", "her", "them", "it", "my", "your", "our",
 _CREDIT_WORD = re.compile(r"^(?:[A-Z0-9&À-Ý][\w'’.&-]*|and|the|of|de|van|von|la|le|feat\.?)$")
 
 
+@dataclass(frozen=True)
+class _Cleaned:
+    title: str  # after every cut
+    uncut: str  # before the dash, colon and " by " cuts
+    year: int | None  # written beside the title
+
+
 def clean_item(raw: str) -> str:
     """One list entry → the title (markdown, quotes, year, credit and explanation removed)."""
+    return _clean(raw).title
+
+
+def _clean(raw: str) -> _Cleaned:
     s = _MD_LINK.sub(r"\1", raw).replace("`", "").strip()
+    year = None
     m = _LEAD_EMPH.match(s)
-    if m:
+    if m:  # "**Sabrina** (1954): …": the bold span is the title, its year may follow it
+        year = _year_after(s[m.end() :])
         s = m.group(2)
     s = _EDGE_EMPH.sub("", _EMPH.sub(r"\2", s)).strip()  # "B*****#**t" (censored) stays as written
+    # the whole entry, for the Grounder to try before the cuts below ("North by Northwest (1959)",
+    # "'Hellboy': The Seeds of Creation", "Evangelion: 2.0 You Can (Not) Advance")
+    uncut = _TRAILING_YEAR.sub("", s).strip().rstrip(".,;:").strip()  # its quotes stay: "'Hellboy': The …'
     m = _LEAD_QUOTE.match(s)
     if m:
-        return _strip_edges(m.group(1) or m.group(2))
+        title = _strip_edges(m.group(1) or m.group(2))
+        return _Cleaned(title, uncut or title, year or _year_after(s[m.end() :]))
     paren = _PAREN_OPEN.search(s)
     if paren:  # "(1994)", "(feat. X)", "(from the album …)": annotations, dropped by matching anyway
+        year = year or _year_after(s[paren.start() :])
         s = s[: paren.start()]
     s = _cut_colon(_cut_dash(s))
     m = _DQUOTED.search(s)
     if m:  # 'the song "Hello" by Adele': a quoted span before any explanation is the title
-        return _strip_edges(next(g for g in m.groups() if g))
+        title = _strip_edges(next(g for g in m.groups() if g))
+        return _Cleaned(title, uncut or title, year)
     s = _cut_by(s)
-    s = _TRAILING_YEAR.sub("", s)
-    return _strip_edges(s)
+    m = _TRAILING_YEAR.search(s)
+    if m:
+        year = year or int(m.group(1))
+        s = s[: m.start()]
+    title = _strip_edges(s)
+    return _Cleaned(title, uncut or title, year)
+
+
+def _year_after(tail: str) -> int | None:
+    """The year right after a title: "(1954)", "[1954]", "(1954 film)", ", 1954", " - 1954", also behind
+    other brackets ("(Cité des enfants perdus, La) (1995)"); never from later text."""
+    t = tail.lstrip()
+    m = _BRACKET_YEAR.match(t) or _LEAD_YEAR.match(t)
+    return int(m.group(1)) if m else None
+
+
+_END_YEAR = re.compile(rf"(?:[(\[]\s*{_YEAR}\s*[)\]]|(?:,|\s[-–—])\s*{_YEAR})\s*$")
+
+
+def written_year(title: str) -> int | None:
+    """The year written at the end of a title string ("Sabrina (1954)", "Sabrina [1954]", "Sabrina, 1954")."""
+    return split_year(title)[1]
+
+
+def split_year(title: str) -> tuple[str, int | None]:
+    """(the title without a year written at its end, that year or None)."""
+    m = _END_YEAR.search(title or "")
+    return (title[: m.start()].rstrip(), int(m.group(1) or m.group(2))) if m else (title, None)
 
 
 def _strip_edges(s: str) -> str:
@@ -387,9 +469,22 @@ def _cut_colon(s: str) -> str:
         segment = s[m.end() : end].strip()
         if m.start() == 0 or not segment:
             continue
-        if segment[0].islower() or len(segment.split()) >= 6 or segment.endswith((".", "!", "?")):
+        words = segment.split()
+        if segment[0].islower() or segment.endswith((".", "!", "?")) or (len(words) >= 6 and not _title_case(words)):
             return s[: m.start()]
     return s.rstrip(":")
+
+
+# words a title-cased subtitle leaves in lower case ("How I Learned to Stop Worrying and Love the Bomb")
+_SMALL_WORDS = frozenset(
+    "a an the and but or nor for so yet of in on at to by up as from with into onto over upon than via vs vs. "
+    "de la le les du des da di del von van der den y e et".split()
+)
+
+
+def _title_case(words: list[str]) -> bool:
+    """Every word but the small ones starts with a capital or a digit: a subtitle, not a sentence."""
+    return all(w.lower() in _SMALL_WORDS or not w[0].isalpha() or w[0].isupper() for w in words)
 
 
 def _cut_by(s: str) -> str:
@@ -404,11 +499,12 @@ def _cut_by(s: str) -> str:
     return s
 
 
-def _dedupe(items: list[str]) -> tuple[list[str], int]:
+def _dedupe(items: list[_Cleaned]) -> tuple[list[_Cleaned], int]:
+    # by title key alone, years aside: probes compare lists by key, so a list keeps one "Sabrina"
     seen: set[str] = set()
     out = []
     for it in items:
-        key = normalize_title(it)
+        key = normalize_title(it.title)
         if key in seen:
             continue
         seen.add(key)
