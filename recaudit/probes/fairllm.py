@@ -37,8 +37,9 @@ from pydantic import Field, field_validator, model_validator
 from recaudit.adapters.base import Request, Response
 from recaudit.checks import CheckContext, CheckParams, Probe, register_check
 from recaudit.data.names import fairllm_default_names, load_fairllm_names, load_sensitive_attributes
-from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, similarity_curve, snsr, snsv
-from recaudit.metrics.stats import permutation_test
+from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, snsr, snsv
+from recaudit.metrics.ranking_batch import similarity_curves
+from recaudit.metrics.stats import group_sums, permutation_test
 from recaudit.probes._prompt_data import check_placeholders, load_prompt_file, merge_overrides, slug
 from recaudit.probes._uncertainty import bootstrap_or_point
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
@@ -336,8 +337,8 @@ class FairLLMProbe(Probe):
                         variant=p.variant, description=f"mean {metric}@{k} of '{value}' lists vs neutral lists",
                     ))
                 means = at_k.mean(axis=0)
-                r_ci = bootstrap_or_point(at_k, _range_of_means, nb, level, sub_seed)
-                v_ci = bootstrap_or_point(at_k, _std_of_means, nb, level, sub_seed)
+                r_ci = bootstrap_or_point(at_k, _range_of_means, nb, level, sub_seed, vectorized=True)
+                v_ci = bootstrap_or_point(at_k, _std_of_means, nb, level, sub_seed, vectorized=True)
                 p_val = _snsr_pvalue(at_k, p.n_permutations, sub_seed)
                 result.metrics.append(MetricValue(
                     name=f"snsr.{metric}@{k}.{attr}{suffix}", value=snsr(means), ci_low=r_ci.low, ci_high=r_ci.high,
@@ -364,11 +365,11 @@ class FairLLMProbe(Probe):
         for m_idx, metric in enumerate(p.metrics):
             joint = np.concatenate([sims[metric][a][:, :, k - 1] for a in attrs], axis=1)  # instr × Σvalues
 
-            def max_range(block: np.ndarray) -> float:
-                means = block.mean(axis=0)
-                return max(float(np.ptp(means[lo:hi])) for lo, hi in zip(bounds[:-1], bounds[1:]))
+            def max_range(stack: np.ndarray) -> np.ndarray:  # resamples × instructions × Σvalues
+                means = stack.mean(axis=1)
+                return np.max([np.ptp(means[:, lo:hi], axis=1) for lo, hi in zip(bounds[:-1], bounds[1:])], axis=0)
 
-            ci = bootstrap_or_point(joint, max_range, p.n_bootstrap, p.ci_level, p.seed + m_idx)
+            ci = bootstrap_or_point(joint, max_range, p.n_bootstrap, p.ci_level, p.seed + m_idx, vectorized=True)
             pval = _max_snsr_pvalue(joint, bounds, p.n_permutations, p.seed + m_idx)
             ranges = [float(np.ptp(joint.mean(axis=0)[lo:hi])) for lo, hi in zip(bounds[:-1], bounds[1:])]
             worst = list(attrs)[int(np.argmax(ranges))]
@@ -454,15 +455,15 @@ def _similarity_tensors(cells, neutral_of, instructions, attrs, metrics, k, vari
     """metric -> attribute -> array (instructions × values × K) of metric@1..K vs the neutral list."""
     out: dict[str, dict[str, np.ndarray]] = {m: {} for m in metrics}
     for attr, values in attrs.items():
-        for m in metrics:
-            out[m][attr] = np.zeros((len(instructions), len(values), k))
-        for i, instr in enumerate(instructions):
-            neutral = neutral_of[instr].keys
-            for j, value in enumerate(values):
+        xs, ys = [], []
+        for instr in instructions:
+            for value in values:
                 parsed = cells.get((instr, attr, value))
-                sensitive = parsed.keys if parsed is not None else []
-                for m in metrics:
-                    out[m][attr][i, j] = similarity_curve(m, sensitive, neutral, k, variant)
+                xs.append(parsed.keys if parsed is not None else [])
+                ys.append(neutral_of[instr].keys)
+        curves = similarity_curves(metrics, xs, ys, k, variant)  # the same floats as similarity_curve per pair
+        for m in metrics:
+            out[m][attr] = curves[m].reshape(len(instructions), len(values), k)
     return out
 
 
@@ -471,12 +472,14 @@ def _parse_rate(cells, instructions, attr: str, value: str) -> float:
     return float(np.mean(oks)) if oks else math.nan
 
 
-def _range_of_means(block: np.ndarray) -> float:
-    return float(np.ptp(block.mean(axis=0)))
+def _range_of_means(stack: np.ndarray) -> np.ndarray:
+    """SNSR of each resample (resamples × instructions × values)."""
+    return np.ptp(stack.mean(axis=1), axis=1)
 
 
-def _std_of_means(block: np.ndarray) -> float:
-    return float(block.mean(axis=0).std(ddof=0))
+def _std_of_means(stack: np.ndarray) -> np.ndarray:
+    """SNSV of each resample (resamples × instructions × values)."""
+    return stack.mean(axis=1).std(axis=1, ddof=0)
 
 
 def _snsr_pvalue(at_k: np.ndarray, n_permutations: int, seed: int) -> float | None:
@@ -488,10 +491,10 @@ def _snsr_pvalue(at_k: np.ndarray, n_permutations: int, seed: int) -> float | No
     labels = np.tile(np.arange(n_values), n_instr)
     blocks = np.repeat(np.arange(n_instr), n_values)
 
-    def stat(lab: np.ndarray) -> float:
-        return float(np.ptp(np.bincount(lab, weights=flat, minlength=n_values)))  # /n_instr: same range order
+    def stat(lab: np.ndarray) -> np.ndarray:  # permutations × labels
+        return np.ptp(group_sums(lab, flat, n_values), axis=1)  # /n_instr: same range order
 
-    _, pval = permutation_test(stat, labels, n_permutations, seed, blocks=blocks)
+    _, pval = permutation_test(stat, labels, n_permutations, seed, blocks=blocks, vectorized=True)
     return pval
 
 
@@ -506,11 +509,11 @@ def _max_snsr_pvalue(joint: np.ndarray, bounds: np.ndarray, n_permutations: int,
     blocks = np.repeat(np.arange(n_instr), width) * len(bounds) + np.tile(attr_of_col, n_instr)
     spans = list(zip(bounds[:-1], bounds[1:]))
 
-    def stat(lab: np.ndarray) -> float:
-        sums = np.bincount(lab, weights=flat, minlength=width) / n_instr
-        return max(float(np.ptp(sums[lo:hi])) for lo, hi in spans)
+    def stat(lab: np.ndarray) -> np.ndarray:  # permutations × labels
+        sums = group_sums(lab, flat, width) / n_instr
+        return np.max([np.ptp(sums[:, lo:hi], axis=1) for lo, hi in spans], axis=0)
 
-    _, pval = permutation_test(stat, labels, n_permutations, seed, blocks=blocks)
+    _, pval = permutation_test(stat, labels, n_permutations, seed, blocks=blocks, vectorized=True)
     return pval
 
 
