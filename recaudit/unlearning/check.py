@@ -29,7 +29,7 @@ REFERENCES = (
 TABLE_COLUMNS = [
     "method", "test AUC", "test ACC", "test LogLoss", "forget AUC", "forget ACC", "forget LogLoss",
     "JS to retrain (forget)", "MIA advantage", "MIA advantage CI", "MIA AUC", "unlearn s", "speed-up vs retrain",
-    "JSD (forget)", "L2 (forget)", "Confidence (forget)", "variant",
+    "JSD (forget)", "L2 (forget)", "Confidence (forget)", "inference ms/sample", "variant",
 ]  # fmt: skip
 
 
@@ -50,7 +50,7 @@ def run_to_result(check: Check, run: UnlearningRun) -> CheckResult:
             _r(r.forget["acc"]), _r(r.forget["logloss"]), _r(r.js_to_retrain_forget, 5), _r(r.mia_advantage),
             f"[{_r(r.mia_advantage_low, 3)}, {_r(r.mia_advantage_high, 3)}]", _r(r.mia_auc),
             _r(r.unlearn_seconds, 2) if r.method != "original" else None, _r(speedup, 2),
-            _r(r.jsd_forget, 5), _r(r.l2_forget, 5), _r(r.confidence_forget),
+            _r(r.jsd_forget, 5), _r(r.l2_forget, 5), _r(r.confidence_forget), _r(r.inference_ms_per_sample, 3),
             r.details.get("variant") or r.details.get("exactness"),
         ])  # fmt: skip
     if run.exactness:
@@ -133,6 +133,8 @@ def _metrics(r: MethodReport) -> list[MetricValue]:
         MetricValue(name=f"mia.auc.{m}", value=r.mia_auc, direction="lower_is_better"),
     ]  # fmt: skip
     if m != "original":
+        out.append(MetricValue(name=f"inference_ms.{m}", value=r.inference_ms_per_sample, n=r.test["n"],
+                               direction="lower_is_better", description="wall ms per test sample to score (batched)"))  # fmt: skip
         out.append(MetricValue(name=f"unlearn_seconds.{m}", value=r.unlearn_seconds, direction="lower_is_better",
                                description="wall seconds to unlearn (retrain: full training)"))  # fmt: skip
     return out

@@ -335,7 +335,10 @@ def _run_methods(data: UnlearningData, params: UnlearningParams, cfg: TrainConfi
 
     def evaluate(fn: Callable[[Sequence[TallRecSample]], np.ndarray],
                  vocab: Callable[[Sequence[TallRecSample]], np.ndarray] | None = None) -> Predictions:  # fmt: skip
-        preds = Predictions(fn(data.test), fn(data.forget), fn(data.never_seen))
+        t0 = time.perf_counter()
+        test = fn(data.test)
+        seconds = time.perf_counter() - t0
+        preds = Predictions(test, fn(data.forget), fn(data.never_seen), test_seconds=seconds)
         preds.forget_vocab = vocab(data.forget) if vocab is not None else None
         return preds
 
@@ -400,7 +403,7 @@ def _run_methods(data: UnlearningData, params: UnlearningParams, cfg: TrainConfi
         say(f"sisa: scoring with {params.n_shards} shard adapters (elapsed {time.perf_counter() - t_start:.0f} s)")
         reports.append(verify_method("sisa", evaluate(sisa.predict, sisa.vocab_probs), ref, sets, stats.seconds, train_s,
                                      params.seed, {"affected_shards": stats.affected_shards,
-                                                   "per_shard_unlearn_seconds": stats.per_shard_seconds,
+                                                   "per_shard_unlearn_seconds": {str(k): v for k, v in stats.per_shard_seconds.items()},
                                                    "model_calls_per_sample": params.n_shards}))  # fmt: skip
 
     if "receraser" in params.methods and not reports.done("receraser"):
@@ -412,7 +415,7 @@ def _run_methods(data: UnlearningData, params: UnlearningParams, cfg: TrainConfi
         stats = rec.unlearn(forgotten)
         reports.append(verify_method("receraser", evaluate(rec.predict), ref, sets, stats.seconds, train_s, params.seed,
                                      {"affected_shards": stats.affected_shards, "variant": RECERASER_VARIANT,
-                                      "per_shard_unlearn_seconds": stats.per_shard_seconds,
+                                      "per_shard_unlearn_seconds": {str(k): v for k, v in stats.per_shard_seconds.items()},
                                       "aggregator_seconds": rec.aggregator_seconds,
                                       "model_calls_per_sample": params.n_shards}))  # fmt: skip
 
@@ -441,7 +444,7 @@ def _run_methods(data: UnlearningData, params: UnlearningParams, cfg: TrainConfi
         details = {"affected_shards": stats.affected_shards, "shard_sizes": [len(i.keys) for i in apa.shards.shards],
                    "model_calls_per_sample": 1, "exactness": apa_cfg.exactness, "partition": apa_cfg.partition,
                    "shared_init": apa_cfg.shared_init, "shard_test_auc": shard_auc,
-                   "per_shard_unlearn_seconds": stats.per_shard_seconds}  # fmt: skip
+                   "per_shard_unlearn_seconds": {str(k): v for k, v in stats.per_shard_seconds.items()}}  # fmt: skip
         for mode in ("d", "nd"):
             if mode == "nd":
                 reports.start("apa_nd", f"scoring {n_eval} samples")
@@ -472,7 +475,7 @@ def _run_methods(data: UnlearningData, params: UnlearningParams, cfg: TrainConfi
             reports.start(name, f"NegGrad: CE(retain) - {params.neggrad_weight} CE(forget), {params.neggrad_epochs} epoch(s)")
         else:
             gcfg = GradientAscentConfig(params.ga_epochs, params.ga_lr, variant="ga")
-            reports.start(name, f"pure gradient ascent, {params.ga_epochs} epoch(s) on {len(data.forget)} forget samples")
+            reports.start(name, f"gradient ascent (pure, no retain term), {params.ga_epochs} epoch(s) on {len(data.forget)} forget samples")
         state, seconds = gradient_ascent(model, tok, original, data.forget, cfg, gcfg, params.seed, retain=data.retain)
         save_lora(state, workdir / f"{name}.safetensors")
         detail = {"variant": "NegGrad (E2URec's GA baseline: retain term)" if name == "neggrad" else "pure ascent, no retain term"}
@@ -487,7 +490,8 @@ def _run_methods(data: UnlearningData, params: UnlearningParams, cfg: TrainConfi
             if path.exists():
                 path.unlink()
                 erasure["deleted_artifacts"].append(path.name)
-    reports.salt = None  # the salt leaves the workdir once the request is done (only --resume needed it)
+    if not params.keep_artifacts:
+        reports.salt = None  # the salt leaves the workdir once the request is done (only --resume needed it)
     reports.erasure = erasure
     reports.write()
     order = ["retrain", "original", "sisa", "receraser", "apa_d", "apa_nd", "e2urec", "badt", "neggrad", "ga"]
@@ -528,6 +532,9 @@ class _SavedReports(list):
         import json
 
         old = json.loads(self.path.read_text(encoding="utf-8"))
+        if old.get("erasure") and not old.get("erasure_salt"):
+            raise ValueError(f"cannot resume: the erasure request in {self.path} finished and its salt was dropped; "
+                             "run without --resume (or use --keep-artifacts to keep a run resumable)")  # fmt: skip
         strip = lambda p: {k: v for k, v in (p or {}).items() if k != "runtime"}  # noqa: E731
         if old.get("data") != self.data or strip(old.get("params")) != strip(self.params):
             raise ValueError(f"cannot resume: {self.path} was written by a run with other params or data; "

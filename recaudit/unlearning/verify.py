@@ -112,6 +112,7 @@ class Predictions:
     forget: np.ndarray
     never_seen: np.ndarray
     forget_vocab: np.ndarray | None = None
+    test_seconds: float = float("nan")  # wall seconds to score the test set (inference time)
 
 
 @dataclass
@@ -134,6 +135,7 @@ class MethodReport:
     l2_forget: float = float("nan")
     confidence_forget: float = float("nan")
     confidence_test: float = float("nan")
+    inference_ms_per_sample: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -178,4 +180,5 @@ def verify_method(method: str, preds: Predictions, reference: Predictions | None
         l2_forget=vocab["l2"],
         confidence_forget=confidence(preds.forget, sets.forget_labels),
         confidence_test=confidence(preds.test, sets.test_labels),
+        inference_ms_per_sample=1000.0 * preds.test_seconds / max(1, len(preds.test)),
     )
