@@ -110,7 +110,7 @@ def test_every_method_on_cuda_with_model_embeddings(tiny_lm_path, tmp_path):
     assert run.runtime["float32_matmul_precision"] == "high" and run.runtime["cublas_workspace_config"]
     assert run.exactness["retrained_bitwise_equal"] and run.exactness["untouched_byte_identical"]
     by = {r.method: r for r in run.reports}
-    assert set(by) == {"retrain", "original", "sisa", "apa_d", "apa_nd", "e2urec", "ga"}
+    assert set(by) == {"retrain", "original", "sisa", "receraser", "apa_d", "apa_nd", "e2urec", "badt", "neggrad", "ga"}
     cpu = run_unlearning(catalog, inter, tiny_params(tiny_lm_path, device="cpu", methods=["retrain"], include_original=False),
                          tmp_path / "cpu")  # fmt: skip
     # TF32 and other kernels: close to the CPU run, not equal

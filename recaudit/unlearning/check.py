@@ -74,8 +74,10 @@ def run_to_result(check: Check, run: UnlearningRun) -> CheckResult:
     notes = [
         f"Data: {run.data}. Forgotten users' training samples form the forget set; never-seen users' samples are the MIA non-members.",
         "retrain is the exact-unlearning reference: JS divergence and forget-set metrics are read against it.",
-        "APA exactness is relative to the fixed partition: a retrained shard equals training that shard from scratch "
-        "without the forgotten samples (same init seed, same sample order); centroids are recomputed from the remaining samples.",
+        "APA exactness: a retrained shard equals training that shard from scratch without the forgotten samples (same "
+        "shared init, same sample order); with partition 'kmeans'/'user_kmeans' this holds for the fixed partition "
+        "(fixed-partition exact: a re-run of the clustering on the remaining data may move samples), with 'user_hash' "
+        "for the whole pipeline (whole-pipeline exact). Centroids are recomputed from the remaining samples.",
     ]
     if run.exactness:
         notes.append(f"APA exactness check: {run.exactness}.")
@@ -142,7 +144,7 @@ def _metrics(r: MethodReport) -> list[MetricValue]:
 
 @register_check("unlearning")
 class UnlearningCheck(Check):
-    """Exact (retrain, SISA, APA) and approximate (E2URec, gradient ascent) unlearning, verified."""
+    """Exact (retrain, SISA, RecEraser, APA) and approximate (E2URec, Bad-T, NegGrad, gradient ascent) unlearning, verified."""
 
     title = "Unlearning: forgetting users in an LLM recommender"
     risk = "privacy"
