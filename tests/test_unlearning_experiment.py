@@ -193,3 +193,18 @@ def test_partial_results_are_written_after_each_method(tiny_lm_path, tmp_path):
     saved = json.loads((tmp_path / "partial_results.json").read_text())
     assert [r["method"] for r in saved["reports"]] == ["retrain", "sisa"]
     assert saved["data"]["forget_users"] == 2
+
+
+def test_apa_results_name_their_exactness_sub_model_auc_and_per_shard_time(tiny_lm_path, tmp_path):
+    catalog, inter = toy_movielens()
+    run = run_unlearning(catalog, inter, tiny_params(tiny_lm_path, methods=["apa"], include_original=False,
+                                                     apa_partition="user_hash", n_shards=3), tmp_path)  # fmt: skip
+    apa = next(r for r in run.reports if r.method == "apa_d")
+    assert apa.details["exactness"] == "whole-pipeline exact" == run.exactness["exactness"]
+    assert apa.details["shared_init"] is True and len(apa.details["shard_test_auc"]) == 3
+    assert sorted(apa.details["per_shard_unlearn_seconds"]) == sorted(map(str, apa.details["affected_shards"]))
+    assert run.exactness["retrained_bitwise_equal"] and run.exactness["untouched_byte_identical"]
+    assert apa.inference_ms_per_sample > 0
+    result = run_to_result(UnlearningCheck(tiny_params(tiny_lm_path).model_dump()), run)
+    assert any("whole-pipeline exact" in n and "sub-model test AUC" in n for n in result.notes)
+    assert result.params["forget_users"]["count"] == 2 and "salted_sha256" in result.params["forget_users"]
