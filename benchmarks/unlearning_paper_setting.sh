@@ -5,8 +5,9 @@
 #
 #   bash benchmarks/unlearning_paper_setting.sh [DATA_DIR] [OUT_DIR]
 #
-# Setting (trimmed from the 9 min 6 s full run so the added methods fit in ~8.5 min on one H100/H200):
-# all 943 users (843 train, 100 never-seen for the MIA), <= 5 TALLRec samples per user (history 10),
+# Setting (trimmed from the 9 min 6 s full run so the added methods fit; estimated ~7 min on one H100,
+# scaled from that run's log, not measured): all 943 users (843 train, 100 never-seen for the MIA),
+# <= 5 TALLRec samples per user (history 10; the newest 1 per user is test, so ~3.4k training samples),
 # 20 forgotten users, SmolLM2-135M (bundled GGUF, float32 + TF32), LoRA r 8 on q/v of all blocks,
 # 1 epoch, batch 32, lr 1e-3, K = 4 shards, top-2 aggregation, APA partition on the LLM's own hidden
 # states (sample k-means, the paper's), shared LoRA init. A run cut by a time limit keeps
