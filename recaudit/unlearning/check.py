@@ -87,6 +87,8 @@ def run_to_result(check: Check, run: UnlearningRun) -> CheckResult:
                      f"{apa.details.get('shared_init')}): sub-model test AUC before aggregation "
                      f"{[_r(a) for a in apa.details.get('shard_test_auc', [])]}; unlearning seconds per affected shard "
                      f"{ {k: _r(v, 2) for k, v in apa.details.get('per_shard_unlearn_seconds', {}).items()} }.")  # fmt: skip
+    notes.append("Inference ms/sample: wall time to score the test set, batched, divided by its size; for APA and "
+                 "RecEraser the query embeddings (routing) are computed before the timing.")
     notes.append("JSD, L2 and Confidence are the E2URec paper's measures as its official evaluate.py computes them "
                  "(vocabulary softmax at the first answer token vs the retrained model; JSD is 0.5 KL(p||q) + 0.5 KL(q||p)); "
                  "'JS to retrain' is recaudit's Bernoulli JS of P(Yes). RecEraser has no vocabulary distribution (NaN).")

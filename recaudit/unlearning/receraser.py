@@ -27,7 +27,7 @@ from recaudit.tallrec.config import TrainConfig, derive_seed
 from recaudit.tallrec.evaluate import EPS
 from recaudit.tallrec.prompts import TallRecSample
 from recaudit.unlearning.apa import _user_partition
-from recaudit.unlearning.partition import Embedder, embed_samples, shard_centroids
+from recaudit.unlearning.partition import Embedder, embed_samples, sample_texts, shard_centroids
 from recaudit.unlearning.retrain import predict_state
 from recaudit.unlearning.shards import ShardedLora, UnlearnStats, sample_key
 
@@ -103,6 +103,7 @@ class RecEraser:
         self.shards = ShardedLora(model, tokenizer, config, workdir, seed=seed, progress=progress)
         self.aggregator = AttentionAggregator(seed=derive_seed(seed, "receraser-aam") % (2**31))
         self._emb: dict[tuple, np.ndarray] = {}
+        self._query_emb: dict[str, np.ndarray] = {}
         self.centroids: np.ndarray | None = None
         self.aggregator_seconds = 0.0
 
@@ -124,8 +125,17 @@ class RecEraser:
     def _features(self, samples: Sequence[TallRecSample], emb: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         z = np.stack([log_odds(predict_state(self.model, self.tokenizer, self.shards.state(k), samples, self.config))
                       for k in range(self.n_shards)], axis=1)  # fmt: skip
-        emb = embed_samples(samples, self.embedder) if emb is None else emb
+        if emb is None:  # query embeddings by text, computed once (predict runs on several sets)
+            emb = self.embed_queries(samples)
         return z, emb @ self.centroids.T  # type: ignore[union-attr]
+
+    def embed_queries(self, samples: Sequence[TallRecSample]) -> np.ndarray:
+        """Embeddings of query samples, cached by text (call first to keep them out of an inference timing)."""
+        texts = sample_texts(samples)
+        todo = {t: s for t, s in zip(texts, samples) if t not in self._query_emb}
+        if todo:
+            self._query_emb.update(zip(todo, embed_samples(list(todo.values()), self.embedder)))
+        return np.stack([self._query_emb[t] for t in texts]) if texts else np.zeros((0, 1))
 
     def _fit_aggregator(self) -> float:
         t0 = time.perf_counter()
