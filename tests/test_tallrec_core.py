@@ -264,3 +264,79 @@ def test_option_ids_come_from_the_adapters_one_definition(tiny_lm_path):
     assert option_token_ids(tok) == (option_token_id(tok, tail, "Yes"), option_token_id(tok, tail, "No"))
     with pytest.raises(ValueError, match="share their first token"):
         option_token_ids(tok, ("Yes", "Yes"))
+
+
+def test_sequence_loss_is_hf_causal_lm_loss_per_sample(tiny):
+    """loss_on="sequence" (TALLRec's train_on_inputs) is the causal-LM loss over prompt + answer, padding-proof."""
+    import torch
+
+    from recaudit.tallrec.encoding import collate, sequence_nll
+
+    model, tok = tiny
+    catalog, inter = toy_data()
+    samples = build_samples(inter, catalog, history_len=3)[:2]
+    enc = encode_samples(tok, samples, 256)
+    with torch.no_grad():
+        both = sequence_nll(model, collate(enc, tok.pad_token_id))
+        for i, e in enumerate(enc):
+            ids = torch.tensor([list(e.prompt_ids) + list(e.answer_ids)])
+            want = model(input_ids=ids, labels=ids).loss
+            torch.testing.assert_close(both[i], want, atol=1e-5, rtol=1e-5)
+    cfg = TrainConfig(seed=0, batch_size=2, lr=1e-2, max_length=256)
+    out = {}
+    for loss_on in ("answer", "sequence"):
+        reset_lora(model, 0)
+        train_lora(model, tok, samples, cfg.replace(loss_on=loss_on))
+        out[loss_on] = lora_state_dict(model)
+    assert not states_equal(out["answer"], out["sequence"])
+    assert TrainConfig.tallrec().loss_on == "sequence" and TrainConfig().loss_on == "answer"
+    with pytest.raises(ValueError, match="loss_on"):
+        TrainConfig(loss_on="prompt")
+
+
+def test_few_shot_draws_a_seeded_subset():
+    from recaudit.tallrec import few_shot
+
+    catalog, inter = toy_data(n_users=4, per_user=10)
+    samples = build_samples(inter, catalog, history_len=2)
+    for n in (16, 4):
+        a, b = few_shot(samples, n, seed=1), few_shot(samples, n, seed=1)
+        assert len(a) == n and a == b and len({id(s) for s in a}) == n and all(s in samples for s in a)
+    assert few_shot(samples, 16, seed=1) != few_shot(samples, 16, seed=2)
+    with pytest.raises(ValueError, match="exceeds"):
+        few_shot(samples, len(samples) + 1)
+    with pytest.raises(ValueError, match=">= 1"):
+        few_shot(samples, 0)
+
+
+def test_early_stopping_keeps_the_best_validation_auc(tiny):
+    from recaudit.tallrec import train_early_stopping
+
+    model, tok = tiny
+    catalog, inter = toy_data(n_users=6, per_user=8)
+    samples = build_samples(inter, catalog, history_len=3)
+    train, valid, _ = split_samples(samples, 0.3, 0.0, by="user_time")
+    reset_lora(model, 0)
+    cfg = TrainConfig(seed=0, batch_size=4, lr=3e-2, epochs=6, max_length=256)
+    out = train_early_stopping(model, tok, train, valid, cfg, eval_every=1, patience=2)
+    aucs = [a for _, a in out.history]
+    assert out.best_auc == max(aucs) and (out.best_step, out.best_auc) in out.history
+    best_at = aucs.index(max(aucs))
+    assert len(aucs) <= best_at + 1 + 2  # at most `patience` evaluations after the best one
+    if out.stopped_early:
+        assert out.train.n_steps < 6 * int(np.ceil(len(train) / 4))
+    again = evaluate_scores([s.label for s in valid], score_samples(model, tok, valid, 4, 256))["auc"]
+    assert again == pytest.approx(out.best_auc, abs=1e-9)  # the best adapter is the one loaded
+    with pytest.raises(ValueError, match="both labels"):
+        train_early_stopping(model, tok, train, [s for s in valid if s.label == 1], cfg)
+
+
+def test_alpaca_template_is_tallrecs_prompt():
+    from recaudit.tallrec import alpaca_template
+
+    tpl = alpaca_template()
+    (role, text), = tpl.messages(["A {b}"], ["C"], "X")
+    assert role == "user" and text.startswith("Below is an instruction that describes a task")
+    assert "### Instruction:\nGiven the user's preference" in text and text.endswith("### Response:")
+    assert 'User Preference: "A {b}"' in text and 'User Unpreference: "C"' in text and '"X"?' in text
+    assert tpl.answer(1) == "Yes." and tpl.answer(0) == "No."

@@ -235,3 +235,64 @@ def test_query_embeddings_are_computed_once_per_text(peft_tiny, tmp_path):
     w2 = apa.weights(samples[:6])
     assert calls == [4, 2]  # the second call embeds only the two new samples
     np.testing.assert_array_equal(w1, w2[:4])
+
+
+def test_shared_init_keeps_apa_d_within_0_01_auc_of_apa_nd(peft_tiny, tmp_path):
+    """One LoRA init for all shards: averaging A and B (D) then ≈ averaging B·A (ND); separate inits break it."""
+    from recaudit.tallrec.evaluate import evaluate_scores
+
+    model, tok = peft_tiny
+    train, test = toy_samples(n_users=8, per_user=8), toy_samples(n_users=6, per_user=6, seed=5)
+    y = [s.label for s in test]
+    cfg = CFG.replace(lr=3e-2, epochs=2)
+    out = {}
+    for shared in (True, False):
+        apa = APA(model, tok, cfg, tmp_path / f"init_{shared}", APAConfig(n_shards=3, top_k=2, temperature=0.5, shared_init=shared),
+                  seed=0, embedder=hashing_embedder)  # fmt: skip
+        apa.fit(train)
+        d, nd = apa.predict(test, "d"), apa.predict(test, "nd")
+        out[shared] = (abs(evaluate_scores(y, d)["auc"] - evaluate_scores(y, nd)["auc"]), np.abs(d - nd).max())
+        starts = {str(apa.shards.state(k)) for k in range(3)}
+        assert len(starts) == 3  # the shards did train to different adapters
+    assert out[True][0] <= 0.01
+    assert out[False][0] > 0.01  # the old per-shard init: the same check fails
+    assert out[True][1] < out[False][1] / 2
+
+
+def test_user_hash_partition_is_whole_pipeline_exact(peft_tiny, tmp_path):
+    """Re-running the whole pipeline on D minus u gives the same partition and bit-identical shard files."""
+    from recaudit.unlearning.partition import user_hash_partition
+
+    model, tok = peft_tiny
+    samples = toy_samples(n_users=8, per_user=6)
+    cfg = APAConfig(n_shards=3, top_k=2, partition="user_hash")
+    assert cfg.exactness == "whole-pipeline exact" and APAConfig().exactness == "fixed-partition exact"
+    apa = APA(model, tok, CFG, tmp_path / "first", cfg, seed=0, embedder=hashing_embedder)
+    apa.fit(samples)
+    before = {i.shard: file_sha256(i.path) for i in apa.shards.shards}
+    victim = "4"
+    stats = apa.unlearn(lambda s: s.user_id == victim)
+    owner = int(user_hash_partition([victim], 3, "apa/0").assignment[0])
+    assert stats.affected_shards == [owner]
+    rest = [s for s in samples if s.user_id != victim]
+    again = APA(model, tok, CFG, tmp_path / "again", cfg, seed=0, embedder=hashing_embedder)
+    again.fit(rest)
+    for a, b in zip(apa.shards.shards, again.shards.shards):
+        assert a.keys == b.keys  # same partition, same order
+        assert file_sha256(a.path) == file_sha256(b.path)  # bit-identical shards, affected one included
+        if a.shard != owner:
+            assert file_sha256(a.path) == before[a.shard]
+    np.testing.assert_allclose(apa.centroids, again.centroids, atol=1e-12)
+
+
+def test_manifest_holds_no_plain_user_id(peft_tiny, tmp_path):
+    model, tok = peft_tiny
+    samples = toy_samples(n_users=3)
+    apa = APA(model, tok, CFG, tmp_path / "m", APAConfig(n_shards=2), seed=0, embedder=hashing_embedder)
+    apa.fit(samples)
+    import json
+
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    keys = [k for s in manifest["shards"] for k in s["keys"]]
+    assert len(keys) == len(samples) and all(isinstance(k, str) and len(k) == 64 for k in keys)
+    assert not any(isinstance(k, list) for k in keys)

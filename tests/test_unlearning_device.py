@@ -110,7 +110,7 @@ def test_every_method_on_cuda_with_model_embeddings(tiny_lm_path, tmp_path):
     assert run.runtime["float32_matmul_precision"] == "high" and run.runtime["cublas_workspace_config"]
     assert run.exactness["retrained_bitwise_equal"] and run.exactness["untouched_byte_identical"]
     by = {r.method: r for r in run.reports}
-    assert set(by) == {"retrain", "original", "sisa", "apa_d", "apa_nd", "e2urec", "ga"}
+    assert set(by) == {"retrain", "original", "sisa", "receraser", "apa_d", "apa_nd", "e2urec", "badt", "neggrad", "ga"}
     cpu = run_unlearning(catalog, inter, tiny_params(tiny_lm_path, device="cpu", methods=["retrain"], include_original=False),
                          tmp_path / "cpu")  # fmt: skip
     # TF32 and other kernels: close to the CPU run, not equal
@@ -120,7 +120,8 @@ def test_every_method_on_cuda_with_model_embeddings(tiny_lm_path, tmp_path):
 
 def test_resume_runs_only_the_missing_methods(tiny_lm_path, tmp_path):
     catalog, inter = toy_movielens()
-    params = tiny_params(tiny_lm_path, methods=["sisa", "ga"], device="cpu")
+    # keep_artifacts: a finished request otherwise deletes the original adapter and drops the salt
+    params = tiny_params(tiny_lm_path, methods=["sisa", "ga"], device="cpu", keep_artifacts=True)
     first = run_unlearning(catalog, inter, params, tmp_path)
     path = tmp_path / "partial_results.json"
     saved = json.loads(path.read_text())
@@ -145,8 +146,12 @@ def test_resume_runs_only_the_missing_methods(tiny_lm_path, tmp_path):
     assert any(m.startswith("retrain: training") for m in said)
     assert [r.method for r in third.reports] == ["retrain", "original", "sisa", "ga"]
     with pytest.raises(ValueError, match="cannot resume"):
-        run_unlearning(catalog, inter, tiny_params(tiny_lm_path, methods=["sisa", "ga"], device="cpu", seed=1), tmp_path,
-                       resume=True)  # fmt: skip
+        run_unlearning(catalog, inter, tiny_params(tiny_lm_path, methods=["sisa", "ga"], device="cpu", seed=1,
+                                                   keep_artifacts=True), tmp_path, resume=True)  # fmt: skip
+    done = tmp_path / "done"
+    run_unlearning(catalog, inter, tiny_params(tiny_lm_path, methods=["ga"], device="cpu"), done)
+    with pytest.raises(ValueError, match="finished"):  # a finished request cannot be resumed: its salt is gone
+        run_unlearning(catalog, inter, tiny_params(tiny_lm_path, methods=["ga"], device="cpu"), done, resume=True)
 
 
 def test_cli_flags_for_a_full_size_gpu_run():
@@ -164,4 +169,4 @@ def test_cli_flags_for_a_full_size_gpu_run():
     assert (params.device, params.n_users, params.n_never_seen_users, params.forget_users) == ("cuda:1", 0, 100, 20)
     assert params.embedding == "model" and params.e2urec_aug_epochs == 3 and params.ga_epochs == 2
     assert params.verify_exactness is False and params.lora_layers is None and args.resume
-    assert params.methods == ["retrain", "sisa", "apa", "e2urec", "ga"]
+    assert params.methods == ["retrain", "sisa", "receraser", "apa", "e2urec", "badt", "neggrad", "ga"]

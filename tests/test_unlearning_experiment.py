@@ -58,7 +58,7 @@ def test_all_methods_run_and_verify(tiny_lm_path, tmp_path):
     run = run_unlearning(catalog, inter, params, tmp_path)
     assert run.prefix_cache_seconds > 0
     by = {r.method: r for r in run.reports}
-    assert set(by) == {"retrain", "original", "sisa", "apa_d", "apa_nd", "e2urec", "ga"}
+    assert set(by) == {"retrain", "original", "sisa", "receraser", "apa_d", "apa_nd", "e2urec", "badt", "neggrad", "ga"}
     assert by["retrain"].js_to_retrain_forget == 0.0
     for r in run.reports:
         assert 0.0 <= r.test["auc"] <= 1.0 and 0.0 <= r.mia_advantage <= 1.0
@@ -67,6 +67,15 @@ def test_all_methods_run_and_verify(tiny_lm_path, tmp_path):
             assert r.unlearn_seconds > 0
     assert run.exactness["retrained_bitwise_equal"] and run.exactness["untouched_byte_identical"]
     assert (tmp_path / "apa" / "manifest.json").is_file() and (tmp_path / "retrain.safetensors").is_file()
+    for gone in ("original", "e2urec", "badt", "neggrad", "ga"):  # trained with the forgotten users: deleted
+        assert not (tmp_path / f"{gone}.safetensors").exists()
+    assert sorted(run.erasure["deleted_artifacts"]) == sorted(f"{g}.safetensors" for g in ("original", "e2urec", "badt", "neggrad", "ga"))
+    for r in run.reports:  # E2URec's vocabulary measures: 0 for the reference, finite for single-adapter methods
+        if r.method == "retrain":
+            assert r.jsd_forget == 0.0 and r.l2_forget == 0.0
+        elif r.method != "receraser":
+            assert np.isfinite(r.jsd_forget) and r.jsd_forget >= 0 and 0 <= r.l2_forget <= np.sqrt(2)
+        assert 0.0 <= r.confidence_forget <= 1.0
     manifest = json.loads((tmp_path / "apa" / "manifest.json").read_text())
     forgotten = set(json.loads(json.dumps(run.params))["forget_users"] if isinstance(run.params["forget_users"], list) else [])
     assert all(k[0] not in forgotten for s in manifest["shards"] for k in s["keys"])
@@ -125,8 +134,13 @@ def test_check_is_registered_and_runs_through_a_context(tiny_lm_path, tmp_path):
                        interactions=inter, workdir=tmp_path)  # fmt: skip
     result = UnlearningCheck(params).run(ctx)
     assert {r[0] for r in result.tables[0].rows} == {"retrain", "ga"}  # original trained for GA, not reported
-    assert (tmp_path / "unlearning" / "original.safetensors").is_file()
-    assert (tmp_path / "unlearning" / "ga.safetensors").is_file()
+    # both were trained with the forgotten users: deleted once the request is done (erasure hygiene)
+    assert not (tmp_path / "unlearning" / "original.safetensors").exists()
+    assert not (tmp_path / "unlearning" / "ga.safetensors").exists()
+    assert (tmp_path / "unlearning" / "retrain.safetensors").is_file()
+    kept = UnlearningCheck({**params, "keep_artifacts": True}).run(
+        CheckContext(adapter=ctx.adapter, catalog=catalog, interactions=inter, workdir=tmp_path / "keep"))
+    assert kept.params["erasure"]["kept_artifacts"] and (tmp_path / "keep" / "unlearning" / "ga.safetensors").is_file()
     with pytest.raises(ValueError, match="catalogue"):
         UnlearningCheck(params).run(CheckContext(adapter=ctx.adapter))
 
@@ -179,3 +193,18 @@ def test_partial_results_are_written_after_each_method(tiny_lm_path, tmp_path):
     saved = json.loads((tmp_path / "partial_results.json").read_text())
     assert [r["method"] for r in saved["reports"]] == ["retrain", "sisa"]
     assert saved["data"]["forget_users"] == 2
+
+
+def test_apa_results_name_their_exactness_sub_model_auc_and_per_shard_time(tiny_lm_path, tmp_path):
+    catalog, inter = toy_movielens()
+    run = run_unlearning(catalog, inter, tiny_params(tiny_lm_path, methods=["apa"], include_original=False,
+                                                     apa_partition="user_hash", n_shards=3), tmp_path)  # fmt: skip
+    apa = next(r for r in run.reports if r.method == "apa_d")
+    assert apa.details["exactness"] == "whole-pipeline exact" == run.exactness["exactness"]
+    assert apa.details["shared_init"] is True and len(apa.details["shard_test_auc"]) == 3
+    assert sorted(apa.details["per_shard_unlearn_seconds"]) == sorted(map(str, apa.details["affected_shards"]))
+    assert run.exactness["retrained_bitwise_equal"] and run.exactness["untouched_byte_identical"]
+    assert apa.inference_ms_per_sample > 0
+    result = run_to_result(UnlearningCheck(tiny_params(tiny_lm_path).model_dump()), run)
+    assert any("whole-pipeline exact" in n and "sub-model test AUC" in n for n in result.notes)
+    assert result.params["forget_users"]["count"] == 2 and "salted_sha256" in result.params["forget_users"]

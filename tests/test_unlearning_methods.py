@@ -122,3 +122,42 @@ def test_gradient_ascent_ceiling_stops_the_ascent(trained):
     model, tok, original, forget, _ = trained
     state, _ = gradient_ascent(model, tok, original, forget, CFG, GradientAscentConfig(epochs=1, ceiling=1e-3), seed=0)
     assert states_equal(state, original)  # every loss is above the ceiling: zero gradient
+
+
+def test_neggrad_retain_term_keeps_the_retain_loss_below_pure_ascent(tiny_lm_path):
+    """NegGrad = CE(retain) - w CE(forget): same steps and lr as pure ascent, lower retain loss, forget loss still up."""
+    import torch
+
+    from recaudit.tallrec import TrainConfig, attach_lora, load_base_model, train_lora
+    from recaudit.tallrec.lora import lora_state_dict, reset_lora
+    from recaudit.tallrec.scoring import sample_outputs
+    from recaudit.unlearning.gradient_ascent import GradientAscentConfig, gradient_ascent
+
+    torch.set_num_threads(1)
+    from test_unlearning_apa import toy_samples
+
+    samples = toy_samples(n_users=6, per_user=6)
+    forget = [s for s in samples if s.user_id in {"1", "2"}]
+    retain = [s for s in samples if s.user_id not in {"1", "2"}]
+    cfg = TrainConfig(seed=0, batch_size=4, lr=2e-2, epochs=2, max_length=256)
+    model, tok = load_base_model(tiny_lm_path)
+    model = attach_lora(model, cfg)
+    reset_lora(model, 1)
+    train_lora(model, tok, samples, cfg)
+    original = lora_state_dict(model)
+
+    def losses(state):
+        from recaudit.tallrec.lora import load_lora_state_dict
+
+        load_lora_state_dict(model, state)
+        return (sample_outputs(model, tok, retain, 8, 256)["loss"].mean(), sample_outputs(model, tok, forget, 8, 256)["loss"].mean())
+
+    r0, f0 = losses(original)
+    ga, _ = gradient_ascent(model, tok, original, forget, cfg, GradientAscentConfig(epochs=3, variant="ga"), seed=0)
+    ng, _ = gradient_ascent(model, tok, original, forget, cfg, GradientAscentConfig(epochs=3, variant="neggrad", weight=1.0),
+                            seed=0, retain=retain)  # fmt: skip
+    (r_ga, f_ga), (r_ng, f_ng) = losses(ga), losses(ng)
+    assert f_ga > f0 and f_ng > f0  # both forget
+    assert r_ng < r_ga  # the retain term holds the retained data's loss down
+    with pytest.raises(ValueError, match="retained"):
+        gradient_ascent(model, tok, original, forget, cfg, GradientAscentConfig(variant="neggrad"), seed=0)

@@ -1,14 +1,19 @@
-"""``recaudit unlearn {apa,e2urec,retrain,sisa,ga,all}``: forget users of the TALLRec recommender, verify it.
+"""``recaudit unlearn {apa,receraser,e2urec,badt,neggrad,retrain,sisa,ga,all}``: forget users, verify it.
 
-    recaudit unlearn apa --data ../shared/data/ml-100k --forget-users 4 --out unlearn.json
-    recaudit unlearn apa sisa e2urec --data ./ml-100k --forget-users 12,85,301 --shards 8 --top-k 2
+    recaudit unlearn apa --data ../shared/data/ml-100k --forget 13,42 --out unlearn.json
+    recaudit unlearn apa sisa e2urec --data ./ml-100k --forget-file request.txt --shards 8 --top-k 2
+    recaudit unlearn apa --data ./ml-100k --forget-users 4          # 4 users drawn at random (experiments)
     recaudit unlearn all --data ./ml-100k --users 40 --lora-layers 4 --workdir runs/unlearn
     recaudit unlearn all --data ./ml-100k --device cuda --users 0 --never-seen-users 100 --batch-size 32 --embedding model
 
 ``--data`` is a MovieLens folder (ml-100k: u.data; ml-latest-small: ratings.csv).
 ``--users 0`` trains on every user with enough history except the ``--never-seen-users``.
-``--forget-users`` is a count (users drawn with ``--seed``) or comma-separated user ids. The
-model is retrained from scratch without those users as the reference every method is verified
+An erasure request names its users: ``--forget 13,42`` or ``--forget-file`` (one id per line,
+``#`` comments); ``--forget-users N`` draws N at random for experiments. The run records an
+erasure-request id (``--request-id``, else a UUID) and a salted SHA-256 of the forgotten ids (the
+salt is printed once on stderr, never stored); no file it writes holds a forgotten id, and every
+adapter trained with the forgotten users (original, e2urec, badt, neggrad, ga) is deleted from
+``--workdir`` at the end unless ``--keep-artifacts``. The model is retrained from scratch without those users as the reference every method is verified
 against (test AUC, forget-set metrics, JS divergence to it, membership-inference advantage, time).
 Adapters are written as safetensors under ``--workdir``, and ``partial_results.json`` there after
 each method (a run stopped by a time limit keeps what it finished; the same command with
@@ -36,7 +41,13 @@ def add_parser(subparsers: Any) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("methods", nargs="+", choices=[*METHODS, "all"], help="methods to run (retrain always runs)")
     p.add_argument("--data", type=Path, required=True, help="MovieLens folder (ml-100k or ml-latest-small)")
-    p.add_argument("--forget-users", default="4", help="how many users to forget, or comma-separated user ids")
+    p.add_argument("--forget", default=None, help="the erasure request: comma-separated user ids to forget")
+    p.add_argument("--forget-file", type=Path, default=None, help="the erasure request: a file of user ids, one per line")
+    p.add_argument("--forget-users", default=None,
+                   help="experiments: how many users to forget, drawn with --seed (default 4; ids also accepted)")
+    p.add_argument("--request-id", default=None, help="erasure-request id recorded in the result (default: a UUID)")
+    p.add_argument("--keep-artifacts", action="store_true",
+                   help="keep the adapters trained with the forgotten users (original, e2urec, badt, neggrad, ga)")
     p.add_argument("--users", type=int, default=40, help="training users sampled from the data (default 40; 0 = every user not held out)")
     p.add_argument("--never-seen-users", type=int, default=10, help="held-out users: the MIA non-members (default 10)")
     p.add_argument("--history-len", type=int, default=10)
@@ -56,6 +67,15 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--device", default="auto", help="auto (GPU when visible) | cpu | cuda | cuda:N")
     p.add_argument("--apa-group-by-user", action="store_true",
                    help="APA: cluster users, not samples, so forgetting a user retrains one shard")
+    p.add_argument("--apa-partition", choices=["kmeans", "user_kmeans", "user_hash"], default="kmeans",
+                   help="APA partition: sample k-means (paper), user k-means, or hashed user id (whole-pipeline exact)")
+    p.add_argument("--apa-independent-init", action="store_true",
+                   help="APA: a different LoRA init per shard (the old behaviour; breaks APA(D))")
+    p.add_argument("--loss-on", choices=["answer", "sequence"], default="answer",
+                   help="training loss on the answer tokens (default) or the whole sequence (TALLRec's recipe)")
+    p.add_argument("--neggrad-weight", type=float, default=0.2, help="NegGrad: weight of the forget ascent term")
+    p.add_argument("--neggrad-lr", type=float, default=0.0, help="NegGrad learning rate (0 = --lr)")
+    p.add_argument("--receraser-agg-samples", type=int, default=512, help="RecEraser: samples its attention is trained on")
     p.add_argument("--e2urec-alpha", type=float, default=1.0)
     p.add_argument("--e2urec-epochs", type=int, default=2)
     p.add_argument("--e2urec-aug-epochs", type=int, default=2, help="epochs of the augmented (forgetting-teacher) model")
@@ -70,6 +90,32 @@ def add_parser(subparsers: Any) -> None:
                    help="keep the methods a stopped run with the same settings finished (its --workdir's partial_results.json)")
     p.add_argument("--out", type=Path, default=Path("unlearning_results.json"), help="AuditResults JSON to write")
     p.set_defaults(func=run_unlearn)
+
+
+def read_forget_file(path: Path) -> list[str]:
+    """User ids from a file, one per line (blank lines and ``#`` comments skipped)."""
+    if not path.is_file():
+        raise ValueError(f"--forget-file {path}: no such file")
+    ids = [line.split("#", 1)[0].strip() for line in path.read_text(encoding="utf-8").splitlines()]
+    ids = [i for i in ids if i]
+    if not ids:
+        raise ValueError(f"--forget-file {path} names no user")
+    return ids
+
+
+def forget_request(args: argparse.Namespace) -> int | list[str]:
+    """The users to forget from --forget / --forget-file / --forget-users (exactly one may be given)."""
+    given = [n for n in ("forget", "forget_file", "forget_users") if getattr(args, n, None) is not None]
+    if len(given) > 1:
+        raise ValueError("give one of --forget, --forget-file, --forget-users")
+    if args.forget is not None:
+        ids = [v.strip() for v in args.forget.split(",") if v.strip()]
+        if not ids:
+            raise ValueError("--forget names no user")
+        return ids
+    if args.forget_file is not None:
+        return read_forget_file(args.forget_file)
+    return parse_forget_users(args.forget_users if args.forget_users is not None else "4")
 
 
 def parse_forget_users(value: str) -> int | list[str]:
@@ -91,12 +137,16 @@ def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "model": args.model, "device": args.device, "methods": methods, "include_original": not args.no_original, "seed": args.seed,
         "n_users": args.users, "n_never_seen_users": args.never_seen_users,
-        "forget_users": parse_forget_users(args.forget_users), "history_len": args.history_len,
+        "forget_users": forget_request(args), "history_len": args.history_len,
         "max_per_user": args.max_per_user or None, "lora_r": args.lora_r, "lora_alpha": 2 * args.lora_r,
         "lora_layers": args.lora_layers or None, "lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size,
         "max_length": args.max_length, "n_shards": args.shards, "top_k": args.top_k, "temperature": args.temperature,
         "embedding": args.embedding, "apa_group_by_user": args.apa_group_by_user, "verify_exactness": not args.no_exactness, "e2urec_alpha": args.e2urec_alpha, "e2urec_epochs": args.e2urec_epochs,
         "e2urec_aug_epochs": args.e2urec_aug_epochs, "ga_epochs": args.ga_epochs,
+        "apa_partition": "user_kmeans" if args.apa_group_by_user else args.apa_partition,
+        "apa_shared_init": not args.apa_independent_init, "loss_on": args.loss_on, "neggrad_weight": args.neggrad_weight,
+        "neggrad_lr": args.neggrad_lr or None, "receraser_agg_samples": args.receraser_agg_samples,
+        "erasure_request_id": args.request_id, "keep_artifacts": args.keep_artifacts,
         "torch_threads": args.torch_threads or None,
     }  # fmt: skip
 
@@ -132,9 +182,13 @@ def run_unlearn(args: argparse.Namespace) -> int:
         print(f"recaudit unlearn: {e}", file=sys.stderr)
         return 2
     result = run_to_result(check, run)
+    print(f"unlearn: erasure request {run.erasure.get('request_id')}: forgotten ids' salted SHA-256 "
+          f"{run.erasure.get('forgotten_ids_salted_sha256')} (salt {run.erasure_salt}: keep it to prove which users the request named; it is not stored); deleted {run.erasure.get('deleted_artifacts')}", file=sys.stderr)
+    hidden = {"func", "forget", "forget_file", "forget_users"}  # never write the forgotten ids
     repro = Reproducibility(
         seed=args.seed,
-        config={"command": "unlearn", **{k: str(v) for k, v in vars(args).items() if k != "func"}},
+        config={"command": "unlearn", **{k: str(v) for k, v in vars(args).items() if k not in hidden},
+                "forget_users": run.params["forget_users"]},
         data_hashes={"catalog": catalog.content_hash(), "interactions": interactions.content_hash()},
         library_versions=library_versions(), platform=platform_summary(), duration_s=time.perf_counter() - t0,
     )  # fmt: skip

@@ -24,11 +24,33 @@ from recaudit.tallrec.lora import (
     states_equal,
 )
 from recaudit.tallrec.model import load_base_model
-from recaudit.tallrec.prompts import PromptTemplate, TallRecSample, build_samples, default_template, split_samples
+from recaudit.tallrec.prompts import (
+    PromptTemplate,
+    TallRecSample,
+    alpaca_template,
+    build_samples,
+    default_template,
+    split_samples,
+)
 from recaudit.tallrec.scoring import sample_outputs, score_samples, score_with_adapter
-from recaudit.tallrec.trainer import StepInfo, TallRecTrainer, TrainOutput, optimise, train_lora
+from recaudit.tallrec.trainer import (
+    EarlyStopOutput,
+    StepInfo,
+    StopTraining,
+    TallRecTrainer,
+    TrainOutput,
+    few_shot,
+    optimise,
+    train_early_stopping,
+    train_lora,
+)
 
 __all__ = [
+    "EarlyStopOutput",
+    "StopTraining",
+    "alpaca_template",
+    "few_shot",
+    "train_early_stopping",
     "LoraState",
     "PromptTemplate",
     "StepInfo",

@@ -12,8 +12,11 @@ class TrainConfig:
     """LoRA and optimiser settings; one config fully determines a training run given the data order.
 
     ``lr`` is AdamW's learning rate; ``grad_clip`` clips the global gradient norm (0 = off);
-    ``answer_loss`` chooses which answer tokens carry the loss ("all": the whole "Yes."/"No.",
-    as TALLRec trains; "first": only the first token, the one P(Yes) is read from).
+    ``loss_on`` chooses where the loss is: "answer" (recaudit's default: the answer tokens only,
+    which differs from TALLRec) or "sequence" (cross-entropy on every token of prompt + answer, as
+    TALLRec's ``finetune_rec.py`` trains with ``train_on_inputs=True``; ``TrainConfig.tallrec()``).
+    ``answer_loss`` chooses which answer tokens carry the answer loss ("all": the whole
+    "Yes."/"No."; "first": only the first token, the one P(Yes) is read from).
     ``lora_layers``: put LoRA on the top N transformer blocks only (None = all, as TALLRec); with
     ``cache_prefix`` the frozen bottom blocks then run once per sample (``tallrec.prefix``).
     """
@@ -34,6 +37,7 @@ class TrainConfig:
     deterministic: bool = True
     lora_layers: int | None = None
     cache_prefix: bool = True
+    loss_on: str = "answer"
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
@@ -50,9 +54,18 @@ class TrainConfig:
             raise ValueError(f"TrainConfig.lora_layers must be >= 1 or None, got {self.lora_layers}")
         if self.answer_loss not in ("all", "first"):
             raise ValueError(f"TrainConfig.answer_loss must be 'all' or 'first', got {self.answer_loss!r}")
+        if self.loss_on not in ("answer", "sequence"):
+            raise ValueError(f"TrainConfig.loss_on must be 'answer' or 'sequence', got {self.loss_on!r}")
         if isinstance(self.target_modules, str) or not self.target_modules:
             raise ValueError("TrainConfig.target_modules must be a non-empty tuple of module names")
         object.__setattr__(self, "target_modules", tuple(self.target_modules))
+
+    @classmethod
+    def tallrec(cls, **changes: Any) -> "TrainConfig":
+        """TALLRec's recipe (SAI990323/TALLRec ``finetune_rec.py``): loss on the whole sequence, lr 1e-4,
+        LoRA r 8 / alpha 16 / dropout 0.05 on q,v, cutoff 512; batch size is recaudit's (TALLRec uses 128)."""
+        base = dict(loss_on="sequence", lr=1e-4, lora_r=8, lora_alpha=16, lora_dropout=0.05, max_length=512)
+        return cls(**(base | changes))
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with some fields changed."""

@@ -138,6 +138,23 @@ def answer_logits(model: Any, batch: Batch) -> Any:
     return logits[:, :n_ans, :] if logits.shape[1] > n_ans else logits
 
 
+def sequence_nll(model: Any, batch: Batch) -> Any:
+    """Per-sample mean next-token NLL over every real token of prompt + answer (TALLRec's ``train_on_inputs``), [batch]."""
+    import torch
+
+    common = dict(attention_mask=batch.attention_mask, position_ids=batch.position_ids, use_cache=False)
+    if batch.prefix is not None:
+        with batch.prefix.top_only(model):
+            logits = model(inputs_embeds=batch.inputs_embeds, **common).logits
+    else:
+        logits = model(input_ids=batch.input_ids, **common).logits
+    logp = torch.log_softmax(logits[:, :-1, :].float(), dim=-1)
+    targets = batch.input_ids[:, 1:]
+    valid = (batch.attention_mask[:, 1:] * batch.attention_mask[:, :-1]).bool()
+    tok = logp.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return -(tok * valid).sum(dim=1) / valid.sum(dim=1).clamp(min=1)
+
+
 def answer_nll(logits: Any, batch: Batch, first_only: bool = False) -> Any:
     """Per-sample mean negative log-likelihood of the answer tokens, shape [batch]."""
     import torch

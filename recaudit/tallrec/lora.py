@@ -8,6 +8,7 @@ Files are safetensors only (never pickles); identical states give byte-identical
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from pathlib import Path
 from typing import Any, Mapping
@@ -133,7 +134,11 @@ def save_lora(state: Mapping[str, Any], path: str | Path, metadata: Mapping[str,
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in sorted(state.items())}
-    save_file(tensors, str(path), metadata={str(k): str(v) for k, v in (metadata or {}).items()})
+    # one metadata key: safetensors writes a metadata map in hash order, so two keys could swap and
+    # equal states would no longer give equal bytes (APA's byte-identity checks rely on it)
+    meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+    packed = {"recaudit": json.dumps(meta, sort_keys=True)} if len(meta) > 1 else meta
+    save_file(tensors, str(path), metadata=packed)
     return path
 
 

@@ -37,11 +37,31 @@ class PromptTemplate:
         )
         if self.instruction_role == "system":
             return (("system", self.instruction), ("user", body))
+        if not self.instruction:
+            return (("user", body),)
         return (("user", f"{self.instruction}\n\n{body}"),)
 
     def answer(self, label: int) -> str:
         """The target text for a label (1 → "Yes.", 0 → "No.")."""
         return self.positive if label else self.negative
+
+
+ALPACA_PREAMBLE = ("Below is an instruction that describes a task, paired with an input that provides further context. "
+                   "Write a response that appropriately completes the request.")
+
+
+def alpaca_template(base: PromptTemplate | None = None) -> PromptTemplate:
+    """TALLRec's Alpaca prompt ("### Instruction: … ### Input: … ### Response:") as one user message.
+
+    Differs from TALLRec in one way: the text still goes through the model's chat template (the
+    encoder renders every prompt as a chat), where TALLRec feeds the Alpaca text raw to LLaMA.
+    """
+    base = base or default_template()
+    body = f"{ALPACA_PREAMBLE}\n\n### Instruction:\n{base.instruction}\n\n### Input:\n{base.input}\n\n### Response:"
+    return PromptTemplate(instruction="", input=body.replace("{", "{{").replace("}", "}}")
+                          .replace("{{preference}}", "{preference}").replace("{{unpreference}}", "{unpreference}")
+                          .replace("{{target}}", "{target}"), instruction_role="user",
+                          positive=base.positive, negative=base.negative, options=base.options)  # fmt: skip
 
 
 @lru_cache(maxsize=1)
@@ -145,8 +165,9 @@ def split_samples(
 ) -> tuple[list[TallRecSample], list[TallRecSample], list[TallRecSample]]:
     """Deterministic train / valid / test split.
 
-    ``time``: globally oldest → train, newest → test (TALLRec); ``user_time``: the same within each
-    user (every user keeps their newest samples for valid/test); ``random``: seeded. Each part
+    ``time``: globally oldest → train, newest → test (a global time split; not TALLRec's);
+    ``user_time``: by position within each user, every user keeps their newest samples for
+    valid/test (TALLRec's split is by position within users); ``random``: seeded. Each part
     keeps the input order, so the split never reorders training data.
     """
     if valid_frac < 0 or test_frac < 0 or valid_frac + test_frac >= 1:

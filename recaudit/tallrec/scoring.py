@@ -84,9 +84,13 @@ def sample_outputs(
 
 
 def first_token_logits(
-    model: Any, tokenizer: Any, encoded: Sequence[EncodedSample], batch_size: int = 8
+    model: Any, tokenizer: Any, encoded: Sequence[EncodedSample], batch_size: int = 8,
+    before_batch: Callable[[list[int]], None] | None = None,
 ) -> np.ndarray:
-    """Full-vocabulary logits at the first answer position, [n, vocab] float32 (distillation targets)."""
+    """Full-vocabulary logits at the first answer position, [n, vocab] float32 (distillation targets).
+
+    ``before_batch(indices)`` runs before each forward, as in ``sample_outputs``.
+    """
     import torch
 
     rows = []
@@ -95,11 +99,26 @@ def first_token_logits(
     try:
         with torch.no_grad():
             for idx in _chunks(len(encoded), batch_size):
+                if before_batch is not None:
+                    before_batch(list(idx))
                 batch = model_batch(model, tokenizer, [encoded[i] for i in idx], with_answer=False)
                 rows.append(answer_logits(model, batch)[:, 0, :].float().cpu().numpy())
     finally:
         model.train(was_training)
     return np.concatenate(rows, axis=0)
+
+
+def first_token_probs(model: Any, tokenizer: Any, samples: Sequence[TallRecSample], batch_size: int = 8,
+                      max_length: int = DEFAULT_MAX_LENGTH,
+                      before_batch: Callable[[list[int]], None] | None = None) -> np.ndarray:  # fmt: skip
+    """Softmax over the whole vocabulary at the first answer token, [n, vocab] (E2URec's JSD / L2 inputs)."""
+    if not samples:
+        return np.zeros((0, 0))
+    logits = first_token_logits(model, tokenizer, encode_samples(tokenizer, samples, max_length), batch_size, before_batch)
+    logits = logits.astype(np.float64)
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return (p / p.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def score_with_adapter(adapter: Any, samples: Sequence[TallRecSample], batch_size: int = 8) -> np.ndarray:

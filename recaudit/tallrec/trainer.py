@@ -6,8 +6,10 @@ torch runs with deterministic algorithms, dropout draws from a seeded global RNG
 init is seeded separately (``attach_lora`` / ``reset_lora``). On CUDA the same holds when
 ``CUBLAS_WORKSPACE_CONFIG`` was set before cuBLAS started (``recaudit unlearn --device`` does it)
 and attention runs on SDPA's math kernel, whose backward has no atomic adds (the memory-efficient
-kernel's has). The loss is cross-entropy on the answer tokens only. ``optimise`` is the general
-loop; unlearning methods pass their own loss. Inside ``training_progress(report)`` every run
+kernel's has). The loss is cross-entropy on the answer tokens (``loss_on="answer"``, recaudit's
+default) or on the whole prompt + answer sequence (``loss_on="sequence"``, TALLRec's recipe).
+``optimise`` is the general loop; unlearning methods pass their own loss. ``train_early_stopping``
+adds TALLRec's validation-AUC early stopping, ``few_shot`` its 16/64/256-sample regime. Inside ``training_progress(report)`` every run
 reports steps done / total and the loss at each epoch's end and at most every ``every_s`` seconds.
 """
 
@@ -23,7 +25,7 @@ from typing import Any, Callable, Iterator, Sequence
 import numpy as np
 
 from recaudit.tallrec.config import TrainConfig
-from recaudit.tallrec.encoding import Batch, EncodedSample, answer_logits, answer_nll, encode_samples
+from recaudit.tallrec.encoding import Batch, EncodedSample, answer_logits, answer_nll, encode_samples, sequence_nll
 from recaudit.tallrec.prefix import model_batch
 from recaudit.tallrec.prompts import TallRecSample
 
@@ -185,20 +187,29 @@ def optimise(
                     raise FloatingPointError(f"training loss became {value} at step {step}; lower lr")
                 out.losses.append(value)
                 progress.step(step, epoch, steps[step + 1][0] if step + 1 < len(steps) else None, value)
+                out.n_steps = step + 1
                 if step_callback is not None:
-                    step_callback(StepInfo(step=step, epoch=epoch, loss=value, n_steps=len(steps)))
+                    try:
+                        step_callback(StepInfo(step=step, epoch=epoch, loss=value, n_steps=len(steps)))
+                    except StopTraining:
+                        break
         finally:
             model.train(was_training)
-    out.n_steps = len(steps)
     out.seconds = time.perf_counter() - t0
     return out
 
 
+class StopTraining(Exception):
+    """Raised by a step callback to end ``optimise`` after the current step (early stopping)."""
+
+
 def answer_loss(config: TrainConfig) -> LossFn:
-    """TALLRec's objective: mean cross-entropy of the answer tokens (or only the first one)."""
+    """The training objective: mean answer-token cross-entropy, or whole-sequence CE with ``loss_on="sequence"``."""
     first_only = config.answer_loss == "first"
 
     def loss_fn(model: Any, batch: Batch, idx: list[int]) -> Any:
+        if config.loss_on == "sequence":
+            return sequence_nll(model, batch).mean()
         return answer_nll(answer_logits(model, batch), batch, first_only=first_only).mean()
 
     return loss_fn
@@ -218,6 +229,63 @@ def train_lora(
     for a from-scratch run. ``lr_scale`` multiplies ``config.lr`` (federated learning speeds).
     """
     return optimise(model, tokenizer, samples, config, answer_loss(config), lr_scale, step_callback)
+
+
+def few_shot(samples: Sequence[TallRecSample], n: int, seed: int = 0) -> list[TallRecSample]:
+    """TALLRec's few-shot regime (16 / 64 / 256 …): ``n`` training samples drawn by a seeded shuffle."""
+    if n < 1:
+        raise ValueError(f"few-shot size must be >= 1, got {n}")
+    if n > len(samples):
+        raise ValueError(f"few-shot size {n} exceeds the {len(samples)} training samples")
+    pick = np.random.default_rng(seed).permutation(len(samples))[:n]
+    return [samples[i] for i in pick]
+
+
+@dataclass
+class EarlyStopOutput:
+    """Training with validation-AUC early stopping: the best step, its AUC, every evaluation."""
+
+    train: TrainOutput
+    best_step: int
+    best_auc: float
+    history: list[tuple[int, float]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def train_early_stopping(model: Any, tokenizer: Any, samples: Sequence[TallRecSample], valid: Sequence[TallRecSample],
+                         config: TrainConfig, eval_every: int | None = None, patience: int = 10) -> EarlyStopOutput:  # fmt: skip
+    """Train, evaluate validation AUC every ``eval_every`` steps, stop after ``patience`` evaluations without
+    improvement and load the best adapter (TALLRec: HF Trainer, ``metric_for_best_model="eval_auc"``,
+    ``EarlyStoppingCallback(10)``, eval every 10 steps for ≤ 128 samples else samples/128·5)."""
+    from recaudit.tallrec.evaluate import evaluate_scores
+    from recaudit.tallrec.lora import load_lora_state_dict, lora_state_dict
+    from recaudit.tallrec.scoring import score_samples
+
+    if not valid or len({s.label for s in valid}) < 2:
+        raise ValueError("early stopping needs validation samples with both labels")
+    if eval_every is None:
+        n_steps = math.ceil(len(samples) / config.batch_size)
+        eval_every = max(1, min(10, n_steps) if len(samples) <= 128 else int(len(samples) / 128 * 5))
+    labels = [s.label for s in valid]
+    best = {"auc": -math.inf, "step": 0, "state": lora_state_dict(model), "bad": 0}
+    history: list[tuple[int, float]] = []
+
+    def check(info: StepInfo) -> None:
+        if (info.step + 1) % eval_every and info.step + 1 != info.n_steps:
+            return
+        auc = evaluate_scores(labels, score_samples(model, tokenizer, valid, config.batch_size, config.max_length))["auc"]
+        history.append((info.step + 1, auc))
+        if auc > best["auc"]:
+            best.update(auc=auc, step=info.step + 1, state=lora_state_dict(model), bad=0)
+        else:
+            best["bad"] += 1
+            if best["bad"] >= patience:
+                raise StopTraining
+
+    out = train_lora(model, tokenizer, samples, config, step_callback=check)
+    load_lora_state_dict(model, best["state"])
+    return EarlyStopOutput(out, int(best["step"]), float(best["auc"]), history, out.n_steps < len(
+        batch_order(len(samples), config.batch_size, config.epochs, config.seed, config.shuffle)))
 
 
 class TallRecTrainer:

@@ -1,6 +1,10 @@
 """APA — Adapter Partition and Aggregation (Hu et al., SIGIR 2024): exact, efficient LLMRec unlearning.
 
-* Partition: balanced k-means on sample embeddings → K semantically coherent shards.
+* Partition: balanced k-means on sample embeddings → K semantically coherent shards (the paper);
+  ``partition="user_hash"`` (an extension) hashes the user id instead, so the partition does not
+  depend on anyone's data and re-running the whole pipeline without a user reproduces it.
+* Every shard's LoRA starts from the same init (``shards.shard_seeds``): APA(D) averages A and B
+  separately, which mixes unrelated bases when the shards start from different random A.
 * One LoRA adapter per shard (``ShardedLora``); unlearning deletes samples and retrains only the
   shards that held them — exact, since a shard is always trained the same way.
 * Sample-adaptive aggregation at inference: weights from the test sample's cosine similarity to
@@ -41,6 +45,7 @@ from recaudit.unlearning.partition import (
     embed_samples,
     sample_texts,
     shard_centroids,
+    user_hash_partition,
 )
 from recaudit.unlearning.shards import ShardedLora, UnlearnStats, sample_key
 
@@ -115,9 +120,12 @@ def delta_weights(state: LoraState, scaling: float) -> dict[str, Any]:
 class APAConfig:
     """APA settings: K shards, top-k retrieval, softmax temperature, k-means iterations.
 
-    ``group_by_user`` (an extension, not in the paper): cluster *users* (mean embedding of their
-    samples, balanced by user count) so all of a user's samples share one shard and forgetting a
-    user retrains exactly one shard; the paper clusters samples, which spreads a user over shards.
+    ``partition``: "kmeans" (the paper: balanced k-means on samples); "user_kmeans" (an extension:
+    cluster *users* by their mean sample embedding, balanced by user count, so forgetting a user
+    retrains one shard; ``group_by_user=True`` is the old spelling); "user_hash" (an extension:
+    shard = hash of the user id, data-independent, so exactness holds for the whole pipeline, not
+    only for a fixed partition). ``shared_init=False`` gives each shard its own LoRA init (the old
+    behaviour, which breaks APA(D)).
     """
 
     n_shards: int = 4
@@ -125,8 +133,19 @@ class APAConfig:
     temperature: float = 0.1
     kmeans_iters: int = 30
     group_by_user: bool = False
+    partition: Literal["kmeans", "user_kmeans", "user_hash"] = "kmeans"
+    shared_init: bool = True
+
+    @property
+    def exactness(self) -> str:
+        """Which exactness the partition gives: "whole-pipeline exact" or "fixed-partition exact"."""
+        return "whole-pipeline exact" if self.partition == "user_hash" else "fixed-partition exact"
 
     def __post_init__(self) -> None:
+        if self.group_by_user:
+            self.partition = "user_kmeans"
+        if self.partition not in ("kmeans", "user_kmeans", "user_hash"):
+            raise ValueError(f"partition must be kmeans, user_kmeans or user_hash, got {self.partition!r}")
         if self.n_shards < 1 or self.top_k < 1:
             raise ValueError(f"n_shards and top_k must be >= 1, got {self.n_shards}, {self.top_k}")
         if self.temperature <= 0:
@@ -142,7 +161,8 @@ class APA:
         self.apa = apa or APAConfig()
         self.seed = seed
         self.embedder = embedder
-        self.shards = ShardedLora(model, tokenizer, config, workdir, seed=seed, progress=progress)
+        self.shards = ShardedLora(model, tokenizer, config, workdir, seed=seed, progress=progress,
+                                  shared_init=self.apa.shared_init)  # fmt: skip
         self.partition: Partition | None = None
         self.centroids: np.ndarray | None = None
         self._embeddings: dict[tuple, np.ndarray] = {}
@@ -152,8 +172,10 @@ class APA:
     def fit(self, samples: Sequence[TallRecSample]) -> float:
         """Partition ``samples`` semantically and train one adapter per shard; returns training seconds."""
         emb = embed_samples(samples, self.embedder)
-        if self.apa.group_by_user:
+        if self.apa.partition == "user_kmeans":
             self.partition = _user_partition(samples, emb, self.apa.n_shards, self.seed, self.apa.kmeans_iters)
+        elif self.apa.partition == "user_hash":
+            self.partition = user_hash_partition([s.user_id for s in samples], self.apa.n_shards, f"apa/{self.seed}")
         else:
             self.partition = balanced_kmeans(emb, self.apa.n_shards, self.seed, self.apa.kmeans_iters)
         self._embeddings = {sample_key(s): e for s, e in zip(samples, emb)}
@@ -181,6 +203,13 @@ class APA:
         emb = np.stack([self._query_embeddings[t] for t in texts]) if texts else np.zeros((0, self.centroids.shape[1]))
         return aggregation_weights(emb, self.centroids, self.apa.top_k, self.apa.temperature)
 
+    def shard_predictions(self, samples: Sequence[TallRecSample]) -> np.ndarray:
+        """[K, n] P(Yes) of each shard adapter alone (the sub-models before aggregation)."""
+        from recaudit.unlearning.retrain import predict_state
+
+        return np.stack([predict_state(self.model, self.tokenizer, self.shards.state(k), samples, self.config)
+                         for k in range(self.apa.n_shards)])  # fmt: skip
+
     def aggregated_state(self, weights: np.ndarray, mode: Mode) -> LoraState:
         """The merged adapter for one weight vector (over the shards with non-zero weight)."""
         shards = [k for k in np.argsort(-weights, kind="stable") if weights[k] > 0]
@@ -206,6 +235,21 @@ class APA:
             w = torch_tensor(weights, device)
             return sample_outputs(self.model, self.tokenizer, samples, self.config.batch_size, self.config.max_length,
                                   before_batch=lambda idx: set_weights(w[idx]))["p_yes"]  # fmt: skip
+
+    def vocab_probs(self, samples: Sequence[TallRecSample], mode: Mode = "d") -> np.ndarray:
+        """[n, V] first-answer-token distribution with each sample's aggregated adapter (E2URec's JSD / L2)."""
+        from recaudit.tallrec.scoring import first_token_probs
+
+        weights = self.weights(samples)
+        if not len(samples):
+            return np.zeros((0, 0))
+        device = next(self.model.parameters()).device
+        states = [self.shards.state(k) for k in range(self.apa.n_shards)]
+        self.model.set_adapter("default")
+        with per_sample_lora(self.model, states, mode) as set_weights:
+            w = torch_tensor(weights, device)
+            return first_token_probs(self.model, self.tokenizer, samples, self.config.batch_size, self.config.max_length,
+                                     before_batch=lambda idx: set_weights(w[idx]))  # fmt: skip
 
     def predict_merged(self, samples: Sequence[TallRecSample], mode: Mode = "d") -> np.ndarray:
         """P(Yes) with one merged adapter loaded per distinct weight vector (the paper's serving form; slow)."""

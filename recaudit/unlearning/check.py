@@ -29,6 +29,7 @@ REFERENCES = (
 TABLE_COLUMNS = [
     "method", "test AUC", "test ACC", "test LogLoss", "forget AUC", "forget ACC", "forget LogLoss",
     "JS to retrain (forget)", "MIA advantage", "MIA advantage CI", "MIA AUC", "unlearn s", "speed-up vs retrain",
+    "JSD (forget)", "L2 (forget)", "Confidence (forget)", "inference ms/sample", "variant",
 ]  # fmt: skip
 
 
@@ -49,6 +50,8 @@ def run_to_result(check: Check, run: UnlearningRun) -> CheckResult:
             _r(r.forget["acc"]), _r(r.forget["logloss"]), _r(r.js_to_retrain_forget, 5), _r(r.mia_advantage),
             f"[{_r(r.mia_advantage_low, 3)}, {_r(r.mia_advantage_high, 3)}]", _r(r.mia_auc),
             _r(r.unlearn_seconds, 2) if r.method != "original" else None, _r(speedup, 2),
+            _r(r.jsd_forget, 5), _r(r.l2_forget, 5), _r(r.confidence_forget), _r(r.inference_ms_per_sample, 3),
+            r.details.get("variant") or r.details.get("exactness"),
         ])  # fmt: skip
     if run.exactness:
         ex = run.exactness
@@ -71,22 +74,51 @@ def run_to_result(check: Check, run: UnlearningRun) -> CheckResult:
     notes = [
         f"Data: {run.data}. Forgotten users' training samples form the forget set; never-seen users' samples are the MIA non-members.",
         "retrain is the exact-unlearning reference: JS divergence and forget-set metrics are read against it.",
-        "APA exactness is relative to the fixed partition: a retrained shard equals training that shard from scratch "
-        "without the forgotten samples (same init seed, same sample order); centroids are recomputed from the remaining samples.",
+        "APA exactness: a retrained shard equals training that shard from scratch without the forgotten samples (same "
+        "shared init, same sample order); with partition 'kmeans'/'user_kmeans' this holds for the fixed partition "
+        "(fixed-partition exact: a re-run of the clustering on the remaining data may move samples), with 'user_hash' "
+        "for the whole pipeline (whole-pipeline exact). Centroids are recomputed from the remaining samples.",
     ]
     if run.exactness:
         notes.append(f"APA exactness check: {run.exactness}.")
+    apa = next((r for r in run.reports if r.method == "apa_d"), None)
+    if apa is not None:
+        notes.append(f"APA ({apa.details.get('exactness')}, partition {apa.details.get('partition')}, shared LoRA init "
+                     f"{apa.details.get('shared_init')}): sub-model test AUC before aggregation "
+                     f"{[_r(a) for a in apa.details.get('shard_test_auc', [])]}; unlearning seconds per affected shard "
+                     f"{ {k: _r(v, 2) for k, v in apa.details.get('per_shard_unlearn_seconds', {}).items()} }.")  # fmt: skip
+    notes.append("Inference ms/sample: wall time to score the test set, batched, divided by its size; for APA and "
+                 "RecEraser the query embeddings (routing) are computed before the timing.")
+    notes.append("JSD, L2 and Confidence are the E2URec paper's measures as its official evaluate.py computes them "
+                 "(vocabulary softmax at the first answer token vs the retrained model; JSD is 0.5 KL(p||q) + 0.5 KL(q||p)); "
+                 "'JS to retrain' is recaudit's Bernoulli JS of P(Yes). RecEraser has no vocabulary distribution (NaN).")
+    if run.erasure:
+        e = run.erasure
+        notes.append(f"Erasure request {e['request_id']}: {e['forgotten_users']} user(s), salted SHA-256 of their ids "
+                     f"{e['forgotten_ids_salted_sha256']} (salt not stored); adapters trained with them "
+                     f"{'kept (--keep-artifacts)' if e['kept_artifacts'] else 'deleted: ' + ', '.join(e['deleted_artifacts'])}.")
     if run.runtime:
         notes.append("Runtime: " + ", ".join(f"{k} {v}" for k, v in run.runtime.items()) + ".")
     if run.prefix_cache_seconds:
         notes.append(f"LoRA on the top {run.params.get('lora_layers')} blocks; the frozen bottom blocks ran once per sample "
                      f"({run.prefix_cache_seconds:.1f} s, shared by every method and excluded from every method's time).")  # fmt: skip
-    return check.new_result(
+    for r in run.reports:
+        if r.method in ("retrain", "original") or r.jsd_forget != r.jsd_forget:
+            continue
+        metrics.append(MetricValue(name=f"jsd.forget.{r.method}", value=r.jsd_forget, n=r.forget["n"], direction="lower_is_better",
+                                   description="E2URec's JSD to the retrained model over the vocabulary (forget set)"))  # fmt: skip
+        metrics.append(MetricValue(name=f"l2.forget.{r.method}", value=r.l2_forget, n=r.forget["n"], direction="lower_is_better",
+                                   description="E2URec's L2 between vocabulary distributions and the retrained model's (forget set)"))  # fmt: skip
+    result = check.new_result(
         metrics=metrics,
         tables=[GroupTable(name="unlearning methods", columns=TABLE_COLUMNS, rows=rows)],
         figures=figures,
         notes=notes,
     )
+    result.params = dict(run.params) if run.params else result.params  # forget ids hashed, never plain
+    if run.erasure:
+        result.params["erasure"] = run.erasure
+    return result
 
 
 def _metrics(r: MethodReport) -> list[MetricValue]:
@@ -105,6 +137,8 @@ def _metrics(r: MethodReport) -> list[MetricValue]:
         MetricValue(name=f"mia.auc.{m}", value=r.mia_auc, direction="lower_is_better"),
     ]  # fmt: skip
     if m != "original":
+        out.append(MetricValue(name=f"inference_ms.{m}", value=r.inference_ms_per_sample, n=r.test["n"],
+                               direction="lower_is_better", description="wall ms per test sample to score (batched)"))  # fmt: skip
         out.append(MetricValue(name=f"unlearn_seconds.{m}", value=r.unlearn_seconds, direction="lower_is_better",
                                description="wall seconds to unlearn (retrain: full training)"))  # fmt: skip
     return out
@@ -112,7 +146,7 @@ def _metrics(r: MethodReport) -> list[MetricValue]:
 
 @register_check("unlearning")
 class UnlearningCheck(Check):
-    """Exact (retrain, SISA, APA) and approximate (E2URec, gradient ascent) unlearning, verified."""
+    """Exact (retrain, SISA, RecEraser, APA) and approximate (E2URec, Bad-T, NegGrad, gradient ascent) unlearning, verified."""
 
     records_evidence = False  # trains and evaluates its own models; its evidence is that record
 

@@ -10,6 +10,16 @@
   Loss per step = w_f · KL(M_f ‖ M_u) on a forget batch + w_r · (KL(M_r ‖ M_u) [+ CE]) on a retained
   batch; the first ``forget_epochs`` epochs use the forget term alone, as the released code does.
   KL is over the full vocabulary at every answer-token position ("Yes." / "No.").
+
+Checkpoint selection: the official code saves a checkpoint every ``log_interval`` steps and its
+scripts evaluate one chosen by step (e.g. ``model_3000.pt``); no validation criterion picks it.
+recaudit trains a fixed number of epochs and keeps the last step (``E2URecOutput.selected_step``),
+the same rule with the step fixed in advance.
+
+Bad-T (Chundawat et al., AAAI 2023; the E2URec paper's distillation baseline) is the same
+distillation with ``forgetting_teacher="bad"``: the forget-set teacher is an incompetent model —
+here the base LLM with the adapter switched off (the untrained recommender; the paper uses a
+randomly initialised network) — and the retained-set teacher the original model, KL terms only.
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ class E2URecConfig:
     lr: float | None = None
     aug_epochs: int = 2
     aug_lr: float | None = None
+    forgetting_teacher: str = "e2urec"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -49,6 +60,8 @@ class E2URecConfig:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
         if self.w_forget < 0 or self.w_retain < 0 or self.w_forget + self.w_retain == 0:
             raise ValueError(f"w_forget and w_retain must be >= 0 and not both 0, got {self.w_forget}, {self.w_retain}")
+        if self.forgetting_teacher not in ("e2urec", "bad"):
+            raise ValueError(f"forgetting_teacher must be 'e2urec' or 'bad', got {self.forgetting_teacher!r}")
         if self.epochs < 1 or self.aug_epochs < 1 or not 0 <= self.forget_epochs <= self.epochs:
             raise ValueError("epochs, aug_epochs must be >= 1 and 0 <= forget_epochs <= epochs")
 
@@ -59,8 +72,9 @@ class E2URecOutput:
 
     state: LoraState
     seconds: float
-    augmented: LoraState
+    augmented: LoraState | None
     losses: list[float]
+    selected_step: int = 0
 
 
 def forgetting_logits(original: Any, augmented: Any, alpha: float, relu: bool = True) -> Any:
@@ -117,11 +131,14 @@ def e2urec_unlearn(model: Any, tokenizer: Any, original: LoraState, forget: Sequ
     if not forget:
         raise ValueError("forget is empty: nothing to unlearn")
     t0 = time.perf_counter()
-    # 1. augmented model: the original adapter trained further on the forget data
-    load_lora_state_dict(model, original)
-    aug_cfg = config.replace(epochs=e2.aug_epochs, lr=e2.aug_lr or config.lr, seed=derive_seed(seed, "order", "e2urec-aug"))
-    train_lora(model, tokenizer, forget, aug_cfg)
-    augmented = lora_state_dict(model)
+    bad = e2.forgetting_teacher == "bad"
+    augmented = None
+    if not bad:
+        # 1. augmented model: the original adapter trained further on the forget data
+        load_lora_state_dict(model, original)
+        aug_cfg = config.replace(epochs=e2.aug_epochs, lr=e2.aug_lr or config.lr, seed=derive_seed(seed, "order", "e2urec-aug"))
+        train_lora(model, tokenizer, forget, aug_cfg)
+        augmented = lora_state_dict(model)
 
     # 2. which retained samples the distillation will visit (seeded), so only their teacher logits are computed
     cfg = config.replace(epochs=e2.epochs, lr=e2.lr or config.lr, seed=derive_seed(seed, "order", "e2urec"))
@@ -142,12 +159,17 @@ def e2urec_unlearn(model: Any, tokenizer: Any, original: LoraState, forget: Sequ
     enc_forget = encode_samples(tokenizer, forget, config.max_length)
     enc_retain = encode_samples(tokenizer, [retain[j] for j in used], config.max_length)
     slot = {j: n for n, j in enumerate(used)}
-    aug_logits = _answer_logits_per_sample(model, tokenizer, enc_forget, config.batch_size)
-    load_lora_state_dict(model, original)
-    orig_forget = _answer_logits_per_sample(model, tokenizer, enc_forget, config.batch_size)
-    teacher_f = [forgetting_logits(o, a, e2.alpha, e2.relu) for o, a in zip(orig_forget, aug_logits)]
+    if bad:
+        with model.disable_adapter():
+            teacher_f = _answer_logits_per_sample(model, tokenizer, enc_forget, config.batch_size)
+        load_lora_state_dict(model, original)
+    else:
+        aug_logits = _answer_logits_per_sample(model, tokenizer, enc_forget, config.batch_size)
+        load_lora_state_dict(model, original)
+        orig_forget = _answer_logits_per_sample(model, tokenizer, enc_forget, config.batch_size)
+        teacher_f = [forgetting_logits(o, a, e2.alpha, e2.relu) for o, a in zip(orig_forget, aug_logits)]
+        del aug_logits, orig_forget
     teacher_r = _answer_logits_per_sample(model, tokenizer, enc_retain, config.batch_size) if used else []
-    del aug_logits, orig_forget
 
     # 3. student = original adapter (already loaded), distilled towards the two teachers
     step_no = [0]
@@ -165,10 +187,10 @@ def e2urec_unlearn(model: Any, tokenizer: Any, original: LoraState, forget: Sequ
             r_valid = (rb.answer_ids != -100).float()
             r_teacher = _stack_teacher([teacher_r[slot[j]] for j in plan], r_logits.shape[1]).to(r_logits.device)
             retain_term = kl_to_teacher(r_teacher, r_logits, r_valid)
-            if e2.retain_ce:
+            if e2.retain_ce and not bad:
                 retain_term = retain_term + answer_nll(r_logits, rb).mean()
             loss = loss + e2.w_retain * retain_term
         return loss
 
     out = optimise(model, tokenizer, forget, cfg, loss_fn, encoded=enc_forget)
-    return E2URecOutput(lora_state_dict(model), time.perf_counter() - t0, augmented, out.losses)
+    return E2URecOutput(lora_state_dict(model), time.perf_counter() - t0, augmented, out.losses, out.n_steps)

@@ -1,15 +1,25 @@
-"""One unlearning experiment: data → original / retrain / SISA / APA / E2URec / GA → verification.
+"""One unlearning experiment: data → original / retrain / SISA / RecEraser / APA / E2URec / Bad-T /
+NegGrad / GA → verification, then erasure hygiene.
 
 Used by the ``unlearning`` check and by ``recaudit unlearn``. Users are split into *train users*
 (some of whom ask to be forgotten) and *never-seen users* (the membership-inference
 non-members). Every method is trained through ``recaudit.tallrec`` on one shared base model and
 verified against the adapter retrained from scratch without the forgotten users.
+
+Erasure hygiene: a run is one erasure request (``erasure_request_id``, a UUID unless given). The
+forgotten ids never reach a file: params and ``partial_results.json`` hold their count and a
+salted SHA-256 (``erasure_digest``), shard manifests hold salted key hashes, and after the run
+every adapter trained with the forgotten users (original, e2urec, badt, neggrad, ga) is deleted
+from the workdir unless ``keep_artifacts``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import secrets
+import uuid
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,15 +40,18 @@ from recaudit.unlearning.apa import APA, APAConfig
 from recaudit.unlearning.e2urec import E2URecConfig, e2urec_unlearn
 from recaudit.unlearning.gradient_ascent import GradientAscentConfig, gradient_ascent
 from recaudit.unlearning.partition import Embedder, model_embedder
-from recaudit.unlearning.retrain import predict_state, train_single
+from recaudit.unlearning.receraser import VARIANT as RECERASER_VARIANT
+from recaudit.unlearning.receraser import RecEraser
+from recaudit.unlearning.retrain import predict_state, train_single, vocab_state
 from recaudit.unlearning.shards import train_shard
 from recaudit.unlearning.sisa import SISA
 from recaudit.unlearning.verify import EvalSets, MethodReport, Predictions, verify_method
 
 log = logging.getLogger(__name__)
 
-METHODS = ("retrain", "sisa", "apa", "e2urec", "ga")
-Method = Literal["retrain", "sisa", "apa", "e2urec", "ga"]
+METHODS = ("retrain", "sisa", "receraser", "apa", "e2urec", "badt", "neggrad", "ga")
+Method = Literal["retrain", "sisa", "receraser", "apa", "e2urec", "badt", "neggrad", "ga"]
+TRAINED_WITH_FORGOTTEN = ("original", "e2urec", "badt", "neggrad", "ga")  # adapters deleted after the request
 
 
 class UnlearningParams(BaseModel):
@@ -75,6 +88,9 @@ class UnlearningParams(BaseModel):
     temperature: float = 0.1
     embedding: Literal["minilm", "hashing", "model"] = "minilm"
     apa_group_by_user: bool = False
+    apa_partition: Literal["kmeans", "user_kmeans", "user_hash"] = "kmeans"
+    apa_shared_init: bool = True
+    receraser_agg_samples: int = Field(512, ge=1)
     verify_exactness: bool = True
     # E2URec and gradient ascent
     e2urec_alpha: float = 1.0
@@ -85,7 +101,14 @@ class UnlearningParams(BaseModel):
     e2urec_aug_epochs: int = 2
     ga_epochs: int = 1
     ga_lr: float | None = None
+    neggrad_weight: float = 0.2
+    neggrad_epochs: int = 1
+    neggrad_lr: float | None = None
+    loss_on: Literal["answer", "sequence"] = "answer"
     torch_threads: int | None = None
+    # erasure request
+    erasure_request_id: str | None = None
+    keep_artifacts: bool = False
 
     @field_validator("device")
     @classmethod
@@ -108,7 +131,7 @@ class UnlearningParams(BaseModel):
         return TrainConfig(
             lora_r=self.lora_r, lora_alpha=self.lora_alpha, target_modules=tuple(self.target_modules), lr=self.lr,
             epochs=self.epochs, batch_size=self.batch_size, max_length=self.max_length, seed=self.seed,
-            lora_layers=self.lora_layers,
+            lora_layers=self.lora_layers, loss_on=self.loss_on,
         )  # fmt: skip
 
 
@@ -148,6 +171,23 @@ class UnlearningRun:
     seconds: float = 0.0
     prefix_cache_seconds: float = 0.0
     runtime: dict[str, Any] = field(default_factory=dict)
+    erasure: dict[str, Any] = field(default_factory=dict)
+    erasure_salt: str = field(default="", repr=False)  # for the requester only: never written by recaudit
+
+
+def erasure_digest(user_ids: Sequence[str], salt: str) -> str:
+    """Salted SHA-256 of a set of user ids (order and duplicates do not matter)."""
+    blob = "\x1f".join([salt, *sorted(set(map(str, user_ids)))]).encode("utf-8")
+    return hashlib.sha256(blob).hexdigest()
+
+
+def _old_salt(path: Path) -> str | None:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("erasure_salt")
+    except (OSError, ValueError):
+        return None
 
 
 def prepare_data(catalog: Catalog, interactions: Interactions, p: UnlearningParams) -> UnlearningData:
@@ -293,14 +333,31 @@ def _run_methods(data: UnlearningData, params: UnlearningParams, cfg: TrainConfi
     def forgotten(s: TallRecSample) -> bool:
         return s.user_id in forget_ids
 
-    def evaluate(fn: Callable[[Sequence[TallRecSample]], np.ndarray]) -> Predictions:
-        return Predictions(fn(data.test), fn(data.forget), fn(data.never_seen))
+    def evaluate(fn: Callable[[Sequence[TallRecSample]], np.ndarray],
+                 vocab: Callable[[Sequence[TallRecSample]], np.ndarray] | None = None) -> Predictions:  # fmt: skip
+        t0 = time.perf_counter()
+        test = fn(data.test)
+        seconds = time.perf_counter() - t0
+        preds = Predictions(test, fn(data.forget), fn(data.never_seen), test_seconds=seconds)
+        preds.forget_vocab = vocab(data.forget) if vocab is not None else None
+        return preds
 
     def of_state(state: LoraState) -> Callable[[Sequence[TallRecSample]], np.ndarray]:
         return lambda xs: predict_state(model, tok, state, xs, cfg)
 
+    def vocab_of(state: LoraState) -> Callable[[Sequence[TallRecSample]], np.ndarray]:
+        return lambda xs: vocab_state(model, tok, state, xs, cfg)
+
+    def eval_state(state: LoraState) -> Predictions:
+        return evaluate(of_state(state), vocab_of(state))
+
+    partial = workdir / PARTIAL_RESULTS
+    salt = (_old_salt(partial) if resume else None) or secrets.token_hex(16)
+    request_id = params.erasure_request_id or str(uuid.uuid4())
+    digest = erasure_digest(data.forget_users, salt)
     run_params = params.model_dump(mode="json") | {"runtime": runtime}
-    reports = _SavedReports(workdir / PARTIAL_RESULTS, data.summary(), run_params, say, t_start, resume)
+    run_params["forget_users"] = {"count": len(data.forget_users), "salted_sha256": digest}
+    reports = _SavedReports(partial, data.summary(), run_params, say, t_start, resume, salt)
     n_eval = len(data.test) + len(data.forget) + len(data.never_seen)
     prefix_s = 0.0
     prefix = prefix_of(model)
@@ -315,17 +372,17 @@ def _run_methods(data: UnlearningData, params: UnlearningParams, cfg: TrainConfi
     retrain_state = reports.saved_adapter("retrain", workdir / "retrain.safetensors")
     if retrain_state is not None and reports.done("retrain"):
         say("retrain: read back from the earlier run; scoring the reference predictions again")
-        ref = evaluate(of_state(retrain_state))
+        ref = eval_state(retrain_state)
     else:
         reports.drop("retrain")
         reports.start("retrain", f"training from scratch on the {len(data.retain)} retained samples, then scoring {n_eval}")
         retrain_state, retrain_s = train_single(model, tok, data.retain, cfg, params.seed)
         reports.save_adapter("retrain", retrain_state, workdir / "retrain.safetensors")
-        ref = evaluate(of_state(retrain_state))
+        ref = eval_state(retrain_state)
         reports.append(verify_method("retrain", ref, None, sets, retrain_s, retrain_s, params.seed))
 
     original: LoraState | None = None
-    need_original = not reports.done(*[m for m in ("e2urec", "ga") if m in params.methods])
+    need_original = not reports.done(*[m for m in ("e2urec", "badt", "neggrad", "ga") if m in params.methods])
     if (params.include_original and not reports.done("original")) or need_original:
         original = reports.saved_adapter("original", workdir / "original.safetensors")
         if original is None:
@@ -334,7 +391,7 @@ def _run_methods(data: UnlearningData, params: UnlearningParams, cfg: TrainConfi
             original, original_s = train_single(model, tok, data.train, cfg, params.seed)
             reports.save_adapter("original", original, workdir / "original.safetensors")
             if params.include_original:
-                reports.append(verify_method("original", evaluate(of_state(original)), ref, sets, 0.0, original_s, params.seed))
+                reports.append(verify_method("original", eval_state(original), ref, sets, 0.0, original_s, params.seed))
 
     if "sisa" in params.methods and not reports.done("sisa"):
         reports.start("sisa", f"{params.n_shards} random shards of {len(data.train)} samples; scoring costs "
@@ -344,17 +401,33 @@ def _run_methods(data: UnlearningData, params: UnlearningParams, cfg: TrainConfi
         say(f"sisa: unlearning {len(data.forget)} samples (elapsed {time.perf_counter() - t_start:.0f} s)")
         stats = sisa.unlearn(forgotten)
         say(f"sisa: scoring with {params.n_shards} shard adapters (elapsed {time.perf_counter() - t_start:.0f} s)")
-        reports.append(verify_method("sisa", evaluate(sisa.predict), ref, sets, stats.seconds, train_s, params.seed,
-                                     {"affected_shards": stats.affected_shards, "model_calls_per_sample": params.n_shards}))  # fmt: skip
+        reports.append(verify_method("sisa", evaluate(sisa.predict, sisa.vocab_probs), ref, sets, stats.seconds, train_s,
+                                     params.seed, {"affected_shards": stats.affected_shards,
+                                                   "per_shard_unlearn_seconds": {str(k): v for k, v in stats.per_shard_seconds.items()},
+                                                   "model_calls_per_sample": params.n_shards}))  # fmt: skip
+
+    if "receraser" in params.methods and not reports.done("receraser"):
+        reports.start("receraser", f"{params.n_shards} user-balanced shards, attention aggregation on "
+                      f"{params.receraser_agg_samples} samples")  # fmt: skip
+        rec = RecEraser(model, tok, cfg, workdir / "receraser", params.n_shards, params.seed, embedder,
+                        params.receraser_agg_samples, progress=say)  # fmt: skip
+        train_s = rec.fit(data.train)
+        stats = rec.unlearn(forgotten)
+        rec.embed_queries(data.test + data.forget + data.never_seen)  # routing embeddings: not in the inference time
+        reports.append(verify_method("receraser", evaluate(rec.predict), ref, sets, stats.seconds, train_s, params.seed,
+                                     {"affected_shards": stats.affected_shards, "variant": RECERASER_VARIANT,
+                                      "per_shard_unlearn_seconds": {str(k): v for k, v in stats.per_shard_seconds.items()},
+                                      "aggregator_seconds": rec.aggregator_seconds,
+                                      "model_calls_per_sample": params.n_shards}))  # fmt: skip
 
     if "apa" in params.methods and not reports.done("apa_d", "apa_nd"):
         reports.drop("apa_d", "apa_nd")
         reports.exactness = {}
         reports.start("apa", f"{params.n_shards} semantic shards ({params.embedding} embeddings) of {len(data.train)} "
                       f"samples, top-{params.top_k} aggregation")  # fmt: skip
-        apa = APA(model, tok, cfg, workdir / "apa",
-                  APAConfig(params.n_shards, params.top_k, params.temperature, group_by_user=params.apa_group_by_user),
-                  params.seed, embedder, progress=say)  # fmt: skip
+        apa_cfg = APAConfig(params.n_shards, params.top_k, params.temperature, group_by_user=params.apa_group_by_user,
+                            partition=params.apa_partition, shared_init=params.apa_shared_init)  # fmt: skip
+        apa = APA(model, tok, cfg, workdir / "apa", apa_cfg, params.seed, embedder, progress=say)
         train_s = apa.fit(data.train)
         before = {i.shard: i.sha256 for i in apa.shards.shards}
         say(f"apa: unlearning {len(data.forget)} samples (elapsed {time.perf_counter() - t_start:.0f} s)")
@@ -364,36 +437,75 @@ def _run_methods(data: UnlearningData, params: UnlearningParams, cfg: TrainConfi
                 f"(elapsed {time.perf_counter() - t_start:.0f} s)")  # fmt: skip
             reports.exactness = check_apa_exactness(apa, before, stats.affected_shards)
             say(f"apa exactness: {reports.exactness}")
+        reports.exactness["exactness"] = apa_cfg.exactness
+        reports.exactness["partition"] = apa_cfg.partition
+        shard_p = apa.shard_predictions(data.test)
+        shard_auc = [_auc(sets.test_labels, shard_p[k]) for k in range(params.n_shards)]
         say(f"apa_d: scoring {n_eval} samples (elapsed {time.perf_counter() - t_start:.0f} s)")
         details = {"affected_shards": stats.affected_shards, "shard_sizes": [len(i.keys) for i in apa.shards.shards],
-                   "model_calls_per_sample": 1}  # fmt: skip
+                   "model_calls_per_sample": 1, "exactness": apa_cfg.exactness, "partition": apa_cfg.partition,
+                   "shared_init": apa_cfg.shared_init, "shard_test_auc": shard_auc,
+                   "per_shard_unlearn_seconds": {str(k): v for k, v in stats.per_shard_seconds.items()}}  # fmt: skip
+        apa.weights(data.test + data.forget + data.never_seen)  # routing embeddings: not in the inference time
         for mode in ("d", "nd"):
             if mode == "nd":
                 reports.start("apa_nd", f"scoring {n_eval} samples")
-            preds = evaluate(lambda xs, m=mode: apa.predict(xs, m))
+            preds = evaluate(lambda xs, m=mode: apa.predict(xs, m), lambda xs, m=mode: apa.vocab_probs(xs, m))
             reports.append(verify_method(f"apa_{mode}", preds, ref, sets, stats.seconds, train_s, params.seed, details))
 
-    if "e2urec" in params.methods and not reports.done("e2urec") and original is not None:
-        reports.start("e2urec", f"augmented model ({params.e2urec_aug_epochs} epochs on {len(data.forget)} forget samples), "
-                      f"two teachers, LoRA distillation ({params.e2urec_epochs} epochs)")  # fmt: skip
+    for name, teacher in (("e2urec", "e2urec"), ("badt", "bad")):
+        if name not in params.methods or reports.done(name) or original is None:
+            continue
+        what = (f"augmented model ({params.e2urec_aug_epochs} epochs on {len(data.forget)} forget samples), "
+                if teacher == "e2urec" else "bad teacher (base LLM, adapter off) on the forget set, ")  # fmt: skip
+        reports.start(name, what + f"LoRA distillation ({params.e2urec_epochs} epochs)")
         e2 = E2URecConfig(alpha=params.e2urec_alpha, relu=params.e2urec_relu, w_forget=params.e2urec_w_forget,
-                          w_retain=params.e2urec_w_retain, epochs=params.e2urec_epochs, aug_epochs=params.e2urec_aug_epochs)  # fmt: skip
+                          w_retain=params.e2urec_w_retain, epochs=params.e2urec_epochs, aug_epochs=params.e2urec_aug_epochs,
+                          forgetting_teacher=teacher)  # fmt: skip
         out = e2urec_unlearn(model, tok, original, data.forget, data.retain, cfg, e2, params.seed)
-        save_lora(out.state, workdir / "e2urec.safetensors")
-        reports.append(verify_method("e2urec", evaluate(of_state(out.state)), ref, sets, out.seconds, seed=params.seed))
+        save_lora(out.state, workdir / f"{name}.safetensors")
+        detail = {"checkpoint": f"last step ({out.selected_step}), fixed in advance (the official code picks a step, no validation)"}
+        if teacher == "bad":
+            detail["variant"] = "bad teacher = base LLM with the adapter off (Bad-T uses a randomly initialised model)"
+        reports.append(verify_method(name, eval_state(out.state), ref, sets, out.seconds, seed=params.seed, details=detail))
 
-    if "ga" in params.methods and not reports.done("ga") and original is not None:
-        reports.start("ga", f"gradient ascent, {params.ga_epochs} epoch(s) on {len(data.forget)} forget samples")
-        state, seconds = gradient_ascent(model, tok, original, data.forget, cfg,
-                                         GradientAscentConfig(params.ga_epochs, params.ga_lr), params.seed)  # fmt: skip
-        save_lora(state, workdir / "ga.safetensors")
-        reports.append(verify_method("ga", evaluate(of_state(state)), ref, sets, seconds, seed=params.seed))
+    for name in ("neggrad", "ga"):
+        if name not in params.methods or reports.done(name) or original is None:
+            continue
+        if name == "neggrad":
+            gcfg = GradientAscentConfig(params.neggrad_epochs, params.neggrad_lr, variant="neggrad", weight=params.neggrad_weight)
+            reports.start(name, f"NegGrad: CE(retain) - {params.neggrad_weight} CE(forget), {params.neggrad_epochs} epoch(s)")
+        else:
+            gcfg = GradientAscentConfig(params.ga_epochs, params.ga_lr, variant="ga")
+            reports.start(name, f"gradient ascent (pure, no retain term), {params.ga_epochs} epoch(s) on {len(data.forget)} forget samples")
+        state, seconds = gradient_ascent(model, tok, original, data.forget, cfg, gcfg, params.seed, retain=data.retain)
+        save_lora(state, workdir / f"{name}.safetensors")
+        detail = {"variant": "NegGrad (E2URec's GA baseline: retain term)" if name == "neggrad" else "pure ascent, no retain term"}
+        reports.append(verify_method(name, eval_state(state), ref, sets, seconds, seed=params.seed, details=detail))
 
     say(f"all methods done ({time.perf_counter() - t_start:.0f} s)")
-    order = ["retrain", "original", "sisa", "apa_d", "apa_nd", "e2urec", "ga"]  # a resumed run's too
+    erasure = {"request_id": request_id, "forgotten_users": len(data.forget_users), "forgotten_ids_salted_sha256": digest,
+               "salt_stored": False, "deleted_artifacts": [], "kept_artifacts": params.keep_artifacts}  # fmt: skip
+    if not params.keep_artifacts:
+        for name in TRAINED_WITH_FORGOTTEN:
+            path = workdir / f"{name}.safetensors"
+            if path.exists():
+                path.unlink()
+                erasure["deleted_artifacts"].append(path.name)
+    if not params.keep_artifacts:
+        reports.salt = None  # the salt leaves the workdir once the request is done (only --resume needed it)
+    reports.erasure = erasure
+    reports.write()
+    order = ["retrain", "original", "sisa", "receraser", "apa_d", "apa_nd", "e2urec", "badt", "neggrad", "ga"]
     ordered = sorted(reports, key=lambda r: order.index(r.method) if r.method in order else len(order))
     return UnlearningRun(ordered, data.summary(), run_params, reports.exactness, time.perf_counter() - t_start,
-                         prefix_s, runtime)  # fmt: skip
+                         prefix_s, runtime, erasure, salt)  # fmt: skip
+
+
+def _auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    from recaudit.tallrec.evaluate import evaluate_scores
+
+    return evaluate_scores(labels, scores)["auc"]
 
 
 PARTIAL_RESULTS = "partial_results.json"
@@ -406,8 +518,10 @@ class _SavedReports(list):
     original adapters and APA's exactness result."""
 
     def __init__(self, path: Path, data: dict[str, int], params: dict[str, Any], say: Callable[[str], None], t0: float,
-                 resume: bool = False):  # fmt: skip
+                 resume: bool = False, salt: str | None = None):  # fmt: skip
         super().__init__()
+        self.salt = salt
+        self.erasure: dict[str, Any] = {}
         self.path, self.data, self.params, self.say, self.t0 = path, data, params, say, t0
         self.phase_t0 = time.perf_counter()
         self.phase_seconds: dict[str, float] = {}
@@ -420,6 +534,9 @@ class _SavedReports(list):
         import json
 
         old = json.loads(self.path.read_text(encoding="utf-8"))
+        if old.get("erasure") and not old.get("erasure_salt"):
+            raise ValueError(f"cannot resume: the erasure request in {self.path} finished and its salt was dropped; "
+                             "run without --resume (or use --keep-artifacts to keep a run resumable)")  # fmt: skip
         strip = lambda p: {k: v for k, v in (p or {}).items() if k != "runtime"}  # noqa: E731
         if old.get("data") != self.data or strip(old.get("params")) != strip(self.params):
             raise ValueError(f"cannot resume: {self.path} was written by a run with other params or data; "
@@ -472,7 +589,8 @@ class _SavedReports(list):
         write_json_atomic(self.path, {"data": self.data, "params": self.params,
                                       "elapsed_s": round(time.perf_counter() - self.t0, 1),
                                       "phase_seconds": self.phase_seconds, "adapters": self.adapters,
-                                      "exactness": self.exactness, "reports": [r.to_dict() for r in self]})  # fmt: skip
+                                      "exactness": self.exactness, "erasure_salt": self.salt, "erasure": self.erasure,
+                                      "reports": [r.to_dict() for r in self]})  # fmt: skip
 
 
 def write_json_atomic(path: Path, blob: Any) -> None:
@@ -498,7 +616,8 @@ def check_apa_exactness(apa: APA, hashes_before: dict[int, str], affected: Seque
     """Retrain each affected shard from scratch on its remaining samples and compare bitwise; hash the rest."""
     equal = []
     for k in affected:
-        fresh, _, _ = train_shard(apa.model, apa.tokenizer, apa.shards.shard_samples(k), apa.config, apa.seed, k)
+        fresh, _, _ = train_shard(apa.model, apa.tokenizer, apa.shards.shard_samples(k), apa.config, apa.seed, k,
+                                  apa.apa.shared_init)  # fmt: skip
         equal.append(states_equal(fresh, apa.shards.state(k)))
     untouched = [i for i in apa.shards.shards if i.shard not in set(affected)]
     same = [file_sha256(i.path) == hashes_before[i.shard] for i in untouched]

@@ -7,6 +7,7 @@ are kept (near-)equal in size so no single retraining is expensive.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -105,6 +106,22 @@ def random_partition(n: int, n_shards: int, seed: int) -> Partition:
     assignment = np.empty(n, dtype=np.int64)
     for shard, idx in enumerate(np.array_split(perm, n_shards)):
         assignment[idx] = shard
+    return Partition(assignment, None, n_shards)
+
+
+def user_hash_partition(user_ids: Sequence[str], n_shards: int, salt: str = "recaudit-apa") -> Partition:
+    """Data-independent shards: shard = SHA-256(salt, user id) mod K, so a user's shard never depends on other data.
+
+    Re-running the whole pipeline on D∖u then gives every other sample the same shard (and every
+    untouched shard the same samples in the same order): "whole-pipeline exact" unlearning, where
+    k-means is only exact for a fixed partition. Shards are balanced only in expectation.
+    """
+    if n_shards < 1:
+        raise ValueError(f"n_shards must be >= 1, got {n_shards}")
+    assignment = np.array(
+        [int.from_bytes(hashlib.sha256(f"{salt}\x1f{u}".encode("utf-8")).digest()[:8], "big") % n_shards for u in user_ids],
+        dtype=np.int64,
+    )
     return Partition(assignment, None, n_shards)
 
 

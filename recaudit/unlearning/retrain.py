@@ -30,3 +30,11 @@ def predict_state(model: Any, tokenizer: Any, state: LoraState, samples: Sequenc
     """P(Yes) of ``samples`` with ``state`` loaded into the model's adapter."""
     load_lora_state_dict(model, state)
     return score_samples(model, tokenizer, samples, config.batch_size, config.max_length)
+
+
+def vocab_state(model: Any, tokenizer: Any, state: LoraState, samples: Sequence[TallRecSample], config: TrainConfig) -> np.ndarray:
+    """[n, V] first-answer-token distribution of ``samples`` with ``state`` loaded."""
+    from recaudit.tallrec.scoring import first_token_probs
+
+    load_lora_state_dict(model, state)
+    return first_token_probs(model, tokenizer, samples, config.batch_size, config.max_length)

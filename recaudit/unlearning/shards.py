@@ -1,15 +1,23 @@
 """One LoRA adapter per data shard, saved as safetensors; unlearning retrains only affected shards.
 
-Shared by SISA and APA. Shard ``k`` is always trained the same way — LoRA init seeded from
-``derive_seed(seed, "init", k)``, batch order from ``derive_seed(seed, "order", k)``, samples in
-their original order — so retraining a shard after deleting samples is bit-for-bit the adapter
-one would get by training that shard from scratch without them (exact unlearning), and
-untouched shards keep byte-identical files.
+Shared by SISA, APA and RecEraser. Shard ``k`` is always trained the same way — one LoRA init
+shared by every shard (seeded from ``derive_seed(seed, "init", "shared")``; APA averages A and B
+separately, which only makes sense when the shards start from the same A), batch order from
+``derive_seed(seed, "order", k)``, samples in their original order — so retraining a shard after
+deleting samples is bit-for-bit the adapter one would get by training that shard from scratch
+without them (exact unlearning), and untouched shards keep byte-identical files.
+``shared_init=False`` restores the old per-shard init (``derive_seed(seed, "init", k)``), kept
+only to show what it does to APA(D).
+
+The manifest never holds a plain user id: each sample key is written as a salted SHA-256
+(``key_hash``), with the salt kept in memory only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,17 +59,24 @@ class UnlearnStats:
     per_shard_seconds: dict[int, float] = field(default_factory=dict)
 
 
-def shard_seeds(seed: int, shard: int) -> tuple[int, int]:
-    """(LoRA init seed, data-order seed) of a shard."""
-    return derive_seed(seed, "init", shard), derive_seed(seed, "order", shard)
+def key_hash(key: SampleKey, salt: str) -> str:
+    """Salted SHA-256 of a sample key (what manifests hold instead of the user id)."""
+    return hashlib.sha256(("\x1f".join([salt, *map(str, key)])).encode("utf-8")).hexdigest()
 
 
-def train_shard(model: Any, tokenizer: Any, samples: Sequence[TallRecSample], config: TrainConfig, seed: int, shard: int) -> tuple[LoraState, float, float]:
+def shard_seeds(seed: int, shard: int, shared_init: bool = True) -> tuple[int, int]:
+    """(LoRA init seed, data-order seed) of a shard; the init is the same for every shard unless ``shared_init`` is off."""
+    init = derive_seed(seed, "init", "shared") if shared_init else derive_seed(seed, "init", shard)
+    return init, derive_seed(seed, "order", shard)
+
+
+def train_shard(model: Any, tokenizer: Any, samples: Sequence[TallRecSample], config: TrainConfig, seed: int, shard: int,
+                shared_init: bool = True) -> tuple[LoraState, float, float]:  # fmt: skip
     """Train shard ``shard``'s adapter from scratch on ``samples``; returns (state, seconds, final loss).
 
     An empty shard (all its samples forgotten) keeps the untrained init (B = 0: no effect on the base).
     """
-    init_seed, order_seed = shard_seeds(seed, shard)
+    init_seed, order_seed = shard_seeds(seed, shard, shared_init)
     t0 = time.perf_counter()
     reset_lora(model, init_seed)
     final = float("nan")
@@ -74,12 +89,14 @@ class ShardedLora:
     """K shard adapters of one base model, stored under ``workdir`` (``shard_<k>.safetensors``)."""
 
     def __init__(self, model: Any, tokenizer: Any, config: TrainConfig, workdir: str | Path, seed: int = 0,
-                 progress: ProgressFn | None = None):  # fmt: skip
+                 progress: ProgressFn | None = None, shared_init: bool = True, salt: str | None = None):  # fmt: skip
         self.model = model
         self.tokenizer = tokenizer
         self.config = config
         self.workdir = Path(workdir)
         self.seed = seed
+        self.shared_init = shared_init
+        self.salt = salt or secrets.token_hex(16)
         self.progress = progress or (lambda msg: None)
         self.shards: list[ShardInfo] = []
         self.samples: dict[SampleKey, TallRecSample] = {}
@@ -136,7 +153,7 @@ class ShardedLora:
     def _train_and_save(self, info: ShardInfo) -> float:
         self.progress(f"training shard {info.shard} ({len(info.keys)} samples)")
         state, seconds, final = train_shard(
-            self.model, self.tokenizer, self.shard_samples(info.shard), self.config, self.seed, info.shard
+            self.model, self.tokenizer, self.shard_samples(info.shard), self.config, self.seed, info.shard, self.shared_init
         )
         save_lora(state, info.path, metadata={"shard": str(info.shard), "n_samples": str(len(info.keys))})
         info.sha256, info.seconds, info.final_loss = file_sha256(info.path), seconds, final
@@ -146,10 +163,12 @@ class ShardedLora:
     def _write_manifest(self) -> None:
         manifest = {
             "seed": self.seed,
+            "shared_init": self.shared_init,
             "config": self.config.to_dict(),
+            "keys": "salted SHA-256 of (user, item, timestamp); the salt is not stored",
             "shards": [
                 {"shard": i.shard, "n_samples": len(i.keys), "file": Path(i.path).name, "sha256": i.sha256,
-                 "seconds": i.seconds, "keys": [list(k) for k in i.keys]}
+                 "seconds": i.seconds, "keys": [key_hash(k, self.salt) for k in i.keys]}
                 for i in self.shards
             ],
         }  # fmt: skip

@@ -49,3 +49,14 @@ class SISA:
             load_lora_state_dict(self.model, self.shards.state(k))
             probs.append(score_samples(self.model, self.tokenizer, samples, self.config.batch_size, self.config.max_length))
         return np.mean(probs, axis=0)
+
+    def vocab_probs(self, samples: Sequence[TallRecSample]) -> np.ndarray:
+        """[n, V] mean of the K shards' first-answer-token distributions (the ensemble's distribution)."""
+        from recaudit.tallrec.scoring import first_token_probs
+
+        out = None
+        for k in range(self.n_shards):
+            load_lora_state_dict(self.model, self.shards.state(k))
+            p = first_token_probs(self.model, self.tokenizer, samples, self.config.batch_size, self.config.max_length)
+            out = p / self.n_shards if out is None else out + p / self.n_shards
+        return out

@@ -1,8 +1,13 @@
 """Verification of an unlearned recommender against the retrain-from-scratch gold standard.
 
 * utility: AUC / ACC / LogLoss on the test set;
-* forgetting: the same metrics on the forget set next to the retrained model's, and the mean
-  Jensen–Shannon divergence between the method's and the retrained model's P(Yes) there;
+* forgetting: the same metrics on the forget set next to the retrained model's, the mean
+  Jensen–Shannon divergence between the method's and the retrained model's P(Yes) there
+  (``js_to_retrain_forget``, a Bernoulli JS: recaudit's own measure), and the E2URec paper's
+  measures under its names, as its official ``evaluate.py`` computes them over the whole
+  vocabulary at the first answer token: ``JSD`` (0.5·KL(p‖q) + 0.5·KL(q‖p), the symmetrised KL
+  the code calls JSD; ``js_mixture_forget`` is the textbook JS with the mixture), ``L2``
+  (‖p − q‖₂ of the two softmax vectors) and ``Confidence`` (mean probability of the true label);
 * privacy: a loss-threshold membership-inference attack (Yeom et al., CSF 2018) separating
   forget samples (were members) from never-seen samples; advantage = max_τ TPR − FPR, 0 = no leak;
 * cost: wall seconds to unlearn.
@@ -78,13 +83,36 @@ def mia_advantage_ci(member_loss: Sequence[float], nonmember_loss: Sequence[floa
     return bootstrap_ci(rows, stat, n_resamples=n_resamples, seed=seed)
 
 
+def vocab_measures(p: np.ndarray, q: np.ndarray) -> dict[str, float]:
+    """E2URec's JSD (symmetrised KL, nats), the mixture JS (nats) and L2 between rows of two [n, V] distributions."""
+    p = np.asarray(p, dtype=np.float64)
+    q = np.asarray(q, dtype=np.float64)
+    if p.shape != q.shape:
+        raise ValueError(f"p and q differ in shape: {p.shape} vs {q.shape}")
+    if p.size == 0:
+        return {"jsd": float("nan"), "js_mixture": float("nan"), "l2": float("nan")}
+    tiny = 1e-12  # the official code's smoothing
+    sym = 0.5 * (p * np.log((p + tiny) / (q + tiny))).sum(-1) + 0.5 * (q * np.log((q + tiny) / (p + tiny))).sum(-1)
+    m = (p + q) / 2
+    mix = 0.5 * (p * np.log((p + tiny) / (m + tiny))).sum(-1) + 0.5 * (q * np.log((q + tiny) / (m + tiny))).sum(-1)
+    return {"jsd": float(sym.mean()), "js_mixture": float(mix.mean()), "l2": float(np.linalg.norm(p - q, axis=-1).mean())}
+
+
+def confidence(p_yes: Sequence[float], labels: Sequence[int]) -> float:
+    """E2URec's Confidence: mean probability the model gives the true label."""
+    p, y = np.asarray(p_yes, dtype=float), np.asarray(labels, dtype=int)
+    return float(np.mean(np.where(y == 1, p, 1 - p))) if p.size else float("nan")
+
+
 @dataclass
 class Predictions:
-    """P(Yes) of one model on the three evaluation sets."""
+    """P(Yes) of one model on the three evaluation sets; ``forget_vocab`` its [n, V] first-answer-token distribution."""
 
     test: np.ndarray
     forget: np.ndarray
     never_seen: np.ndarray
+    forget_vocab: np.ndarray | None = None
+    test_seconds: float = float("nan")  # wall seconds to score the test set (inference time)
 
 
 @dataclass
@@ -102,6 +130,12 @@ class MethodReport:
     unlearn_seconds: float
     train_seconds: float = float("nan")
     details: dict[str, Any] = field(default_factory=dict)
+    jsd_forget: float = float("nan")
+    js_mixture_forget: float = float("nan")
+    l2_forget: float = float("nan")
+    confidence_forget: float = float("nan")
+    confidence_test: float = float("nan")
+    inference_ms_per_sample: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,6 +158,11 @@ def verify_method(method: str, preds: Predictions, reference: Predictions | None
     non = label_loss(preds.never_seen, sets.never_seen_labels)
     ci = mia_advantage_ci(members, non, seed=seed)
     js = 0.0 if reference is None else js_divergence(preds.forget, reference.forget)
+    vocab = {"jsd": float("nan"), "js_mixture": float("nan"), "l2": float("nan")}
+    if reference is None and preds.forget_vocab is not None:
+        vocab = {"jsd": 0.0, "js_mixture": 0.0, "l2": 0.0}
+    elif reference is not None and preds.forget_vocab is not None and reference.forget_vocab is not None:
+        vocab = vocab_measures(preds.forget_vocab, reference.forget_vocab)
     return MethodReport(
         method=method,
         test=evaluate_scores(sets.test_labels, preds.test),
@@ -136,4 +175,10 @@ def verify_method(method: str, preds: Predictions, reference: Predictions | None
         unlearn_seconds=float(unlearn_seconds),
         train_seconds=float(train_seconds),
         details=details or {},
+        jsd_forget=vocab["jsd"],
+        js_mixture_forget=vocab["js_mixture"],
+        l2_forget=vocab["l2"],
+        confidence_forget=confidence(preds.forget, sets.forget_labels),
+        confidence_test=confidence(preds.test, sets.test_labels),
+        inference_ms_per_sample=1000.0 * preds.test_seconds / max(1, len(preds.test)),
     )
