@@ -234,17 +234,20 @@ class FederatedCheck(Check):
         backend: Literal["inprocess", "ray"] = "inprocess"
         dp_epsilon: float | None = Field(None, gt=0, description="set to train with DP-SGD to this target ε")
         settings: dict[str, Any] = Field(default_factory=dict, description="further FederatedSettings fields")
+        lose_after: dict[int, int] = Field(default_factory=dict, description="failure injection (in-process): "
+                                           "client → training rounds it answers before disconnecting")
 
     def __init__(self, params: Any = None):
         super().__init__(params)
         if self.params.dp_epsilon is not None:
             self.risk = "privacy"  # type: ignore[misc]
 
-    def settings(self, data_dir: Path, strategy: str) -> FederatedSettings:
-        """The FederatedSettings of one strategy's run."""
+    def settings(self, data_dir: Path, strategy: str, n_clients: int | None = None) -> FederatedSettings:
+        """The FederatedSettings of one strategy's run (every client needed unless ``settings`` says otherwise)."""
         p = self.params
+        n = n_clients or p.n_clients
         base = {"strategy": strategy, "num_rounds": p.rounds, "model": p.model, "data_dir": str(data_dir),
-                "seed": p.seed, "min_available_clients": p.n_clients, "min_fit_clients": p.n_clients,
+                "seed": p.seed, "min_available_clients": n, "min_fit_clients": n,
                 "max_length": 256, "batch_size": 4}
         if p.dp_epsilon is not None:
             base.update(dp_enabled=True, dp_epsilon=p.dp_epsilon)
@@ -257,7 +260,9 @@ class FederatedCheck(Check):
         manifest = read_manifest(folder)
         names = [self.params.strategy] + (["fedavg"] if self.params.compare_fedavg and
                                           self.params.strategy != "fedavg" else [])
-        runs = {name: run_federated(self.settings(folder, name), int(manifest["n_clients"]), self.params.backend)
+        n = int(manifest["n_clients"])
+        runs = {name: run_federated(self.settings(folder, name, n), n, self.params.backend,
+                                    lose_after=self.params.lose_after or None)
                 for name in names}
         return self.new_result(**result_fields(runs, self.params.strategy, manifest))
 

@@ -25,6 +25,7 @@ regenerate the noise from public information. ``insecure_reproducible=True`` see
 
 from __future__ import annotations
 
+import functools
 import math
 import secrets
 import time
@@ -87,10 +88,16 @@ def calibrate_noise(config: DPConfig, sample_rate: float, total_steps: int) -> f
     """σ so that ``total_steps`` Poisson-sampled steps at rate ``q`` spend ``target_epsilon`` (or the fixed σ)."""
     if config.noise_multiplier > 0:
         return config.noise_multiplier
+    return _calibrated(config.target_epsilon, config.delta, float(sample_rate), int(total_steps), config.accountant)
+
+
+@functools.lru_cache(maxsize=256)
+def _calibrated(epsilon: float, delta: float, sample_rate: float, steps: int, accountant: str) -> float:
+    # Opacus' binary search takes seconds; every client repeats it every round with the same inputs
     from opacus.accountants.utils import get_noise_multiplier
 
-    return float(get_noise_multiplier(target_epsilon=config.target_epsilon, target_delta=config.delta,
-                                      sample_rate=sample_rate, steps=total_steps, accountant=config.accountant))
+    return float(get_noise_multiplier(target_epsilon=epsilon, target_delta=delta, sample_rate=sample_rate,
+                                      steps=steps, accountant=accountant))
 
 
 def spent_epsilon(history: History, delta: float, accountant: str = "rdp") -> float:
