@@ -92,3 +92,12 @@ def test_dp_reports_finite_epsilon_that_grows(tiny4, federation):
 def test_ray_simulation_runs_the_same_apps(tiny4, federation):
     run = run_federated(fed_settings(tiny4, federation, num_rounds=1), 3, backend="ray")
     assert run.mode == "ray-simulation" and run.rounds[0].aggregated and len(run.train) == 3
+
+
+def test_split_execution_runs_the_federation_and_counts_activations(tiny4, federation):
+    run = run_federated(fed_settings(tiny4, federation, num_rounds=1, split_execution=True), 3)
+    assert run.rounds[0].aggregated and not run.failures
+    assert all(r.activation_bytes > 0 for r in run.train)
+    summ = run.summary()
+    assert summ["split.activation_bytes_per_round"] == sum(r.activation_bytes for r in run.train)
+    assert {e.partition_id for e in run.evals} == {0, 1, 2}

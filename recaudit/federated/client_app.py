@@ -135,6 +135,9 @@ def train(msg: Message, context: Context) -> Message:
     t0 = time.perf_counter()
     epsilon = -1.0
     dp_metrics: dict = {}
+    if settings.dp_enabled and settings.split_execution:
+        raise ValueError("DP-SGD with split execution is not implemented (per-sample gradients would have to "
+                         "cross the split); use one or the other")
     if settings.dp_enabled:
         dp = DPConfig(settings.dp_epsilon, settings.dp_delta, settings.dp_max_grad_norm, settings.dp_noise_multiplier,
                       unit=settings.dp_unit, insecure_reproducible=settings.dp_insecure_reproducible_noise)
@@ -148,6 +151,13 @@ def train(msg: Message, context: Context) -> Message:
         losses, epsilon = out.losses, out.epsilon
         dp_metrics = {"dp-sigma": float(out.noise_multiplier), "dp-sample-rate": float(out.sample_rate),
                       "dp-steps": int(out.total_steps), "dp-secure": int(out.secure_noise), "dp-units": out.n_units}
+    elif settings.split_execution:
+        from recaudit.federated.split import train_lora_split
+
+        split_out = train_lora_split(model, tokenizer, data.train, settings.train_config().replace(
+            seed=settings.seed * 1000 + server_round), settings.allocation(), lr_scale=lr_scale)
+        losses = split_out.losses
+        dp_metrics = {"split-activation-bytes": split_out.bytes_up + split_out.bytes_down}
     else:
         losses = train_lora(model, tokenizer, data.train, settings.train_config().replace(
             seed=settings.seed * 1000 + server_round), lr_scale=lr_scale).losses
