@@ -53,9 +53,9 @@ def client_model(settings: FederatedSettings) -> tuple[Any, Any]:
         import torch
 
         torch.set_num_threads(settings.torch_threads)
-    key = (settings.model, settings.lora_r, settings.lora_alpha, settings.target_modules)
+    key = (settings.model, settings.lora_r, settings.lora_alpha, settings.target_modules, settings.device)
     if key not in _MODELS:
-        model, tokenizer = load_base_model(settings.model)
+        model, tokenizer = load_base_model(settings.model, device=settings.device or None)
         _MODELS[key] = (attach_lora(model, settings.train_config()), tokenizer)
     return _MODELS[key]
 

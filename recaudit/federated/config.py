@@ -21,7 +21,7 @@ StrategyName = Literal["pplr", "pplr-softmax", "fedavg"]
 # keys the client needs; everything else (rounds, timeouts, output) stays on the server
 CLIENT_KEYS = (
     "strategy", "model", "data_dir", "seed", "lora_r", "lora_alpha", "target_modules", "lr", "local_epochs",
-    "batch_size", "max_length", "eval_batch_size", "torch_threads", "num_rounds", "alloc_enabled", "alloc_embeddings",
+    "batch_size", "max_length", "eval_batch_size", "torch_threads", "device", "num_rounds", "alloc_enabled", "alloc_embeddings",
     "alloc_first_k", "alloc_last_k", "alloc_lm_head", "dp_enabled", "dp_epsilon", "dp_delta",
     "dp_max_grad_norm", "dp_noise_multiplier", "dp_unit", "dp_insecure_reproducible_noise", "split_execution",
     "fail_partitions", "fail_rounds",
@@ -48,6 +48,7 @@ class FederatedSettings(BaseModel):
     max_length: int = Field(512, ge=8)
     eval_batch_size: int = Field(16, ge=1)
     torch_threads: int = Field(0, ge=0, description="torch threads per client process (0 = torch's default)")
+    device: str = Field("", description="torch device of the client's model ('' = CPU, 'cuda', …)")
     # Flower sampling and failures
     min_available_clients: int = Field(2, ge=1)
     min_fit_clients: int = Field(2, ge=1, description="clients sampled per round (all available ones when more)")
