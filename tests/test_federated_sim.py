@@ -86,6 +86,17 @@ def test_dp_reports_finite_epsilon_that_grows(tiny4, federation):
     for series in eps.values():
         (r1, e1), (r2, e2) = series
         assert (r1, r2) == (1, 2) and 0 < e1 < e2 <= 4.0 * 1.05 and np.isfinite(e2)
+    # ε re-derived by anyone from what each client reports: σ, q, steps (all rounds) and δ
+    from opacus.accountants import RDPAccountant
+
+    for r in run.train:
+        acc = RDPAccountant()
+        acc.history = [(r.dp_noise_multiplier, r.dp_sample_rate, r.dp_steps)]
+        assert acc.get_epsilon(delta=run.settings["dp_delta"]) == pytest.approx(r.epsilon, rel=1e-6)
+        assert r.dp_secure_noise is True
+    summ = run.summary()
+    assert summ["dp.secure_noise"] == 1.0 and summ["dp.steps"] == max(r.dp_steps for r in run.train)
+    assert any("validation loss" in x for x in run.unnoised_outputs)
 
 
 @pytest.mark.slow

@@ -241,3 +241,9 @@ def test_incomplete_run_writes_renderable_results(tmp_path):
 
     raw = FederatedRun.model_validate_json(out.with_suffix(".records.json").read_text())
     assert raw.incomplete and len(raw.train) == 3
+    # the raw records render too (converted), and a file that is neither stays refused
+    assert read_results(out.with_suffix(".records.json")).check("federated").metric("federated.complete").value == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"strategy": 3}')
+    with pytest.raises(ValueError, match="not a recaudit results file"):
+        read_results(bad)
