@@ -251,7 +251,10 @@ class FederatedCheck(Check):
                 "max_length": 256, "batch_size": 4}
         if p.dp_epsilon is not None:
             base.update(dp_enabled=True, dp_epsilon=p.dp_epsilon)
-        return FederatedSettings.model_validate({**base, **p.settings, "strategy": strategy})
+        extra = dict(p.settings)
+        if strategy == "fedavg":
+            extra["split_execution"] = False  # the FedAvg baseline shares everything: nothing to split
+        return FederatedSettings.model_validate({**base, **extra, "strategy": strategy})
 
     def run_on_folder(self, folder: Path) -> CheckResult:
         """Run the configured strategy (and the FedAvg baseline) on a federation folder."""
