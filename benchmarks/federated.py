@@ -2,6 +2,9 @@
 
     # simulation (in-process grid, the same ServerApp/ClientApp): FedAvg vs PPLR vs centralised
     python benchmarks/federated.py simulate --data ../shared/data/ml-100k --clients 3
+    # PPLR vs FedAvg with >= 10 non-IID clients on one GPU (per-client AUC spread), own JSON
+    python benchmarks/federated.py simulate --device cuda --clients 12 --users-per-client 8 --rounds 4 \
+        --strategies fedavg,pplr,pplr-softmax --no-central --out benchmarks/results/federated_pplr_vs_fedavg_gpu.json
     # deployment: a SuperLink and 2 SuperNodes as separate processes on 127.0.0.1, driven by `flwr run`
     python benchmarks/federated.py deploy --data ../shared/data/ml-100k --clients 2 --users-per-client 3
     # deployment with a client that disappears after round 1 (tiny model: only the plumbing is timed)
@@ -76,13 +79,15 @@ def federation(args: argparse.Namespace, root: Path) -> Path:
 def base_settings(args: argparse.Namespace, folder: Path, model: str) -> dict:
     return {"num_rounds": args.rounds, "model": model, "data_dir": str(folder), "seed": args.seed,
             "max_length": args.max_length, "batch_size": args.batch_size, "lr": args.lr,
-            "eval_batch_size": 8, "min_available_clients": args.clients, "min_fit_clients": args.clients,
-            "torch_threads": args.torch_threads}
+            "eval_batch_size": 8 if not getattr(args, "device", "") else 64, "min_available_clients": args.clients,
+            "min_fit_clients": args.clients, "torch_threads": args.torch_threads,
+            **({"device": args.device} if getattr(args, "device", "") else {})}
 
 
 def run_digest(run: FederatedRun) -> dict:
     return {"summary": run.summary(), "seconds": run.seconds,
             "final_auc_by_client": {r.partition_id: r.auc for r in run.final_evals()},
+            "variant": run.variant, "aggregation": run.aggregation, "incomplete": run.incomplete,
             "rounds": [r.model_dump() for r in run.rounds],
             "train": [r.model_dump() for r in run.train], "failures": [f.model_dump() for f in run.failures]}
 
@@ -109,9 +114,14 @@ def simulate(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = federation(args, Path(tmp))
         manifest = read_manifest(folder)
-        common = base_settings(args, folder, args.model)
+        model_spec = args.model
+        if model_spec == "tiny":  # a random 4-block Llama: plumbing only, its AUCs mean nothing
+            from recaudit.testing import tiny_causal_lm
+
+            model_spec = str(tiny_causal_lm(Path(tmp) / "model", num_layers=4))
+        common = base_settings(args, folder, model_spec)
         runs = {}
-        for name in ("fedavg", "pplr"):
+        for name in args.strategies.split(","):
             t0 = time.perf_counter()
             runs[name] = run_digest(run_federated(FederatedSettings(strategy=name, **common), args.clients))
             print(f"{name}: {runs[name]['summary']} in {time.perf_counter() - t0:.0f}s", flush=True)
@@ -119,21 +129,33 @@ def simulate(args: argparse.Namespace) -> None:
         model, tokenizer = client_model(s)
         reset_lora(model, s.seed)
         zero_shot = per_client_auc(model, tokenizer, folder, args.clients, s)
-        train = [x for pid in range(args.clients) for x in load_client_data(client_folder(folder, pid)).train]
-        t0 = time.perf_counter()
-        train_lora(model, tokenizer, train, s.train_config().replace(epochs=args.rounds))
-        central = per_client_auc(model, tokenizer, folder, args.clients, s)
-        central_s = time.perf_counter() - t0
+        central, central_s = {}, 0.0
+        if not args.no_central:
+            train = [x for pid in range(args.clients) for x in load_client_data(client_folder(folder, pid)).train]
+            t0 = time.perf_counter()
+            train_lora(model, tokenizer, train, s.train_config().replace(epochs=args.rounds))
+            central = per_client_auc(model, tokenizer, folder, args.clients, s)
+            central_s = time.perf_counter() - t0
 
     def stats(d: dict) -> dict:
         v = np.array([x for x in d.values() if np.isfinite(x)])
-        return {"by_client": d, "mean": float(v.mean()), "min": float(v.min()), "std": float(v.std())}
+        if not v.size:
+            return {"by_client": d}
+        return {"by_client": d, "mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()),
+                "std": float(v.std()), "gap": float(v.max() - v.min())}
 
-    write_section("simulation", {
+    payload = {
         "command": " ".join(sys.argv), "machine": machine(), "settings": common, "federation": manifest,
-        "runs": runs, "zero_shot_auc": stats(zero_shot), "centralised_auc": {**stats(central), "seconds": central_s},
+        "runs": runs, "auc_spread": {name: stats(r["final_auc_by_client"]) for name, r in runs.items()},
+        "zero_shot_auc": stats(zero_shot), "centralised_auc": {**stats(central), "seconds": central_s},
         "seconds_total": time.perf_counter() - t_all,
-    })
+    }
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(payload, indent=2, default=float))
+        print(f"wrote {args.out}")
+    else:
+        write_section("simulation", payload)
 
 
 def hf_copy_of_model(model: str, out: Path) -> Path:
@@ -213,7 +235,7 @@ def deploy(args: argparse.Namespace) -> None:
     if not out.exists():
         tail = (work / "flwr-run.log").read_text()[-3000:]
         raise SystemExit(f"deployment produced no result; logs in {work}\n{tail}")
-    run = FederatedRun.model_validate_json(out.read_text())
+    run = FederatedRun.model_validate_json(out.with_suffix(".records.json").read_text())
     logs = {p.name: p.read_text()[-1500:] for p in sorted(work.glob("*.log"))}
     section = f"deployment_{args.strategy}" + ("_dropout" if args.kill_node_after_round else "")
     write_section(section, {
@@ -242,7 +264,13 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--torch-threads", type=int, default=1, help="1 is fastest on a busy shared CPU")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--strategy", choices=["pplr", "fedavg"], default="pplr", help="deploy mode only")
+    parser.add_argument("--strategy", choices=["pplr", "pplr-softmax", "fedavg"], default="pplr",
+                        help="deploy mode only")
+    parser.add_argument("--strategies", default="fedavg,pplr", help="simulate mode: strategies to run, in order")
+    parser.add_argument("--device", default="", help="simulate mode: torch device of the clients' model (cuda)")
+    parser.add_argument("--no-central", action="store_true", help="simulate mode: skip the centralised baseline")
+    parser.add_argument("--out", type=Path, help="simulate mode: write this JSON instead of a section of "
+                                                  "results/federated.json")
     parser.add_argument("--port", type=int, default=19200, help="deploy mode: SuperLink port on 127.0.0.1")
     parser.add_argument("--timeout", type=int, default=1500, help="deploy mode: seconds before giving up")
     parser.add_argument("--round-timeout", type=int, default=1500, help="deploy mode: seconds a round waits for replies")

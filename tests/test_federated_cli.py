@@ -65,3 +65,32 @@ def test_check_runs_from_the_audit_context(tmp_path, tiny_lm_path):
     assert not any(m.name.startswith("federated.baseline") for m in result.metrics)
     with pytest.raises(ValueError, match="interactions"):
         check.run(CheckContext(adapter=None, catalog=demo_catalog()))
+
+
+def test_lost_node_below_min_available_is_exit_3_with_records(tmp_path, tiny_lm_path, capsys):
+    """Client 1 disconnects after round 1 of 2; all 2 clients are needed: exit 3, results written, report renders."""
+    from recaudit.cli.report import read_results, write_report_files
+    from recaudit.data.loaders import demo_catalog, demo_interactions
+    from recaudit.federated.check import prepare_federation
+
+    folder = prepare_federation(demo_interactions(), demo_catalog(), tmp_path / "clients", 2, 2,
+                                scheme="iid", history_len=3, max_per_user=6)
+    out = tmp_path / "fed.json"
+    args = parse(["fedavg", "--data", str(folder), "--rounds", "2", "--model", str(tiny_lm_path),
+                  "--max-length", "96", "--torch-threads", "1", "--lose-partitions", "1@1",
+                  "--node-wait-timeout", "0.05", "--out", str(out)])
+    assert args.func(args) == 3
+    assert "INCOMPLETE fedavg run" in capsys.readouterr().err
+    result = read_results(out).check("federated")
+    assert result.metric("federated.complete").value == 0.0
+    assert result.metric("federated.rounds.aggregated").value == 1.0  # round 1's records are kept
+    rounds = next(t for t in result.tables if t.name == "rounds")
+    assert [r[1] for r in rounds.rows] == [1]
+    html, _ = write_report_files(read_results(out), tmp_path / "r.html", tmp_path / "m.csv")
+    assert "INCOMPLETE" in html.read_text()
+
+
+def test_bad_lose_partitions_is_exit_2(tmp_path, capsys):
+    args = parse(["fedavg", "--data", str(tmp_path), "--lose-partitions", "1", "--out", str(tmp_path / "x.json")])
+    assert args.func(args) == 2
+    assert "P@R" in capsys.readouterr().err

@@ -32,8 +32,9 @@ def numpy_client_app(poison: int | None = None, unavailable: int | None = None) 
             return reply
         if str(pid) in str(cfg["fail-partitions"]).split(","):
             raise RuntimeError(f"client {pid} broke")
-        SEEN.append({"round": int(cfg["server-round"]), "pid": pid, "lr-scale": float(cfg["lr-scale"])})
         arrays = msg.content["arrays"]
+        SEEN.append({"round": int(cfg["server-round"]), "pid": pid, "lr-scale": float(cfg["lr-scale"]),
+                     "w": arrays["w"].numpy().copy() if "w" in arrays else None})
         w = arrays["w"].numpy() if "w" in arrays else np.zeros(4, np.float32)
         met = MetricRecord({"num-examples": SIZE[pid], "partition-id": pid, "loss-before": LOSS[pid],
                             "train-loss": LOSS[pid], "lr-scale": float(cfg["lr-scale"]), "epsilon": -1.0,
@@ -75,8 +76,8 @@ def test_fedavg_is_the_size_weighted_average():
     assert rec.rounds[0].aggregated and rec.rounds[0].succeeded == 3
 
 
-def test_pplr_weights_and_lr_scales_follow_the_balance_formulas():
-    rec, s = run("pplr", num_rounds=2)
+def test_pplr_softmax_variant_weights_and_lr_scales_follow_the_balance_formulas():
+    rec, s = run("pplr-softmax", num_rounds=2)
     losses, sizes = [LOSS[p] for p in range(3)], [SIZE[p] for p in range(3)]
     expected_w = aggregation_weights(losses, sizes, s.balance())
     for rnd in (1, 2):
@@ -92,7 +93,7 @@ def test_pplr_weights_and_lr_scales_follow_the_balance_formulas():
 
 
 def test_global_arrays_are_the_weighted_update():
-    rec, s = run("pplr", num_rounds=1)
+    rec, s = run("pplr-softmax", num_rounds=1)
     w = aggregation_weights([LOSS[p] for p in range(3)], [SIZE[p] for p in range(3)], s.balance())
     expected = float(np.dot(w, [1, 2, 3]))
     h = __import__("hashlib").sha256()
@@ -170,3 +171,79 @@ def test_superlink_error_reply_is_attributed_to_the_vanished_node():
     f = rec.failures[0]
     assert (f.round, f.node_id, f.partition_id) == (2, 1003, 2) and "Unavailable" in f.reason
     assert rec.rounds[1].aggregated and rec.rounds[1].failed == 1
+
+
+def test_fedavg_is_flowers_own_fedavg():
+    from flwr.serverapp.strategy import FedAvg
+
+    from recaudit.federated.strategy import STRATEGIES, RecordingFedAvg
+
+    assert all(issubclass(cls, FedAvg) for cls in STRATEGIES.values())
+    # the baseline overrides no aggregation of Flower's: only recaudit's bookkeeping hooks
+    assert RecordingFedAvg.combine.__qualname__ == "RecordingFedAvg.combine"
+    assert "aggregate_arrayrecords" not in RecordingFedAvg.__dict__
+
+
+def test_pplr_sends_each_client_its_own_aggregate():
+    """Round 2: client p receives Σ_j W_pj θ_j with θ_j = j + 1 (the numpy client's round-1 update)."""
+    from recaudit.federated.pplr import aggregate_client_specific
+
+    rec, s = run("pplr", num_rounds=2)
+    updates = [{"w": np.full(4, p + 1, np.float32)} for p in range(3)]
+    expected, w = aggregate_client_specific(updates, [LOSS[p] for p in range(3)], 1, s.pplr())
+    got = {x["pid"]: x["w"] for x in SEEN if x["round"] == 2}
+    for p in range(3):
+        np.testing.assert_allclose(got[p], expected[p]["w"], rtol=1e-6)
+    # colinear updates: s_ij = 1, so the low-loss clients (λ ≈ 1) get the plain mean 2.0, while the
+    # high-loss client 2 (λ < 1 under T = 0.05) leans on its own update 3: not one shared average
+    np.testing.assert_allclose([got[0][0], got[1][0]], [2.0, 2.0], rtol=1e-6)
+    assert 2.0 < got[2][0] < 3.0
+    agg = rec.aggregation[0]
+    np.testing.assert_allclose(agg["weights"], w)
+    row = {r.partition_id: r for r in rec.train if r.round == 1}
+    np.testing.assert_allclose([row[p].weight for p in range(3)], np.diag(w))
+    assert all(row[p].heat is not None and 0 < row[p].heat <= 1 for p in range(3))
+    assert rec.variant.startswith("PPLR dynamic balance as in the paper")
+
+
+def test_lost_node_below_min_available_stops_with_records():
+    """Partition 2 answers round 1 and then leaves; min_available = 3, so round 2 cannot start."""
+    grid = InProcessGrid(numpy_client_app(), 3, lose_after={2: 1})
+    rec = run_rounds(grid, settings("fedavg", num_rounds=3, node_wait_timeout=0.05))
+    assert rec.incomplete and "only 2 SuperNodes" in rec.stop_reason
+    assert [r.round for r in rec.rounds] == [1] and rec.rounds[0].aggregated
+    assert {r.partition_id for r in rec.train} == {0, 1, 2}
+    # the node left before round 1's evaluation: the others are still evaluated
+    assert {e.partition_id for e in rec.evals} == {0, 1}
+    assert rec.summary()["complete"] == 0.0 and rec.summary()["rounds.planned"] == 3.0
+
+
+def test_lost_node_above_min_available_goes_on():
+    grid = InProcessGrid(numpy_client_app(), 3, lose_after={2: 1})
+    rec = run_rounds(grid, settings("fedavg", num_rounds=2, min_available_clients=2, min_fit_clients=2,
+                                    node_wait_timeout=0.05))
+    assert not rec.incomplete and [r.aggregated for r in rec.rounds] == [True, True]
+    assert {r.partition_id for r in rec.train if r.round == 2} == {0, 1}
+
+
+def test_incomplete_run_writes_renderable_results(tmp_path):
+    from recaudit.cli.report import read_results
+
+    out = tmp_path / "run.json"
+    grid = InProcessGrid(numpy_client_app(), 3, lose_after={1: 1})
+    rec = run_rounds(grid, settings("pplr", num_rounds=2, node_wait_timeout=0.05, out=str(out)))
+    assert rec.incomplete
+    results = read_results(out)  # what `recaudit report` loads: refuses anything but AuditResults
+    check = results.check("federated")
+    assert check.metric("federated.complete").value == 0.0
+    assert any(n.startswith("INCOMPLETE pplr run") for n in check.notes)
+    from recaudit.federated.records import FederatedRun
+
+    raw = FederatedRun.model_validate_json(out.with_suffix(".records.json").read_text())
+    assert raw.incomplete and len(raw.train) == 3
+    # the raw records render too (converted), and a file that is neither stays refused
+    assert read_results(out.with_suffix(".records.json")).check("federated").metric("federated.complete").value == 0
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"strategy": 3}')
+    with pytest.raises(ValueError, match="not a recaudit results file"):
+        read_results(bad)

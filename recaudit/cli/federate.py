@@ -1,4 +1,4 @@
-"""``recaudit federate pplr|fedavg``: federated LoRA fine-tuning of the TALLRec recommender on Flower.
+"""``recaudit federate pplr|pplr-softmax|fedavg``: federated LoRA fine-tuning of the TALLRec recommender on Flower.
 
     recaudit federate pplr --data ../shared/data/ml-100k --clients 3 --rounds 2 --non-iid --out fed.json
     recaudit federate fedavg --data runs/fed/clients --rounds 3 --dp-epsilon 8 --out fed.json
@@ -9,7 +9,11 @@ into clients and written under ``--workdir``) or a federation folder written ear
 ``--no-baseline``. Writes an AuditResults JSON (``recaudit report`` renders it) holding one
 ``federated`` check: per-client AUC, imbalance, bytes per round, parameter counts, ε, failures.
 For a real deployment (SuperLink + SuperNodes) see docs/federated-deployment.md.
-Exit status 0 on success, 2 on bad input.
+``pplr`` is the paper's dynamic balance (client-specific aggregation with curriculum heating);
+``pplr-softmax`` is recaudit's earlier simplified variant. DP noise comes from OS entropy unless
+``--insecure-reproducible-noise`` (results then say the noise is insecure).
+Exit status 0 on success, 2 on bad input, 3 when a run stopped early (nodes lost below
+min-available): the results JSON is still written, with the rounds that ran.
 """
 
 from __future__ import annotations
@@ -21,13 +25,14 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_WORKDIR = Path("runs/federated")
+EXIT_INCOMPLETE = 3  # recaudit's code for "ran, but the evidence is incomplete"
 
 
 def add_parser(subparsers: Any) -> None:
     """Register the ``federate`` command."""
     p = subparsers.add_parser("federate", help="federated LoRA fine-tuning (PPLR or FedAvg) on Flower",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("strategy", choices=["pplr", "fedavg"])
+    p.add_argument("strategy", choices=["pplr", "pplr-softmax", "fedavg"])
     p.add_argument("--data", type=Path, required=True, help="MovieLens folder or federation folder")
     p.add_argument("--clients", type=int, default=3, help="number of clients (default 3)")
     p.add_argument("--users-per-client", type=int, default=10)
@@ -46,6 +51,18 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--torch-threads", type=int, default=0, help="torch threads per client (0 = default)")
     p.add_argument("--dp-epsilon", type=float, help="train with Opacus DP-SGD to this target ε per client")
     p.add_argument("--dp-delta", type=float, default=1e-5)
+    p.add_argument("--dp-unit", choices=["record", "user"], default="record",
+                   help="unit of privacy: one sample (default) or one user (user-level DP-SGD)")
+    p.add_argument("--insecure-reproducible-noise", action="store_true",
+                   help="seed DP noise from --seed (reproducible but NOT private; marked insecure in results)")
+    p.add_argument("--split-execution", action="store_true",
+                   help="PPLR split execution: clients run only their layers, the server the rest (in-process)")
+    p.add_argument("--min-available", type=int, default=0,
+                   help="nodes a training round needs (default: all clients)")
+    p.add_argument("--node-wait-timeout", type=float, default=600.0,
+                   help="seconds to wait for min-available nodes before stopping the run")
+    p.add_argument("--lose-partitions", default="",
+                   help="failure injection: 'P@R,…' — client P disconnects for good after training round R")
     p.add_argument("--fail-partitions", default="", help="failure injection: comma-separated client ids that raise")
     p.add_argument("--backend", choices=["inprocess", "ray"], default="inprocess",
                    help="in-process grid (default) or Flower's Ray simulation")
@@ -90,13 +107,18 @@ def run_federate(args: argparse.Namespace) -> int:
         settings = {"max_length": args.max_length, "batch_size": args.batch_size, "lr": args.lr,
                     "local_epochs": args.local_epochs, "dp_delta": args.dp_delta,
                     "fail_partitions": args.fail_partitions, "alloc_first_k": args.first_k,
-                    "alloc_last_k": args.last_k, "torch_threads": args.torch_threads}
+                    "alloc_last_k": args.last_k, "torch_threads": args.torch_threads, "dp_unit": args.dp_unit,
+                    "dp_insecure_reproducible_noise": args.insecure_reproducible_noise,
+                    "split_execution": args.split_execution, "node_wait_timeout": args.node_wait_timeout}
+        if args.min_available:
+            settings.update(min_available_clients=args.min_available, min_fit_clients=args.min_available)
         check = FederatedCheck({"strategy": args.strategy, "compare_fedavg": not args.no_baseline,
                                 "n_clients": args.clients, "users_per_client": args.users_per_client,
                                 "scheme": "genre" if args.non_iid else "iid", "alpha": args.alpha,
                                 "history_len": args.history_len, "max_per_user": args.max_per_user or None,
                                 "rounds": args.rounds, "model": args.model, "backend": args.backend,
-                                "dp_epsilon": args.dp_epsilon, "settings": settings, "seed": args.seed})
+                                "dp_epsilon": args.dp_epsilon, "settings": settings, "seed": args.seed,
+                                "lose_after": _lose_after(args.lose_partitions)})
         folder = _federation_folder(args)
     except (ValueError, FileNotFoundError) as e:
         print(f"recaudit federate: {e}", file=sys.stderr)
@@ -115,4 +137,20 @@ def run_federate(args: argparse.Namespace) -> int:
     s = {m.name: m.value for m in result.metrics}
     print(f"{args.strategy}: client AUC mean {s['federated.auc.mean']:.4f} min {s['federated.auc.min']:.4f} "
           f"std {s['federated.auc.std']:.4f}; {s['federated.bytes.up_per_round']:.0f} B up per round → {args.out}")
+    incomplete = [n for n in result.notes if n.startswith("INCOMPLETE")]
+    if incomplete:
+        for note in incomplete:
+            print(f"recaudit federate: {note}", file=sys.stderr)
+        return EXIT_INCOMPLETE
     return 0
+
+
+def _lose_after(text: str) -> dict[int, int]:
+    """Parse ``'P@R,…'`` into {partition: rounds answered before it disconnects}."""
+    out: dict[int, int] = {}
+    for part in filter(None, (t.strip() for t in text.split(","))):
+        pid, sep, rnd = part.partition("@")
+        if not sep or not pid.isdigit() or not rnd.isdigit():
+            raise ValueError(f"--lose-partitions: expected 'P@R' (client P leaves after round R), got {part!r}")
+        out[int(pid)] = int(rnd)
+    return out

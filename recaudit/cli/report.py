@@ -42,18 +42,35 @@ def read_results(path: Path) -> AuditResults:
     if not path.is_file():
         raise ValueError(f"{path}: no such results file")
     try:
-        results = AuditResults.from_json(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise ValueError(f"{path}: not UTF-8 text (byte {e.start}): not a recaudit results file") from None
     except OSError as e:
         raise ValueError(f"{path}: cannot read: {e.strerror or e}") from None
+    try:
+        results = AuditResults.from_json(text)
     except ValidationError as e:
+        records = _federated_records(text)
+        if records is not None:  # raw records of a federated run (e.g. `<out>.records.json` of a deployment)
+            return records
         first = e.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first["loc"]) or "top level"
         raise ValueError(f"{path}: not a recaudit results file ({where}: {first['msg']})") from None
     if results.schema_version.split(".")[0] != SCHEMA_VERSION.split(".")[0]:
         raise ValueError(f"{path}: results schema {results.schema_version} is not readable by this recaudit (reads {SCHEMA_VERSION})")
     return results
+
+
+def _federated_records(text: str) -> AuditResults | None:
+    """AuditResults converted from a federated run's raw records JSON, or None when ``text`` is not one."""
+    from recaudit.federated.check import results_from_runs
+    from recaudit.federated.records import FederatedRun
+
+    try:
+        run = FederatedRun.model_validate_json(text)
+    except ValidationError:
+        return None
+    return results_from_runs({run.strategy: run}, run.strategy, {}, audit_name=f"federated {run.strategy}")
 
 
 def write_report_files(

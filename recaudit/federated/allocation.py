@@ -9,9 +9,10 @@ recaudit's LoRA federation this is a split of the *trainable* (LoRA) parameters:
 
 The split is a pure function of parameter names, the number of decoder blocks and an
 ``AllocationConfig``; ``AllocationConfig(enabled=False)`` shares everything (plain FedAvg).
-Every client still runs the whole forward pass here (the split concerns what is exchanged);
-``base_parameter_split`` reports how many frozen base weights each side would hold in a
-split-execution deployment, PPLR's client-memory argument.
+Without split execution every client runs the whole forward pass (the split concerns what is
+exchanged); with it (``recaudit.federated.split``, in-process) the client computes only its
+layers and the server the middle blocks. ``base_parameter_split`` reports how many base weights
+each side would hold, PPLR's client-memory argument.
 """
 
 from __future__ import annotations

@@ -1,9 +1,8 @@
-"""PPLR's dynamic balance: per-client aggregation weights and learning-rate scales from losses.
+"""recaudit's simplified PPLR variant ('pplr-softmax'): loss-driven weights of one average and lr scales.
 
-Zhao et al. 2024 (PPLR) set each client's aggregation weight and learning speed from its current
-performance so that weaker clients catch up. The exact formula is unconfirmed (see
-``/shared/specs/federated.md``); recaudit implements this stated definition, all parts
-configurable and logged every round:
+This was built as a stand-in before the paper's own definition was found; the paper's dynamic
+balance (client-specific aggregation with curriculum heating) is ``recaudit.federated.pplr``.
+Kept as a named variant, all parts configurable and logged every round:
 
 * aggregation weight  ``w_c = β · softmax(L / τ)_c + (1 − β) · n_c / Σ n``
   (``β = 0`` is FedAvg's data-size weighting; a lower temperature ``τ`` favours the

@@ -19,7 +19,8 @@ from recaudit.federated.clientdata import read_manifest, write_federation
 from recaudit.federated.config import FederatedSettings
 from recaudit.federated.partition import partition_users
 from recaudit.federated.records import FederatedRun
-from recaudit.results import CheckResult, FigureSpec, GroupTable, MetricValue, Series
+from recaudit.federated.pplr import PPLR_NOTES
+from recaudit.results import AuditResults, CheckResult, FigureSpec, GroupTable, MetricValue, Series
 
 REFERENCES = (
     "Zhao et al. 2024, LLM-based Federated Recommendation (PPLR), arXiv:2402.09959",
@@ -45,6 +46,15 @@ METRICS: dict[str, tuple[str, str]] = {
     "dp.epsilon_max": ("lower_is_better", "largest ε spent by any client (DP-SGD, per-sample unit)"),
     "failures": ("lower_is_better", "client failures (raised or no reply) over all rounds"),
     "rounds.aggregated": ("higher_is_better", "rounds whose global adapter was updated"),
+    "rounds.planned": ("neutral", "rounds the run was configured for"),
+    "complete": ("higher_is_better", "1 when every planned round ran; 0 when the run stopped early (lost nodes)"),
+    "dp.noise_multiplier": ("neutral", "σ of DP-SGD (largest over clients): noise std = σ · max_grad_norm"),
+    "dp.sample_rate": ("neutral", "Poisson sampling rate q of DP-SGD (largest over clients)"),
+    "dp.steps": ("neutral", "DP-SGD steps of the client with most steps, all rounds"),
+    "dp.delta": ("neutral", "δ at which ε is reported"),
+    "dp.secure_noise": ("higher_is_better", "1 when every client drew noise from OS entropy; 0 when seeded (insecure)"),
+    "split.activation_bytes_per_round": ("lower_is_better", "activation + gradient bytes between clients and server "
+                                                            "per round (split execution)"),
 }
 COMPARED = ("auc.mean", "auc.min", "auc.std", "auc.gap", "bytes.up_per_round")
 
@@ -132,21 +142,67 @@ def result_fields(runs: dict[str, FederatedRun], primary: str, manifest: dict) -
     notes = [
         f"{len(pids)} clients, partition scheme {manifest.get('scheme') or 'given'}, genre skew (mean JS divergence "
         f"to the population) {manifest.get('genre_skew_js', float('nan')):.3f}.",
-        "Flexible allocation: LoRA tensors of "
-        + ("nothing (FedAvg shares all)" if not s.get("alloc_enabled") else
-           f"the first {s.get('alloc_first_k')} and last {s.get('alloc_last_k')} decoder blocks"
-           + (", the embeddings" if s.get("alloc_embeddings") else "") + (" and the LM head" if s.get("alloc_lm_head")
-                                                                          else ""))
-        + " stay on the client; every client still runs the whole model locally.",
-        "Dynamic balance (PPLR formula unconfirmed; recaudit's stated definition): weights = "
-        f"β·softmax(loss/τ) + (1−β)·n/Σn with τ={s.get('balance_tau')}, β={s.get('balance_beta')}; lr scale = "
-        f"clip((loss/mean)^γ, {s.get('balance_lr_min')}, {s.get('balance_lr_max')}) with γ={s.get('balance_lr_gamma')}.",
-        "Bytes are the serialised Flower message trees (arrays, config and metrics), per training round.",
     ]
+    notes += [f"Strategy {name}: {run.variant}." for name, run in runs.items() if run.variant]
+    if any(name == "pplr" for name in runs):
+        notes += list(PPLR_NOTES)
+    if any(name == "pplr-softmax" for name in runs):
+        notes.append("pplr-softmax (simplified variant, not the paper): weights = β·softmax(loss/τ) + (1−β)·n/Σn "
+                     f"with τ={s.get('balance_tau')}, β={s.get('balance_beta')}; lr scale = clip((loss/mean)^γ, "
+                     f"{s.get('balance_lr_min')}, {s.get('balance_lr_max')}) with γ={s.get('balance_lr_gamma')}.")
+    kept = ("nothing (FedAvg shares all)" if not s.get("alloc_enabled") else
+            f"the first {s.get('alloc_first_k')} and last {s.get('alloc_last_k')} decoder blocks"
+            + (", the embeddings" if s.get("alloc_embeddings") else "") + (" and the LM head" if s.get("alloc_lm_head")
+                                                                           else ""))
+    if s.get("split_execution"):
+        notes.append(f"Flexible allocation with split execution: the client holds and runs {kept}; the server holds "
+                     "and runs the other blocks (and their LoRA, one copy per client); activations and their "
+                     "gradients cross every step. Realised in-process (the activation channel is a function call "
+                     "whose payload bytes are counted), not over Flower's network transport.")
+    else:
+        notes.append(f"Flexible allocation: LoRA tensors of {kept} stay on the client; every client still runs the "
+                     "whole model locally (split execution off: the client-cost saving is not realised, "
+                     "params.client_model_share is what it would hold).")
+    notes.append("Bytes are the serialised Flower message trees (arrays, config and metrics), per training round.")
     if eps:
-        notes.append("DP-SGD unit of privacy: one TALLRec sample of a client (record-level, add/remove), "
-                     f"δ={s.get('dp_delta')}; not user-level DP.")
+        unit = s.get("dp_unit", "record")
+        notes.append("DP-SGD unit of privacy: " + (
+            "one user of a client (users Poisson-sampled with all their samples, per-user gradient clipping), "
+            "add/remove" if unit == "user" else
+            "one TALLRec sample of a client (record-level, add/remove); a user contributes up to "
+            f"{s.get('max_per_user', 'several')} samples, so this is not user-level DP (dp_unit='user' is)")
+            + f"; δ={s.get('dp_delta')}, accountant {s.get('dp_accountant', 'rdp')} (Opacus); σ, q and steps per "
+            "client are in the 'dp' table, enough to re-derive ε.")
+        if not s.get("dp_insecure_reproducible_noise"):
+            notes.append("DP noise: Opacus secure_mode (floating-point attack mitigation) with a torch generator "
+                         "seeded from 64 bits of OS entropy (os.urandom), Poisson sampling likewise; not a "
+                         "cryptographic stream (Opacus' CSPRNG needs torchcsprng, unavailable for current torch).")
+        else:
+            notes.append("INSECURE DP NOISE: noise and sampling were seeded from the public seed "
+                         "(--insecure-reproducible-noise); anyone with the seed can regenerate and subtract the "
+                         "noise, so the reported ε does not hold against the server.")
+    leaks = sorted({x for run in runs.values() for x in run.unnoised_outputs})
+    if leaks:
+        notes.append("Leaves a client without DP noise: " + "; ".join(leaks) + ".")
+    for name, run in runs.items():
+        if run.incomplete:
+            notes.append(f"INCOMPLETE {name} run: {run.stop_reason}. Records up to that point are kept.")
+    dp_rows = [[name, r.round, r.partition_id, r.dp_noise_multiplier, r.dp_sample_rate, r.dp_steps,
+                s.get("dp_delta"), r.epsilon, str(r.dp_secure_noise)]
+               for name, run in runs.items() for r in run.train if r.epsilon is not None]
+    if dp_rows:
+        tables.append(GroupTable(name="dp", columns=["strategy", "round", "client", "sigma", "sample rate",
+                                                     "steps (all rounds)", "delta", "epsilon", "secure noise"],
+                                 rows=dp_rows, description="DP-SGD parameters as reported by each client: ε is the "
+                                 "RDP accountant's over `steps` Poisson-sampled steps at rate q with noise σ."))
     return {"metrics": metrics, "tables": tables, "figures": figures, "notes": notes}
+
+
+def results_from_runs(runs: dict[str, FederatedRun], primary: str, manifest: dict,
+                      audit_name: str = "federated") -> AuditResults:
+    """AuditResults holding one ``federated`` check built from ``runs`` (what ``recaudit report`` renders)."""
+    check = FederatedCheck({"strategy": primary, "compare_fedavg": len(runs) > 1})
+    return AuditResults(audit_name=audit_name, checks=[check.new_result(**result_fields(runs, primary, manifest))])
 
 
 def _auc_series(name: str, run: FederatedRun) -> list[Series]:
@@ -167,7 +223,7 @@ class FederatedCheck(Check):
     references = REFERENCES
 
     class Params(CheckParams):
-        strategy: Literal["pplr", "fedavg"] = "pplr"
+        strategy: Literal["pplr", "pplr-softmax", "fedavg"] = "pplr"
         compare_fedavg: bool = True
         n_clients: int = Field(3, ge=2)
         users_per_client: int = Field(10, ge=1)
@@ -180,21 +236,27 @@ class FederatedCheck(Check):
         backend: Literal["inprocess", "ray"] = "inprocess"
         dp_epsilon: float | None = Field(None, gt=0, description="set to train with DP-SGD to this target ε")
         settings: dict[str, Any] = Field(default_factory=dict, description="further FederatedSettings fields")
+        lose_after: dict[int, int] = Field(default_factory=dict, description="failure injection (in-process): "
+                                           "client → training rounds it answers before disconnecting")
 
     def __init__(self, params: Any = None):
         super().__init__(params)
         if self.params.dp_epsilon is not None:
             self.risk = "privacy"  # type: ignore[misc]
 
-    def settings(self, data_dir: Path, strategy: str) -> FederatedSettings:
-        """The FederatedSettings of one strategy's run."""
+    def settings(self, data_dir: Path, strategy: str, n_clients: int | None = None) -> FederatedSettings:
+        """The FederatedSettings of one strategy's run (every client needed unless ``settings`` says otherwise)."""
         p = self.params
+        n = n_clients or p.n_clients
         base = {"strategy": strategy, "num_rounds": p.rounds, "model": p.model, "data_dir": str(data_dir),
-                "seed": p.seed, "min_available_clients": p.n_clients, "min_fit_clients": p.n_clients,
+                "seed": p.seed, "min_available_clients": n, "min_fit_clients": n,
                 "max_length": 256, "batch_size": 4}
         if p.dp_epsilon is not None:
             base.update(dp_enabled=True, dp_epsilon=p.dp_epsilon)
-        return FederatedSettings.model_validate({**base, **p.settings, "strategy": strategy})
+        extra = dict(p.settings)
+        if strategy == "fedavg":
+            extra["split_execution"] = False  # the FedAvg baseline shares everything: nothing to split
+        return FederatedSettings.model_validate({**base, **extra, "strategy": strategy})
 
     def run_on_folder(self, folder: Path) -> CheckResult:
         """Run the configured strategy (and the FedAvg baseline) on a federation folder."""
@@ -203,7 +265,9 @@ class FederatedCheck(Check):
         manifest = read_manifest(folder)
         names = [self.params.strategy] + (["fedavg"] if self.params.compare_fedavg and
                                           self.params.strategy != "fedavg" else [])
-        runs = {name: run_federated(self.settings(folder, name), int(manifest["n_clients"]), self.params.backend)
+        n = int(manifest["n_clients"])
+        runs = {name: run_federated(self.settings(folder, name, n), n, self.params.backend,
+                                    lose_after=self.params.lose_after or None)
                 for name in names}
         return self.new_result(**result_fields(runs, self.params.strategy, manifest))
 

@@ -53,9 +53,9 @@ def client_model(settings: FederatedSettings) -> tuple[Any, Any]:
         import torch
 
         torch.set_num_threads(settings.torch_threads)
-    key = (settings.model, settings.lora_r, settings.lora_alpha, settings.target_modules)
+    key = (settings.model, settings.lora_r, settings.lora_alpha, settings.target_modules, settings.device)
     if key not in _MODELS:
-        model, tokenizer = load_base_model(settings.model)
+        model, tokenizer = load_base_model(settings.model, device=settings.device or None)
         _MODELS[key] = (attach_lora(model, settings.train_config()), tokenizer)
     return _MODELS[key]
 
@@ -134,8 +134,13 @@ def train(msg: Message, context: Context) -> Message:
     loss_before = _mean_loss(model, tokenizer, data.valid or data.train, settings)
     t0 = time.perf_counter()
     epsilon = -1.0
+    dp_metrics: dict = {}
+    if settings.dp_enabled and settings.split_execution:
+        raise ValueError("DP-SGD with split execution is not implemented (per-sample gradients would have to "
+                         "cross the split); use one or the other")
     if settings.dp_enabled:
-        dp = DPConfig(settings.dp_epsilon, settings.dp_delta, settings.dp_max_grad_norm, settings.dp_noise_multiplier)
+        dp = DPConfig(settings.dp_epsilon, settings.dp_delta, settings.dp_max_grad_norm, settings.dp_noise_multiplier,
+                      unit=settings.dp_unit, insecure_reproducible=settings.dp_insecure_reproducible_noise)
         prev = context.state.config_records.get(DP_KEY)
         history = list(zip(prev["sigma"], prev["rate"], prev["steps"])) if prev is not None else []
         out = train_lora_dp(model, tokenizer, data.train, settings.train_config(), dp, settings.num_rounds,
@@ -144,6 +149,15 @@ def train(msg: Message, context: Context) -> Message:
                                               "rate": [h[1] for h in out.history],
                                               "steps": [h[2] for h in out.history]})
         losses, epsilon = out.losses, out.epsilon
+        dp_metrics = {"dp-sigma": float(out.noise_multiplier), "dp-sample-rate": float(out.sample_rate),
+                      "dp-steps": int(out.total_steps), "dp-secure": int(out.secure_noise), "dp-units": out.n_units}
+    elif settings.split_execution:
+        from recaudit.federated.split import train_lora_split
+
+        split_out = train_lora_split(model, tokenizer, data.train, settings.train_config().replace(
+            seed=settings.seed * 1000 + server_round), settings.allocation(), lr_scale=lr_scale)
+        losses = split_out.losses
+        dp_metrics = {"split-activation-bytes": split_out.bytes_up + split_out.bytes_down}
     else:
         losses = train_lora(model, tokenizer, data.train, settings.train_config().replace(
             seed=settings.seed * 1000 + server_round), lr_scale=lr_scale).losses
@@ -159,7 +173,7 @@ def train(msg: Message, context: Context) -> Message:
         "train-loss": float(np.mean(losses)) if losses else loss_before, "lr-scale": lr_scale,
         "epsilon": float(epsilon), "train-seconds": time.perf_counter() - t0,
         "trainable-params": n_shared + n_private, "shared-params": n_shared, "private-params": n_private,
-        "split-client-params": split["client"], "model-params": split["total"],
+        "split-client-params": split["client"], "model-params": split["total"], **dp_metrics,
     })
     return Message(RecordDict({ARRAYS_KEY: _to_record(state, alloc.server), METRICS_KEY: metrics}), reply_to=msg)
 

@@ -14,15 +14,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recaudit.federated.allocation import AllocationConfig
 from recaudit.federated.balance import BalanceConfig
+from recaudit.federated.pplr import PPLRConfig
 
-StrategyName = Literal["pplr", "fedavg"]
+StrategyName = Literal["pplr", "pplr-softmax", "fedavg"]
 
 # keys the client needs; everything else (rounds, timeouts, output) stays on the server
 CLIENT_KEYS = (
     "strategy", "model", "data_dir", "seed", "lora_r", "lora_alpha", "target_modules", "lr", "local_epochs",
-    "batch_size", "max_length", "eval_batch_size", "torch_threads", "num_rounds", "alloc_enabled", "alloc_embeddings",
+    "batch_size", "max_length", "eval_batch_size", "torch_threads", "device", "num_rounds", "alloc_enabled", "alloc_embeddings",
     "alloc_first_k", "alloc_last_k", "alloc_lm_head", "dp_enabled", "dp_epsilon", "dp_delta",
-    "dp_max_grad_norm", "dp_noise_multiplier", "fail_partitions", "fail_rounds",
+    "dp_max_grad_norm", "dp_noise_multiplier", "dp_unit", "dp_insecure_reproducible_noise", "split_execution",
+    "fail_partitions", "fail_rounds",
 )
 
 
@@ -46,13 +48,19 @@ class FederatedSettings(BaseModel):
     max_length: int = Field(512, ge=8)
     eval_batch_size: int = Field(16, ge=1)
     torch_threads: int = Field(0, ge=0, description="torch threads per client process (0 = torch's default)")
+    device: str = Field("", description="torch device of the client's model ('' = CPU, 'cuda', …)")
     # Flower sampling and failures
     min_available_clients: int = Field(2, ge=1)
     min_fit_clients: int = Field(2, ge=1, description="clients sampled per round (all available ones when more)")
     min_replies: int = Field(1, ge=1, description="successful replies a round needs to aggregate")
     round_timeout: float = Field(3600.0, gt=0)
     node_wait_timeout: float = Field(600.0, gt=0)
-    # PPLR dynamic balance
+    # PPLR dynamic balance (paper): curriculum heating of the client-specific aggregation
+    pplr_alpha: float = Field(0.7, gt=0)
+    pplr_beta: float = Field(1.0, gt=0)
+    pplr_loss_temperature: float = Field(0.05, gt=0)
+    pplr_heating: bool = True
+    # simplified variant 'pplr-softmax' (recaudit's stand-in)
     balance_tau: float = 0.5
     balance_beta: float = 0.5
     balance_lr_gamma: float = 1.0
@@ -64,12 +72,18 @@ class FederatedSettings(BaseModel):
     alloc_first_k: int = Field(1, ge=0)
     alloc_last_k: int = Field(1, ge=0)
     alloc_lm_head: bool = True
+    split_execution: bool = Field(False, description="PPLR split execution: the client runs only its layers, "
+                                                     "the server the others (activations cross; in-process only)")
     # differential privacy (Opacus DP-SGD on the client's LoRA parameters)
     dp_enabled: bool = False
     dp_epsilon: float = Field(8.0, gt=0, description="target ε per client after the last round")
     dp_delta: float = Field(1e-5, gt=0, lt=1)
     dp_max_grad_norm: float = Field(1.0, gt=0)
     dp_noise_multiplier: float = Field(0.0, ge=0, description="> 0 fixes σ instead of calibrating it to dp_epsilon")
+    dp_unit: Literal["record", "user"] = Field("record", description="unit of privacy: one sample, or one user "
+                                                                     "(users Poisson-sampled, per-user clipping)")
+    dp_insecure_reproducible_noise: bool = Field(False, description="seed DP noise and sampling from the public "
+                                                                    "seed (reproducible, NOT private)")
     # failure injection (tests, demos): these partitions raise in fit in these rounds ("" = all rounds)
     fail_partitions: str = ""
     fail_rounds: str = ""
@@ -87,6 +101,10 @@ class FederatedSettings(BaseModel):
         """The dynamic-balance parameters."""
         return BalanceConfig(self.balance_tau, self.balance_beta, self.balance_lr_gamma, self.balance_lr_min,
                              self.balance_lr_max)
+
+    def pplr(self) -> PPLRConfig:
+        """The paper's curriculum-heating constants."""
+        return PPLRConfig(self.pplr_alpha, self.pplr_beta, self.pplr_loss_temperature, self.pplr_heating)
 
     def allocation(self) -> AllocationConfig:
         """The flexible-allocation parameters (disabled for FedAvg)."""

@@ -32,10 +32,16 @@ class ClientTrainRow(_ClientRow):
     loss_before: float = Field(description="loss of the model the client started from, on its validation samples")
     train_loss: float
     lr_scale: float
-    weight: float = Field(description="aggregation weight of this client's shared update")
+    weight: float = Field(description="aggregation weight of this client's shared update (PPLR: its weight in "
+                                      "its own aggregate); NaN when the round did not aggregate")
+    heat: float | None = Field(None, description="PPLR curriculum-heating λ of this client in this round")
     bytes_down: int
     bytes_up: int
     epsilon: float | None = None
+    dp_noise_multiplier: float | None = Field(None, description="σ of DP-SGD (noise std / clipping norm)")
+    dp_sample_rate: float | None = Field(None, description="Poisson sampling rate q of DP-SGD")
+    dp_steps: int | None = Field(None, description="DP-SGD steps taken so far by this client (all rounds)")
+    dp_secure_noise: bool | None = Field(None, description="False when the noise was seeded (insecure flag)")
     seconds: float = 0.0
     trainable_params: int = 0
     shared_params: int = 0
@@ -43,6 +49,8 @@ class ClientTrainRow(_ClientRow):
     split_client_params: int = Field(0, description="model parameters the client would hold if the server ran "
                                                     "the shared blocks (PPLR's split execution)")
     model_params: int = 0
+    activation_bytes: int = Field(0, description="bytes of activations and their gradients between client and "
+                                                 "server in split execution, this round")
 
 
 class ClientEvalRow(_ClientRow):
@@ -93,7 +101,12 @@ class FederatedRun(_Row):
     failures: list[Failure] = Field(default_factory=list)
     seconds: float = 0.0
     mode: str = ""
+    variant: str = ""
     global_arrays_sha256: str = ""
+    aggregation: list[dict[str, Any]] = Field(default_factory=list, description="PPLR per-round weight matrices")
+    incomplete: bool = Field(False, description="the run stopped before its last round (see stop_reason)")
+    stop_reason: str = ""
+    unnoised_outputs: list[str] = Field(default_factory=list, description="what leaves a client without DP noise")
 
     def final_evals(self) -> list[ClientEvalRow]:
         """Each client's evaluation from the last round it was evaluated in."""
@@ -135,8 +148,17 @@ class FederatedRun(_Row):
         eps = [r.epsilon for r in self.train if r.epsilon is not None]
         if eps:
             out["dp.epsilon_max"] = float(max(eps))
+            out["dp.noise_multiplier"] = float(max(r.dp_noise_multiplier or 0.0 for r in self.train))
+            out["dp.sample_rate"] = float(max(r.dp_sample_rate or 0.0 for r in self.train))
+            out["dp.steps"] = float(max(r.dp_steps or 0 for r in self.train))
+            out["dp.delta"] = float(self.settings.get("dp_delta", math.nan))
+            out["dp.secure_noise"] = float(all(r.dp_secure_noise for r in self.train if r.epsilon is not None))
+        if any(r.activation_bytes for r in self.train):
+            out["split.activation_bytes_per_round"] = sum(r.activation_bytes for r in self.train) / n_rounds
         out["failures"] = float(len(self.failures))
         out["rounds.aggregated"] = float(sum(r.aggregated for r in self.rounds))
+        out["rounds.planned"] = float(self.settings.get("num_rounds", len(self.rounds)))
+        out["complete"] = 0.0 if self.incomplete else 1.0
         return out
 
 

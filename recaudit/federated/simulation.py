@@ -15,11 +15,11 @@ Both run the very same ``ServerApp`` (``server_app.make_server_app``) and ``Clie
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 from uuid import uuid4
 
-from flwr.app import Context, Error, Message, RecordDict
+from flwr.app import Context, Error, Message, MessageType, RecordDict
 from flwr.clientapp import ClientApp
 from flwr.common.constant import SUPERLINK_NODE_ID, ErrorCode
 from flwr.serverapp import Grid
@@ -36,11 +36,15 @@ NODE_ID_BASE = 1001
 class InProcessGrid(Grid):
     """A Grid whose SuperNodes are ClientApp calls in this process (see module docstring)."""
 
-    def __init__(self, client_app: ClientApp, num_nodes: int, drop_partitions: Sequence[int] = ()):
+    def __init__(self, client_app: ClientApp, num_nodes: int, drop_partitions: Sequence[int] = (),
+                 lose_after: Mapping[int, int] | None = None):
         if num_nodes < 1:
             raise ValueError(f"num_nodes must be >= 1, got {num_nodes}")
         self.client_app = client_app
         self.drop_partitions = set(drop_partitions)
+        # partition -> training rounds it answers before its SuperNode disconnects for good
+        self.lose_after = dict(lose_after or {})
+        self._trained: dict[int, int] = {}
         self._run = None
         self.contexts = {
             NODE_ID_BASE + i: Context(run_id=1, node_id=NODE_ID_BASE + i,
@@ -63,13 +67,18 @@ class InProcessGrid(Grid):
                        ttl: float | None = None) -> Message:
         return Message(content, dst_node_id, message_type, ttl=ttl, group_id=group_id)
 
+    def _lost(self, node: int) -> bool:
+        pid = int(self.contexts[node].node_config["partition-id"])
+        return pid in self.lose_after and self._trained.get(pid, 0) >= self.lose_after[pid]
+
     def get_node_ids(self) -> Iterable[int]:
-        return list(self.contexts)
+        return [n for n in self.contexts if not self._lost(n)]
 
     def _deliver(self, msg: Message) -> Message | None:
         node = msg.metadata.dst_node_id
         context = self.contexts[node]
-        if int(context.node_config["partition-id"]) in self.drop_partitions:
+        pid = int(context.node_config["partition-id"])
+        if pid in self.drop_partitions or self._lost(node):
             return None  # the node vanished: no reply ever comes
         incoming = wire_copy(msg)  # the client never shares objects with the server
         try:
@@ -77,6 +86,9 @@ class InProcessGrid(Grid):
         except Exception as ex:  # Flower's runtime reports ClientApp exceptions as error replies
             reason = f"{type(ex).__name__}: {ex}\n{traceback.format_exc(limit=3)}"
             return Message(Error(code=ErrorCode.CLIENT_APP_RAISED_EXCEPTION, reason=reason), reply_to=incoming)
+        finally:
+            if msg.metadata.message_type == MessageType.TRAIN:
+                self._trained[pid] = self._trained.get(pid, 0) + 1
 
     def push_messages(self, messages: Iterable[Message]) -> Iterable[str]:
         ids = []
@@ -96,7 +108,8 @@ class InProcessGrid(Grid):
 
 
 def run_federated(settings: FederatedSettings, num_clients: int, backend: Backend = "inprocess",
-                  drop_partitions: Sequence[int] = (), ray_num_cpus: int = 2) -> FederatedRun:
+                  drop_partitions: Sequence[int] = (), ray_num_cpus: int = 2,
+                  lose_after: Mapping[int, int] | None = None) -> FederatedRun:
     """Run ``settings`` with ``num_clients`` simulated clients and return the run's records."""
     from recaudit.federated.client_app import app as client_app
     from recaudit.federated.server_app import make_server_app, run_rounds
@@ -104,12 +117,13 @@ def run_federated(settings: FederatedSettings, num_clients: int, backend: Backen
     if settings.min_available_clients > num_clients:
         raise ValueError(f"min_available_clients={settings.min_available_clients} > num_clients={num_clients}")
     if backend == "inprocess":
-        grid = InProcessGrid(client_app, num_clients, drop_partitions)
+        grid = InProcessGrid(client_app, num_clients, drop_partitions, lose_after)
         return run_rounds(grid, settings, mode="inprocess")
     if backend != "ray":
         raise ValueError(f"backend must be 'inprocess' or 'ray', got {backend!r}")
-    if drop_partitions:
-        raise ValueError("drop_partitions is only supported by the in-process backend; use fail_partitions")
+    if drop_partitions or lose_after:
+        raise ValueError("drop_partitions / lose_after are only supported by the in-process backend; "
+                         "use fail_partitions")
     from flwr.simulation import run_simulation
 
     results: list[FederatedRun] = []
