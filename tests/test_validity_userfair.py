@@ -98,9 +98,10 @@ def test_fast_implicit_power_and_null():
 def test_full_power_fwer_coverage():
     assert V.fairllm_power(500, 20)["power"] >= 0.95
     assert V.implicit_power(50, 20)["power_js"] >= 0.95
-    f = V.fairllm_fwer(10, 40)
-    assert f["ci95_holm"][0] <= 0.05 and f["fwer_holm"] <= 0.075  # ≤ 0.05 within sampling error of 40 seeds
-    i = V.implicit_fwer(4, 40)
-    assert i["ci95"][0] <= 0.05 and i["fwer"] <= 0.075
+    # ≤ 0.05 within sampling error: the Clopper–Pearson interval over 60 seeds must reach 0.05
+    f = V.fairllm_fwer(10, 60)
+    assert f["ci95_holm"][0] <= 0.05 and f["fwer_holm"] <= 0.1
+    i = V.implicit_fwer(4, 60)
+    assert i["ci95"][0] <= 0.05 and i["fwer"] <= 0.1
     cov = V.fairllm_coverage(10, 150, n_draws=10000)
     assert all(0.93 <= c <= 0.97 for c in cov["coverage"].values()), cov

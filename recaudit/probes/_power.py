@@ -21,6 +21,8 @@ from typing import Sequence
 import numpy as np
 from scipy import stats as sps
 
+from recaudit.metrics.multiplicity import adjust
+
 ALPHA = 0.05
 POWER = 0.8
 TARGET_FLOOR = 0.01  # the default audit must reach p < 0.01 on a maximal effect (issue 17)
@@ -81,14 +83,7 @@ def disclose(floor_exact: float, n_permutations: int, null: np.ndarray | None, u
 
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:
     """Holm's step-down family-wise adjustment (None entries stay None and are not counted)."""
-    idx = [i for i, p in enumerate(pvalues) if p is not None]
-    out: list[float | None] = [None] * len(pvalues)
-    m = len(idx)
-    running = 0.0
-    for rank, i in enumerate(sorted(idx, key=lambda j: pvalues[j])):  # type: ignore[arg-type, return-value]
-        running = max(running, min(1.0, (m - rank) * float(pvalues[i])))  # type: ignore[arg-type]
-        out[i] = running
-    return out
+    return adjust(list(pvalues), "holm")
 
 
 def t_interval(x: np.ndarray, level: float, lo_bound: float = 0.0, hi_bound: float = 1.0) -> tuple[float, float, float]:

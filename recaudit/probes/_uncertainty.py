@@ -11,9 +11,14 @@ from recaudit.metrics.stats import Interval, bootstrap_ci
 
 def bootstrap_or_point(
     data: np.ndarray, statistic: Callable[[np.ndarray], float], n_resamples: int, level: float, seed: int,
-    method: str = "percentile",
+    method: str = "percentile", vectorized: bool = False,
 ) -> Interval:
-    """``bootstrap_ci`` over rows; with ``n_resamples == 0`` only the point estimate (low/high None)."""
+    """``bootstrap_ci`` over rows; with ``n_resamples == 0`` only the point estimate (low/high None).
+
+    ``vectorized``: ``statistic`` takes (resamples × rows × …) and returns one value per resample.
+    """
     if n_resamples == 0:
-        return Interval(float(statistic(data)), None, None, level, len(data))  # type: ignore[arg-type]
-    return bootstrap_ci(data, statistic, n_resamples, level, seed, method=method)  # type: ignore[arg-type]
+        value = np.asarray(statistic(np.asarray(data)[None]))[0] if vectorized else statistic(data)
+        return Interval(float(value), None, None, level, len(data))  # type: ignore[arg-type]
+    return bootstrap_ci(data, statistic, n_resamples, level, seed, method=method,  # type: ignore[arg-type]
+                        vectorized=vectorized)

@@ -41,7 +41,8 @@ from pydantic import Field, field_validator, model_validator
 from recaudit.adapters.base import Request, Response
 from recaudit.checks import CheckContext, CheckParams, Probe, register_check
 from recaudit.data.names import fairllm_default_names, load_fairllm_names, load_sensitive_attributes
-from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, similarity_curve, snsr, snsv
+from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, snsr, snsv
+from recaudit.metrics.ranking_batch import similarity_curves
 from recaudit.probes._prompt_data import check_placeholders, load_prompt_file, merge_overrides, slug
 from recaudit.probes._power import (
     T_MIN_N, TARGET_FLOOR, bootstrap_rows, disclose, holm, pvalue, range_null_within_blocks, t_interval,
@@ -509,15 +510,15 @@ def _similarity_tensors(cells, neutral_of, instructions, attrs, metrics, k, vari
     """metric -> attribute -> array (instructions × values × K) of metric@1..K vs the neutral list."""
     out: dict[str, dict[str, np.ndarray]] = {m: {} for m in metrics}
     for attr, values in attrs.items():
-        for m in metrics:
-            out[m][attr] = np.zeros((len(instructions), len(values), k))
-        for i, instr in enumerate(instructions):
-            neutral = neutral_of[instr].keys
-            for j, value in enumerate(values):
+        xs, ys = [], []
+        for instr in instructions:
+            for value in values:
                 parsed = cells.get((instr, attr, value))
-                sensitive = parsed.keys if parsed is not None else []
-                for m in metrics:
-                    out[m][attr][i, j] = similarity_curve(m, sensitive, neutral, k, variant)
+                xs.append(parsed.keys if parsed is not None else [])
+                ys.append(neutral_of[instr].keys)
+        curves = similarity_curves(metrics, xs, ys, k, variant)  # the same floats as similarity_curve per pair
+        for m in metrics:
+            out[m][attr] = curves[m].reshape(len(instructions), len(values), k)
     return out
 
 
