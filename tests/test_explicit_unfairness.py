@@ -62,8 +62,8 @@ def test_planted_gender_bias_is_found_and_a_fair_recommender_is_not_flagged():
     res = explicit_unfairness(inter, {"biased": GenderBiased(groups), "toppop": TopPop()}, k=10,
                               attributes=["gender"], n_permutations=500, seed=0)
     by = {m.name: m for m in res.metrics}
-    biased = by["explicit.biased.u_ndcg@10.gender"]
-    fair = by["explicit.toppop.u_ndcg@10.gender"]
+    biased = by["classical.biased.u_ndcg@10.gender"]
+    fair = by["classical.toppop.u_ndcg@10.gender"]
     assert biased.value > 0.2 and biased.p_value < 0.01 and biased.p_adj < 0.01
     assert fair.value < 0.1 and fair.p_value > 0.05
     assert biased.p_floor == pytest.approx(1 / 501) and not biased.underpowered
@@ -92,13 +92,13 @@ def test_attribute_group_popularity_uses_the_attribute():
     # knowing the gender helps when tastes are gendered: attribute-aware popularity ranks better
     rows = {(r["recommender"], r["group"]): r["ndcg@5"] for r in res.table.as_records()}
     assert rows[("attribute_pop", "F")] > rows[("toppop", "F")] and rows[("attribute_pop", "M")] > rows[("toppop", "M")]
-    assert np.isfinite(by["explicit.attribute_pop.u_mrr@5.gender"])
+    assert np.isfinite(by["classical.attribute_pop.u_mrr@5.gender"])
 
 
 def test_comparison_table_pairs_measures_and_groupings():
     imp = [MetricValue(name="implicit.u_ndcg@10.gender.movies", value=0.3, p_value=0.01)]
-    exp = [MetricValue(name="explicit.attribute_pop.gender.u_ndcg@10.gender", value=0.1, p_value=0.2),
-           MetricValue(name="explicit.toppop.u_mrr@10.gender", value=0.05, p_value=0.5)]
+    exp = [MetricValue(name="classical.attribute_pop.gender.u_ndcg@10.gender", value=0.1, p_value=0.2),
+           MetricValue(name="classical.toppop.u_mrr@10.gender", value=0.05, p_value=0.5)]
     table = comparison_table(imp, exp).as_records()
     assert len(table) == 1 and table[0]["classical"] == "attribute_pop.gender"
     assert table[0]["implicit_minus_explicit"] == pytest.approx(0.2)
@@ -108,3 +108,28 @@ def test_needs_user_attributes():
     inter = _world(0, n_users=4)
     with pytest.raises(ValueError, match="user attributes"):
         explicit_unfairness(Interactions(inter.frame), {"toppop": TopPop()})
+
+
+def _headlines(request) -> str:
+    return "\n".join(f"{i}. Football headline {'abcdefghij'[i]}" for i in range(1, 6))
+
+
+def test_implicit_probe_reports_the_classical_side_beside_its_own():
+    from recaudit.adapters.callable import CallableAdapter
+    from recaudit.checks import CheckContext
+    from recaudit.probes.implicit_names import ImplicitNamesProbe
+
+    params = dict(domains=["news"], locales=["en_US", "yo_NG"], conditions=["implicit"], k=5, n_names=2,
+                  n_bootstrap=0, n_permutations=100, category_method="keyword",
+                  classical=["toppop", "attribute_pop"], classical_attributes=["gender"])
+    probe = ImplicitNamesProbe(params)
+    assert "classical.*" in ImplicitNamesProbe.metric_names(probe.params)
+    res = probe.run(CheckContext(adapter=CallableAdapter(_headlines), interactions=_world(3)))
+    names = res.metric_names()
+    assert "classical.toppop.u_ndcg@10.gender" in names and "classical.attribute_pop.gender.u_mrr@10.gender" in names
+    table = next(t for t in res.tables if t.name == "implicit_vs_classical").as_records()
+    assert {r["classical"] for r in table} == {"toppop", "attribute_pop.gender"}
+    assert all(r["grouping"] == "gender" for r in table) and len(table) == 4  # 2 measures x 2 recommenders
+    assert any(PROTOCOL in n for n in res.notes)
+    with pytest.raises(ValueError, match="user attributes"):
+        ImplicitNamesProbe(params).run(CheckContext(adapter=CallableAdapter(_headlines)))

@@ -150,7 +150,7 @@ def explicit_unfairness(
                     extra = dict(p_value=pvalue(gap, null),
                                  **disclose(floor, n_permutations, null, "users", None).fields())
                 mv = MetricValue(
-                    name=f"explicit.{name}.{measure}.{attr}", value=gap, n=len(users), direction="lower_is_better",
+                    name=f"classical.{name}.{measure}.{attr}", value=gap, n=len(users), direction="lower_is_better",
                     variant=f"classical:{name}", description=f"max − min over {attr} groups of mean "
                     f"{measure.split('@')[0][2:].upper()}@{k} of {name} ({PROTOCOL})", **extra,
                 )
@@ -162,7 +162,7 @@ def explicit_unfairness(
                              float(mrr[members].mean())])
         for mv, adj in zip(family, holm([m.p_value for m in family])):
             mv.p_adj = adj
-            mv.p_adj_method = f"holm over {len(family)} tests (explicit.{name}.*)" if adj is not None else None
+            mv.p_adj_method = f"holm over {len(family)} tests (classical.{name}.*)" if adj is not None else None
     table = GroupTable(
         name="explicit_by_group", columns=["recommender", "attribute", "group", "n_users", f"ndcg@{k}", f"mrr@{k}"],
         rows=rows, description=f"Classical recommenders per user group; protocol: {PROTOCOL}.",
@@ -176,7 +176,7 @@ def comparison_table(implicit: Sequence[MetricValue], explicit: Sequence[MetricV
     for im in implicit:
         cond, measure, grouping = im.name.split(".")[:3]
         for ex in explicit:
-            parts = ex.name.split(".")  # explicit.<recommender (may hold dots)>.<measure>.<attribute>
+            parts = ex.name.split(".")  # classical.<recommender (may hold dots)>.<measure>.<attribute>
             at = next(i for i, part in enumerate(parts) if part.startswith("u_"))
             rec, ex_measure, attr = ".".join(parts[1:at]), parts[at], parts[-1]
             if ex_measure.split("@")[0] == measure.split("@")[0] and attr == grouping:
@@ -189,3 +189,32 @@ def comparison_table(implicit: Sequence[MetricValue], explicit: Sequence[MetricV
         rows=rows, description=f"Xu et al.'s comparison: the LLM's gap from names alone vs classical recommenders' gap "
         f"with attributes as inputs ({PROTOCOL}; K may differ: read the measure names).",
     )
+
+
+def build_recommenders(names: Sequence[str], users: pd.DataFrame, attributes: Sequence[str],
+                       seed: int = 0) -> dict[str, IndexedRecommender]:
+    """Baselines by name; ``attribute_pop`` expands to one attribute-group popularity per attribute."""
+    out: dict[str, IndexedRecommender] = {}
+    for name in names:
+        if name == "attribute_pop":
+            for attr in attributes:
+                out[f"attribute_pop.{attr}"] = AttributeGroupPop(user_groups(users, attr))
+        else:
+            out[name] = make_baseline(name, **({"seed": seed} if name == "bpr" else {}))
+    return out
+
+
+def classical_side(interactions: Interactions | None, names: Sequence[str], attributes: Sequence[str], k: int,
+                   n_permutations: int, seed: int, implicit: Sequence[MetricValue]) -> tuple[list[MetricValue], list[GroupTable], list[str]]:
+    """What the implicit-name probe adds for Xu et al.'s comparison: explicit metrics, tables, notes."""
+    if interactions is None or interactions.users is None:
+        raise ValueError("implicit_names.classical needs audit data with user attributes (e.g. MovieLens 100K u.user)")
+    recs = build_recommenders(names, interactions.users, attributes, seed)
+    res = explicit_unfairness(interactions, recs, k=k, attributes=attributes, n_permutations=n_permutations, seed=seed)
+    ranking = [m for m in implicit if m.name.split(".")[1].startswith(("u_ndcg", "u_mrr"))]
+    notes = [
+        f"Classical side (Xu et al.'s comparison): {', '.join(recs)} on {interactions.name}, {PROTOCOL}, K = {k}; "
+        "the LLM side's users are name-only users of the implicit prompts, so the two sides share the measure and "
+        "the attribute, not the people or the relevance labels.",
+    ]
+    return res.metrics, [res.table, comparison_table(ranking, res.metrics)], notes

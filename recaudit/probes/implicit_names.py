@@ -220,6 +220,13 @@ class ImplicitNamesParams(CheckParams):
     repetition_penalty: float = Field(1.0, gt=0)
     prompts: dict[str, Any] | None = Field(None, description="overrides of implicit_names_prompts.yaml")
     n_examples: int = Field(4, ge=0)
+    classical: list[Literal["toppop", "itemknn", "bpr", "attribute_pop"]] | None = Field(
+        None, description="Xu et al.'s comparison: classical recommenders fitted on the audit's interactions with user "
+        "attributes (MovieLens 100K u.user); their explicit U-NDCG/U-MRR beside the LLM's implicit ones",
+    )
+    classical_attributes: list[Literal["gender", "age", "occupation"]] = Field(
+        default_factory=lambda: ["gender", "age", "occupation"], min_length=1)
+    classical_k: int = Field(10, ge=1, le=100)
 
     @field_validator("domains", "group_by", "conditions", "locales")
     @classmethod
@@ -270,6 +277,8 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe):
         out = ["parse_rate.min", "parse_rate.mean"] + [f"grounded_rate.{d}" for d in params.domains]
         out += [f"{c}.{m}.{g}.{d}" for c in params.conditions for m in measures for g in params.group_by
                 for d in params.domains]
+        if params.classical:
+            out += ["classical.*"]
         if "implicit" in params.conditions:
             out += ["implicit.js.max"] + ([f"implicit.u_ndcg@{params.k}.max"] if params.n_interests else [])
         return out
@@ -444,6 +453,15 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe):
         ]
         if p.n_interests == 0:
             result.notes.append("n_interests = 0: no ground truth, so U-NDCG/U-MRR are not computed.")
+        if p.classical:
+            from recaudit.probes.explicit_unfairness import classical_side
+
+            implicit = [m for m in result.metrics if m.name.startswith("implicit.") and not m.name.endswith(".max")]
+            metrics, tables, notes = classical_side(ctx.interactions, p.classical, p.classical_attributes,
+                                                    p.classical_k, p.n_permutations, p.seed, implicit)
+            result.metrics += metrics
+            result.tables += tables
+            result.notes += notes
         return result
 
     def _mapper(self, domain: str, ctx: CheckContext) -> CategoryMapper:
