@@ -71,7 +71,7 @@ def disclose(floor_exact: float, n_permutations: int, null: np.ndarray | None, u
     if weak:
         why = "the permutation scheme" if floor_exact > alpha else f"{n_permutations} permutations"
         note = (f"underpowered: the smallest attainable p is {floor:.3g} > α {alpha:g} ({why}); "
-                f"needs {needed_n} {unit}" if needed_n else f"underpowered: p floor {floor:.3g} > α {alpha:g}")
+                f"needs {needed_n} {unit} to reach p < {TARGET_FLOOR:g}" if needed_n else f"underpowered: p floor {floor:.3g} > α {alpha:g}")
     else:
         note = f"p floor {floor:.3g} at {unit}; MDE at 80% power, α {alpha:g}: {mde:.3g} (normal shift of the null)" \
             if mde is not None else f"p floor {floor:.3g}"

@@ -47,7 +47,7 @@ from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer, parse
 from recaudit.probes._prompt_data import check_placeholders, load_prompt_file, merge_overrides
 from recaudit.probes._group_stats import batched_group_distance, batched_group_gap
 from recaudit.probes._power import (
-    T_MIN_N, TARGET_FLOOR, disclose, holm, pvalue, stratified_floor, stratified_permutations,
+    TARGET_FLOOR, disclose, holm, pvalue, stratified_floor, stratified_permutations,
 )
 from recaudit.probes._uncertainty import bootstrap_or_point
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
@@ -548,9 +548,10 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe):
                 out.append(MetricValue(
                     name=f"{condition}.{measure}.{grouping}.{domain}", value=value, ci_low=ci.low,
                     ci_high=ci.high, ci_level=p.ci_level, ci_method="bootstrap-percentile" if ci.low is not None else None,
-                    ci_unreliable=len(units) < 2 * T_MIN_N, n=len(units), direction="lower_is_better", variant=condition,
+                    ci_unreliable=True, n=len(units), direction="lower_is_better", variant=condition,
                     description=f"max − min over {grouping} groups of mean {measure.split('@')[0][2:].upper()}@{p.k} "
-                    f"(relevant = the stated interest's category), {condition} condition", **tested(value, null),
+                    f"(relevant = the stated interest's category), {condition} condition; the bootstrap interval of a "
+                    "gap is not validated by simulation (flagged unreliable): read the p-value", **tested(value, null),
                 ))
         return out
 
