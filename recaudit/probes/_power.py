@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import permutations
 from typing import Sequence
 
 import numpy as np
@@ -144,11 +143,14 @@ def stratified_floor(labels: np.ndarray, strata: np.ndarray) -> float:
         c = [int(np.sum(lab == g)) for g in groups]
         counts[s] = c
         log_arrangements += math.lgamma(len(lab) + 1) - sum(math.lgamma(x + 1) for x in c)
-    keep = 0
-    for perm in permutations(range(len(groups))):
-        if all(c[perm[j]] == c[j] for c in counts.values() for j in range(len(groups))):
-            keep += 1
-    return float(min(1.0, keep * math.exp(-log_arrangements)))
+    # a relabeling keeps every stratum's counts iff it maps each group to one with the same count
+    # vector: groups sharing a vector permute freely among themselves
+    signature: dict[tuple[int, ...], int] = {}
+    for j in range(len(groups)):
+        key = tuple(c[j] for c in counts.values())
+        signature[key] = signature.get(key, 0) + 1
+    log_keep = sum(math.lgamma(m + 1) for m in signature.values())
+    return float(min(1.0, math.exp(log_keep - log_arrangements)))
 
 
 def stratified_permutations(strata: np.ndarray, n_permutations: int, rng: np.random.Generator) -> np.ndarray:
