@@ -43,6 +43,7 @@ from recaudit.checks import CheckContext, CheckParams, Probe, register_check
 from recaudit.data.names import fairllm_default_names, load_fairllm_names, load_sensitive_attributes
 from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, snsr, snsv
 from recaudit.metrics.ranking_batch import similarity_curves
+from recaudit.probes._notebook_batch import notebook_curves
 from recaudit.probes._prompt_data import check_placeholders, load_prompt_file, merge_overrides, slug
 from recaudit.probes._power import (
     T_MIN_N, TARGET_FLOOR, bootstrap_rows, disclose, holm, pvalue, range_null_within_blocks, t_interval,
@@ -516,7 +517,10 @@ def _similarity_tensors(cells, neutral_of, instructions, attrs, metrics, k, vari
                 parsed = cells.get((instr, attr, value))
                 xs.append(parsed.keys if parsed is not None else [])
                 ys.append(neutral_of[instr].keys)
-        curves = similarity_curves(metrics, xs, ys, k, variant)  # the same floats as similarity_curve per pair
+        if variant == "fairllm-notebook":  # the default: batched here (ranking_batch loops pairs for it)
+            curves = notebook_curves(metrics, xs, ys, k)
+        else:
+            curves = similarity_curves(metrics, xs, ys, k, variant)  # the same floats as similarity_curve per pair
         for m in metrics:
             out[m][attr] = curves[m].reshape(len(instructions), len(values), k)
     return out

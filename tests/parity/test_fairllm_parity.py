@@ -166,3 +166,17 @@ def test_default_variant_equals_the_notebook_on_fixed_answers(probe_and_result):
     # the messy answers really exercise the cases: some lists are short, some SNSR are non-zero
     assert res.metric("parse_rate.min").value < 1.0
     assert res.metric(f"snsr.prag@{K}.max").value > 0.05
+
+
+def test_batched_notebook_curves_equal_the_per_pair_functions():
+    from recaudit.metrics.ranking import similarity_curve
+    from recaudit.probes._notebook_batch import notebook_curves
+
+    rng = random.Random(7)
+    pool = list("abcdefghij")
+    xs = [[rng.choice(pool) for _ in range(rng.choice([0, 1, 2, 6, 9]))] for _ in range(400)]
+    ys = [[rng.choice(pool) for _ in range(rng.choice([0, 1, 4, 9]))] for _ in range(400)]
+    got = notebook_curves(["jaccard", "serp", "prag"], xs, ys, 9)
+    for metric, arr in got.items():
+        ref = np.array([similarity_curve(metric, x, y, 9, "fairllm-notebook") for x, y in zip(xs, ys)])
+        np.testing.assert_allclose(arr, ref, atol=1e-12, rtol=0)
