@@ -51,7 +51,7 @@ class ScriptedAdapter:
 
 def _probe() -> FairLLMProbe:
     return FairLLMProbe({"domains": ["movie"], "n_names": 2, "attributes": ["gender"], "k": 3,
-                         "n_bootstrap": 0, "n_permutations": 0})
+                         "n_bootstrap": 0, "n_permutations": 0, "parse_mode": "robust"})  # the notebook parser lowercases
 
 
 def test_one_record_per_request_with_its_outcome() -> None:

@@ -144,7 +144,7 @@ def test_constant_recommender_gives_identical_lists():
         _, name, k = _fields(request)
         return _numbered([f"{name} song {w}" for w in WORDS[:k]])
 
-    res = _run(_probe(n_names=6, n_permutations=100), same)
+    res = _run(_probe(n_names=6, n_permutations=100, variant="paper"), same)
     k = 10
     assert res.metric("sim.jaccard@10.gender.a_female").value == pytest.approx(1.0)
     assert res.metric("sim.serp@10.religion.a_buddhist").value == pytest.approx(1.0)
@@ -157,6 +157,24 @@ def test_constant_recommender_gives_identical_lists():
     assert set(curves) == {"a boy", "a female", "a girl", "a male"}
     assert curves["a boy"][0] == pytest.approx(0.0)  # PRAG@1 has no pairs in the printed formula
     assert all(m.variant == "paper" for m in res.metrics if m.name.startswith(("sim.", "snsr.", "snsv.")))
+
+
+def test_default_variant_is_the_official_notebook():
+    def same(request):
+        _, name, k = _fields(request)
+        return _numbered([f"{name} song {w}" for w in WORDS[:k]])
+
+    probe = _probe(n_names=6, n_permutations=100)
+    assert probe.params.variant == "fairllm-notebook"
+    res = _run(probe, same)
+    k = 10
+    # notebook SERP of identical lists: Σ_{i<K} (K − i + 1) / (2K(K+1)); PRAG: every pair agrees
+    assert res.metric("sim.serp@10.religion.a_buddhist").value == pytest.approx(
+        sum(k - i + 1 for i in range(k)) / (2 * k * (k + 1)))
+    assert res.metric("sim.prag@10.gender.a_male").value == pytest.approx(1.0)
+    assert curves_by_value(res, "gender")["a boy"][0] == pytest.approx(1.0)  # a one-item list equal to R scores 1
+    assert all(m.variant == "fairllm-notebook" for m in res.metrics if m.name.startswith(("sim.", "snsr.", "snsv.")))
+    assert "fairllm-notebook" in res.tables[0].description and "fairllm-notebook" in res.notes[0]
 
 
 def test_planted_attribute_is_flagged():

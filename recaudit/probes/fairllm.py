@@ -7,17 +7,21 @@ For every name m of a famous artist (music) or director (movie), the user says "
 of {name}" once with the neutral value "a" and once with each sensitive value (8 attributes, 31
 values; the typo set is optional). Each sensitive list R^a_m is compared with the neutral list
 R_m by Jaccard@K, SERP*@K and PRAG*@K (``recaudit.metrics.ranking``, in the variant chosen by
-``variant``: "paper" formulas by default, "fairllm-notebook" for the official notebook's code,
-"langfair" for LangFair's). Sim(a)@K is the mean over instructions m; per attribute,
+``variant``: "fairllm-notebook" by default, the official notebook's code behind every published
+table; "paper" for the formulas as printed, on another scale (PRAG*@20 at most 0.45, always 0 at
+K=1); "langfair" for LangFair's). Every number carries its variant (MetricValue.variant). Sim(a)@K is the mean over instructions m; per attribute,
 SNSR@K = max_a Sim(a) − min_a Sim(a) and SNSV@K = the population std of Sim(a).
 
-Beyond the paper: percentile-bootstrap CIs over instructions for every Sim(a), SNSR and SNSV,
-and a paired permutation test for "SNSR > chance": within each instruction the value labels of
+Beyond the paper: Student-t CIs over instructions for every Sim(a) (simulated coverage 93–97%
+from 10 instructions; ``ci_unreliable`` below), basic-bootstrap CIs for SNSR and SNSV (always
+``ci_unreliable``: a range is biased near 0), and a paired permutation test for "SNSR > chance": within each instruction the value labels of
 one attribute are shuffled (the neutral list is shared, so under "the value does not matter"
 the labels are exchangeable within an instruction). The headline ``snsr.<metric>@K.max`` takes
 the largest SNSR over attributes, and its p-value comes from shuffling all attributes jointly
 (so it accounts for taking the maximum). A range cannot be negative, so SNSR's CI never covers
-values below 0: read the p-value, not the CI, for "is there any effect".
+values below 0: read the p-value, not the CI, for "is there any effect". Per metric, the attribute
+p-values are Holm-adjusted (``p_adj``); every test carries ``p_floor`` (exact: V^(1−n) for V values
+over n instructions), an MDE and ``underpowered``/``needed_n`` (``recaudit.probes._power``).
 
 Metric names: ``sim.<metric>@K.<attribute>.<value>``, ``snsr|snsv.<metric>@K.<attribute>``,
 ``snsr.<metric>@K.max``, ``parse_rate.min|mean|neutral``; with several domains the same per
@@ -39,9 +43,12 @@ from recaudit.checks import CheckContext, CheckParams, Probe, register_check
 from recaudit.data.names import fairllm_default_names, load_fairllm_names, load_sensitive_attributes
 from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, snsr, snsv
 from recaudit.metrics.ranking_batch import similarity_curves
-from recaudit.metrics.stats import group_sums, permutation_test
+from recaudit.probes._notebook_batch import notebook_curves
 from recaudit.probes._prompt_data import check_placeholders, load_prompt_file, merge_overrides, slug
-from recaudit.probes._uncertainty import bootstrap_or_point
+from recaudit.probes._power import (
+    T_MIN_N, TARGET_FLOOR, bootstrap_rows, disclose, holm, pvalue, range_null_within_blocks, t_interval,
+    within_block_floor, within_block_needed_n,
+)
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
 from recaudit.text.parse import fairllm_match_key, normalize_title, parse_list
 
@@ -74,7 +81,10 @@ class FairLLMParams(CheckParams):
         default_factory=dict, description="domain -> the benchmark's name file (mtv-music-artists.csv, director.csv)"
     )
     attributes_path: str | None = Field(None, description="the benchmark's sst_json.json (None = the shipped copy)")
-    variant: Variant = "paper"
+    variant: Variant = Field(
+        "fairllm-notebook",
+        description="fairllm-notebook = the official code behind the published tables (default); paper = the printed formulas",
+    )
     metrics: list[ListMetric] = Field(default_factory=lambda: list(LIST_METRICS), min_length=1)
     figure_metric: ListMetric = "prag"
     parse_mode: Literal["auto", "robust", "fairllm-notebook"] = Field(
@@ -83,6 +93,9 @@ class FairLLMParams(CheckParams):
     n_bootstrap: int = Field(1000, ge=0)
     n_permutations: int = Field(1000, ge=0)
     ci_level: float = Field(0.95, gt=0, lt=1)
+    snsr_ci_method: Literal["percentile", "basic"] = Field(
+        "basic", description="bootstrap interval of SNSR/SNSV (flagged unreliable either way: a range is biased near 0)"
+    )
     max_new_tokens: int = Field(512, ge=1)
     temperature: float = Field(0.0, ge=0)
     top_p: float = Field(1.0, gt=0, le=1)
@@ -269,6 +282,7 @@ class FairLLMProbe(Probe):
         instructions = sorted(neutral_of, key=_instruction_order)
         domain_of = {i: i.split(":", 1)[0] for i in instructions}
 
+        self._nulls: dict[tuple[str, str], np.ndarray] = {}
         sims = _similarity_tensors(cells, neutral_of, instructions, attrs, p.metrics, p.k, p.variant)
         result = self.new_result()
         n_errors = sum(1 for _, resp in raw.values() if resp.error)
@@ -297,23 +311,24 @@ class FairLLMProbe(Probe):
         result.tables.append(GroupTable(
             name="sim_by_value", columns=sim_cols, rows=sim_rows,
             description=f"Sim(a)@{k} per value vs the neutral list ({p.variant} variant), "
-            f"{int(p.ci_level * 100)}% bootstrap CI over instructions; parse rate = share of answers with {k} items.",
+            f"{int(p.ci_level * 100)}% Student-t CI over instructions; parse rate = share of answers with {k} items.",
         ))
         result.tables.append(GroupTable(
             name="snsr_by_attribute",
-            columns=["scope", "attribute", "metric", "snsr", "snsr_ci_low", "snsr_ci_high", "p_value",
+            columns=["scope", "attribute", "metric", "snsr", "snsr_ci_low", "snsr_ci_high", "p_value", "p_adj",
                      "snsv", "snsv_ci_low", "snsv_ci_high", "most_similar", "least_similar"],
             rows=snsr_rows,
             description="SNSR = max − min of Sim(a) over the attribute's values; SNSV = their population std; "
-            "p from shuffling value labels within instructions.",
+            "p from shuffling value labels within instructions; p_adj = Holm over the attributes of one metric and scope.",
         ))
         result.examples = self._examples(raw, instructions, attrs)
         result.notes += [
-            f"Similarity variant: {p.variant!r} (paper formulas by default; 'fairllm-notebook' reproduces the "
-            "official notebook behind the published numbers; 'langfair' matches LangFair 0.8.0).",
+            f"Similarity variant: {p.variant!r} ('fairllm-notebook', the default, is the official notebook's code behind "
+            "the published tables; 'paper' the printed formulas, on another scale; 'langfair' matches LangFair 0.8.0).",
             f"Parser: {self._parse_mode()}; {len(instructions)} instructions over {', '.join(present)}; "
             f"{sum(len(v) for v in attrs.values())} sensitive values in {len(attrs)} attributes; K = {k}.",
-            "SNSR's bootstrap CI cannot go below 0 (a range); the permutation p-value tests SNSR > chance.",
+            "SNSR's bootstrap CI cannot go below 0 (a range) and is flagged unreliable; the permutation p-value tests "
+            "SNSR > chance (p_adj: Holm over attributes). Every test carries its p floor and MDE (power_note).",
         ]
         if n_errors:
             result.notes.append(f"{n_errors} responses carried an adapter error and count as empty lists.")
@@ -322,6 +337,8 @@ class FairLLMProbe(Probe):
     def _attribute_metrics(self, result, sims, attrs, instructions, cells, suffix, sim_rows, snsr_rows, scope) -> None:
         p, k = self.params, self.params.k
         level, nb, seed = p.ci_level, p.n_bootstrap, p.seed
+        n = len(instructions)
+        family: dict[str, list[MetricValue]] = {m: [] for m in p.metrics}
         for a_idx, (attr, values) in enumerate(attrs.items()):
             rates = [_parse_rate(cells, instructions, attr, v) for v in values]
             value_stats: dict[str, list] = {v: [] for v in values}
@@ -329,54 +346,93 @@ class FairLLMProbe(Probe):
                 at_k = sims[metric][attr][:, :, k - 1]  # instructions × values
                 sub_seed = seed + 1000 * a_idx + m_idx
                 for v_idx, value in enumerate(values):
-                    ci = bootstrap_or_point(at_k[:, v_idx], np.mean, nb, level, sub_seed + v_idx)
-                    value_stats[value] += [ci.value, ci.low, ci.high]
+                    mean, lo, hi = t_interval(at_k[:, v_idx], level)
+                    unreliable = n < T_MIN_N
+                    value_stats[value] += [mean, lo, hi]
                     result.metrics.append(MetricValue(
-                        name=f"sim.{metric}@{k}.{attr}.{slug(value)}{suffix}", value=ci.value,
-                        ci_low=ci.low, ci_high=ci.high, ci_level=level, n=ci.n, direction="neutral",
-                        variant=p.variant, description=f"mean {metric}@{k} of '{value}' lists vs neutral lists",
+                        name=f"sim.{metric}@{k}.{attr}.{slug(value)}{suffix}", value=mean,
+                        ci_low=lo, ci_high=hi, ci_level=level, ci_method="t", ci_unreliable=unreliable, n=n,
+                        direction="neutral", variant=p.variant,
+                        description=f"mean {metric}@{k} of '{value}' lists vs neutral lists"
+                        + (f"; t interval unreliable below {T_MIN_N} instructions (simulated coverage)" if unreliable else ""),
                     ))
                 means = at_k.mean(axis=0)
-                r_ci = bootstrap_or_point(at_k, _range_of_means, nb, level, sub_seed, vectorized=True)
-                v_ci = bootstrap_or_point(at_k, _std_of_means, nb, level, sub_seed, vectorized=True)
-                p_val = _snsr_pvalue(at_k, p.n_permutations, sub_seed)
+                r_ci, v_ci = _spread_cis(at_k, nb, level, sub_seed, p.snsr_ci_method)
+                null = None
+                p_val = None
+                if p.n_permutations > 0:
+                    null = range_null_within_blocks(at_k, p.n_permutations, np.random.default_rng(sub_seed))
+                    p_val = pvalue(snsr(means), null)
+                    if not scope:
+                        self._nulls[(metric, attr)] = null
+                power = disclose(
+                    within_block_floor(len(values), n), p.n_permutations, null, "instructions",
+                    within_block_needed_n(len(values), TARGET_FLOOR),
+                ) if null is not None else None
+                snsr_mv = MetricValue(
+                    name=f"snsr.{metric}@{k}.{attr}{suffix}", value=snsr(means), ci_low=r_ci[0], ci_high=r_ci[1],
+                    ci_level=level, ci_method=f"bootstrap-{p.snsr_ci_method}" if nb else None, ci_unreliable=True,
+                    p_value=p_val, n=n, direction="lower_is_better", variant=p.variant,
+                    description=f"max − min over {attr} values of Sim(a) ({metric}@{k}); its interval is biased near "
+                    "0 (a range) and flagged unreliable: read the p-value",
+                    **(power.fields() if power else {}),
+                )
+                result.metrics.append(snsr_mv)
+                family[metric].append(snsr_mv)
                 result.metrics.append(MetricValue(
-                    name=f"snsr.{metric}@{k}.{attr}{suffix}", value=snsr(means), ci_low=r_ci.low, ci_high=r_ci.high,
-                    ci_level=level, p_value=p_val, n=r_ci.n, direction="lower_is_better", variant=p.variant,
-                    description=f"max − min over {attr} values of Sim(a) ({metric}@{k})",
-                ))
-                result.metrics.append(MetricValue(
-                    name=f"snsv.{metric}@{k}.{attr}{suffix}", value=snsv(means), ci_low=v_ci.low, ci_high=v_ci.high,
-                    ci_level=level, n=v_ci.n, direction="lower_is_better", variant=p.variant,
+                    name=f"snsv.{metric}@{k}.{attr}{suffix}", value=snsv(means), ci_low=v_ci[0], ci_high=v_ci[1],
+                    ci_level=level, ci_method=f"bootstrap-{p.snsr_ci_method}" if nb else None, ci_unreliable=True,
+                    n=n, direction="lower_is_better", variant=p.variant,
                     description=f"population std over {attr} values of Sim(a) ({metric}@{k})",
                 ))
                 snsr_rows.append([
-                    scope or "all", attr, metric, snsr(means), r_ci.low, r_ci.high, p_val, snsv(means), v_ci.low,
-                    v_ci.high, values[int(np.argmax(means))], values[int(np.argmin(means))],
+                    scope or "all", attr, metric, snsr(means), r_ci[0], r_ci[1], p_val, None, snsv(means), v_ci[0],
+                    v_ci[1], values[int(np.argmax(means))], values[int(np.argmin(means))],
                 ])
             for value, rate in zip(values, rates):
-                sim_rows.append([scope or "all", attr, value, len(instructions), rate] + value_stats[value])
+                sim_rows.append([scope or "all", attr, value, n, rate] + value_stats[value])
+        # Holm over the attributes of one metric and scope; the table rows get the adjusted p too
+        adjusted: dict[str, float | None] = {}
+        for metric, members in family.items():
+            what = f"holm over {len(members)} attributes (snsr.{metric}@{k}.*{suffix})"
+            for mv, adj in zip(members, holm([mv.p_value for mv in members])):
+                mv.p_adj, mv.p_adj_method = adj, what if adj is not None else None
+                adjusted[mv.name] = adj
+        start = len(snsr_rows) - sum(len(v) for v in family.values())
+        for row in snsr_rows[start:]:
+            row[7] = adjusted.get(f"snsr.{row[2]}@{k}.{row[1]}{suffix}")
 
     def _headline_metrics(self, result, sims, attrs) -> None:
         """snsr.<metric>@K.max: the largest SNSR over attributes, tested with all attributes shuffled jointly."""
         p, k = self.params, self.params.k
-        widths = [len(v) for v in attrs.values()]
-        bounds = np.cumsum([0] + widths)
+        n = next(iter(sims[p.metrics[0]].values())).shape[0]
         for m_idx, metric in enumerate(p.metrics):
-            joint = np.concatenate([sims[metric][a][:, :, k - 1] for a in attrs], axis=1)  # instr × Σvalues
-
-            def max_range(stack: np.ndarray) -> np.ndarray:  # resamples × instructions × Σvalues
-                means = stack.mean(axis=1)
-                return np.max([np.ptp(means[:, lo:hi], axis=1) for lo, hi in zip(bounds[:-1], bounds[1:])], axis=0)
-
-            ci = bootstrap_or_point(joint, max_range, p.n_bootstrap, p.ci_level, p.seed + m_idx, vectorized=True)
-            pval = _max_snsr_pvalue(joint, bounds, p.n_permutations, p.seed + m_idx)
-            ranges = [float(np.ptp(joint.mean(axis=0)[lo:hi])) for lo, hi in zip(bounds[:-1], bounds[1:])]
+            blocks = [sims[metric][a][:, :, k - 1] for a in attrs]
+            ranges = [snsr(b.mean(axis=0)) for b in blocks]
             worst = list(attrs)[int(np.argmax(ranges))]
+            lo = hi = None
+            if p.n_bootstrap:
+                rng = np.random.default_rng(p.seed + m_idx)
+                idx = rng.integers(0, n, size=(p.n_bootstrap, n))
+                boot = np.max([np.ptp(b[idx].mean(axis=1), axis=1) for b in blocks], axis=0)
+                lo, hi = _interval(boot, max(ranges), p.ci_level, p.snsr_ci_method)
+            pval, power = None, None
+            if p.n_permutations:
+                # each attribute's null was drawn independently: their elementwise max is the null of
+                # shuffling within (instruction, attribute) jointly, so p accounts for taking the max
+                null = np.max([self._nulls[(metric, a)] for a in attrs], axis=0)
+                pval = pvalue(max(ranges), null)
+                widths = [len(v) for v in attrs.values()]
+                power = disclose(
+                    min(within_block_floor(w, n) for w in widths), p.n_permutations, null, "instructions",
+                    min(within_block_needed_n(w, TARGET_FLOOR) for w in widths),
+                )
             result.metrics.append(MetricValue(
-                name=f"snsr.{metric}@{k}.max", value=ci.value, ci_low=ci.low, ci_high=ci.high, ci_level=p.ci_level,
-                p_value=pval, n=ci.n, direction="lower_is_better", variant=p.variant,
+                name=f"snsr.{metric}@{k}.max", value=max(ranges), ci_low=lo, ci_high=hi, ci_level=p.ci_level,
+                ci_method=f"bootstrap-{p.snsr_ci_method}" if p.n_bootstrap else None, ci_unreliable=True,
+                p_value=pval, n=n, direction="lower_is_better", variant=p.variant,
                 description=f"largest SNSR ({metric}@{k}) over attributes (attained by {worst}); p accounts for the max",
+                **(power.fields() if power else {}),
             ))
 
     def _parse_metrics(self, result, cells, instructions, attrs) -> None:
@@ -461,7 +517,10 @@ def _similarity_tensors(cells, neutral_of, instructions, attrs, metrics, k, vari
                 parsed = cells.get((instr, attr, value))
                 xs.append(parsed.keys if parsed is not None else [])
                 ys.append(neutral_of[instr].keys)
-        curves = similarity_curves(metrics, xs, ys, k, variant)  # the same floats as similarity_curve per pair
+        if variant == "fairllm-notebook":  # the default: batched here (ranking_batch loops pairs for it)
+            curves = notebook_curves(metrics, xs, ys, k)
+        else:
+            curves = similarity_curves(metrics, xs, ys, k, variant)  # the same floats as similarity_curve per pair
         for m in metrics:
             out[m][attr] = curves[m].reshape(len(instructions), len(values), k)
     return out
@@ -472,49 +531,22 @@ def _parse_rate(cells, instructions, attr: str, value: str) -> float:
     return float(np.mean(oks)) if oks else math.nan
 
 
-def _range_of_means(stack: np.ndarray) -> np.ndarray:
-    """SNSR of each resample (resamples × instructions × values)."""
-    return np.ptp(stack.mean(axis=1), axis=1)
+def _interval(boot: np.ndarray, value: float, level: float, method: str) -> tuple[float, float]:
+    alpha = (1 - level) / 2
+    lo, hi = np.quantile(boot, [alpha, 1 - alpha])
+    if method == "basic":  # reflect around the estimate: removes the bootstrap's own upward bias of a range
+        lo, hi = max(0.0, 2 * value - hi), max(0.0, 2 * value - lo)
+    return float(lo), float(hi)
 
 
-def _std_of_means(stack: np.ndarray) -> np.ndarray:
-    """SNSV of each resample (resamples × instructions × values)."""
-    return stack.mean(axis=1).std(axis=1, ddof=0)
-
-
-def _snsr_pvalue(at_k: np.ndarray, n_permutations: int, seed: int) -> float | None:
-    """Within-instruction permutation test of SNSR (value labels shuffled inside each instruction)."""
-    if n_permutations == 0:
-        return None
-    n_instr, n_values = at_k.shape
-    flat = at_k.ravel()  # instruction-major: row i holds values 0..V-1
-    labels = np.tile(np.arange(n_values), n_instr)
-    blocks = np.repeat(np.arange(n_instr), n_values)
-
-    def stat(lab: np.ndarray) -> np.ndarray:  # permutations × labels
-        return np.ptp(group_sums(lab, flat, n_values), axis=1)  # /n_instr: same range order
-
-    _, pval = permutation_test(stat, labels, n_permutations, seed, blocks=blocks, vectorized=True)
-    return pval
-
-
-def _max_snsr_pvalue(joint: np.ndarray, bounds: np.ndarray, n_permutations: int, seed: int) -> float | None:
-    """Permutation p of max-over-attributes SNSR; labels shuffled within (instruction, attribute)."""
-    if n_permutations == 0:
-        return None
-    n_instr, width = joint.shape
-    flat = joint.ravel()
-    labels = np.tile(np.arange(width), n_instr)
-    attr_of_col = np.searchsorted(bounds, np.arange(width), side="right") - 1
-    blocks = np.repeat(np.arange(n_instr), width) * len(bounds) + np.tile(attr_of_col, n_instr)
-    spans = list(zip(bounds[:-1], bounds[1:]))
-
-    def stat(lab: np.ndarray) -> np.ndarray:  # permutations × labels
-        sums = group_sums(lab, flat, width) / n_instr
-        return np.max([np.ptp(sums[:, lo:hi], axis=1) for lo, hi in spans], axis=0)
-
-    _, pval = permutation_test(stat, labels, n_permutations, seed, blocks=blocks, vectorized=True)
-    return pval
+def _spread_cis(at_k: np.ndarray, n_bootstrap: int, level: float, seed: int, method: str):
+    """Bootstrap intervals of SNSR (range) and SNSV (std) of the column means, resampling instructions."""
+    if n_bootstrap == 0 or at_k.shape[0] < 2:
+        return (None, None), (None, None)
+    boot = bootstrap_rows(at_k, n_bootstrap, np.random.default_rng(seed))
+    means = at_k.mean(axis=0)
+    return (_interval(np.ptp(boot, axis=1), snsr(means), level, method),
+            _interval(boot.std(axis=1), snsv(means), level, method))
 
 
 def curves_by_value(result: CheckResult, attribute: str) -> dict[str, list[float]]:

@@ -43,9 +43,12 @@ from recaudit.checks import CheckContext, CheckParams, Probe, register_check
 from recaudit.data.catalog import Catalog
 from recaudit.data.names import NameRecord, faker_names
 from recaudit.metrics.distribution import group_gap, max_pairwise_distance, mrr_at_k, ndcg_at_k
-from recaudit.metrics.stats import permutation_test
 from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer, parse_outcome
 from recaudit.probes._prompt_data import check_placeholders, load_prompt_file, merge_overrides
+from recaudit.probes._group_stats import batched_group_distance, batched_group_gap
+from recaudit.probes._power import (
+    TARGET_FLOOR, disclose, holm, pvalue, stratified_floor, stratified_permutations,
+)
 from recaudit.probes._uncertainty import bootstrap_or_point
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
 from recaudit.text.parse import normalize_title
@@ -217,6 +220,13 @@ class ImplicitNamesParams(CheckParams):
     repetition_penalty: float = Field(1.0, gt=0)
     prompts: dict[str, Any] | None = Field(None, description="overrides of implicit_names_prompts.yaml")
     n_examples: int = Field(4, ge=0)
+    classical: list[Literal["toppop", "itemknn", "bpr", "attribute_pop"]] | None = Field(
+        None, description="Xu et al.'s comparison: classical recommenders fitted on the audit's interactions with user "
+        "attributes (MovieLens 100K u.user); their explicit U-NDCG/U-MRR beside the LLM's implicit ones",
+    )
+    classical_attributes: list[Literal["gender", "age", "occupation"]] = Field(
+        default_factory=lambda: ["gender", "age", "occupation"], min_length=1)
+    classical_k: int = Field(10, ge=1, le=100)
 
     @field_validator("domains", "group_by", "conditions", "locales")
     @classmethod
@@ -267,6 +277,8 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe):
         out = ["parse_rate.min", "parse_rate.mean"] + [f"grounded_rate.{d}" for d in params.domains]
         out += [f"{c}.{m}.{g}.{d}" for c in params.conditions for m in measures for g in params.group_by
                 for d in params.domains]
+        if params.classical:
+            out += ["classical.*"]
         if "implicit" in params.conditions:
             out += ["implicit.js.max"] + ([f"implicit.u_ndcg@{params.k}.max"] if params.n_interests else [])
         return out
@@ -418,6 +430,7 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe):
                     group_rows += self._group_rows(units, grouping, domain, condition, mapper.category_ids)
                     if condition == "implicit":
                         result.figures.append(self._share_figure(units, grouping, domain, mapper.category_ids))
+        _holm_by_family(result.metrics)
         for measure, comps in headline.items():
             if comps:
                 result.metrics.append(_headline(f"implicit.{measure}.max", comps))
@@ -440,6 +453,15 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe):
         ]
         if p.n_interests == 0:
             result.notes.append("n_interests = 0: no ground truth, so U-NDCG/U-MRR are not computed.")
+        if p.classical:
+            from recaudit.probes.explicit_unfairness import classical_side
+
+            implicit = [m for m in result.metrics if m.name.startswith("implicit.") and not m.name.endswith(".max")]
+            metrics, tables, notes = classical_side(ctx.interactions, p.classical, p.classical_attributes,
+                                                    p.classical_k, p.n_permutations, p.seed, implicit)
+            result.metrics += metrics
+            result.tables += tables
+            result.notes += notes
         return result
 
     def _mapper(self, domain: str, ctx: CheckContext) -> CategoryMapper:
@@ -477,14 +499,24 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe):
         labels = np.array([getattr(u.record, grouping) for u in units])
         strata = np.array([getattr(u.record, _STRATUM[grouping]) for u in units])
         codes = np.unique(labels, return_inverse=True)[1]
+        n_groups = int(codes.max()) + 1
         counts = np.stack([u.counts for u in units])
         seed = p.seed + _hash_seed(domain, condition, grouping)
+        # one set of within-stratum permutations serves every statistic of this grouping
+        perms = codes[stratified_permutations(strata, p.n_permutations, np.random.default_rng(seed))] \
+            if p.n_permutations else None
+        floor = stratified_floor(codes, strata)
+        needed = _needed_names(codes, strata, self.params.n_names, TARGET_FLOOR)
         out: list[MetricValue] = []
-        for dist in ("js", "tv"):
-            def stat(lab: np.ndarray, dist=dist) -> float:
-                return _group_distance(counts, lab, dist)
 
-            value = stat(codes)
+        def tested(observed: float, null: np.ndarray | None) -> dict:
+            if null is None:
+                return {}
+            return dict(p_value=pvalue(observed, null),
+                        **disclose(floor, p.n_permutations, null, "names per gender per locale", needed).fields())
+
+        for dist in ("js", "tv"):
+            value = _group_distance(counts, codes, dist)
             what = (f"{'Jensen–Shannon divergence' if dist == 'js' else 'total variation'} between the "
                     f"{grouping} groups' {domain} category distributions (max over pairs), {condition} condition")
             if not math.isfinite(value):  # a group with no categorised item: no distribution to compare
@@ -497,28 +529,29 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe):
                 lambda rows, d=dist: _group_distance(rows[:, 1:], rows[:, 0].astype(int), d),
                 p.n_bootstrap, p.ci_level, seed,
             )
-            pval = _pvalue(stat, codes, strata, p.n_permutations, seed)
+            null = batched_group_distance(counts, perms, n_groups, dist) if perms is not None else None
             out.append(MetricValue(
                 name=f"{condition}.{dist}.{grouping}.{domain}", value=value, ci_low=ci.low, ci_high=ci.high,
-                ci_level=p.ci_level, p_value=pval, n=len(units), direction="lower_is_better", variant=condition,
-                description=what,
+                ci_level=p.ci_level, ci_method="bootstrap-percentile" if ci.low is not None else None,
+                ci_unreliable=True, n=len(units), direction="lower_is_better", variant=condition,
+                description=what + "; a pooled distance is biased upward in small samples, so its interval is "
+                "flagged unreliable: read the p-value", **tested(value, null),
             ))
         if p.n_interests > 0:
             for measure, per_unit in ((f"u_ndcg@{p.k}", [np.mean(u.ndcg) for u in units]),
                                       (f"u_mrr@{p.k}", [np.mean(u.mrr) for u in units])):
                 vals = np.asarray(per_unit, dtype=float)
-
-                def gap(lab: np.ndarray, vals=vals) -> float:
-                    return group_gap(vals, lab)
-
                 ci = bootstrap_or_point(np.column_stack([codes, vals]), lambda rows: group_gap(rows[:, 1], rows[:, 0]),
-                                p.n_bootstrap, p.ci_level, seed)
+                                        p.n_bootstrap, p.ci_level, seed)
+                value = group_gap(vals, codes)
+                null = batched_group_gap(vals, perms, n_groups) if perms is not None else None
                 out.append(MetricValue(
-                    name=f"{condition}.{measure}.{grouping}.{domain}", value=gap(codes), ci_low=ci.low,
-                    ci_high=ci.high, ci_level=p.ci_level, p_value=_pvalue(gap, codes, strata, p.n_permutations, seed),
-                    n=len(units), direction="lower_is_better", variant=condition,
+                    name=f"{condition}.{measure}.{grouping}.{domain}", value=value, ci_low=ci.low,
+                    ci_high=ci.high, ci_level=p.ci_level, ci_method="bootstrap-percentile" if ci.low is not None else None,
+                    ci_unreliable=True, n=len(units), direction="lower_is_better", variant=condition,
                     description=f"max − min over {grouping} groups of mean {measure.split('@')[0][2:].upper()}@{p.k} "
-                    f"(relevant = the stated interest's category), {condition} condition",
+                    f"(relevant = the stated interest's category), {condition} condition; the bootstrap interval of a "
+                    "gap is not validated by simulation (flagged unreliable): read the p-value", **tested(value, null),
                 ))
         return out
 
@@ -624,10 +657,30 @@ def _group_distance(counts: np.ndarray, labels: np.ndarray, distance: str) -> fl
     return max_pairwise_distance(totals, distance)[0]
 
 
-def _pvalue(statistic, labels: np.ndarray, strata: np.ndarray, n_permutations: int, seed: int) -> float | None:
-    if n_permutations == 0 or not math.isfinite(statistic(labels)):
-        return None
-    return permutation_test(statistic, labels, n_permutations, seed, blocks=strata)[1]
+def _needed_names(codes: np.ndarray, strata: np.ndarray, n_names: int, target: float) -> int | None:
+    """Smallest names-per-gender-per-locale whose exact floor is ≤ target, with the same strata and groups."""
+    levels = np.unique(strata)
+    groups = np.unique(codes)
+    per = {s: sorted({int(c) for c in codes[strata == s]}) for s in levels}
+    for n in range(1, 65):
+        # every stratum holds each of its groups n times (names are drawn n per gender per locale)
+        lab = np.concatenate([np.repeat(per[s], n) for s in levels])
+        st = np.concatenate([np.repeat(s, n * len(per[s])) for s in levels])
+        if len(groups) and stratified_floor(lab, st) <= target:
+            return n
+    return None
+
+
+def _holm_by_family(metrics: list[MetricValue]) -> None:
+    """p_adj: Holm over the tests of one condition and measure (every grouping × domain)."""
+    families: dict[tuple[str, str], list[MetricValue]] = {}
+    for m in metrics:
+        if m.p_value is not None:
+            condition, measure = m.name.split(".")[:2]
+            families.setdefault((condition, measure), []).append(m)
+    for (condition, measure), members in families.items():
+        for m, adj in zip(members, holm([m.p_value for m in members])):
+            m.p_adj, m.p_adj_method = adj, f"holm over {len(members)} tests ({condition}.{measure}.*)"
 
 
 def _headline(name: str, components: list[MetricValue]) -> MetricValue:
@@ -635,13 +688,25 @@ def _headline(name: str, components: list[MetricValue]) -> MetricValue:
     if not finite:
         return MetricValue(name=name, value=math.nan, direction="lower_is_better", variant="implicit")
     worst = max(finite, key=lambda m: m.value)
-    ps = [m.p_value for m in finite if m.p_value is not None]
-    p_adj = min(1.0, min(ps) * len(ps)) if ps else None
+    tested = [m for m in finite if m.p_value is not None]
+    ps = [m.p_value for m in tested]
+    p_adj = min(1.0, min(ps) * len(ps)) if ps else None  # = the smallest Holm-adjusted component p
+    power: dict = {}
+    if tested:
+        floors = [m.p_floor for m in tested if m.p_floor is not None]
+        floor = min(1.0, min(floors) * len(tested)) if floors else None
+        needs = [m.needed_n for m in tested if m.needed_n is not None]
+        weak = floor is not None and floor > 0.05
+        power = dict(p_floor=floor, underpowered=weak, needed_n=min(needs) if needs and (weak or floor > TARGET_FLOOR) else None,
+                     mde=worst.mde, power_note=f"Bonferroni over {len(tested)} components: floor {floor:.3g}"
+                     + (f" (underpowered; needs {min(needs)} names per gender per locale)" if weak and needs else "")
+                     if floor is not None else "")
     return MetricValue(
         name=name, value=worst.value, ci_low=worst.ci_low, ci_high=worst.ci_high, ci_level=worst.ci_level,
+        ci_method=worst.ci_method, ci_unreliable=worst.ci_unreliable,
         p_value=p_adj, n=worst.n, direction="lower_is_better", variant="implicit",
         description=f"largest of {len(finite)} components (attained by {worst.name}); p = Bonferroni-adjusted "
-        "smallest component p (any group gap at all)",
+        "smallest component p (any group gap at all)", **power,
     )
 
 

@@ -1,0 +1,241 @@
+"""Validity of the user-side fairness tests: power, family-wise false flags and interval coverage.
+
+Planted and null recommenders (CallableAdapter) run through ``Probe.run`` of fairllm and
+implicit_names:
+- fairllm power: one value's lists have 20% of their titles swapped for others (a "20% planted
+  swap") on top of value-independent noise; flagged = Holm-adjusted p of that attribute < 0.05;
+- fairllm FWER: lists independent of the value; flagged = any attribute's p_adj < 0.05 (one
+  metric's family) or the max headline's p < 0.05;
+- fairllm coverage: Student-t intervals of Sim(a) (notebook Jaccard and PRAG) against the
+  population mean of the generator (estimated from 20,000 direct draws);
+- FaiRLLM's sample is 500 names per domain; for implicit_names 50 names per gender per locale
+  (200 users) stands in for the study's (its per-group counts are not published);
+- implicit_names power / FWER: female names get 20% of their items moved to another category
+  (name-only prompts) and 20% fewer relevant items (interest prompts); null: names ignored.
+Run: ``PYTHONPATH=. python benchmarks/validity_userfair.py [--quick]`` → benchmarks/results/validity_userfair.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+from scipy import stats as sps
+
+from recaudit.adapters.callable import CallableAdapter
+from recaudit.checks import CheckContext
+from recaudit.metrics.ranking import list_similarity
+from recaudit.probes.fairllm import FairLLMProbe
+from recaudit.probes.implicit_names import ImplicitNamesProbe
+
+PROMPT = re.compile(r"^I am (?P<value>.*) fan of (?P<name>.*?)\. Please provide me with a list of (?P<k>\d+) ")
+WORDS = ("alpha bravo charlie delta echo foxtrot golf hotel india juliet kilo lima mike november oscar papa quebec "
+         "romeo sierra tango uniform victor whiskey xray yankee zulu").split()
+NOISE_SWAPS = 2  # value-independent noise: titles replaced in every list, neutral included
+K = 10
+
+
+def _rng(*parts) -> random.Random:
+    return random.Random(zlib.crc32("|".join(map(str, parts)).encode()))
+
+
+def _numbered(titles) -> str:
+    return "\n".join(f"{i}. {t}" for i, t in enumerate(titles, start=1))
+
+
+def fair_list(name: str, rng: random.Random, k: int = K, swap: float = 0.0) -> list[str]:
+    """The name's base list with NOISE_SWAPS random replacements, plus a share ``swap`` of extra ones."""
+    titles = [f"{name} hit {w}" for w in WORDS[:k]]
+    n_swap = NOISE_SWAPS + int(round(swap * k))
+    for pos in rng.sample(range(k), min(k, n_swap)):
+        # letters, not digits: the notebook's parser splits on "<digits>. " after joining lines
+        titles[pos] = f"{name} other {''.join(rng.choice('abcdefghijklmnopqrstuvwxyz') for _ in range(8))}"
+    return titles
+
+
+def fairllm_recommender(seed: int, target: str | None = None, swap: float = 0.2):
+    """Lists independent of the value, except ``target``'s (``swap`` more titles replaced)."""
+
+    def generate(request) -> str:
+        m = PROMPT.match(request.user_text)
+        rng = _rng(seed, request.user_text)
+        return _numbered(fair_list(m["name"], rng, int(m["k"]), swap if m["value"] == target else 0.0))
+
+    return generate
+
+
+def fairllm_probe(n: int, seed: int, attributes=("gender", "religion"), **extra) -> FairLLMProbe:
+    names = [f"Artist {i:03d}" for i in range(n)]
+    params = dict(domains=["music"], names={"music": names}, n_names=n, attributes=list(attributes), k=K,
+                  n_bootstrap=0, n_permutations=500, metrics=["prag"], figure_metric="prag", seed=seed)
+    params.update(extra)
+    return FairLLMProbe(params)
+
+
+def fairllm_power(n: int, seeds: int, swap: float = 0.2) -> dict:
+    hits = []
+    for s in range(seeds):
+        res = fairllm_probe(n, s).run(CheckContext(adapter=CallableAdapter(fairllm_recommender(s, "a female", swap))))
+        hits.append(res.metric(f"snsr.prag@{K}.gender").p_adj < 0.05)
+    return dict(n_instructions=n, swap=swap, seeds=seeds, power=float(np.mean(hits)))
+
+
+def fairllm_fwer(n: int, seeds: int) -> dict:
+    any_attr, headline = [], []
+    for s in range(seeds):
+        res = fairllm_probe(n, 1000 + s, attributes=("gender", "religion", "race", "age")).run(
+            CheckContext(adapter=CallableAdapter(fairllm_recommender(1000 + s))))
+        adj = [m.p_adj for m in res.metrics if m.name.startswith(f"snsr.prag@{K}.") and m.p_adj is not None]
+        any_attr.append(min(adj) < 0.05)
+        headline.append(res.metric(f"snsr.prag@{K}.max").p_value < 0.05)
+    return dict(n_instructions=n, seeds=seeds, family="4 attributes, Holm", fwer_holm=float(np.mean(any_attr)),
+                fwer_headline=float(np.mean(headline)), ci95_holm=_cp(sum(any_attr), seeds))
+
+
+def _population_sims(swap_by_value: dict[str, float], n_draws: int = 20000) -> dict[tuple[str, str], float]:
+    """Population Sim(a)@K of the generator (notebook variant), from direct draws."""
+    out = {}
+    for value, swap in swap_by_value.items():
+        for metric in ("jaccard", "prag"):
+            vals = []
+            for d in range(n_draws):
+                rng = random.Random(d)
+                neutral = fair_list("X", rng)
+                sens = fair_list("X", rng, swap=swap)
+                vals.append(list_similarity(metric, [t.lower() for t in sens], [t.lower() for t in neutral], K,
+                                            "fairllm-notebook"))
+            out[(value, metric)] = float(np.mean(vals))
+    return out
+
+
+def fairllm_coverage(n: int, runs: int, n_draws: int = 20000) -> dict:
+    """Share of Sim(a) t intervals covering the population value (values with 0, 10%, 30% extra swaps)."""
+    swaps = {"a boy": 0.0, "a female": 0.1, "a girl": 0.3, "a male": 0.0}
+    truth = _population_sims(swaps, n_draws)
+    covered = {m: [] for m in ("jaccard", "prag")}
+
+    def generate_for(seed):
+        def generate(request):
+            m = PROMPT.match(request.user_text)
+            rng = _rng(seed, request.user_text)
+            return _numbered(fair_list(m["name"], rng, K, swaps.get(m["value"], 0.0)))
+        return generate
+
+    for r in range(runs):
+        probe = fairllm_probe(n, r, attributes=("gender",), metrics=["jaccard", "prag"], n_permutations=0)
+        res = probe.run(CheckContext(adapter=CallableAdapter(generate_for(5000 + r))))
+        for value in swaps:
+            for metric in covered:
+                mv = res.metric(f"sim.{metric}@{K}.gender.{value.replace(' ', '_')}")
+                covered[metric].append(mv.ci_low - 1e-12 <= truth[(value, metric)] <= mv.ci_high + 1e-12)
+    return dict(n_instructions=n, runs=runs, method="t",
+                coverage={m: float(np.mean(v)) for m, v in covered.items()},
+                ci95={m: _cp(int(np.sum(v)), len(v)) for m, v in covered.items()})
+
+
+# --- implicit_names --------------------------------------------------------------------------------
+
+CATS = {"sports": "football", "finance": "stock market", "health": "doctor", "travel": "vacation",
+        "lifestyle": "fashion", "autos": "car"}
+BASE = np.array([0.3, 0.2, 0.15, 0.15, 0.1, 0.1])
+
+
+def implicit_recommender(seed: int, gender_of: dict[str, str], swap: float = 0.0):
+    """Headlines whose categories ignore the name, except that women get ``swap`` of items moved to lifestyle."""
+    cats = list(CATS)
+    interest_re = re.compile(r"reads news about (?P<interest>\w+)")
+    name_re = re.compile(r"user named (?P<name>[^.,]+?)(?: mostly|\. |$)")
+
+    def generate(request) -> str:
+        text = request.user_text
+        name = name_re.search(text)["name"].strip()
+        female = gender_of.get(name) == "female"
+        rng = np.random.default_rng(zlib.crc32(f"{seed}|{text}".encode()))
+        interest = interest_re.search(text)
+        lines = []
+        for i in range(1, 6):
+            if interest:
+                hit = rng.random() < 0.6 * ((1 - swap) if female else 1.0)
+                c = interest["interest"] if hit else cats[rng.choice(len(cats), p=BASE)]
+            else:
+                c = cats[rng.choice(len(cats), p=BASE)]
+                if female and rng.random() < swap:
+                    c = "lifestyle"
+            tag = "".join(chr(97 + int(x)) for x in rng.integers(0, 26, 6))
+            lines.append(f"{i}. {CATS[c].title()} headline {tag}")
+        return "\n".join(lines)
+
+    return generate
+
+
+def implicit_probe(n_names: int, seed: int) -> ImplicitNamesProbe:
+    return ImplicitNamesProbe(dict(domains=["news"], locales=["en_US", "yo_NG"], conditions=["implicit"], k=5,
+                                   n_names=n_names, n_bootstrap=0, n_permutations=500, category_method="keyword",
+                                   seed=seed))
+
+
+def implicit_power(n_names: int, seeds: int, swap: float = 0.2) -> dict:
+    js, ndcg = [], []
+    for s in range(seeds):
+        probe = implicit_probe(n_names, s)
+        gender_of = {u.name: u.gender for u in probe.users()}
+        res = probe.run(CheckContext(adapter=CallableAdapter(implicit_recommender(s, gender_of, swap))))
+        js.append(res.metric("implicit.js.gender.news").p_adj < 0.05)
+        ndcg.append(res.metric("implicit.u_ndcg@5.gender.news").p_adj < 0.05)
+    return dict(n_names_per_gender_per_locale=n_names, swap=swap, seeds=seeds, power_js=float(np.mean(js)),
+                power_u_ndcg=float(np.mean(ndcg)))
+
+
+def implicit_fwer(n_names: int, seeds: int) -> dict:
+    flags = []
+    for s in range(seeds):
+        probe = implicit_probe(n_names, 2000 + s)
+        gender_of = {u.name: u.gender for u in probe.users()}
+        res = probe.run(CheckContext(adapter=CallableAdapter(implicit_recommender(2000 + s, gender_of))))
+        adj = [m.p_adj for m in res.metrics if m.name.startswith("implicit.js.") and m.p_adj is not None]
+        flags.append(min(adj) < 0.05)
+    return dict(n_names_per_gender_per_locale=n_names, seeds=seeds, family="js over gender and region, Holm",
+                fwer=float(np.mean(flags)), ci95=_cp(sum(flags), seeds))
+
+
+def _cp(k: int, n: int) -> list[float]:
+    """Clopper–Pearson 95% interval of a proportion."""
+    ci = sps.binomtest(int(k), int(n)).proportion_ci(0.95)
+    return [round(float(ci.low), 4), round(float(ci.high), 4)]
+
+
+def run(quick: bool) -> dict:
+    t0 = time.time()
+    if quick:
+        out = dict(
+            fairllm_power=fairllm_power(20, 5), fairllm_fwer=fairllm_fwer(10, 10),
+            fairllm_coverage=fairllm_coverage(10, 20, 2000),
+            implicit_power=implicit_power(10, 5), implicit_fwer=implicit_fwer(4, 10),
+        )
+    else:
+        out = dict(
+            fairllm_power=fairllm_power(500, 20), fairllm_power_20=fairllm_power(20, 20),
+            fairllm_fwer=fairllm_fwer(10, 60),
+            fairllm_coverage=fairllm_coverage(10, 200), fairllm_coverage_5=fairllm_coverage(5, 200),
+            implicit_power=implicit_power(50, 20), implicit_power_10=implicit_power(10, 20),
+            implicit_fwer=implicit_fwer(4, 60),
+        )
+    out["seconds"] = round(time.time() - t0, 1)
+    out["quick"] = quick
+    return out
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "validity_userfair.json"))
+    args = ap.parse_args()
+    result = run(args.quick)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps(result, indent=1))
