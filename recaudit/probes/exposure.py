@@ -10,14 +10,22 @@ catalogue; over all users of one (strategy, role) cell, item i's exposure e_i is
 was recommended. Concentration of exposure (``recaudit.metrics.concentration``): Gini (↓, over
 the whole catalogue when ``include_unexposed``), HHI (↓), Shannon entropy in nats (↑), catalogue
 coverage (↑), and recency (median / std of release years). TopPop, ItemKNN and BPR-MF, fitted
-in-process on the same training split, give the same numbers on the same users. CIs are
-bootstraps over users (percentile; basic/reflected for entropy and HHI, whose plug-in estimates are
-biased on small samples and whose percentile intervals would miss the true value); for each strategy the change of Gini under every other role
-against the first one (``exposure.gini_change``) has a paired bootstrap CI.
+in-process on the same training split, give the same numbers on the same users.
+
+Uncertainty. The pooled statistics depend on how many users are pooled, so their estimand is
+θ_n, the expected value at this audit's n users; their intervals are delete-one jackknife
+t-intervals over users (``metrics.concentration``: the bootstrap's duplicated users bias pooled
+statistics), clipped to each statistic's range, with simulated coverage 93–97% at the default n
+and 4× (benchmarks/results/validity_itemfair.json). For each strategy, the change of Gini, HHI,
+entropy and coverage under every other role against the first one
+(``exposure.<stat>_change``, ``coverage_change``) has a paired jackknife interval and a
+two-sided label-swap test over users (each user's two lists swapped; exact over all 2^n swaps
+when they fit), Holm-adjusted per statistic across strategy × role pairs, with its exact p floor
+and minimum detectable effect. Recency summaries keep percentile-bootstrap CIs.
 
 Metric names: ``exposure.gini|hhi|entropy.<strategy>.<role>``, ``coverage.<strategy>.<role>``,
 ``recency.median_year|std_year.<strategy>.<role>``, ``grounded_rate|hit_rate.<strategy>.<role>``,
-``exposure.gini_change.<strategy>.<role>``, ``baseline.<name>.gini|hhi|entropy|coverage|median_year|std_year|hit_rate``,
+``exposure.gini_change|hhi_change|entropy_change.<strategy>.<role>``, ``coverage_change.<strategy>.<role>``, ``baseline.<name>.gini|hhi|entropy|coverage|median_year|std_year|hit_rate``,
 ``history.median_year``.
 """
 
@@ -33,14 +41,19 @@ from recaudit.adapters.base import Request, Response
 from recaudit.checks import CheckContext, Probe, register_check
 from recaudit.data.catalog import Catalog
 from recaudit.metrics.concentration import (
+    STAT_NAMES,
     coverage,
     entropy,
     exposure_matrix,
     gini,
     hhi,
+    jackknife_change,
+    jackknife_interval,
     lorenz_curve,
     recency_from_exposure,
+    swap_test,
 )
+from recaudit.metrics.group import holm, p_floor_sign_flip
 from recaudit.probes._item_common import (
     GroundedAnswer,
     ItemProbeParams,
@@ -56,6 +69,7 @@ from recaudit.probes._item_common import (
     load_prompts,
     make_grounder,
     split_users,
+    test_fields,
     top_genres,
     training_interactions,
     validate_template,
@@ -66,9 +80,6 @@ from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, Metri
 from recaudit.text.parse import parse_list
 
 STRATEGIES = ("simple", "genre_focused", "diversify", "surprise", "motivate_reasoning", "cot")
-# plug-in estimates whose small-sample bias puts the percentile interval off the true value
-# (entropy low, HHI high): their CIs use the basic (reflected) bootstrap interval instead
-BIASED_PLUG_IN = ("hhi", "entropy")
 
 # Deldjoo 2024, ChatGPT with the plain recommender role (Gini, HHI, entropy), as in the spec.
 PUBLISHED_CHATGPT = {
@@ -231,8 +242,8 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
             rows=rows,
             description=f"Exposure over {len(ids)} catalogue items of {len(splits)} users' top-{p.k} lists; "
             f"Gini {'includes' if p.include_unexposed else 'excludes'} never-recommended items; entropy in nats; "
-            f"{int(p.ci_level * 100)}% bootstrap CIs over users (basic interval for entropy and HHI, which are biased "
-            "on small samples, so their CIs need not contain the plug-in estimate). Baseline rows: classical models on the same users.",
+            f"{int(p.ci_level * 100)}% jackknife t-intervals over users for Gini/HHI/entropy/coverage (of their "
+            "expected value at this many users). Baseline rows: classical models on the same users.",
         ))
         result.tables.append(self._published_table())
         self._grounding_table(result, cells)
@@ -253,12 +264,17 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
         }
 
     def _cell_metrics(self, mat: np.ndarray, years, seed: int) -> dict[str, tuple[float, float | None, float | None]]:
-        """Each statistic of the pooled exposure with a bootstrap CI over users (rows of ``mat``)."""
+        """Each pooled statistic with its interval: jackknife-t for Gini/HHI/entropy/coverage (see
+        ``metrics.concentration``: users resampled with replacement bias pooled statistics), the
+        percentile bootstrap over users for the recency summaries."""
         p = self.params
         out = {}
         for j, (key, fn) in enumerate(self._statistics(years).items()):
-            method = "basic" if key in BIASED_PLUG_IN else "percentile"
-            iv = bootstrap_or_point(mat, lambda m, fn=fn: fn(m.sum(axis=0)), p.n_bootstrap, p.ci_level, seed * 31 + j, method)
+            if key in STAT_NAMES:
+                iv = jackknife_interval(mat, key, p.ci_level, include_unexposed=p.include_unexposed)
+                out[key] = (iv.value, ci_or_none(iv.low), ci_or_none(iv.high))
+                continue
+            iv = bootstrap_or_point(mat, lambda m, fn=fn: fn(m.sum(axis=0)), p.n_bootstrap, p.ci_level, seed * 31 + j)
             out[key] = (iv.value, ci_or_none(iv.low), ci_or_none(iv.high))
         return out
 
@@ -276,9 +292,10 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
         for key, (prefix, direction, text) in spec.items():
             value, low, high = stats[key]
             name = f"baseline.{cell.label}.{key}" if baseline else f"{prefix}.{cell.strategy}.{cell.system}"
+            method = "jackknife-t" if key in STAT_NAMES else ("percentile-bootstrap" if self.params.n_bootstrap else None)
             result.metrics.append(MetricValue(
-                name=name, value=value, ci_low=low, ci_high=high, ci_level=level, n=n, direction=direction,
-                description=f"{text} — {cell.label}",
+                name=name, value=value, ci_low=low, ci_high=high, ci_level=level, ci_method=method, n=n,
+                direction=direction, description=f"{text} — {cell.label}",
             ))
         for key, value in extra.items():
             if baseline and key == "grounded_rate":
@@ -288,24 +305,37 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
                                               description=f"{key.replace('_', ' ')} — {cell.label}"))
 
     def _gini_changes(self, result: CheckResult, mats: dict[str, np.ndarray]) -> None:
-        """Gini under each other role minus under the first role, per strategy (paired bootstrap over users)."""
+        """Each statistic under every other role minus under the first, per strategy: a paired jackknife
+        t-interval and a two-sided label-swap test over users, Holm-adjusted per statistic across the
+        strategy × role pairs."""
         p = self.params
         if len(p.system_prompts) < 2:
             return
         first = p.system_prompts[0]
         inc = p.include_unexposed
-        for s_idx, strategy in enumerate(p.strategies):
-            for system in p.system_prompts[1:]:
-                pair = np.stack([mats[f"{strategy} · {first}"], mats[f"{strategy} · {system}"]], axis=1)
-
-                def delta(block: np.ndarray) -> float:
-                    return gini(block[:, 1].sum(axis=0), include_unexposed=inc) - gini(block[:, 0].sum(axis=0), include_unexposed=inc)
-
-                iv = bootstrap_or_point(pair, delta, p.n_bootstrap, p.ci_level, p.seed + 7 * s_idx)
+        pairs = [(s, r) for s in p.strategies for r in p.system_prompts[1:]]
+        for st_idx, stat in enumerate(STAT_NAMES):
+            rows = []
+            for pair_idx, (strategy, system) in enumerate(pairs):
+                a, b = mats[f"{strategy} · {first}"], mats[f"{strategy} · {system}"]
+                iv = jackknife_change(a, b, stat, p.ci_level, include_unexposed=inc)
+                test = (swap_test(a, b, stat, p.n_permutations, p.seed + 7 * pair_idx + st_idx, include_unexposed=inc)
+                        if p.n_permutations > 0 else None)
+                rows.append((strategy, system, iv, test))
+            adj = holm([t.p_value if t else np.nan for *_, t in rows])
+            prefix = "coverage_change" if stat == "coverage" else f"exposure.{stat}_change"
+            for (strategy, system, iv, test), p_adj in zip(rows, adj):
+                fields = {}
+                if test is not None:
+                    floor = p_floor_sign_flip(test.n_users, None if test.exact else test.n_flips)
+                    fields = test_fields(test.p_value, float(p_adj) if len(rows) > 1 else None, len(rows), floor,
+                                         test.null_sd, test.n_users, p.alpha, f"{stat} change")
                 result.metrics.append(MetricValue(
-                    name=f"exposure.gini_change.{strategy}.{system}", value=iv.value, ci_low=ci_or_none(iv.low),
-                    ci_high=ci_or_none(iv.high), ci_level=p.ci_level, n=iv.n, direction="lower_is_better",
-                    description=f"Gini with the {system!r} role minus with the {first!r} role ({strategy}); < 0 = fairer",
+                    name=f"{prefix}.{strategy}.{system}", value=iv.value, ci_low=ci_or_none(iv.low),
+                    ci_high=ci_or_none(iv.high), ci_level=p.ci_level, ci_method=iv.method, n=iv.n,
+                    direction="higher_is_better" if stat in ("entropy", "coverage") else "lower_is_better",
+                    description=f"{stat} with the {system!r} role minus with the {first!r} role ({strategy}); "
+                    "estimand: the expected change at this many users; p: label-swap test over users", **fields,
                 ))
 
     def _published_table(self) -> GroupTable:
@@ -399,8 +429,8 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
             f"last {p.history_len} liked items (rating > {p.liked_threshold}); k = {p.k}.",
             f"Baselines ({', '.join(p.baselines) or 'none'}) fitted on the training split ({len(train)} interactions), "
             "recommending unseen items only.",
-            "Gini/HHI/entropy/coverage are of the pooled exposure over users; bootstrap CIs resample users, and "
-            "resampling repeats users, so the CI of Gini may sit slightly above the point estimate.",
+            "Gini/HHI/entropy/coverage are of the pooled exposure over users and depend on how many are pooled: "
+            "their CIs (delete-one jackknife, t) are for the expected value at this many users.",
             "Published ChatGPT numbers (table published_deldjoo2024) come from another model and grounding; compare "
             "directions (which strategy concentrates more), not levels.",
         ]
