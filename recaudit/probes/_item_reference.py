@@ -102,3 +102,47 @@ def synthetic_world(
             rows.append((str(u), items[j].item_id, rating, 1_000_000 + u * 1000 + t))
     inter = Interactions(pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"]), name="synthetic")
     return Catalog(items, name="synthetic").with_popularity(inter), inter
+
+
+def popularity_swap(
+    base: GenerateFn, catalog: Catalog, bucket_of: Mapping[str, str], top_bucket: str, share: float = 0.2, seed: int = 0,
+    when: Callable[[Request], bool] | None = None,
+) -> GenerateFn:
+    """``base``'s lists with each title replaced, with probability ``share``, by a random ``top_bucket`` item.
+
+    A planted popularity bias of known size (``when`` limits it to some requests, e.g. one system role)."""
+    top = [it.title for it in catalog.items if bucket_of.get(it.item_id) == top_bucket]
+    by_title = {it.title: it for it in catalog.items}
+
+    def generate(request: Request) -> str:
+        lines = [line.split(". ", 1)[-1] for line in base(request).splitlines() if line.strip()]
+        if when is not None and not when(request):
+            return numbered(lines)
+        m = request.meta()
+        rng = user_rng(seed, f"{m.get('user_id', '')}|{m.get('strategy', '')}|{m.get('system', '')}", salt=4)
+        out, used = [], set(lines)
+        for t in lines:
+            if rng.random() < share and top:
+                pick = top[int(rng.integers(len(top)))]
+                if pick not in used and pick in by_title:
+                    used.add(pick)
+                    t = pick
+            out.append(t)
+        return numbered(out)
+
+    return generate
+
+
+def popularity_sampler(catalog: Catalog, k: int, seed: int = 0, power: float = 1.0) -> GenerateFn:
+    """k distinct items drawn ∝ (popularity + 1)^power, independently per (user, strategy, role, seed):
+    a recommender that ignores the role and strategy (the null of the exposure change tests)."""
+    titles = catalog.titles
+    w = (np.array([it.popularity for it in catalog.items], dtype=float) + 1.0) ** power
+    w = w / w.sum()
+
+    def generate(request: Request) -> str:
+        m = request.meta()
+        rng = user_rng(seed, f"{m.get('user_id', '')}|{m.get('strategy', '')}|{m.get('system', '')}", salt=5)
+        return numbered([titles[j] for j in rng.choice(len(titles), size=min(k, len(titles)), replace=False, p=w)])
+
+    return generate

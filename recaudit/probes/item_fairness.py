@@ -20,6 +20,7 @@ Metric names: ``gu.popularity.b<i>``, ``gu.genre.<genre>``, ``dgu|mgu.popularity
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -28,7 +29,15 @@ from pydantic import Field, model_validator
 from recaudit.adapters.base import Request, Response
 from recaudit.checks import AnswerMemo, CheckContext, Probe, register_check
 from recaudit.data.catalog import Catalog
-from recaudit.metrics.group import GroupUnfairnessReport, group_unfairness_report, gu_metric_frame, incidence_counts
+from recaudit.metrics.group import (
+    GroupTests,
+    GroupUnfairnessReport,
+    group_unfairness_report,
+    gu_metric_frame,
+    gu_tests,
+    holm,
+    incidence_counts,
+)
 from recaudit.probes._item_common import (
     GroundedAnswer,
     ItemProbeParams,
@@ -47,6 +56,7 @@ from recaudit.probes._item_common import (
     popularity_membership,
     split_users,
     sub_catalog,
+    test_fields,
     training_interactions,
     validate_template,
 )
@@ -55,6 +65,16 @@ from recaudit.probes._prompt_data import slug
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
 
 Grouping = Literal["popularity", "genre"]
+
+
+@dataclass(frozen=True)
+class _Tests:
+    """One grouping's sign-flip tests: raw results, per-group p (NaN for groups absent from both sides), Holm."""
+
+    raw: GroupTests
+    gu_p: np.ndarray
+    gu_adj: np.ndarray
+    family: int
 _MAX_EXAMPLE_CHARS = 1200
 
 
@@ -182,16 +202,19 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
                 result.notes.append(f"{grouping}: no grounded recommendation belongs to any group; GU not computed")
                 continue
             report = group_unfairness_report(rec, ref, groups, p.n_bootstrap, p.ci_level, p.seed + g_idx)
-            self._gu_metrics(result, grouping, report)
-            self._gu_table(result, grouping, report, rec, ref, cand_counts, membership, groups)
-            rows = {"model": report}
+            tests = self._tests(rec, ref, p.seed + g_idx)
+            self._gu_metrics(result, grouping, report, tests)
+            self._gu_table(result, grouping, report, rec, ref, cand_counts, membership, groups, tests)
+            rows = {"model": (report, tests)}
             for b_idx, (name, lists) in enumerate(base.items()):
                 b_rec = incidence_counts(lists, membership, groups)
-                b_rep = group_unfairness_report(b_rec, ref, groups, p.n_bootstrap, p.ci_level, p.seed + 100 * (b_idx + 1) + g_idx)
-                self._baseline_metrics(result, name, grouping, b_rep)
-                rows[name] = b_rep
+                b_seed = p.seed + 100 * (b_idx + 1) + g_idx
+                b_rep = group_unfairness_report(b_rec, ref, groups, p.n_bootstrap, p.ci_level, b_seed)
+                b_tests = self._tests(b_rec, ref, b_seed)
+                self._baseline_metrics(result, name, grouping, b_rep, b_tests)
+                rows[name] = (b_rep, b_tests)
             self._summary_table(result, grouping, rows)
-            figure_rows[grouping] = rows
+            figure_rows[grouping] = {name: rep for name, (rep, _) in rows.items()}
         self._figures(result, figure_rows)
         self._quality_metrics(result, answers, model_lists, splits, base)
         result.examples = self._examples(requests, responses, answers, by_user, splits)
@@ -216,33 +239,68 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
             return incidence_counts([cands[s.user_id] for s in splits], membership, groups)
         return incidence_counts([train.frame["item_id"].tolist()], membership, groups)[0]
 
-    def _gu_metrics(self, result: CheckResult, grouping: str, rep: GroupUnfairnessReport) -> None:
+    def _tests(self, rec: np.ndarray, ref: np.ndarray, seed: int) -> _Tests | None:
+        """Sign-flip tests over users (``metrics.group.gu_tests``) with Holm across the groups that occur."""
         p = self.params
-        common = dict(ci_level=rep.level, n=rep.n_users)
-        for g in rep.groups:
+        if p.n_permutations == 0:
+            return None
+        t = gu_tests(rec, ref, p.n_permutations, seed)
+        occurs = (rec.sum(axis=0) + (ref.sum(axis=0) if ref.ndim == 2 else ref)) > 0
+        raw = np.where(occurs, t.gu_p, np.nan)
+        return _Tests(t, raw, holm(raw), int(occurs.sum()))
+
+    def _fields(self, tests: _Tests | None, which: str, j: int | None = None) -> dict:
+        """MetricValue test fields of one GU (``which='gu'``, group ``j``), DGU or MGU test."""
+        if tests is None:
+            return {}
+        t, p = tests.raw, self.params
+        floor = t.p_floor
+        if which == "gu":
+            if not np.isfinite(tests.gu_p[j]):
+                return {}
+            return test_fields(float(tests.gu_p[j]), float(tests.gu_adj[j]), tests.family, floor,
+                               float(t.gu_null_sd[j]), t.n_users, p.alpha, "GU = 0 (fair null)")
+        value = t.dgu_p if which == "dgu" else t.mgu_p
+        sd = (t.dgu_null_q95 if which == "dgu" else t.mgu_null_q95) / 1.645  # one-sided: spread from the null's 95th pct
+        out = test_fields(value, None, 1, floor, sd, t.n_users, p.alpha, f"{which.upper()} against the fair null")
+        out["power_note"] += (f"; the fair null's 95th percentile of {which.upper()} at this n is "
+                              f"{(t.dgu_null_q95 if which == 'dgu' else t.mgu_null_q95):.3g} (its CI cannot cover 0)")
+        return out
+
+    def _gu_metrics(self, result: CheckResult, grouping: str, rep: GroupUnfairnessReport, tests: _Tests | None) -> None:
+        p = self.params
+        common = dict(ci_level=rep.level, n=rep.n_users, ci_method="percentile-bootstrap" if p.n_bootstrap else None)
+        for j, g in enumerate(rep.groups):
             label = g.group if grouping == "popularity" else slug(g.group)
             result.metrics.append(MetricValue(
                 name=f"gu.{grouping}.{label}", value=g.gu, ci_low=ci_or_none(g.ci_low), ci_high=ci_or_none(g.ci_high), direction="neutral",
                 description=f"share of {grouping} group {g.group!r} among recommendations minus among the {p.reference} "
-                "(> 0 over-recommended)", **common,
+                "(> 0 over-recommended); p: sign-flip test over users, Holm across groups", **common,
+                **self._fields(tests, "gu", j),
             ))
         result.metrics += [
             MetricValue(name=f"dgu.{grouping}", value=rep.dgu, ci_low=ci_or_none(rep.dgu_ci[0]), ci_high=ci_or_none(rep.dgu_ci[1]),
-                        direction="lower_is_better", description=f"max − min GU over {grouping} groups", **common),
+                        direction="lower_is_better", description=f"max − min GU over {grouping} groups; p: one-sided "
+                        "sign-flip test against the fair null", **common, **self._fields(tests, "dgu")),
             MetricValue(name=f"mgu.{grouping}", value=rep.mgu, ci_low=ci_or_none(rep.mgu_ci[0]), ci_high=ci_or_none(rep.mgu_ci[1]),
-                        direction="lower_is_better", description=f"mean |GU| over {grouping} groups", **common),
+                        direction="lower_is_better", description=f"mean |GU| over {grouping} groups; p: one-sided "
+                        "sign-flip test against the fair null", **common, **self._fields(tests, "mgu")),
         ]
 
-    def _baseline_metrics(self, result: CheckResult, name: str, grouping: str, rep: GroupUnfairnessReport) -> None:
+    def _baseline_metrics(self, result: CheckResult, name: str, grouping: str, rep: GroupUnfairnessReport,
+                          tests: _Tests | None) -> None:  # fmt: skip
         common = dict(ci_level=rep.level, n=rep.n_users, direction="lower_is_better")
         result.metrics += [
             MetricValue(name=f"baseline.{name}.dgu.{grouping}", value=rep.dgu, ci_low=ci_or_none(rep.dgu_ci[0]),
-                        ci_high=ci_or_none(rep.dgu_ci[1]), description=f"DGU ({grouping}) of the {name} baseline", **common),
+                        ci_high=ci_or_none(rep.dgu_ci[1]), description=f"DGU ({grouping}) of the {name} baseline",
+                        **common, **self._fields(tests, "dgu")),
             MetricValue(name=f"baseline.{name}.mgu.{grouping}", value=rep.mgu, ci_low=ci_or_none(rep.mgu_ci[0]),
-                        ci_high=ci_or_none(rep.mgu_ci[1]), description=f"MGU ({grouping}) of the {name} baseline", **common),
+                        ci_high=ci_or_none(rep.mgu_ci[1]), description=f"MGU ({grouping}) of the {name} baseline",
+                        **common, **self._fields(tests, "mgu")),
         ]
 
-    def _gu_table(self, result, grouping, rep: GroupUnfairnessReport, rec, ref, cand_counts, membership, groups) -> None:
+    def _gu_table(self, result, grouping, rep: GroupUnfairnessReport, rec, ref, cand_counts, membership, groups,
+                  tests: _Tests | None) -> None:  # fmt: skip
         """Per-group shares and GU from fairlearn's MetricFrame, with the bootstrap CI beside it."""
         by = gu_metric_frame(rec, ref, groups).by_group
         n_items = {g: 0 for g in groups}
@@ -255,13 +313,14 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
             tot = cand_counts.sum(axis=0)
             cand_share = tot / tot.sum() if tot.sum() else np.full(len(groups), np.nan)
         columns = ["group", "n_items", f"share_{self.params.reference}", "share_recommended", "gu", "gu_ci_low",
-                   "gu_ci_high", "sign"]
+                   "gu_ci_high", "p", "p_holm", "sign"]
         if cand_share is not None and self.params.reference != "candidates":
             columns.insert(3, "share_candidates")
         rows = []
         for j, g in enumerate(rep.groups):
             row = [g.group, n_items[g.group], float(by.loc[g.group, "share_reference"]),
-                   float(by.loc[g.group, "share_recommended"]), float(by.loc[g.group, "gu"]), g.ci_low, g.ci_high, g.sign]
+                   float(by.loc[g.group, "share_recommended"]), float(by.loc[g.group, "gu"]), g.ci_low, g.ci_high,
+                   *self._p_cells(tests, j), self._sign(g.gu, tests, j)]
             if "share_candidates" in columns:
                 row.insert(3, float(cand_share[j]))
             rows.append(row)
@@ -269,18 +328,34 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
         result.tables.append(GroupTable(
             name=f"gu_{grouping}", columns=columns, rows=rows,
             description=f"GU per {grouping} group ({order}); shares and GU via fairlearn MetricFrame, "
-            f"{int(rep.level * 100)}% bootstrap CI over {rep.n_users} users; sign: over/under when the CI excludes 0.",
+            f"{int(rep.level * 100)}% bootstrap CI over {rep.n_users} users; p: two-sided sign-flip test over users "
+            f"(fair null), p_holm: Holm across groups; sign: over/under when p_holm < {self.params.alpha:g}.",
         ))
 
-    def _summary_table(self, result, grouping: str, rows: dict[str, GroupUnfairnessReport]) -> None:
+    def _summary_table(self, result, grouping: str, rows: dict[str, tuple[GroupUnfairnessReport, _Tests | None]]) -> None:
+        def signs(r, t, want):
+            return ", ".join(g.group for j, g in enumerate(r.groups) if self._sign(g.gu, t, j) == want)
+
         result.tables.append(GroupTable(
             name=f"dgu_mgu_{grouping}",
-            columns=["recommender", "dgu", "dgu_ci_low", "dgu_ci_high", "mgu", "mgu_ci_low", "mgu_ci_high",
-                     "over_recommended", "under_recommended"],
-            rows=[[name, r.dgu, *r.dgu_ci, r.mgu, *r.mgu_ci, ", ".join(g.group for g in r.groups if g.sign == "over"),
-                   ", ".join(g.group for g in r.groups if g.sign == "under")] for name, r in rows.items()],
+            columns=["recommender", "dgu", "dgu_ci_low", "dgu_ci_high", "dgu_p", "mgu", "mgu_ci_low", "mgu_ci_high",
+                     "mgu_p", "over_recommended", "under_recommended"],
+            rows=[[name, r.dgu, *r.dgu_ci, None if t is None else t.raw.dgu_p, r.mgu, *r.mgu_ci,
+                   None if t is None else t.raw.mgu_p, signs(r, t, "over"), signs(r, t, "under")]
+                  for name, (r, t) in rows.items()],
             description=f"DGU and MGU over {grouping} groups: the model beside classical baselines on the same users.",
         ))
+
+    def _p_cells(self, tests: _Tests | None, j: int) -> list[float | None]:
+        if tests is None:
+            return [None, None]
+        return [ci_or_none(tests.gu_p[j]), ci_or_none(tests.gu_adj[j])]
+
+    def _sign(self, gu: float, tests: _Tests | None, j: int) -> str:
+        """over / under when the group's Holm-adjusted p is below α (CI signs without tests), else even."""
+        if tests is None or not np.isfinite(tests.gu_adj[j]) or tests.gu_adj[j] >= self.params.alpha:
+            return "even"
+        return "over" if gu > 0 else "under"
 
     def _figures(self, result: CheckResult, figure_rows: dict[str, dict[str, GroupUnfairnessReport]]) -> None:
         ref = self.params.reference
