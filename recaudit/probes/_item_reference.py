@@ -146,3 +146,45 @@ def popularity_sampler(catalog: Catalog, k: int, seed: int = 0, power: float = 1
         return numbered([titles[j] for j in rng.choice(len(titles), size=min(k, len(titles)), replace=False, p=w)])
 
     return generate
+
+
+def exposure_population(
+    n_items: int = 1682, k: int = 10, zipf: float = 0.9, n_clusters: int = 8, cluster_size: int = 120, seed: int = 123
+) -> Callable[[int, np.random.Generator, float], np.ndarray]:
+    """A population of users for interval-coverage simulations: ``draw(n, rng, shift)`` gives an (n, n_items)
+    0/1 matrix of n users' top-k lists, each drawn ∝ a Zipf popularity plus a taste cluster, sharpened
+    by ``(1 + shift)`` (shift > 0: more concentrated, a planted change)."""
+    rng0 = np.random.default_rng(seed)
+    pop = 1.0 / (1.0 + np.arange(n_items)) ** zipf
+    pop = pop / pop.sum()
+    clusters = [rng0.choice(n_items, cluster_size, replace=False) for _ in range(n_clusters)]
+
+    def draw(n: int, rng: np.random.Generator, shift: float = 0.0) -> np.ndarray:
+        out = np.zeros((n, n_items))
+        for u in range(n):
+            w = pop.copy()
+            c = clusters[int(rng.integers(n_clusters))]
+            w[c] += 0.5 / len(c)
+            w = w ** (1.0 + shift)
+            out[u, rng.choice(n_items, k, replace=False, p=w / w.sum())] = 1.0
+        return out
+
+    return draw
+
+
+def group_population(n_groups: int = 5, history: int = 10, k: int = 5, concentration: float = 2.0):
+    """Users for GU-test simulations: ``draw(n, rng, swap)`` gives (rec, ref) incidence counts, (n, n_groups)
+    each; history groups ~ the user's Dirichlet taste, recommendations a subsample of the history, each
+    moved to the last group (the most popular bucket) with probability ``swap`` (a planted bias)."""
+
+    def draw(n: int, rng: np.random.Generator, swap: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        rec, ref = np.zeros((n, n_groups)), np.zeros((n, n_groups))
+        for u in range(n):
+            pi = rng.dirichlet(np.full(n_groups, concentration))
+            h = rng.choice(n_groups, history, p=pi)
+            r = rng.choice(h, k, replace=False)
+            r = np.where(rng.random(k) < swap, n_groups - 1, r)
+            ref[u], rec[u] = np.bincount(h, minlength=n_groups), np.bincount(r, minlength=n_groups)
+        return rec, ref
+
+    return draw

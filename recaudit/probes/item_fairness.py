@@ -1,21 +1,30 @@
 """Item-side fairness (IFairLRS): does the recommender over-expose popular items and genres?
 
 Jiang, Zhang, Bao, Wang, Feng, He, "Item-side Fairness of Large Language Model-based
-Recommendation System", WWW 2024 (arXiv 2402.15215); generate-then-ground as in BIGRec (Bao et
-al. 2023, arXiv 2308.08434).
+Recommendation System", WWW 2024 (arXiv 2402.15215).
 
 For sampled users, the prompt shows the user's recent liked items and asks for k items, either
-freely (``mode: generate``; titles are grounded to the whole catalogue afterwards) or chosen
-from a seeded candidate set of the user's held-out positives and sampled negatives (``mode:
-candidates``; titles are grounded to that candidate set only). Items are grouped by training
-popularity into ``n_buckets`` equal-size buckets (``b0`` = least popular) and by genre. Per
-group g, GU(g) = share of g among recommended items − share among the reference items (the
+freely (``mode: generate``) or from a seeded candidate set of the user's held-out positives and
+sampled negatives (``mode: candidates``). The list is built as the official IFairLRS code builds it
+(``list_construction: k-nearest``, ``probes._item_nearest``): the first generated title is
+embedded — with the local model's own last-layer hidden state, or the MiniLM sentence encoder for
+endpoints (named in each metric's ``variant``) — and the K nearest catalogue (candidate) items form
+the list; nothing is dropped. recaudit's earlier construction, grounding every generated title on
+its own and dropping misses, is the named variant ``ground-titles`` (it is not BIGRec's: BIGRec
+and IFairLRS rank the catalogue by distance to one generated title). Items are grouped by
+training popularity into ``n_buckets`` equal-size buckets (``b0`` = least popular) and by genre.
+Per group g, GU(g) = share of g among recommended items − share among the reference items (the
 users' histories by default); DGU = max GU − min GU, MGU = mean |GU| (``recaudit.metrics.group``,
-genre shares by item–genre incidence). Percentile-bootstrap CIs resample users. The classical
-baselines (TopPop, ItemKNN, BPR-MF), fitted on the same training split, get the same numbers.
+genre shares by item–genre incidence), at K = k and at every K of ``ks`` (the paper reports
+several). Percentile-bootstrap CIs resample users. Tests (users as the unit): a two-sided
+sign-flip test per group of GU = 0, Holm-adjusted across groups (family-wise), and one-sided tests
+of DGU and MGU against the fair null (each user's recommended and history items exchangeable),
+each with its exact p floor and MDE. The classical baselines (TopPop, ItemKNN, BPR-MF), fitted on
+the same training split, get the same numbers.
 
 Metric names: ``gu.popularity.b<i>``, ``gu.genre.<genre>``, ``dgu|mgu.popularity|genre``,
-``baseline.<name>.dgu|mgu.popularity|genre``, ``grounded_rate``, ``parse_rate``, ``hit_rate``.
+``dgu|mgu@<K>.popularity|genre``, ``baseline.<name>.dgu|mgu.popularity|genre``, ``grounded_rate`` (ground-titles),
+``embedded_rate`` (k-nearest), ``parse_rate``, ``hit_rate``.
 """
 
 from __future__ import annotations
@@ -54,12 +63,14 @@ from recaudit.probes._item_common import (
     load_prompts,
     make_grounder,
     popularity_membership,
+    safe_title,
     split_users,
     sub_catalog,
     test_fields,
     training_interactions,
     validate_template,
 )
+from recaudit.probes._item_nearest import TitleEmbedder, first_title, llm_hidden_embedder, minilm_embedder, nearest_items
 from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer
 from recaudit.probes._prompt_data import slug
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
@@ -84,6 +95,14 @@ class ItemFairnessParams(ItemProbeParams):
     mode: Literal["generate", "candidates"] = Field(
         "generate", description="generate = free titles grounded to the catalogue (BIGRec); candidates = pick from a set"
     )
+    list_construction: Literal["k-nearest", "ground-titles"] = Field(
+        "k-nearest", description="k-nearest = the official code's: embed the first generated title, take the K nearest "
+        "items (nothing dropped); ground-titles = ground each generated title on its own, drop misses"
+    )
+    embedder: Literal["auto", "llm-hidden", "minilm"] = Field(
+        "auto", description="k-nearest embedding: auto = the local model's last-layer hidden state, else MiniLM"
+    )
+    ks: list[int] = Field(default_factory=lambda: [1, 5, 10, 20], description="list lengths K for DGU/MGU (dgu@K.*)")
     n_candidates: int = Field(20, ge=2, description="candidate-set size (held-out positives + sampled negatives)")
     negative_sampling: Literal["uniform", "popularity"] = "uniform"
     n_buckets: int = Field(5, ge=2, le=20, description="equal-size popularity buckets")
@@ -95,6 +114,8 @@ class ItemFairnessParams(ItemProbeParams):
 
     @model_validator(mode="after")
     def _consistent(self) -> "ItemFairnessParams":
+        if any(k < 1 for k in self.ks):
+            raise ValueError(f"ks must be positive list lengths, got {self.ks}")
         if self.reference == "candidates" and self.mode != "candidates":
             raise ValueError("reference 'candidates' needs mode 'candidates'")
         if self.mode == "candidates" and self.k > self.n_candidates:
@@ -106,7 +127,9 @@ class ItemFairnessParams(ItemProbeParams):
 class ItemFairnessProbe(ParsesAnswersEarly, Probe):
     """GU per popularity bucket and genre, DGU and MGU, beside classical baselines on the same users."""
 
-    min_usable = 0.7  # GU counts grounded items; ungrounded titles drop out of the group shares
+    # ground-titles: ungrounded titles drop out of the group shares; k-nearest: an answer is usable when
+    # its first title was embedded (its list then has K items), so the same floor is stricter per title
+    min_usable = 0.7
 
     title = "Item-side fairness: over-exposure of popular items and genres"
     risk = "fairness"
@@ -174,13 +197,25 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
         unknown = set(by_user) - {s.user_id for s in splits}
         if unknown:
             raise ValueError(f"responses for users outside the sample: {sorted(unknown)[:3]}")
-        answers = self._ground(catalog, splits, cands, by_user, self.take_answer_memo())
+        memo = self.take_answer_memo()
         index_of = {r.meta().get("user_id"): i for i, r in enumerate(requests)}
+        nearest = p.list_construction == "k-nearest"
+        if nearest:
+            answers, lists_at, embedder = self._nearest(ctx, catalog, splits, cands, by_user, memo)
+        else:
+            answers = self._ground(catalog, splits, cands, by_user, memo)
+            lists_at = {k: [a.items[:k] for a in answers] for k in self._ks() if k <= p.k}
+            embedder = None
         for s, a in zip(splits, answers):
             i = index_of.get(s.user_id)
             if i is not None and not responses[i].error:
-                self.mark(ctx, i, grounded_outcome(a), parse=a.parsed.items, grounded=[g.item_id for g in a.groundings])
+                if nearest:
+                    # usable = a generated title that was embedded (the K-nearest list then always has K items)
+                    self.mark(ctx, i, "usable" if a.items else "unparsed", parse=a.parsed.items, grounded=a.items)
+                else:
+                    self.mark(ctx, i, grounded_outcome(a), parse=a.parsed.items, grounded=[g.item_id for g in a.groundings])
         model_lists = [a.items for a in answers]
+        variant = f"k-nearest:{embedder}" if nearest else "ground-titles"
         train = training_interactions(interactions, splits)
         base = baseline_lists(ctx, p, train, splits, cands)
 
@@ -214,12 +249,81 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
                 self._baseline_metrics(result, name, grouping, b_rep, b_tests)
                 rows[name] = (b_rep, b_tests)
             self._summary_table(result, grouping, rows)
+            self._at_k_metrics(result, grouping, lists_at, membership, groups, ref, p.seed + g_idx, variant)
             figure_rows[grouping] = {name: rep for name, (rep, _) in rows.items()}
         self._figures(result, figure_rows)
-        self._quality_metrics(result, answers, model_lists, splits, base)
+        for m in result.metrics:
+            if m.name.startswith(("gu.", "dgu.", "mgu.", "gu@", "dgu@", "mgu@")):
+                m.variant = variant
+        self._quality_metrics(result, answers, model_lists, splits, base, nearest)
         result.examples = self._examples(requests, responses, answers, by_user, splits)
         result.notes += self._notes(splits, answers, train)
         return result
+
+    def _ks(self) -> list[int]:
+        return sorted(set(self.params.ks) | {self.params.k})
+
+    def embedder(self, ctx: CheckContext) -> TitleEmbedder:
+        """The model's own last-layer hidden state for a local model, MiniLM for endpoints (``embedder: auto``)."""
+        choice = self.params.embedder
+        if choice in ("auto", "llm-hidden"):
+            own = llm_hidden_embedder(ctx.adapter)
+            if own is not None:
+                return own
+            if choice == "llm-hidden":
+                raise ValueError("item_fairness: embedder 'llm-hidden' needs a local model adapter (kind hf/default); "
+                                 "use embedder: minilm for endpoints")
+        try:
+            from recaudit.text.embed import encoder_path
+
+            encoder_path()
+        except Exception as e:
+            raise ValueError(f"item_fairness: k-nearest list construction needs an embedder: {e}; "
+                             "or set list_construction: ground-titles") from None
+        return minilm_embedder()
+
+    def _nearest(self, ctx, catalog: Catalog, splits, cands, by_user, memo) -> tuple[list[GroundedAnswer], dict, str]:
+        """Embed each answer's first title and take the K nearest catalogue (or candidate) items, K up to max(ks)."""
+        p = self.params
+        emb = self.embedder(ctx)
+        parsed = [parse_answer(memo, by_user.get(s.user_id, Response(text="", error="no response")), p.k) for s in splits]
+        queries = [first_title(x.items) for x in parsed]
+        ids = catalog.ids
+        item_vecs = emb.embed([safe_title(it) for it in catalog.items])
+        asked = [j for j, q in enumerate(queries) if q is not None]
+        q_vecs = emb.embed([queries[j] for j in asked]) if asked else np.zeros((0, item_vecs.shape[1]))
+        k_max = max(self._ks())
+        lists: list[list[str]] = [[] for _ in splits]
+        if cands is None:
+            top = nearest_items(q_vecs, item_vecs, k_max) if asked else np.zeros((0, 0), dtype=int)
+            for row, j in enumerate(asked):
+                lists[j] = [ids[t] for t in top[row]]
+        else:
+            pos = {i: n for n, i in enumerate(ids)}
+            for row, j in enumerate(asked):
+                c = [pos[i] for i in cands[splits[j].user_id]]
+                near = nearest_items(q_vecs[row : row + 1], item_vecs[c], k_max)[0]
+                lists[j] = [ids[c[t]] for t in near]
+        answers = [GroundedAnswer(x, [], lst[: p.k]) for x, lst in zip(parsed, lists)]
+        return answers, {k: [lst[:k] for lst in lists] for k in self._ks()}, emb.name
+
+    def _at_k_metrics(self, result, grouping, lists_at, membership, groups, ref, seed, variant) -> None:
+        """DGU/MGU (with their tests) at every K of ``ks`` other than k (the paper reports several K)."""
+        p = self.params
+        for k, lists in lists_at.items():
+            if k == p.k:
+                continue
+            rec = incidence_counts(lists, membership, groups)
+            if rec.sum() == 0:
+                continue
+            rep = group_unfairness_report(rec, ref, groups, 0, p.ci_level, seed)
+            tests = self._tests(rec, ref, seed + 1000 * k)
+            for which, value in (("dgu", rep.dgu), ("mgu", rep.mgu)):
+                result.metrics.append(MetricValue(
+                    name=f"{which}@{k}.{grouping}", value=value, n=rep.n_users, direction="lower_is_better",
+                    description=f"{which.upper()} over {grouping} groups of the top-{k} lists ({variant})",
+                    **self._fields(tests, which),
+                ))
 
     def _ground(self, catalog: Catalog, splits, cands, by_user: dict[str, Response], memo: AnswerMemo) -> list[GroundedAnswer]:
         p = self.params
@@ -384,8 +488,13 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
                 "< 0: overlooked (Neg GU). Whiskers: bootstrap CI over users.",
             ))
 
-    def _quality_metrics(self, result, answers, model_lists, splits, base) -> None:
+    def _quality_metrics(self, result, answers, model_lists, splits, base, nearest: bool = False) -> None:
         n = len(answers)
+        if nearest:
+            result.metrics.append(MetricValue(
+                name="embedded_rate", value=float(np.mean([bool(a.items) for a in answers])) if answers else float("nan"),
+                n=n, direction="higher_is_better", description="share of answers whose first title was embedded (K-nearest lists)",
+            ))
         history_repeats = [np.mean([i in set(s.history) for i in items]) for items, s in zip(model_lists, splits) if items]
         result.metrics += [
             MetricValue(name="grounded_rate", value=grounded_rate(answers), n=n, direction="higher_is_better",
@@ -430,8 +539,12 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
             f"{p.liked_threshold}), {p.n_heldout} held out; k = {p.k}; reference = {p.reference}.",
             f"Popularity = interaction count in the training split ({len(train)} interactions), "
             f"{p.n_buckets} equal-size buckets by rank (b0 least popular).",
-            f"{ungrounded} parsed titles could not be grounded and were dropped (see the grounding table).",
         ]
+        if p.list_construction == "k-nearest":
+            notes.append("Lists: the K catalogue items nearest to the embedding of each answer's first title (the official "
+                         "IFairLRS construction; seen items not excluded; nothing dropped); see each metric's variant.")
+        else:
+            notes.append(f"{ungrounded} parsed titles could not be grounded and were dropped (see the grounding table).")
         if p.mode == "candidates":
             notes.append(f"Candidate sets: {p.n_candidates} items = held-out positives + {p.negative_sampling} negatives; "
                          "compare share_candidates with share_recommended to separate the sampler from the model.")
