@@ -264,3 +264,47 @@ def swap_test(a: np.ndarray, b: np.ndarray, stat: str, n_permutations: int = 200
     add = 0 if exact else 1
     p = (np.sum(np.abs(null) >= abs(observed) - 1e-12) + add) / (null.size + add)
     return SwapTest(observed, float(min(p, 1.0)), float(np.std(null)), n, int(flips.shape[0]), exact)
+
+
+# --- Deldjoo 2024's prompting-side measures: temporal stability and genre dominance -----------
+
+
+def list_jaccard(a: Sequence[str], b: Sequence[str]) -> float:
+    """Jaccard overlap of two recommendation lists as sets (1 when both are empty)."""
+    sa, sb = set(a), set(b)
+    return 1.0 if not sa and not sb else len(sa & sb) / len(sa | sb)
+
+
+def temporal_stability(runs: Sequence[Sequence[Sequence[str]]]) -> np.ndarray:
+    """Per-user stability over repeated runs of the same prompts: the mean Jaccard overlap of the user's
+    lists over all pairs of runs (``runs[r][u]`` = user u's list in run r); 1 = the same items every run."""
+    r = len(runs)
+    if r < 2:
+        raise ValueError("temporal stability needs at least two runs of the same prompts")
+    n = len(runs[0])
+    if any(len(run) != n for run in runs):
+        raise ValueError("every run must hold one list per user")
+    pairs = [(i, j) for i in range(r) for j in range(i + 1, r)]
+    return np.array([np.mean([list_jaccard(runs[i][u], runs[j][u]) for i, j in pairs]) for u in range(n)])
+
+
+def genre_shares(item_lists: Sequence[Sequence[str]], genres_of: Mapping[str, Sequence[str]], genres: Sequence[str]) -> np.ndarray:
+    """Share of each genre among the item–genre incidences of all lists pooled (NaN when there are none)."""
+    col = {g: j for j, g in enumerate(genres)}
+    counts = np.zeros(len(genres))
+    for items in item_lists:
+        for i in items:
+            for g in genres_of.get(i, ()):
+                if g in col:
+                    counts[col[g]] += 1
+    total = counts.sum()
+    return counts / total if total else np.full(len(genres), np.nan)
+
+
+def genre_dominance(shares_: np.ndarray) -> tuple[int, float]:
+    """(index, share) of the dominant genre: the one with the largest share of recommendations."""
+    s = np.asarray(shares_, dtype=float)
+    if not np.isfinite(s).any():
+        return -1, float("nan")
+    j = int(np.nanargmax(s))
+    return j, float(s[j])

@@ -53,6 +53,8 @@ from recaudit.metrics.concentration import (
     recency_from_exposure,
     swap_test,
 )
+from recaudit.metrics.accuracy import mean_over_users, ndcg_at_k, recall_at_k
+from recaudit.metrics.concentration import genre_dominance, genre_shares, temporal_stability
 from recaudit.metrics.group import holm, p_floor_sign_flip
 from recaudit.probes._item_common import (
     GroundedAnswer,
@@ -99,6 +101,8 @@ class ExposureParams(ItemProbeParams):
     include_unexposed: bool = Field(True, description="Gini over the whole catalogue (never-recommended items as zeros)")
     lorenz_points: int = Field(101, ge=3, description="points per Lorenz curve in the figure")
     year_bin: int = Field(5, ge=1, description="width in years of the release-year histogram's bins")
+    n_repeats: int = Field(1, ge=1, le=20, description="times each prompt is asked (seeds seed..seed+n−1); ≥ 2 adds "
+                           "temporal stability")
 
     @field_validator("strategies", "system_prompts")
     @classmethod
@@ -170,16 +174,19 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
         strategies, systems = self.templates()
         p = self.params
         out = []
-        for strategy, template in strategies.items():
-            for system, system_text in systems.items():
-                for s in splits:
-                    user = template.format(history=bullet_list(catalog, s.history), k=p.k, item_noun=p.item_noun,
-                                           genres=top_genres(catalog, s.history))
-                    out.append(Request.chat(
-                        user, system=system_text.format(item_noun=p.item_noun),
-                        metadata=(("user_id", s.user_id), ("strategy", strategy), ("system", system)),
-                        **p.generation_settings(),
-                    ))
+        for repeat in range(p.n_repeats):
+            settings = p.generation_settings()
+            settings["seed"] = p.seed + repeat  # a repeat is the same prompt asked again (temporal stability)
+            for strategy, template in strategies.items():
+                for system, system_text in systems.items():
+                    for s in splits:
+                        user = template.format(history=bullet_list(catalog, s.history), k=p.k, item_noun=p.item_noun,
+                                               genres=top_genres(catalog, s.history))
+                        meta = (("user_id", s.user_id), ("strategy", strategy), ("system", system))
+                        out.append(Request.chat(
+                            user, system=system_text.format(item_noun=p.item_noun),
+                            metadata=meta + ((("repeat", repeat),) if repeat else ()), **settings,
+                        ))
         return out
 
     # --- evaluation ----------------------------------------------------------------------------
@@ -193,24 +200,31 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
         train = training_interactions(ctx.require_interactions(self.name), splits)
         grounder = make_grounder(catalog, p)
         memo = self.take_answer_memo()
-        by_cell: dict[tuple[str, str], dict[str, Response]] = {}
-        index_of: dict[tuple[str, str, str], int] = {}
+        by_cell: dict[tuple[str, str, int], dict[str, Response]] = {}
+        index_of: dict[tuple[str, str, int, str], int] = {}
         for i, (req, resp) in enumerate(zip(requests, responses)):
             m = req.meta()
-            by_cell.setdefault((m["strategy"], m["system"]), {})[m["user_id"]] = resp
-            index_of[(m["strategy"], m["system"], m["user_id"])] = i
+            rep = int(m.get("repeat", 0))
+            by_cell.setdefault((m["strategy"], m["system"], rep), {})[m["user_id"]] = resp
+            index_of[(m["strategy"], m["system"], rep, m["user_id"])] = i
+        repeat_lists: dict[tuple[str, str], list[list[list[str]]]] = {}
         cells: list[_Cell] = []
         for strategy in p.strategies:
             for system in p.system_prompts:
-                got = by_cell.get((strategy, system), {})
-                replies = [got.get(s.user_id, Response(text="", error="no response")) for s in splits]
-                answers = [ground_answer(parse_answer(memo, r, p.k), grounder) for r in replies]
-                for s, r, a in zip(splits, replies, answers):
-                    i = index_of.get((strategy, system, s.user_id))
-                    if i is not None and not r.error:
-                        self.mark(ctx, i, grounded_outcome(a), parse=a.parsed.items,
-                                  grounded=[g.item_id for g in a.groundings])
-                cells.append(_Cell(f"{strategy} · {system}", strategy, system, [a.items for a in answers], answers))
+                runs = []
+                for rep in range(p.n_repeats):
+                    got = by_cell.get((strategy, system, rep), {})
+                    replies = [got.get(s.user_id, Response(text="", error="no response")) for s in splits]
+                    answers = [ground_answer(parse_answer(memo, r, p.k), grounder) for r in replies]
+                    for s, r, a in zip(splits, replies, answers):
+                        i = index_of.get((strategy, system, rep, s.user_id))
+                        if i is not None and not r.error:
+                            self.mark(ctx, i, grounded_outcome(a), parse=a.parsed.items,
+                                      grounded=[g.item_id for g in a.groundings])
+                    runs.append((answers, [a.items for a in answers]))
+                repeat_lists[(strategy, system)] = [lists for _, lists in runs]
+                answers, lists = runs[0]
+                cells.append(_Cell(f"{strategy} · {system}", strategy, system, lists, answers))
         base = baseline_lists(ctx, p, train, splits)
         cells += [_Cell(name, "-", "-", lists) for name, lists in base.items()]
 
@@ -229,6 +243,7 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
                          *[v for key in ("gini", "hhi", "entropy", "coverage") for v in stats[key]],
                          stats["median_year"][0], stats["std_year"][0], extra["hit_rate"]])
         self._gini_changes(result, mats)
+        self._deldjoo_measures(result, catalog, cells, splits, repeat_lists)
         hist_rec = recency_from_exposure(history_mat.sum(axis=0), years)
         result.metrics.append(MetricValue(
             name="history.median_year", value=hist_rec.median_year, n=hist_rec.n, direction="neutral",
@@ -337,6 +352,55 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
                     description=f"{stat} with the {system!r} role minus with the {first!r} role ({strategy}); "
                     "estimand: the expected change at this many users; p: label-swap test over users", **fields,
                 ))
+
+    def _deldjoo_measures(self, result: CheckResult, catalog: Catalog, cells: list[_Cell], splits, repeat_lists) -> None:
+        """Deldjoo 2024's prompting-side measures: ranking accuracy on held-out likes (nDCG, recall), genre
+        dominance (share of the most recommended genre) and, with ``n_repeats`` ≥ 2, temporal stability."""
+        p = self.params
+        genres = catalog.genres()
+        genres_of = {it.item_id: it.genres for it in catalog.items}
+        heldout = [list(s.heldout) for s in splits]
+        share_rows = []
+        for c_idx, cell in enumerate(cells):
+            baseline = cell.answers is None
+            key = (f"baseline.{cell.label}" if baseline else "{m}.%s.%s" % (cell.strategy, cell.system))
+            for m, fn in (("ndcg", ndcg_at_k), ("recall", recall_at_k)):
+                vals = mean_over_users(fn, cell.lists, heldout, p.k)
+                vals = vals[np.isfinite(vals)]
+                iv = bootstrap_or_point(vals, np.mean, p.n_bootstrap, p.ci_level, p.seed * 17 + c_idx) if vals.size else None
+                result.metrics.append(MetricValue(
+                    name=f"{key}.{m}" if baseline else key.format(m=m), value=iv.value if iv else float("nan"),
+                    ci_low=ci_or_none(iv.low) if iv else None, ci_high=ci_or_none(iv.high) if iv else None,
+                    ci_level=p.ci_level, ci_method="percentile-bootstrap" if p.n_bootstrap else None, n=int(vals.size),
+                    direction="higher_is_better", description=f"{m}@{p.k} on the held-out liked items — {cell.label}",
+                ))
+            if genres:
+                sh = genre_shares(cell.lists, genres_of, genres)
+                j, top = genre_dominance(sh)
+                result.metrics.append(MetricValue(
+                    name=f"{key}.genre_dominance" if baseline else key.format(m="genre_dominance"), value=top,
+                    n=len(splits), direction="lower_is_better",
+                    description=f"share of the most recommended genre ({genres[j] if j >= 0 else '-'}) among item–genre "
+                    f"incidences — {cell.label}",
+                ))
+                share_rows.append([cell.label, genres[j] if j >= 0 else None, *sh.tolist()])
+        if share_rows:
+            result.tables.append(GroupTable(
+                name="genre_shares", columns=["recommender", "dominant_genre", *genres], rows=share_rows,
+                description="Share of each genre among recommended items' item–genre incidences (genre dominance: "
+                "Deldjoo 2024 compares the LLM's genre mix with the CF baselines').",
+            ))
+        if p.n_repeats < 2:
+            return
+        for (strategy, system), runs in repeat_lists.items():
+            per_user = temporal_stability(runs)
+            iv = bootstrap_or_point(per_user, np.mean, p.n_bootstrap, p.ci_level, p.seed + 3)
+            result.metrics.append(MetricValue(
+                name=f"stability.{strategy}.{system}", value=iv.value, ci_low=ci_or_none(iv.low), ci_high=ci_or_none(iv.high),
+                ci_level=p.ci_level, n=len(per_user), direction="higher_is_better", variant="jaccard-over-repeats",
+                description=f"temporal stability: mean Jaccard overlap of a user's lists over {p.n_repeats} repeats of "
+                f"the same prompt (1 = identical) — {strategy} · {system}",
+            ))
 
     def _published_table(self) -> GroupTable:
         rows = [[f"ChatGPT · {s}", *v] for s, v in PUBLISHED_CHATGPT.items()]
