@@ -243,7 +243,6 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
                          *[v for key in ("gini", "hhi", "entropy", "coverage") for v in stats[key]],
                          stats["median_year"][0], stats["std_year"][0], extra["hit_rate"]])
         self._gini_changes(result, mats)
-        self._deldjoo_measures(result, catalog, cells, splits, repeat_lists)
         hist_rec = recency_from_exposure(history_mat.sum(axis=0), years)
         result.metrics.append(MetricValue(
             name="history.median_year", value=hist_rec.median_year, n=hist_rec.n, direction="neutral",
@@ -262,6 +261,7 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
         ))
         result.tables.append(self._published_table())
         self._grounding_table(result, cells)
+        self._deldjoo_measures(result, catalog, cells, splits, repeat_lists)  # tables after the existing ones
         self._figures(result, cells, mats, history_mat, years)
         result.examples = self._examples(requests, responses)
         result.notes += self._notes(splits, cells, train)
