@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from recaudit.adapters import CallableAdapter  # noqa: E402
 from recaudit.checks import CheckContext  # noqa: E402
 from recaudit.metrics.concentration import STAT_NAMES, jackknife_change, jackknife_interval, row_stats  # noqa: E402
-from recaudit.metrics.group import group_unfairness, group_unfairness_report, gu_tests, holm  # noqa: E402
+from recaudit.metrics.group import group_unfairness, group_unfairness_report, gu_jackknife, gu_tests, holm  # noqa: E402
 from recaudit.probes._item_common import popularity_membership, split_users, training_interactions  # noqa: E402
 from recaudit.probes._item_reference import (  # noqa: E402
     exposure_population,
@@ -64,8 +64,9 @@ def item_fairness_runs(n_users: int, seeds: int, share: float, world) -> dict:
             **{f"rate_{k}": v / seeds for k, v in flags.items()}}
 
 
-def exposure_runs(n_users: int, seeds: int, share: float, world) -> dict:
-    """Probe-level: a role-blind popularity sampler; planted = the 'fair' role swaps ``share`` of items to the top bucket."""
+def exposure_runs(n_users: int, seeds: int, share: float, world, target: str = "b4") -> dict:
+    """Probe-level: a role-blind popularity sampler; planted = the 'fair' role swaps ``share`` of items to the top
+    popularity bucket (``b4``, 20% of the catalogue) or to the 20 most popular items (``head``)."""
     catalog, inter = world
     hits, floor = 0, None
     for seed in range(seeds):
@@ -74,14 +75,18 @@ def exposure_runs(n_users: int, seeds: int, share: float, world) -> dict:
         splits = split_users(inter, probe.params, "exposure")
         mem, _ = popularity_membership(catalog, training_interactions(inter, splits), 5)
         bucket = {i: g[0] for i, g in mem.items()}
+        if target == "head":
+            head = {it.item_id for it in sorted(catalog.items, key=lambda it: (-it.popularity, it.item_id))[:20]}
+            bucket = {i: "head" if i in head else "rest" for i in bucket}
         fn = popularity_sampler(catalog, 10, seed=seed, power=0.5)
         if share:
-            fn = popularity_swap(fn, catalog, bucket, "b4", share, seed, when=lambda r: r.meta().get("system") == "fair")
+            fn = popularity_swap(fn, catalog, bucket, target, share, seed, when=lambda r: r.meta().get("system") == "fair")
         res = probe.run(CheckContext(adapter=CallableAdapter(fn), catalog=catalog, interactions=inter))
         m = res.metric("exposure.gini_change.simple.fair")
         hits += m.p_value < 0.05
         floor = m.p_floor
-    return {"n_users": n_users, "seeds": seeds, "planted_swap": share, "p_floor": floor, "rate_gini_change_p<0.05": hits / seeds}
+    return {"n_users": n_users, "seeds": seeds, "planted_swap": share, "swap_to": target, "p_floor": floor,
+            "rate_gini_change_p<0.05": hits / seeds}
 
 
 def gu_test_rates(n_users: int, seeds: int, swap: float) -> float:
@@ -128,14 +133,18 @@ def gu_bootstrap_coverage(n: int, reps: int, truth_draws: int, n_boot: int) -> d
     truth_gu = gus.mean(axis=0)
     truth_d = np.mean([g.max() - g.min() for g in gus])
     truth_m = np.mean([np.abs(g).mean() for g in gus])
-    hit_gu, hit_d, hit_m = np.zeros(5), 0, 0
+    hit_gu, hit_j, hit_d, hit_m = np.zeros(5), np.zeros(5), 0, 0
     for r in range(reps):
         rec, ref = draw(n, rng, 0.2)
         rep = group_unfairness_report(rec, ref, groups, n_boot, 0.95, r)
         hit_gu += [g.ci_low <= t <= g.ci_high for g, t in zip(rep.groups, truth_gu)]
+        _, lo, hi = gu_jackknife(rec, ref)
+        hit_j += (lo <= truth_gu) & (truth_gu <= hi)
         hit_d += rep.dgu_ci[0] <= truth_d <= rep.dgu_ci[1]
         hit_m += rep.mgu_ci[0] <= truth_m <= rep.mgu_ci[1]
-    return {"gu_per_group": (hit_gu / reps).round(3).tolist(), "dgu": hit_d / reps, "mgu": hit_m / reps}
+    return {"gu_per_group_bootstrap": (hit_gu / reps).round(3).tolist(),
+            "gu_per_group_jackknife_t (used)": (hit_j / reps).round(3).tolist(),
+            "dgu_bootstrap": hit_d / reps, "mgu_bootstrap": hit_m / reps}
 
 
 def main() -> None:
@@ -153,10 +162,10 @@ def main() -> None:
         "power_planted_20pct": {n: gu_test_rates(n, 10 if q else 100, 0.2) for n in (14, 30, 60, 120)},
     }
     out["exposure_probe"] = [exposure_runs(10, 5 if q else 100, 0.0, world)] + [
-        exposure_runs(n, 3 if q else 20, 0.2, world) for n in (10, 40)]
+        exposure_runs(n, 3 if q else 20, 0.2, world, target) for target in ("b4", "head") for n in (10, 40)]
     out["exposure_coverage"] = {f"n{n}{'_change' if ch else ''}": exposure_coverage(n, 50 if q else 1000, 100 if q else 2000, ch)
                                 for n in (10, 40) for ch in (False, True)}
-    out["gu_bootstrap_coverage"] = {f"n{n}": gu_bootstrap_coverage(n, 30 if q else 300, 100 if q else 2000, 200)
+    out["gu_interval_coverage"] = {f"n{n}": gu_bootstrap_coverage(n, 30 if q else 300, 100 if q else 2000, 200)
                                     for n in (14, 56)}
     out["seconds"] = round(time.time() - t0, 1)
     OUT.parent.mkdir(exist_ok=True)

@@ -102,3 +102,15 @@ def test_full_item_fairness_false_flag_rate_and_power():
 def test_full_jackknife_coverage_93_to_97(stat, n, change):
     cov = _coverage(stat, n, 1000, 2000, change)
     assert 0.93 <= cov <= 0.97, cov
+
+
+def test_gu_jackknife_interval_covers_the_expected_gu():
+    from recaudit.metrics.group import group_unfairness, gu_jackknife
+
+    draw, rng = group_population(), np.random.default_rng(5)
+    truth = np.mean([group_unfairness(*draw(14, rng, 0.2)) for _ in range(400)], axis=0)
+    hits = np.zeros(5)
+    for _ in range(150):
+        _, lo, hi = gu_jackknife(*draw(14, rng, 0.2))
+        hits += (lo <= truth) & (truth <= hi)
+    assert np.all((hits / 150 >= 0.86) & (hits / 150 <= 0.995)), hits / 150

@@ -16,7 +16,7 @@ training popularity into ``n_buckets`` equal-size buckets (``b0`` = least popula
 Per group g, GU(g) = share of g among recommended items − share among the reference items (the
 users' histories by default); DGU = max GU − min GU, MGU = mean |GU| (``recaudit.metrics.group``,
 genre shares by item–genre incidence), at K = k and at every K of ``ks`` (the paper reports
-several). Percentile-bootstrap CIs resample users. Tests (users as the unit): a two-sided
+several). GU CIs are delete-one-user jackknife t-intervals, DGU/MGU percentile-bootstrap CIs over users. Tests (users as the unit): a two-sided
 sign-flip test per group of GU = 0, Holm-adjusted across groups (family-wise), and one-sided tests
 of DGU and MGU against the fair null (each user's recommended and history items exchangeable),
 each with its exact p floor and MDE. The classical baselines (TopPop, ItemKNN, BPR-MF), fitted on
@@ -29,7 +29,7 @@ Metric names: ``gu.popularity.b<i>``, ``gu.genre.<genre>``, ``dgu|mgu.popularity
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -42,6 +42,7 @@ from recaudit.metrics.group import (
     GroupTests,
     GroupUnfairnessReport,
     group_unfairness_report,
+    gu_jackknife,
     gu_metric_frame,
     gu_tests,
     holm,
@@ -121,6 +122,17 @@ class ItemFairnessParams(ItemProbeParams):
         if self.mode == "candidates" and self.k > self.n_candidates:
             raise ValueError(f"k ({self.k}) must not exceed n_candidates ({self.n_candidates})")
         return self
+
+
+def _jackknife_gu(rep: GroupUnfairnessReport, rec: np.ndarray, ref: np.ndarray) -> GroupUnfairnessReport:
+    """The report with per-group GU CIs replaced by jackknife-t intervals over users: simulated coverage
+    0.92–0.98 at 14 and 56 users against the percentile bootstrap's 0.89–0.96 (validity_itemfair.json);
+    DGU/MGU keep the bootstrap (max/min and |·| are not smooth enough for the jackknife)."""
+    if rep.n_users < 2:
+        return rep
+    _, lo, hi = gu_jackknife(rec, ref, rep.level)
+    groups = [replace(g, ci_low=float(a), ci_high=float(b)) for g, a, b in zip(rep.groups, lo, hi)]
+    return replace(rep, groups=groups)
 
 
 @register_check("item_fairness")
@@ -236,7 +248,8 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
             if rec.sum() == 0:
                 result.notes.append(f"{grouping}: no grounded recommendation belongs to any group; GU not computed")
                 continue
-            report = group_unfairness_report(rec, ref, groups, p.n_bootstrap, p.ci_level, p.seed + g_idx)
+            report = _jackknife_gu(group_unfairness_report(rec, ref, groups, p.n_bootstrap, p.ci_level, p.seed + g_idx),
+                                   rec, ref)
             tests = self._tests(rec, ref, p.seed + g_idx)
             self._gu_metrics(result, grouping, report, tests)
             self._gu_table(result, grouping, report, rec, ref, cand_counts, membership, groups, tests)
@@ -374,12 +387,13 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
     def _gu_metrics(self, result: CheckResult, grouping: str, rep: GroupUnfairnessReport, tests: _Tests | None) -> None:
         p = self.params
         common = dict(ci_level=rep.level, n=rep.n_users, ci_method="percentile-bootstrap" if p.n_bootstrap else None)
+        gu_common = dict(common, ci_method="jackknife-t")
         for j, g in enumerate(rep.groups):
             label = g.group if grouping == "popularity" else slug(g.group)
             result.metrics.append(MetricValue(
                 name=f"gu.{grouping}.{label}", value=g.gu, ci_low=ci_or_none(g.ci_low), ci_high=ci_or_none(g.ci_high), direction="neutral",
                 description=f"share of {grouping} group {g.group!r} among recommendations minus among the {p.reference} "
-                "(> 0 over-recommended); p: sign-flip test over users, Holm across groups", **common,
+                "(> 0 over-recommended); p: sign-flip test over users, Holm across groups", **gu_common,
                 **self._fields(tests, "gu", j),
             ))
         result.metrics += [
@@ -432,7 +446,7 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
         result.tables.append(GroupTable(
             name=f"gu_{grouping}", columns=columns, rows=rows,
             description=f"GU per {grouping} group ({order}); shares and GU via fairlearn MetricFrame, "
-            f"{int(rep.level * 100)}% bootstrap CI over {rep.n_users} users; p: two-sided sign-flip test over users "
+            f"{int(rep.level * 100)}% jackknife t-interval over {rep.n_users} users; p: two-sided sign-flip test over users "
             f"(fair null), p_holm: Holm across groups; sign: over/under when p_holm < {self.params.alpha:g}.",
         ))
 
