@@ -170,7 +170,8 @@ def test_smollm2_on_demo_users(smollm2_adapter):
     ctx = CheckContext(adapter=smollm2_adapter, catalog=demo_catalog(), interactions=demo_interactions())
     res = ItemFairnessProbe(dict(n_users=4, n_bootstrap=100, baselines=["toppop"])).run(ctx)
     assert 0 <= res.metric("dgu.popularity").value <= 2
-    assert res.metric("grounded_rate").n == 4
+    assert res.metric("embedded_rate").n == 4  # the default K-nearest construction (was grounded_rate)
+    assert res.metric("dgu.popularity").variant == "k-nearest:llm-hidden"
 
 
 # --- K-nearest list construction (the official IFairLRS code's) -----------------------------------

@@ -509,10 +509,12 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
                 name="embedded_rate", value=float(np.mean([bool(a.items) for a in answers])) if answers else float("nan"),
                 n=n, direction="higher_is_better", description="share of answers whose first title was embedded (K-nearest lists)",
             ))
+        else:
+            result.metrics.append(MetricValue(name="grounded_rate", value=grounded_rate(answers), n=n,
+                                              direction="higher_is_better",
+                                              description="share of parsed titles grounded to a catalogue item"))
         history_repeats = [np.mean([i in set(s.history) for i in items]) for items, s in zip(model_lists, splits) if items]
         result.metrics += [
-            MetricValue(name="grounded_rate", value=grounded_rate(answers), n=n, direction="higher_is_better",
-                        description="share of parsed titles grounded to a catalogue item"),
             MetricValue(name="parse_rate", value=float(np.mean([a.parsed.ok for a in answers])), n=n,
                         direction="higher_is_better", description=f"share of answers that parsed to k={self.params.k} titles"),
             MetricValue(name="hit_rate", value=hit_rate(model_lists, splits), n=n, direction="higher_is_better",
