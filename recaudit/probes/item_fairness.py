@@ -88,6 +88,7 @@ class _Tests:
     gu_adj: np.ndarray
     family: int
 _MAX_EXAMPLE_CHARS = 1200
+DGU_CI_MIN_USERS = 56  # below this the DGU/MGU bootstrap CIs under-covered in simulation: flagged ci_unreliable
 
 
 class ItemFairnessParams(ItemProbeParams):
@@ -388,6 +389,8 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
         p = self.params
         common = dict(ci_level=rep.level, n=rep.n_users, ci_method="percentile-bootstrap" if p.n_bootstrap else None)
         gu_common = dict(common, ci_method="jackknife-t")
+        # DGU/MGU bootstrap CIs covered E[DGU_n] 0.91 at 14 users, 0.96 at 56 (validity_itemfair.json)
+        common = dict(common, ci_unreliable=rep.n_users < DGU_CI_MIN_USERS)
         for j, g in enumerate(rep.groups):
             label = g.group if grouping == "popularity" else slug(g.group)
             result.metrics.append(MetricValue(
@@ -407,7 +410,8 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
 
     def _baseline_metrics(self, result: CheckResult, name: str, grouping: str, rep: GroupUnfairnessReport,
                           tests: _Tests | None) -> None:  # fmt: skip
-        common = dict(ci_level=rep.level, n=rep.n_users, direction="lower_is_better")
+        common = dict(ci_level=rep.level, n=rep.n_users, direction="lower_is_better",
+                      ci_unreliable=rep.n_users < DGU_CI_MIN_USERS)
         result.metrics += [
             MetricValue(name=f"baseline.{name}.dgu.{grouping}", value=rep.dgu, ci_low=ci_or_none(rep.dgu_ci[0]),
                         ci_high=ci_or_none(rep.dgu_ci[1]), description=f"DGU ({grouping}) of the {name} baseline",
