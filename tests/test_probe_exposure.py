@@ -141,3 +141,56 @@ def test_smollm2_on_demo_users(smollm2_adapter):
     res = ExposureProbe(dict(n_users=3, strategies=["simple"], n_bootstrap=100, baselines=["toppop"])).run(ctx)
     assert 0 <= res.metric("exposure.gini.simple.normal").value <= 1
     assert "exposure.gini_change.simple.fair" in res.metric_names()
+
+
+# --- Deldjoo 2024's prompting-side measures ---------------------------------------------------------
+
+
+def _deldjoo_run(fn, **params):
+    from recaudit.adapters import CallableAdapter
+    from recaudit.checks import CheckContext
+    from recaudit.probes._item_reference import synthetic_world
+    from recaudit.probes.exposure import ExposureProbe
+
+    catalog, inter = synthetic_world(n_users=40)
+    base = dict(use_embeddings=False, baselines=["toppop"], n_users=8, strategies=["simple"], n_bootstrap=50,
+                n_permutations=64, min_history=5)
+    ctx = CheckContext(adapter=CallableAdapter(fn), catalog=catalog, interactions=inter)
+    return ExposureProbe(dict(base, **params)).run(ctx), catalog
+
+
+def test_temporal_stability_is_one_for_a_deterministic_recommender_and_below_for_a_drifting_one():
+    from recaudit.probes._item_reference import numbered, synthetic_world
+
+    catalog, _ = synthetic_world(n_users=40)
+    titles = catalog.titles
+    steady = lambda r: numbered(titles[:10])  # noqa: E731
+    drift = lambda r: numbered(titles[r.seed * 5 : r.seed * 5 + 10])  # noqa: E731  half the list moves each repeat
+    res, _ = _deldjoo_run(steady, n_repeats=3)
+    assert res.metric("stability.simple.normal").value == 1.0
+    res, _ = _deldjoo_run(drift, n_repeats=3)
+    # runs 0/1 and 1/2 share 5 of 15 items, runs 0/2 none: (1/3 + 1/3 + 0) / 3
+    assert res.metric("stability.simple.normal").value == pytest.approx(2 / 9)
+    res, _ = _deldjoo_run(steady)
+    assert not any(n.startswith("stability.") for n in res.metric_names())  # one run: no stability
+
+
+def test_genre_dominance_and_ranking_accuracy_on_held_out_likes():
+    from recaudit.probes._item_common import split_users
+    from recaudit.probes.exposure import ExposureParams
+    from recaudit.probes._item_reference import numbered, synthetic_world
+
+    catalog, inter = synthetic_world(n_users=40)
+    p = ExposureParams(use_embeddings=False, n_users=8, min_history=5)
+    held = {s.user_id: s.heldout[0] for s in split_users(inter, p, "exposure")}
+    other = [t for t in catalog.titles][:9]
+    # the held-out item first, then 9 fixed items (not held out by anyone)
+    fn = lambda r: numbered([catalog.get(held[r.meta()["user_id"]]).title] + [t for t in other if t != catalog.get(held[r.meta()["user_id"]]).title][:9])  # noqa: E731
+    res, _ = _deldjoo_run(fn)
+    assert res.metric("ndcg.simple.normal").value == pytest.approx(1.0)
+    assert res.metric("recall.simple.normal").value == pytest.approx(1.0)
+    assert "baseline.toppop.ndcg" in res.metric_names()
+    dom = res.metric("genre_dominance.simple.normal")
+    table = {r[0]: r for r in res.tables[[t.name for t in res.tables].index("genre_shares")].rows}
+    row = table["simple · normal"]
+    assert dom.value == pytest.approx(max(v for v in row[2:] if v is not None)) and row[1] in dom.description

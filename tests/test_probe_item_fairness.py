@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -19,7 +20,8 @@ from recaudit.probes._item_reference import (
 from recaudit.probes.item_fairness import ItemFairnessProbe
 from recaudit.results import CheckResult
 
-FAST = dict(use_embeddings=False, n_bootstrap=200, baselines=[])
+# per-title grounding: these tests compute GU by hand from the grounded titles (k-nearest has its own tests)
+FAST = dict(use_embeddings=False, n_bootstrap=200, baselines=[], list_construction="ground-titles")
 
 
 def _tiny_world() -> tuple[Catalog, Interactions]:
@@ -168,4 +170,72 @@ def test_smollm2_on_demo_users(smollm2_adapter):
     ctx = CheckContext(adapter=smollm2_adapter, catalog=demo_catalog(), interactions=demo_interactions())
     res = ItemFairnessProbe(dict(n_users=4, n_bootstrap=100, baselines=["toppop"])).run(ctx)
     assert 0 <= res.metric("dgu.popularity").value <= 2
-    assert res.metric("grounded_rate").n == 4
+    assert res.metric("embedded_rate").n == 4  # the default K-nearest construction (was grounded_rate)
+    assert res.metric("dgu.popularity").variant == "k-nearest:llm-hidden"
+
+
+# --- K-nearest list construction (the official IFairLRS code's) -----------------------------------
+
+
+def test_nearest_items_on_a_tiny_catalogue_with_known_embeddings():
+    from recaudit.probes._item_nearest import nearest_items
+
+    items = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [0.0, 2.5], [10.0, 10.0]])
+    queries = np.array([[0.9, 0.1], [0.0, 3.0]])
+    np.testing.assert_array_equal(nearest_items(queries, items, 3), [[1, 0, 2], [3, 0, 1]])
+    assert nearest_items(queries, items, 50).shape == (2, 5)  # K capped at the catalogue
+
+
+class _KnownEmbeddings(ItemFairnessProbe):
+    """The probe with a fixed title → vector table instead of a model (unknown titles sit at the origin)."""
+
+    VECS = {"Film A (2000)": (0.0, 0.0), "Film B (2000)": (1.0, 0.0), "Film C (2000)": (2.0, 0.0),
+            "Film D (2000)": (3.0, 0.0), "Film E (2000)": (4.0, 0.0), "Film F (2000)": (5.0, 0.0),
+            "Film E": (4.1, 0.0), "Nonsense Title": (-1.0, 0.0)}
+
+    def embedder(self, ctx):
+        from recaudit.probes._item_nearest import TitleEmbedder
+
+        return TitleEmbedder("known", lambda texts: np.array([self.VECS.get(t, (0.0, 0.0)) for t in texts]))
+
+
+def test_k_nearest_lists_embed_the_first_title_and_drop_nothing():
+    catalog, _ = _tiny_world()
+    seq = {"1": "acde", "2": "cdfb", "3": "abce", "4": "bcdf"}  # the last item of each is held out
+    rows = [(u, i, 5, 100 * int(u) + t) for u, items in seq.items() for t, i in enumerate(items)]
+    inter = Interactions(pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"]))
+    # "Film E" (4.1) → E, F, D; "Nonsense Title" (−1), in no catalogue, still gets K items: A, B, C; "" is unparsed
+    answers = {"1": "1. Film E\n2. Film A", "2": "1. Nonsense Title\n2. Film E", "3": "", "4": "1. Film E"}
+    fn = lambda r: answers[r.meta()["user_id"]]  # noqa: E731
+    params = dict(FAST, list_construction="k-nearest", n_buckets=2, k=3, ks=[1, 3], n_permutations=64)
+    ctx = CheckContext(adapter=CallableAdapter(fn), catalog=catalog, interactions=inter)
+    res = _KnownEmbeddings(params).run(ctx)
+    cov = ctx.evidence.coverage(min_answered=0.0, min_usable=0.0)
+    assert cov.usable == 3 and cov.outcomes.get("unparsed") == 1
+    assert res.metric("embedded_rate").value == pytest.approx(3 / 4)
+    assert res.metric("dgu.popularity").variant == "k-nearest:known"
+    hist = {u: items[:-1] for u, items in seq.items()}
+    users = ["1", "2", "4"]
+    lists1 = [["e"], ["a"], ["e"]]
+    lists3 = [["e", "f", "d"], ["a", "b", "c"], ["e", "f", "d"]]
+    assert res.metric("dgu@1.genre").value == pytest.approx(_hand_dgu_genre(catalog, lists1, hist))
+    assert res.metric("dgu.genre").value == pytest.approx(_hand_dgu_genre(catalog, lists3, hist))
+    assert "dgu@3.genre" not in res.metric_names()  # K = k is the main metric
+
+
+def _hand_dgu_genre(catalog, lists, hist):
+    from collections import Counter
+
+    rec = Counter(g for lst in lists for i in lst for g in catalog.get(i).genres)
+    ref = Counter(g for u in hist for i in hist[u] for g in catalog.get(i).genres)
+    genres = sorted(catalog.genres())
+    gu = [rec[g] / sum(rec.values()) - ref[g] / sum(ref.values()) for g in genres]
+    return max(gu) - min(gu)
+
+
+def test_llm_hidden_embedder_needs_a_local_model():
+    from recaudit.probes._item_nearest import llm_hidden_embedder
+
+    assert llm_hidden_embedder(CallableAdapter(lambda r: "")) is None
+    with pytest.raises(ValueError, match="local model"):
+        ItemFairnessProbe(dict(embedder="llm-hidden")).embedder(CheckContext(adapter=CallableAdapter(lambda r: "")))

@@ -203,3 +203,133 @@ def gu_metric_frame(recommended: np.ndarray, reference: np.ndarray, groups: Sequ
         sensitive_features=sensitive,
         sample_params={name: {"sample_weight": weight} for name in metrics},
     )
+
+
+# --- tests against the fair null --------------------------------------------------------------
+#
+# The unit is the user. Under the fair null a user's recommended items and reference (history)
+# items come from the same group distribution, so the two count rows of one user are exchangeable:
+# swapping them (a paired sign flip) leaves the joint law unchanged, and the pooled GU of every
+# swapped sample is a draw from the null. With a fixed reference (training shares r) there is
+# nothing to swap; the per-user residuals e_u = rec_u − r·|rec_u| have mean 0 under the null and are
+# sign-flipped instead (exact when they are symmetric). All 2^n flips are enumerated when that is
+# no more than ``n_permutations``; otherwise they are drawn (with the +1 correction).
+
+
+@dataclass(frozen=True)
+class GroupTests:
+    """Per-group two-sided p-values of GU = 0, one-sided p-values of DGU and MGU, and the null's spread."""
+
+    gu_p: np.ndarray
+    gu_null_sd: np.ndarray
+    dgu_p: float
+    dgu_null_q95: float
+    mgu_p: float
+    mgu_null_q95: float
+    n_users: int
+    n_flips: int
+    exact: bool
+
+    @property
+    def p_floor(self) -> float:
+        """Smallest attainable two-sided p: 2/2^n exactly, and never below 1/(B+1) when flips are drawn."""
+        return p_floor_sign_flip(self.n_users, None if self.exact else self.n_flips)
+
+
+def p_floor_sign_flip(n_units: int, n_draws: int | None) -> float:
+    """Minimum p-value of a two-sided (or symmetric-statistic) sign-flip test over ``n_units`` units.
+
+    The observed flip and its mirror (every unit flipped) give the same |statistic|, so the exact
+    test cannot go below 2/2^n; a Monte Carlo test with B draws cannot go below 1/(B+1)."""
+    exact = 2.0 ** (1 - n_units) if n_units >= 1 else 1.0
+    return exact if n_draws is None else max(exact, 1.0 / (n_draws + 1))
+
+
+def sign_flips(n_units: int, n_permutations: int, seed: int) -> tuple[np.ndarray, bool]:
+    """(flips, exact): a 0/1 matrix (rows = null samples, 1 = swap that unit); all 2^n rows when they fit."""
+    if n_units <= 20 and 2**n_units <= n_permutations:
+        rows = np.arange(2**n_units)[:, None] >> np.arange(n_units)[None, :] & 1
+        return rows.astype(float), True
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 2, size=(n_permutations, n_units)).astype(float), False
+
+
+def _shares_rows(totals: np.ndarray) -> np.ndarray:
+    s = totals.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(s > 0, totals / np.where(s > 0, s, 1.0), np.nan)
+
+
+def gu_null_samples(recommended: np.ndarray, reference: np.ndarray, flips: np.ndarray) -> np.ndarray:
+    """GU vectors of each flipped sample, shape (n_flips, n_groups) (see the comment above)."""
+    rec = np.asarray(recommended, dtype=float)
+    ref = np.asarray(reference, dtype=float)
+    if ref.ndim == 2:
+        keep = 1.0 - flips
+        rec_tot = keep @ rec + flips @ ref
+        ref_tot = keep @ ref + flips @ rec
+        return _shares_rows(rec_tot) - _shares_rows(ref_tot)
+    r = pooled_shares(ref)
+    n_u = rec.sum(axis=1)
+    resid = rec - n_u[:, None] * r[None, :]
+    total = n_u.sum()
+    if total <= 0:
+        return np.full((flips.shape[0], rec.shape[1]), np.nan)
+    return ((1.0 - 2.0 * flips) @ resid) / total
+
+
+def gu_tests(recommended: np.ndarray, reference: np.ndarray, n_permutations: int = 2000, seed: int = 0) -> GroupTests:
+    """Sign-flip tests over users of every GU = 0 (two-sided), DGU and MGU (one-sided: larger than fair)."""
+    rec = np.asarray(recommended, dtype=float)
+    ref = np.asarray(reference, dtype=float)
+    n = rec.shape[0]
+    flips, exact = sign_flips(n, n_permutations, seed)
+    null = gu_null_samples(rec, ref, flips)
+    obs = group_unfairness(rec, ref)
+    # the identity flip is among the exact rows; the drawn test adds the observed sample (+1)
+    add = 0 if exact else 1
+    denom = flips.shape[0] + add
+    tol = 1e-12
+    with np.errstate(invalid="ignore"):
+        gu_p = (np.sum(np.abs(null) >= np.abs(obs)[None, :] - tol, axis=0) + add) / denom
+        d_null = np.nanmax(null, axis=1) - np.nanmin(null, axis=1)
+        m_null = np.nanmean(np.abs(null), axis=1)
+    d_obs, m_obs = dgu(obs), mgu(obs)
+    return GroupTests(
+        gu_p=np.minimum(gu_p, 1.0), gu_null_sd=np.nanstd(null, axis=0),
+        dgu_p=float(min(1.0, (np.sum(d_null >= d_obs - tol) + add) / denom)), dgu_null_q95=float(np.nanquantile(d_null, 0.95)),
+        mgu_p=float(min(1.0, (np.sum(m_null >= m_obs - tol) + add) / denom)), mgu_null_q95=float(np.nanquantile(m_null, 0.95)),
+        n_users=n, n_flips=int(flips.shape[0]), exact=exact,
+    )
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down family-wise adjusted p-values (NaN entries stay NaN and do not count)."""
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = ok.size
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
+    out[order] = np.minimum(adj, 1.0)
+    return out
+
+
+def gu_jackknife(recommended: np.ndarray, reference: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(GU, low, high) per group: delete-one-user jackknife t-intervals of the pooled GU (a smooth ratio)."""
+    from scipy.stats import t as student_t
+
+    rec = np.asarray(recommended, dtype=float)
+    ref = np.asarray(reference, dtype=float)
+    n = rec.shape[0]
+    gu = group_unfairness(rec, ref)
+    if n < 2:
+        return gu, np.full(gu.shape, np.nan), np.full(gu.shape, np.nan)
+    loo_rec = _shares_rows(rec.sum(axis=0)[None, :] - rec)
+    loo_ref = _shares_rows(ref.sum(axis=0)[None, :] - ref) if ref.ndim == 2 else pooled_shares(ref)[None, :]
+    loo = loo_rec - loo_ref
+    se = np.sqrt((n - 1) / n * np.nansum((loo - np.nanmean(loo, axis=0)) ** 2, axis=0))
+    half = student_t.ppf(0.5 + level / 2, n - 1) * se
+    return gu, np.clip(gu - half, -1.0, 1.0), np.clip(gu + half, -1.0, 1.0)

@@ -102,3 +102,89 @@ def synthetic_world(
             rows.append((str(u), items[j].item_id, rating, 1_000_000 + u * 1000 + t))
     inter = Interactions(pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"]), name="synthetic")
     return Catalog(items, name="synthetic").with_popularity(inter), inter
+
+
+def popularity_swap(
+    base: GenerateFn, catalog: Catalog, bucket_of: Mapping[str, str], top_bucket: str, share: float = 0.2, seed: int = 0,
+    when: Callable[[Request], bool] | None = None,
+) -> GenerateFn:
+    """``base``'s lists with each title replaced, with probability ``share``, by a random ``top_bucket`` item.
+
+    A planted popularity bias of known size (``when`` limits it to some requests, e.g. one system role)."""
+    top = [it.title for it in catalog.items if bucket_of.get(it.item_id) == top_bucket]
+    by_title = {it.title: it for it in catalog.items}
+
+    def generate(request: Request) -> str:
+        lines = [line.split(". ", 1)[-1] for line in base(request).splitlines() if line.strip()]
+        if when is not None and not when(request):
+            return numbered(lines)
+        m = request.meta()
+        rng = user_rng(seed, f"{m.get('user_id', '')}|{m.get('strategy', '')}|{m.get('system', '')}", salt=4)
+        out, used = [], set(lines)
+        for t in lines:
+            if rng.random() < share and top:
+                pick = top[int(rng.integers(len(top)))]
+                if pick not in used and pick in by_title:
+                    used.add(pick)
+                    t = pick
+            out.append(t)
+        return numbered(out)
+
+    return generate
+
+
+def popularity_sampler(catalog: Catalog, k: int, seed: int = 0, power: float = 1.0) -> GenerateFn:
+    """k distinct items drawn ∝ (popularity + 1)^power, independently per (user, strategy, role, seed):
+    a recommender that ignores the role and strategy (the null of the exposure change tests)."""
+    titles = catalog.titles
+    w = (np.array([it.popularity for it in catalog.items], dtype=float) + 1.0) ** power
+    w = w / w.sum()
+
+    def generate(request: Request) -> str:
+        m = request.meta()
+        rng = user_rng(seed, f"{m.get('user_id', '')}|{m.get('strategy', '')}|{m.get('system', '')}", salt=5)
+        return numbered([titles[j] for j in rng.choice(len(titles), size=min(k, len(titles)), replace=False, p=w)])
+
+    return generate
+
+
+def exposure_population(
+    n_items: int = 1682, k: int = 10, zipf: float = 0.9, n_clusters: int = 8, cluster_size: int = 120, seed: int = 123
+) -> Callable[[int, np.random.Generator, float], np.ndarray]:
+    """A population of users for interval-coverage simulations: ``draw(n, rng, shift)`` gives an (n, n_items)
+    0/1 matrix of n users' top-k lists, each drawn ∝ a Zipf popularity plus a taste cluster, sharpened
+    by ``(1 + shift)`` (shift > 0: more concentrated, a planted change)."""
+    rng0 = np.random.default_rng(seed)
+    pop = 1.0 / (1.0 + np.arange(n_items)) ** zipf
+    pop = pop / pop.sum()
+    clusters = [rng0.choice(n_items, cluster_size, replace=False) for _ in range(n_clusters)]
+
+    def draw(n: int, rng: np.random.Generator, shift: float = 0.0) -> np.ndarray:
+        out = np.zeros((n, n_items))
+        for u in range(n):
+            w = pop.copy()
+            c = clusters[int(rng.integers(n_clusters))]
+            w[c] += 0.5 / len(c)
+            w = w ** (1.0 + shift)
+            out[u, rng.choice(n_items, k, replace=False, p=w / w.sum())] = 1.0
+        return out
+
+    return draw
+
+
+def group_population(n_groups: int = 5, history: int = 10, k: int = 5, concentration: float = 2.0):
+    """Users for GU-test simulations: ``draw(n, rng, swap)`` gives (rec, ref) incidence counts, (n, n_groups)
+    each; history groups ~ the user's Dirichlet taste, recommendations a subsample of the history, each
+    moved to the last group (the most popular bucket) with probability ``swap`` (a planted bias)."""
+
+    def draw(n: int, rng: np.random.Generator, swap: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        rec, ref = np.zeros((n, n_groups)), np.zeros((n, n_groups))
+        for u in range(n):
+            pi = rng.dirichlet(np.full(n_groups, concentration))
+            h = rng.choice(n_groups, history, p=pi)
+            r = rng.choice(h, k, replace=False)
+            r = np.where(rng.random(k) < swap, n_groups - 1, r)
+            ref[u], rec[u] = np.bincount(h, minlength=n_groups), np.bincount(r, minlength=n_groups)
+        return rec, ref
+
+    return draw

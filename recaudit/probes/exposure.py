@@ -10,14 +10,22 @@ catalogue; over all users of one (strategy, role) cell, item i's exposure e_i is
 was recommended. Concentration of exposure (``recaudit.metrics.concentration``): Gini (↓, over
 the whole catalogue when ``include_unexposed``), HHI (↓), Shannon entropy in nats (↑), catalogue
 coverage (↑), and recency (median / std of release years). TopPop, ItemKNN and BPR-MF, fitted
-in-process on the same training split, give the same numbers on the same users. CIs are
-bootstraps over users (percentile; basic/reflected for entropy and HHI, whose plug-in estimates are
-biased on small samples and whose percentile intervals would miss the true value); for each strategy the change of Gini under every other role
-against the first one (``exposure.gini_change``) has a paired bootstrap CI.
+in-process on the same training split, give the same numbers on the same users.
+
+Uncertainty. The pooled statistics depend on how many users are pooled, so their estimand is
+θ_n, the expected value at this audit's n users; their intervals are delete-one jackknife
+t-intervals over users (``metrics.concentration``: the bootstrap's duplicated users bias pooled
+statistics), clipped to each statistic's range, with simulated coverage 93–97% at the default n
+and 4× (benchmarks/results/validity_itemfair.json). For each strategy, the change of Gini, HHI,
+entropy and coverage under every other role against the first one
+(``exposure.<stat>_change``, ``coverage_change``) has a paired jackknife interval and a
+two-sided label-swap test over users (each user's two lists swapped; exact over all 2^n swaps
+when they fit), Holm-adjusted per statistic across strategy × role pairs, with its exact p floor
+and minimum detectable effect. Recency summaries keep percentile-bootstrap CIs.
 
 Metric names: ``exposure.gini|hhi|entropy.<strategy>.<role>``, ``coverage.<strategy>.<role>``,
 ``recency.median_year|std_year.<strategy>.<role>``, ``grounded_rate|hit_rate.<strategy>.<role>``,
-``exposure.gini_change.<strategy>.<role>``, ``baseline.<name>.gini|hhi|entropy|coverage|median_year|std_year|hit_rate``,
+``exposure.gini_change|hhi_change|entropy_change.<strategy>.<role>``, ``coverage_change.<strategy>.<role>``, ``baseline.<name>.gini|hhi|entropy|coverage|median_year|std_year|hit_rate``,
 ``history.median_year``.
 """
 
@@ -33,14 +41,21 @@ from recaudit.adapters.base import Request, Response
 from recaudit.checks import CheckContext, Probe, register_check
 from recaudit.data.catalog import Catalog
 from recaudit.metrics.concentration import (
+    STAT_NAMES,
     coverage,
     entropy,
     exposure_matrix,
     gini,
     hhi,
+    jackknife_change,
+    jackknife_interval,
     lorenz_curve,
     recency_from_exposure,
+    swap_test,
 )
+from recaudit.metrics.accuracy import mean_over_users, ndcg_at_k, recall_at_k
+from recaudit.metrics.concentration import genre_dominance, genre_shares, temporal_stability
+from recaudit.metrics.group import holm, p_floor_sign_flip
 from recaudit.probes._item_common import (
     GroundedAnswer,
     ItemProbeParams,
@@ -56,6 +71,7 @@ from recaudit.probes._item_common import (
     load_prompts,
     make_grounder,
     split_users,
+    test_fields,
     top_genres,
     training_interactions,
     validate_template,
@@ -66,9 +82,6 @@ from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, Metri
 from recaudit.text.parse import parse_list
 
 STRATEGIES = ("simple", "genre_focused", "diversify", "surprise", "motivate_reasoning", "cot")
-# plug-in estimates whose small-sample bias puts the percentile interval off the true value
-# (entropy low, HHI high): their CIs use the basic (reflected) bootstrap interval instead
-BIASED_PLUG_IN = ("hhi", "entropy")
 
 # Deldjoo 2024, ChatGPT with the plain recommender role (Gini, HHI, entropy), as in the spec.
 PUBLISHED_CHATGPT = {
@@ -88,6 +101,8 @@ class ExposureParams(ItemProbeParams):
     include_unexposed: bool = Field(True, description="Gini over the whole catalogue (never-recommended items as zeros)")
     lorenz_points: int = Field(101, ge=3, description="points per Lorenz curve in the figure")
     year_bin: int = Field(5, ge=1, description="width in years of the release-year histogram's bins")
+    n_repeats: int = Field(1, ge=1, le=20, description="times each prompt is asked (seeds seed..seed+n−1); ≥ 2 adds "
+                           "temporal stability")
 
     @field_validator("strategies", "system_prompts")
     @classmethod
@@ -159,16 +174,19 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
         strategies, systems = self.templates()
         p = self.params
         out = []
-        for strategy, template in strategies.items():
-            for system, system_text in systems.items():
-                for s in splits:
-                    user = template.format(history=bullet_list(catalog, s.history), k=p.k, item_noun=p.item_noun,
-                                           genres=top_genres(catalog, s.history))
-                    out.append(Request.chat(
-                        user, system=system_text.format(item_noun=p.item_noun),
-                        metadata=(("user_id", s.user_id), ("strategy", strategy), ("system", system)),
-                        **p.generation_settings(),
-                    ))
+        for repeat in range(p.n_repeats):
+            settings = p.generation_settings()
+            settings["seed"] = p.seed + repeat  # a repeat is the same prompt asked again (temporal stability)
+            for strategy, template in strategies.items():
+                for system, system_text in systems.items():
+                    for s in splits:
+                        user = template.format(history=bullet_list(catalog, s.history), k=p.k, item_noun=p.item_noun,
+                                               genres=top_genres(catalog, s.history))
+                        meta = (("user_id", s.user_id), ("strategy", strategy), ("system", system))
+                        out.append(Request.chat(
+                            user, system=system_text.format(item_noun=p.item_noun),
+                            metadata=meta + ((("repeat", repeat),) if repeat else ()), **settings,
+                        ))
         return out
 
     # --- evaluation ----------------------------------------------------------------------------
@@ -182,24 +200,31 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
         train = training_interactions(ctx.require_interactions(self.name), splits)
         grounder = make_grounder(catalog, p)
         memo = self.take_answer_memo()
-        by_cell: dict[tuple[str, str], dict[str, Response]] = {}
-        index_of: dict[tuple[str, str, str], int] = {}
+        by_cell: dict[tuple[str, str, int], dict[str, Response]] = {}
+        index_of: dict[tuple[str, str, int, str], int] = {}
         for i, (req, resp) in enumerate(zip(requests, responses)):
             m = req.meta()
-            by_cell.setdefault((m["strategy"], m["system"]), {})[m["user_id"]] = resp
-            index_of[(m["strategy"], m["system"], m["user_id"])] = i
+            rep = int(m.get("repeat", 0))
+            by_cell.setdefault((m["strategy"], m["system"], rep), {})[m["user_id"]] = resp
+            index_of[(m["strategy"], m["system"], rep, m["user_id"])] = i
+        repeat_lists: dict[tuple[str, str], list[list[list[str]]]] = {}
         cells: list[_Cell] = []
         for strategy in p.strategies:
             for system in p.system_prompts:
-                got = by_cell.get((strategy, system), {})
-                replies = [got.get(s.user_id, Response(text="", error="no response")) for s in splits]
-                answers = [ground_answer(parse_answer(memo, r, p.k), grounder) for r in replies]
-                for s, r, a in zip(splits, replies, answers):
-                    i = index_of.get((strategy, system, s.user_id))
-                    if i is not None and not r.error:
-                        self.mark(ctx, i, grounded_outcome(a), parse=a.parsed.items,
-                                  grounded=[g.item_id for g in a.groundings])
-                cells.append(_Cell(f"{strategy} · {system}", strategy, system, [a.items for a in answers], answers))
+                runs = []
+                for rep in range(p.n_repeats):
+                    got = by_cell.get((strategy, system, rep), {})
+                    replies = [got.get(s.user_id, Response(text="", error="no response")) for s in splits]
+                    answers = [ground_answer(parse_answer(memo, r, p.k), grounder) for r in replies]
+                    for s, r, a in zip(splits, replies, answers):
+                        i = index_of.get((strategy, system, rep, s.user_id))
+                        if i is not None and not r.error:
+                            self.mark(ctx, i, grounded_outcome(a), parse=a.parsed.items,
+                                      grounded=[g.item_id for g in a.groundings])
+                    runs.append((answers, [a.items for a in answers]))
+                repeat_lists[(strategy, system)] = [lists for _, lists in runs]
+                answers, lists = runs[0]
+                cells.append(_Cell(f"{strategy} · {system}", strategy, system, lists, answers))
         base = baseline_lists(ctx, p, train, splits)
         cells += [_Cell(name, "-", "-", lists) for name, lists in base.items()]
 
@@ -231,11 +256,12 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
             rows=rows,
             description=f"Exposure over {len(ids)} catalogue items of {len(splits)} users' top-{p.k} lists; "
             f"Gini {'includes' if p.include_unexposed else 'excludes'} never-recommended items; entropy in nats; "
-            f"{int(p.ci_level * 100)}% bootstrap CIs over users (basic interval for entropy and HHI, which are biased "
-            "on small samples, so their CIs need not contain the plug-in estimate). Baseline rows: classical models on the same users.",
+            f"{int(p.ci_level * 100)}% jackknife t-intervals over users for Gini/HHI/entropy/coverage (of their "
+            "expected value at this many users). Baseline rows: classical models on the same users.",
         ))
         result.tables.append(self._published_table())
         self._grounding_table(result, cells)
+        self._deldjoo_measures(result, catalog, cells, splits, repeat_lists)  # tables after the existing ones
         self._figures(result, cells, mats, history_mat, years)
         result.examples = self._examples(requests, responses)
         result.notes += self._notes(splits, cells, train)
@@ -253,12 +279,17 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
         }
 
     def _cell_metrics(self, mat: np.ndarray, years, seed: int) -> dict[str, tuple[float, float | None, float | None]]:
-        """Each statistic of the pooled exposure with a bootstrap CI over users (rows of ``mat``)."""
+        """Each pooled statistic with its interval: jackknife-t for Gini/HHI/entropy/coverage (see
+        ``metrics.concentration``: users resampled with replacement bias pooled statistics), the
+        percentile bootstrap over users for the recency summaries."""
         p = self.params
         out = {}
         for j, (key, fn) in enumerate(self._statistics(years).items()):
-            method = "basic" if key in BIASED_PLUG_IN else "percentile"
-            iv = bootstrap_or_point(mat, lambda m, fn=fn: fn(m.sum(axis=0)), p.n_bootstrap, p.ci_level, seed * 31 + j, method)
+            if key in STAT_NAMES:
+                iv = jackknife_interval(mat, key, p.ci_level, include_unexposed=p.include_unexposed)
+                out[key] = (iv.value, ci_or_none(iv.low), ci_or_none(iv.high))
+                continue
+            iv = bootstrap_or_point(mat, lambda m, fn=fn: fn(m.sum(axis=0)), p.n_bootstrap, p.ci_level, seed * 31 + j)
             out[key] = (iv.value, ci_or_none(iv.low), ci_or_none(iv.high))
         return out
 
@@ -276,9 +307,10 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
         for key, (prefix, direction, text) in spec.items():
             value, low, high = stats[key]
             name = f"baseline.{cell.label}.{key}" if baseline else f"{prefix}.{cell.strategy}.{cell.system}"
+            method = "jackknife-t" if key in STAT_NAMES else ("percentile-bootstrap" if self.params.n_bootstrap else None)
             result.metrics.append(MetricValue(
-                name=name, value=value, ci_low=low, ci_high=high, ci_level=level, n=n, direction=direction,
-                description=f"{text} — {cell.label}",
+                name=name, value=value, ci_low=low, ci_high=high, ci_level=level, ci_method=method, n=n,
+                direction=direction, description=f"{text} — {cell.label}",
             ))
         for key, value in extra.items():
             if baseline and key == "grounded_rate":
@@ -288,25 +320,87 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
                                               description=f"{key.replace('_', ' ')} — {cell.label}"))
 
     def _gini_changes(self, result: CheckResult, mats: dict[str, np.ndarray]) -> None:
-        """Gini under each other role minus under the first role, per strategy (paired bootstrap over users)."""
+        """Each statistic under every other role minus under the first, per strategy: a paired jackknife
+        t-interval and a two-sided label-swap test over users, Holm-adjusted per statistic across the
+        strategy × role pairs."""
         p = self.params
         if len(p.system_prompts) < 2:
             return
         first = p.system_prompts[0]
         inc = p.include_unexposed
-        for s_idx, strategy in enumerate(p.strategies):
-            for system in p.system_prompts[1:]:
-                pair = np.stack([mats[f"{strategy} · {first}"], mats[f"{strategy} · {system}"]], axis=1)
-
-                def delta(block: np.ndarray) -> float:
-                    return gini(block[:, 1].sum(axis=0), include_unexposed=inc) - gini(block[:, 0].sum(axis=0), include_unexposed=inc)
-
-                iv = bootstrap_or_point(pair, delta, p.n_bootstrap, p.ci_level, p.seed + 7 * s_idx)
+        pairs = [(s, r) for s in p.strategies for r in p.system_prompts[1:]]
+        for st_idx, stat in enumerate(STAT_NAMES):
+            rows = []
+            for pair_idx, (strategy, system) in enumerate(pairs):
+                a, b = mats[f"{strategy} · {first}"], mats[f"{strategy} · {system}"]
+                iv = jackknife_change(a, b, stat, p.ci_level, include_unexposed=inc)
+                test = (swap_test(a, b, stat, p.n_permutations, p.seed + 7 * pair_idx + st_idx, include_unexposed=inc)
+                        if p.n_permutations > 0 else None)
+                rows.append((strategy, system, iv, test))
+            adj = holm([t.p_value if t else np.nan for *_, t in rows])
+            prefix = "coverage_change" if stat == "coverage" else f"exposure.{stat}_change"
+            for (strategy, system, iv, test), p_adj in zip(rows, adj):
+                fields = {}
+                if test is not None:
+                    floor = p_floor_sign_flip(test.n_users, None if test.exact else test.n_flips)
+                    fields = test_fields(test.p_value, float(p_adj) if len(rows) > 1 else None, len(rows), floor,
+                                         test.null_sd, test.n_users, p.alpha, f"{stat} change")
                 result.metrics.append(MetricValue(
-                    name=f"exposure.gini_change.{strategy}.{system}", value=iv.value, ci_low=ci_or_none(iv.low),
-                    ci_high=ci_or_none(iv.high), ci_level=p.ci_level, n=iv.n, direction="lower_is_better",
-                    description=f"Gini with the {system!r} role minus with the {first!r} role ({strategy}); < 0 = fairer",
+                    name=f"{prefix}.{strategy}.{system}", value=iv.value, ci_low=ci_or_none(iv.low),
+                    ci_high=ci_or_none(iv.high), ci_level=p.ci_level, ci_method=iv.method, n=iv.n,
+                    direction="higher_is_better" if stat in ("entropy", "coverage") else "lower_is_better",
+                    description=f"{stat} with the {system!r} role minus with the {first!r} role ({strategy}); "
+                    "estimand: the expected change at this many users; p: label-swap test over users", **fields,
                 ))
+
+    def _deldjoo_measures(self, result: CheckResult, catalog: Catalog, cells: list[_Cell], splits, repeat_lists) -> None:
+        """Deldjoo 2024's prompting-side measures: ranking accuracy on held-out likes (nDCG, recall), genre
+        dominance (share of the most recommended genre) and, with ``n_repeats`` ≥ 2, temporal stability."""
+        p = self.params
+        genres = catalog.genres()
+        genres_of = {it.item_id: it.genres for it in catalog.items}
+        heldout = [list(s.heldout) for s in splits]
+        share_rows = []
+        for c_idx, cell in enumerate(cells):
+            baseline = cell.answers is None
+            key = (f"baseline.{cell.label}" if baseline else "{m}.%s.%s" % (cell.strategy, cell.system))
+            for m, fn in (("ndcg", ndcg_at_k), ("recall", recall_at_k)):
+                vals = mean_over_users(fn, cell.lists, heldout, p.k)
+                vals = vals[np.isfinite(vals)]
+                iv = bootstrap_or_point(vals, np.mean, p.n_bootstrap, p.ci_level, p.seed * 17 + c_idx) if vals.size else None
+                result.metrics.append(MetricValue(
+                    name=f"{key}.{m}" if baseline else key.format(m=m), value=iv.value if iv else float("nan"),
+                    ci_low=ci_or_none(iv.low) if iv else None, ci_high=ci_or_none(iv.high) if iv else None,
+                    ci_level=p.ci_level, ci_method="percentile-bootstrap" if p.n_bootstrap else None, n=int(vals.size),
+                    direction="higher_is_better", description=f"{m}@{p.k} on the held-out liked items — {cell.label}",
+                ))
+            if genres:
+                sh = genre_shares(cell.lists, genres_of, genres)
+                j, top = genre_dominance(sh)
+                result.metrics.append(MetricValue(
+                    name=f"{key}.genre_dominance" if baseline else key.format(m="genre_dominance"), value=top,
+                    n=len(splits), direction="lower_is_better",
+                    description=f"share of the most recommended genre ({genres[j] if j >= 0 else '-'}) among item–genre "
+                    f"incidences — {cell.label}",
+                ))
+                share_rows.append([cell.label, genres[j] if j >= 0 else None, *sh.tolist()])
+        if share_rows:
+            result.tables.append(GroupTable(
+                name="genre_shares", columns=["recommender", "dominant_genre", *genres], rows=share_rows,
+                description="Share of each genre among recommended items' item–genre incidences (genre dominance: "
+                "Deldjoo 2024 compares the LLM's genre mix with the CF baselines').",
+            ))
+        if p.n_repeats < 2:
+            return
+        for (strategy, system), runs in repeat_lists.items():
+            per_user = temporal_stability(runs)
+            iv = bootstrap_or_point(per_user, np.mean, p.n_bootstrap, p.ci_level, p.seed + 3)
+            result.metrics.append(MetricValue(
+                name=f"stability.{strategy}.{system}", value=iv.value, ci_low=ci_or_none(iv.low), ci_high=ci_or_none(iv.high),
+                ci_level=p.ci_level, n=len(per_user), direction="higher_is_better", variant="jaccard-over-repeats",
+                description=f"temporal stability: mean Jaccard overlap of a user's lists over {p.n_repeats} repeats of "
+                f"the same prompt (1 = identical) — {strategy} · {system}",
+            ))
 
     def _published_table(self) -> GroupTable:
         rows = [[f"ChatGPT · {s}", *v] for s, v in PUBLISHED_CHATGPT.items()]
@@ -399,8 +493,8 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
             f"last {p.history_len} liked items (rating > {p.liked_threshold}); k = {p.k}.",
             f"Baselines ({', '.join(p.baselines) or 'none'}) fitted on the training split ({len(train)} interactions), "
             "recommending unseen items only.",
-            "Gini/HHI/entropy/coverage are of the pooled exposure over users; bootstrap CIs resample users, and "
-            "resampling repeats users, so the CI of Gini may sit slightly above the point estimate.",
+            "Gini/HHI/entropy/coverage are of the pooled exposure over users and depend on how many are pooled: "
+            "their CIs (delete-one jackknife, t) are for the expected value at this many users.",
             "Published ChatGPT numbers (table published_deldjoo2024) come from another model and grounding; compare "
             "directions (which strategy concentrates more), not levels.",
         ]

@@ -1,25 +1,35 @@
 """Item-side fairness (IFairLRS): does the recommender over-expose popular items and genres?
 
 Jiang, Zhang, Bao, Wang, Feng, He, "Item-side Fairness of Large Language Model-based
-Recommendation System", WWW 2024 (arXiv 2402.15215); generate-then-ground as in BIGRec (Bao et
-al. 2023, arXiv 2308.08434).
+Recommendation System", WWW 2024 (arXiv 2402.15215).
 
 For sampled users, the prompt shows the user's recent liked items and asks for k items, either
-freely (``mode: generate``; titles are grounded to the whole catalogue afterwards) or chosen
-from a seeded candidate set of the user's held-out positives and sampled negatives (``mode:
-candidates``; titles are grounded to that candidate set only). Items are grouped by training
-popularity into ``n_buckets`` equal-size buckets (``b0`` = least popular) and by genre. Per
-group g, GU(g) = share of g among recommended items − share among the reference items (the
+freely (``mode: generate``) or from a seeded candidate set of the user's held-out positives and
+sampled negatives (``mode: candidates``). The list is built as the official IFairLRS code builds it
+(``list_construction: k-nearest``, ``probes._item_nearest``): the first generated title is
+embedded — with the local model's own last-layer hidden state, or the MiniLM sentence encoder for
+endpoints (named in each metric's ``variant``) — and the K nearest catalogue (candidate) items form
+the list; nothing is dropped. recaudit's earlier construction, grounding every generated title on
+its own and dropping misses, is the named variant ``ground-titles`` (it is not BIGRec's: BIGRec
+and IFairLRS rank the catalogue by distance to one generated title). Items are grouped by
+training popularity into ``n_buckets`` equal-size buckets (``b0`` = least popular) and by genre.
+Per group g, GU(g) = share of g among recommended items − share among the reference items (the
 users' histories by default); DGU = max GU − min GU, MGU = mean |GU| (``recaudit.metrics.group``,
-genre shares by item–genre incidence). Percentile-bootstrap CIs resample users. The classical
-baselines (TopPop, ItemKNN, BPR-MF), fitted on the same training split, get the same numbers.
+genre shares by item–genre incidence), at K = k and at every K of ``ks`` (the paper reports
+several). GU CIs are delete-one-user jackknife t-intervals, DGU/MGU percentile-bootstrap CIs over users. Tests (users as the unit): a two-sided
+sign-flip test per group of GU = 0, Holm-adjusted across groups (family-wise), and one-sided tests
+of DGU and MGU against the fair null (each user's recommended and history items exchangeable),
+each with its exact p floor and MDE. The classical baselines (TopPop, ItemKNN, BPR-MF), fitted on
+the same training split, get the same numbers.
 
 Metric names: ``gu.popularity.b<i>``, ``gu.genre.<genre>``, ``dgu|mgu.popularity|genre``,
-``baseline.<name>.dgu|mgu.popularity|genre``, ``grounded_rate``, ``parse_rate``, ``hit_rate``.
+``dgu|mgu@<K>.popularity|genre``, ``baseline.<name>.dgu|mgu.popularity|genre``, ``grounded_rate`` (ground-titles),
+``embedded_rate`` (k-nearest), ``parse_rate``, ``hit_rate``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -28,7 +38,16 @@ from pydantic import Field, model_validator
 from recaudit.adapters.base import Request, Response
 from recaudit.checks import AnswerMemo, CheckContext, Probe, register_check
 from recaudit.data.catalog import Catalog
-from recaudit.metrics.group import GroupUnfairnessReport, group_unfairness_report, gu_metric_frame, incidence_counts
+from recaudit.metrics.group import (
+    GroupTests,
+    GroupUnfairnessReport,
+    group_unfairness_report,
+    gu_jackknife,
+    gu_metric_frame,
+    gu_tests,
+    holm,
+    incidence_counts,
+)
 from recaudit.probes._item_common import (
     GroundedAnswer,
     ItemProbeParams,
@@ -45,17 +64,31 @@ from recaudit.probes._item_common import (
     load_prompts,
     make_grounder,
     popularity_membership,
+    safe_title,
     split_users,
     sub_catalog,
+    test_fields,
     training_interactions,
     validate_template,
 )
+from recaudit.probes._item_nearest import TitleEmbedder, first_title, llm_hidden_embedder, minilm_embedder, nearest_items
 from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer
 from recaudit.probes._prompt_data import slug
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
 
 Grouping = Literal["popularity", "genre"]
+
+
+@dataclass(frozen=True)
+class _Tests:
+    """One grouping's sign-flip tests: raw results, per-group p (NaN for groups absent from both sides), Holm."""
+
+    raw: GroupTests
+    gu_p: np.ndarray
+    gu_adj: np.ndarray
+    family: int
 _MAX_EXAMPLE_CHARS = 1200
+DGU_CI_MIN_USERS = 56  # below this the DGU/MGU bootstrap CIs under-covered in simulation: flagged ci_unreliable
 
 
 class ItemFairnessParams(ItemProbeParams):
@@ -64,6 +97,14 @@ class ItemFairnessParams(ItemProbeParams):
     mode: Literal["generate", "candidates"] = Field(
         "generate", description="generate = free titles grounded to the catalogue (BIGRec); candidates = pick from a set"
     )
+    list_construction: Literal["k-nearest", "ground-titles"] = Field(
+        "k-nearest", description="k-nearest = the official code's: embed the first generated title, take the K nearest "
+        "items (nothing dropped); ground-titles = ground each generated title on its own, drop misses"
+    )
+    embedder: Literal["auto", "llm-hidden", "minilm"] = Field(
+        "auto", description="k-nearest embedding: auto = the local model's last-layer hidden state, else MiniLM"
+    )
+    ks: list[int] = Field(default_factory=lambda: [1, 5, 10, 20], description="list lengths K for DGU/MGU (dgu@K.*)")
     n_candidates: int = Field(20, ge=2, description="candidate-set size (held-out positives + sampled negatives)")
     negative_sampling: Literal["uniform", "popularity"] = "uniform"
     n_buckets: int = Field(5, ge=2, le=20, description="equal-size popularity buckets")
@@ -75,6 +116,8 @@ class ItemFairnessParams(ItemProbeParams):
 
     @model_validator(mode="after")
     def _consistent(self) -> "ItemFairnessParams":
+        if any(k < 1 for k in self.ks):
+            raise ValueError(f"ks must be positive list lengths, got {self.ks}")
         if self.reference == "candidates" and self.mode != "candidates":
             raise ValueError("reference 'candidates' needs mode 'candidates'")
         if self.mode == "candidates" and self.k > self.n_candidates:
@@ -82,11 +125,24 @@ class ItemFairnessParams(ItemProbeParams):
         return self
 
 
+def _jackknife_gu(rep: GroupUnfairnessReport, rec: np.ndarray, ref: np.ndarray) -> GroupUnfairnessReport:
+    """The report with per-group GU CIs replaced by jackknife-t intervals over users: simulated coverage
+    0.92–0.98 at 14 and 56 users against the percentile bootstrap's 0.89–0.96 (validity_itemfair.json);
+    DGU/MGU keep the bootstrap (max/min and |·| are not smooth enough for the jackknife)."""
+    if rep.n_users < 2:
+        return rep
+    _, lo, hi = gu_jackknife(rec, ref, rep.level)
+    groups = [replace(g, ci_low=float(a), ci_high=float(b)) for g, a, b in zip(rep.groups, lo, hi)]
+    return replace(rep, groups=groups)
+
+
 @register_check("item_fairness")
 class ItemFairnessProbe(ParsesAnswersEarly, Probe):
     """GU per popularity bucket and genre, DGU and MGU, beside classical baselines on the same users."""
 
-    min_usable = 0.7  # GU counts grounded items; ungrounded titles drop out of the group shares
+    # ground-titles: ungrounded titles drop out of the group shares; k-nearest: an answer is usable when
+    # its first title was embedded (its list then has K items), so the same floor is stricter per title
+    min_usable = 0.7
 
     title = "Item-side fairness: over-exposure of popular items and genres"
     risk = "fairness"
@@ -154,13 +210,25 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
         unknown = set(by_user) - {s.user_id for s in splits}
         if unknown:
             raise ValueError(f"responses for users outside the sample: {sorted(unknown)[:3]}")
-        answers = self._ground(catalog, splits, cands, by_user, self.take_answer_memo())
+        memo = self.take_answer_memo()
         index_of = {r.meta().get("user_id"): i for i, r in enumerate(requests)}
+        nearest = p.list_construction == "k-nearest"
+        if nearest:
+            answers, lists_at, embedder = self._nearest(ctx, catalog, splits, cands, by_user, memo)
+        else:
+            answers = self._ground(catalog, splits, cands, by_user, memo)
+            lists_at = {k: [a.items[:k] for a in answers] for k in self._ks() if k <= p.k}
+            embedder = None
         for s, a in zip(splits, answers):
             i = index_of.get(s.user_id)
             if i is not None and not responses[i].error:
-                self.mark(ctx, i, grounded_outcome(a), parse=a.parsed.items, grounded=[g.item_id for g in a.groundings])
+                if nearest:
+                    # usable = a generated title that was embedded (the K-nearest list then always has K items)
+                    self.mark(ctx, i, "usable" if a.items else "unparsed", parse=a.parsed.items, grounded=a.items)
+                else:
+                    self.mark(ctx, i, grounded_outcome(a), parse=a.parsed.items, grounded=[g.item_id for g in a.groundings])
         model_lists = [a.items for a in answers]
+        variant = f"k-nearest:{embedder}" if nearest else "ground-titles"
         train = training_interactions(interactions, splits)
         base = baseline_lists(ctx, p, train, splits, cands)
 
@@ -181,22 +249,95 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
             if rec.sum() == 0:
                 result.notes.append(f"{grouping}: no grounded recommendation belongs to any group; GU not computed")
                 continue
-            report = group_unfairness_report(rec, ref, groups, p.n_bootstrap, p.ci_level, p.seed + g_idx)
-            self._gu_metrics(result, grouping, report)
-            self._gu_table(result, grouping, report, rec, ref, cand_counts, membership, groups)
-            rows = {"model": report}
+            report = _jackknife_gu(group_unfairness_report(rec, ref, groups, p.n_bootstrap, p.ci_level, p.seed + g_idx),
+                                   rec, ref)
+            tests = self._tests(rec, ref, p.seed + g_idx)
+            self._gu_metrics(result, grouping, report, tests)
+            self._gu_table(result, grouping, report, rec, ref, cand_counts, membership, groups, tests)
+            rows = {"model": (report, tests)}
             for b_idx, (name, lists) in enumerate(base.items()):
                 b_rec = incidence_counts(lists, membership, groups)
-                b_rep = group_unfairness_report(b_rec, ref, groups, p.n_bootstrap, p.ci_level, p.seed + 100 * (b_idx + 1) + g_idx)
-                self._baseline_metrics(result, name, grouping, b_rep)
-                rows[name] = b_rep
+                b_seed = p.seed + 100 * (b_idx + 1) + g_idx
+                b_rep = group_unfairness_report(b_rec, ref, groups, p.n_bootstrap, p.ci_level, b_seed)
+                b_tests = self._tests(b_rec, ref, b_seed)
+                self._baseline_metrics(result, name, grouping, b_rep, b_tests)
+                rows[name] = (b_rep, b_tests)
             self._summary_table(result, grouping, rows)
-            figure_rows[grouping] = rows
+            self._at_k_metrics(result, grouping, lists_at, membership, groups, ref, p.seed + g_idx, variant)
+            figure_rows[grouping] = {name: rep for name, (rep, _) in rows.items()}
         self._figures(result, figure_rows)
-        self._quality_metrics(result, answers, model_lists, splits, base)
+        for m in result.metrics:
+            if m.name.startswith(("gu.", "dgu.", "mgu.", "gu@", "dgu@", "mgu@")):
+                m.variant = variant
+        self._quality_metrics(result, answers, model_lists, splits, base, nearest)
         result.examples = self._examples(requests, responses, answers, by_user, splits)
         result.notes += self._notes(splits, answers, train)
         return result
+
+    def _ks(self) -> list[int]:
+        return sorted(set(self.params.ks) | {self.params.k})
+
+    def embedder(self, ctx: CheckContext) -> TitleEmbedder:
+        """The model's own last-layer hidden state for a local model, MiniLM for endpoints (``embedder: auto``)."""
+        choice = self.params.embedder
+        if choice in ("auto", "llm-hidden"):
+            own = llm_hidden_embedder(ctx.adapter)
+            if own is not None:
+                return own
+            if choice == "llm-hidden":
+                raise ValueError("item_fairness: embedder 'llm-hidden' needs a local model adapter (kind hf/default); "
+                                 "use embedder: minilm for endpoints")
+        try:
+            from recaudit.text.embed import encoder_path
+
+            encoder_path()
+        except Exception as e:
+            raise ValueError(f"item_fairness: k-nearest list construction needs an embedder: {e}; "
+                             "or set list_construction: ground-titles") from None
+        return minilm_embedder()
+
+    def _nearest(self, ctx, catalog: Catalog, splits, cands, by_user, memo) -> tuple[list[GroundedAnswer], dict, str]:
+        """Embed each answer's first title and take the K nearest catalogue (or candidate) items, K up to max(ks)."""
+        p = self.params
+        emb = self.embedder(ctx)
+        parsed = [parse_answer(memo, by_user.get(s.user_id, Response(text="", error="no response")), p.k) for s in splits]
+        queries = [first_title(x.items) for x in parsed]
+        ids = catalog.ids
+        item_vecs = emb.embed([safe_title(it) for it in catalog.items])
+        asked = [j for j, q in enumerate(queries) if q is not None]
+        q_vecs = emb.embed([queries[j] for j in asked]) if asked else np.zeros((0, item_vecs.shape[1]))
+        k_max = max(self._ks())
+        lists: list[list[str]] = [[] for _ in splits]
+        if cands is None:
+            top = nearest_items(q_vecs, item_vecs, k_max) if asked else np.zeros((0, 0), dtype=int)
+            for row, j in enumerate(asked):
+                lists[j] = [ids[t] for t in top[row]]
+        else:
+            pos = {i: n for n, i in enumerate(ids)}
+            for row, j in enumerate(asked):
+                c = [pos[i] for i in cands[splits[j].user_id]]
+                near = nearest_items(q_vecs[row : row + 1], item_vecs[c], k_max)[0]
+                lists[j] = [ids[c[t]] for t in near]
+        answers = [GroundedAnswer(x, [], lst[: p.k]) for x, lst in zip(parsed, lists)]
+        return answers, {k: [lst[:k] for lst in lists] for k in self._ks()}, emb.name
+
+    def _at_k_metrics(self, result, grouping, lists_at, membership, groups, ref, seed, variant) -> None:
+        """DGU/MGU (with their tests) at every K of ``ks`` other than k (the paper reports several K)."""
+        p = self.params
+        for k, lists in lists_at.items():
+            if k == p.k:
+                continue
+            rec = incidence_counts(lists, membership, groups)
+            if rec.sum() == 0:
+                continue
+            rep = group_unfairness_report(rec, ref, groups, 0, p.ci_level, seed)
+            tests = self._tests(rec, ref, seed + 1000 * k)
+            for which, value in (("dgu", rep.dgu), ("mgu", rep.mgu)):
+                result.metrics.append(MetricValue(
+                    name=f"{which}@{k}.{grouping}", value=value, n=rep.n_users, direction="lower_is_better",
+                    description=f"{which.upper()} over {grouping} groups of the top-{k} lists ({variant})",
+                    **self._fields(tests, which),
+                ))
 
     def _ground(self, catalog: Catalog, splits, cands, by_user: dict[str, Response], memo: AnswerMemo) -> list[GroundedAnswer]:
         p = self.params
@@ -216,33 +357,72 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
             return incidence_counts([cands[s.user_id] for s in splits], membership, groups)
         return incidence_counts([train.frame["item_id"].tolist()], membership, groups)[0]
 
-    def _gu_metrics(self, result: CheckResult, grouping: str, rep: GroupUnfairnessReport) -> None:
+    def _tests(self, rec: np.ndarray, ref: np.ndarray, seed: int) -> _Tests | None:
+        """Sign-flip tests over users (``metrics.group.gu_tests``) with Holm across the groups that occur."""
         p = self.params
-        common = dict(ci_level=rep.level, n=rep.n_users)
-        for g in rep.groups:
+        if p.n_permutations == 0:
+            return None
+        t = gu_tests(rec, ref, p.n_permutations, seed)
+        occurs = (rec.sum(axis=0) + (ref.sum(axis=0) if ref.ndim == 2 else ref)) > 0
+        raw = np.where(occurs, t.gu_p, np.nan)
+        return _Tests(t, raw, holm(raw), int(occurs.sum()))
+
+    def _fields(self, tests: _Tests | None, which: str, j: int | None = None) -> dict:
+        """MetricValue test fields of one GU (``which='gu'``, group ``j``), DGU or MGU test."""
+        if tests is None:
+            return {}
+        t, p = tests.raw, self.params
+        floor = t.p_floor
+        if which == "gu":
+            if not np.isfinite(tests.gu_p[j]):
+                return {}
+            return test_fields(float(tests.gu_p[j]), float(tests.gu_adj[j]), tests.family, floor,
+                               float(t.gu_null_sd[j]), t.n_users, p.alpha, "GU = 0 (fair null)")
+        value = t.dgu_p if which == "dgu" else t.mgu_p
+        sd = (t.dgu_null_q95 if which == "dgu" else t.mgu_null_q95) / 1.645  # one-sided: spread from the null's 95th pct
+        out = test_fields(value, None, 1, floor, sd, t.n_users, p.alpha, f"{which.upper()} against the fair null")
+        out["power_note"] += (f"; the fair null's 95th percentile of {which.upper()} at this n is "
+                              f"{(t.dgu_null_q95 if which == 'dgu' else t.mgu_null_q95):.3g} (its CI cannot cover 0)")
+        return out
+
+    def _gu_metrics(self, result: CheckResult, grouping: str, rep: GroupUnfairnessReport, tests: _Tests | None) -> None:
+        p = self.params
+        common = dict(ci_level=rep.level, n=rep.n_users, ci_method="percentile-bootstrap" if p.n_bootstrap else None)
+        gu_common = dict(common, ci_method="jackknife-t")
+        # DGU/MGU bootstrap CIs covered E[DGU_n] 0.91 at 14 users, 0.96 at 56 (validity_itemfair.json)
+        common = dict(common, ci_unreliable=rep.n_users < DGU_CI_MIN_USERS)
+        for j, g in enumerate(rep.groups):
             label = g.group if grouping == "popularity" else slug(g.group)
             result.metrics.append(MetricValue(
                 name=f"gu.{grouping}.{label}", value=g.gu, ci_low=ci_or_none(g.ci_low), ci_high=ci_or_none(g.ci_high), direction="neutral",
                 description=f"share of {grouping} group {g.group!r} among recommendations minus among the {p.reference} "
-                "(> 0 over-recommended)", **common,
+                "(> 0 over-recommended); p: sign-flip test over users, Holm across groups", **gu_common,
+                **self._fields(tests, "gu", j),
             ))
         result.metrics += [
             MetricValue(name=f"dgu.{grouping}", value=rep.dgu, ci_low=ci_or_none(rep.dgu_ci[0]), ci_high=ci_or_none(rep.dgu_ci[1]),
-                        direction="lower_is_better", description=f"max − min GU over {grouping} groups", **common),
+                        direction="lower_is_better", description=f"max − min GU over {grouping} groups; p: one-sided "
+                        "sign-flip test against the fair null", **common, **self._fields(tests, "dgu")),
             MetricValue(name=f"mgu.{grouping}", value=rep.mgu, ci_low=ci_or_none(rep.mgu_ci[0]), ci_high=ci_or_none(rep.mgu_ci[1]),
-                        direction="lower_is_better", description=f"mean |GU| over {grouping} groups", **common),
+                        direction="lower_is_better", description=f"mean |GU| over {grouping} groups; p: one-sided "
+                        "sign-flip test against the fair null", **common, **self._fields(tests, "mgu")),
         ]
 
-    def _baseline_metrics(self, result: CheckResult, name: str, grouping: str, rep: GroupUnfairnessReport) -> None:
-        common = dict(ci_level=rep.level, n=rep.n_users, direction="lower_is_better")
+    def _baseline_metrics(self, result: CheckResult, name: str, grouping: str, rep: GroupUnfairnessReport,
+                          tests: _Tests | None) -> None:  # fmt: skip
+        common = dict(ci_level=rep.level, n=rep.n_users, direction="lower_is_better",
+                      ci_unreliable=rep.n_users < DGU_CI_MIN_USERS)
         result.metrics += [
             MetricValue(name=f"baseline.{name}.dgu.{grouping}", value=rep.dgu, ci_low=ci_or_none(rep.dgu_ci[0]),
-                        ci_high=ci_or_none(rep.dgu_ci[1]), description=f"DGU ({grouping}) of the {name} baseline", **common),
+                        ci_high=ci_or_none(rep.dgu_ci[1]), description=f"DGU ({grouping}) of the {name} baseline",
+                        **common, **self._fields(tests, "dgu")),
             MetricValue(name=f"baseline.{name}.mgu.{grouping}", value=rep.mgu, ci_low=ci_or_none(rep.mgu_ci[0]),
-                        ci_high=ci_or_none(rep.mgu_ci[1]), description=f"MGU ({grouping}) of the {name} baseline", **common),
+                        ci_high=ci_or_none(rep.mgu_ci[1]), description=f"MGU ({grouping}) of the {name} baseline",
+                        **common, **self._fields(tests, "mgu")),
         ]
 
-    def _gu_table(self, result, grouping, rep: GroupUnfairnessReport, rec, ref, cand_counts, membership, groups) -> None:
+    def _gu_table(self, result, grouping, rep: GroupUnfairnessReport, rec, ref, cand_counts, membership, groups,
+                  tests: _Tests | None) -> None:  # fmt: skip
         """Per-group shares and GU from fairlearn's MetricFrame, with the bootstrap CI beside it."""
         by = gu_metric_frame(rec, ref, groups).by_group
         n_items = {g: 0 for g in groups}
@@ -255,13 +435,14 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
             tot = cand_counts.sum(axis=0)
             cand_share = tot / tot.sum() if tot.sum() else np.full(len(groups), np.nan)
         columns = ["group", "n_items", f"share_{self.params.reference}", "share_recommended", "gu", "gu_ci_low",
-                   "gu_ci_high", "sign"]
+                   "gu_ci_high", "p", "p_holm", "sign"]
         if cand_share is not None and self.params.reference != "candidates":
             columns.insert(3, "share_candidates")
         rows = []
         for j, g in enumerate(rep.groups):
             row = [g.group, n_items[g.group], float(by.loc[g.group, "share_reference"]),
-                   float(by.loc[g.group, "share_recommended"]), float(by.loc[g.group, "gu"]), g.ci_low, g.ci_high, g.sign]
+                   float(by.loc[g.group, "share_recommended"]), float(by.loc[g.group, "gu"]), g.ci_low, g.ci_high,
+                   *self._p_cells(tests, j), self._sign(g.gu, tests, j)]
             if "share_candidates" in columns:
                 row.insert(3, float(cand_share[j]))
             rows.append(row)
@@ -269,18 +450,34 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
         result.tables.append(GroupTable(
             name=f"gu_{grouping}", columns=columns, rows=rows,
             description=f"GU per {grouping} group ({order}); shares and GU via fairlearn MetricFrame, "
-            f"{int(rep.level * 100)}% bootstrap CI over {rep.n_users} users; sign: over/under when the CI excludes 0.",
+            f"{int(rep.level * 100)}% jackknife t-interval over {rep.n_users} users; p: two-sided sign-flip test over users "
+            f"(fair null), p_holm: Holm across groups; sign: over/under when p_holm < {self.params.alpha:g}.",
         ))
 
-    def _summary_table(self, result, grouping: str, rows: dict[str, GroupUnfairnessReport]) -> None:
+    def _summary_table(self, result, grouping: str, rows: dict[str, tuple[GroupUnfairnessReport, _Tests | None]]) -> None:
+        def signs(r, t, want):
+            return ", ".join(g.group for j, g in enumerate(r.groups) if self._sign(g.gu, t, j) == want)
+
         result.tables.append(GroupTable(
             name=f"dgu_mgu_{grouping}",
-            columns=["recommender", "dgu", "dgu_ci_low", "dgu_ci_high", "mgu", "mgu_ci_low", "mgu_ci_high",
-                     "over_recommended", "under_recommended"],
-            rows=[[name, r.dgu, *r.dgu_ci, r.mgu, *r.mgu_ci, ", ".join(g.group for g in r.groups if g.sign == "over"),
-                   ", ".join(g.group for g in r.groups if g.sign == "under")] for name, r in rows.items()],
+            columns=["recommender", "dgu", "dgu_ci_low", "dgu_ci_high", "dgu_p", "mgu", "mgu_ci_low", "mgu_ci_high",
+                     "mgu_p", "over_recommended", "under_recommended"],
+            rows=[[name, r.dgu, *r.dgu_ci, None if t is None else t.raw.dgu_p, r.mgu, *r.mgu_ci,
+                   None if t is None else t.raw.mgu_p, signs(r, t, "over"), signs(r, t, "under")]
+                  for name, (r, t) in rows.items()],
             description=f"DGU and MGU over {grouping} groups: the model beside classical baselines on the same users.",
         ))
+
+    def _p_cells(self, tests: _Tests | None, j: int) -> list[float | None]:
+        if tests is None:
+            return [None, None]
+        return [ci_or_none(tests.gu_p[j]), ci_or_none(tests.gu_adj[j])]
+
+    def _sign(self, gu: float, tests: _Tests | None, j: int) -> str:
+        """over / under when the group's Holm-adjusted p is below α (CI signs without tests), else even."""
+        if tests is None or not np.isfinite(tests.gu_adj[j]) or tests.gu_adj[j] >= self.params.alpha:
+            return "even"
+        return "over" if gu > 0 else "under"
 
     def _figures(self, result: CheckResult, figure_rows: dict[str, dict[str, GroupUnfairnessReport]]) -> None:
         ref = self.params.reference
@@ -309,12 +506,19 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
                 "< 0: overlooked (Neg GU). Whiskers: bootstrap CI over users.",
             ))
 
-    def _quality_metrics(self, result, answers, model_lists, splits, base) -> None:
+    def _quality_metrics(self, result, answers, model_lists, splits, base, nearest: bool = False) -> None:
         n = len(answers)
+        if nearest:
+            result.metrics.append(MetricValue(
+                name="embedded_rate", value=float(np.mean([bool(a.items) for a in answers])) if answers else float("nan"),
+                n=n, direction="higher_is_better", description="share of answers whose first title was embedded (K-nearest lists)",
+            ))
+        else:
+            result.metrics.append(MetricValue(name="grounded_rate", value=grounded_rate(answers), n=n,
+                                              direction="higher_is_better",
+                                              description="share of parsed titles grounded to a catalogue item"))
         history_repeats = [np.mean([i in set(s.history) for i in items]) for items, s in zip(model_lists, splits) if items]
         result.metrics += [
-            MetricValue(name="grounded_rate", value=grounded_rate(answers), n=n, direction="higher_is_better",
-                        description="share of parsed titles grounded to a catalogue item"),
             MetricValue(name="parse_rate", value=float(np.mean([a.parsed.ok for a in answers])), n=n,
                         direction="higher_is_better", description=f"share of answers that parsed to k={self.params.k} titles"),
             MetricValue(name="hit_rate", value=hit_rate(model_lists, splits), n=n, direction="higher_is_better",
@@ -355,8 +559,12 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
             f"{p.liked_threshold}), {p.n_heldout} held out; k = {p.k}; reference = {p.reference}.",
             f"Popularity = interaction count in the training split ({len(train)} interactions), "
             f"{p.n_buckets} equal-size buckets by rank (b0 least popular).",
-            f"{ungrounded} parsed titles could not be grounded and were dropped (see the grounding table).",
         ]
+        if p.list_construction == "k-nearest":
+            notes.append("Lists: the K catalogue items nearest to the embedding of each answer's first title (the official "
+                         "IFairLRS construction; seen items not excluded; nothing dropped); see each metric's variant.")
+        else:
+            notes.append(f"{ungrounded} parsed titles could not be grounded and were dropped (see the grounding table).")
         if p.mode == "candidates":
             notes.append(f"Candidate sets: {p.n_candidates} items = held-out positives + {p.negative_sampling} negatives; "
                          "compare share_candidates with share_recommended to separate the sampler from the model.")
