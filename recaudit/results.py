@@ -14,6 +14,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from recaudit.metric_names import MetricName, parse_metric_name  # noqa: F401 - re-exported for reports
+
 SCHEMA_VERSION = "1.1"
 
 Risk = Literal["fairness", "robustness", "privacy", "performance", "utility"]
@@ -254,6 +256,13 @@ class CheckResult(_Model):
         return [m.name for m in self.metrics]
 
 
+# the columns of ``AuditResults.to_frame``
+FRAME_COLUMNS = (
+    "check", "metric", "measure", "k", "attribute", "value", "stat", "estimate",
+    "ci_low", "ci_high", "p", "p_adj", "n", "status",
+)
+
+
 class AuditResults(_Model):
     """All checks of one audit run plus the run's provenance."""
 
@@ -277,6 +286,24 @@ class AuditResults(_Model):
     def from_json(cls, text: str) -> "AuditResults":
         """Parse JSON written by ``to_json``."""
         return cls.model_validate_json(text)
+
+    def to_frame(self) -> Any:
+        """A tidy pandas DataFrame, one row per metric (columns: ``FRAME_COLUMNS``; names parsed by
+        ``recaudit.metric_names``)."""
+        import pandas as pd  # here only: the results model imports without pandas
+
+        rows = []
+        for c in self.checks:
+            for m in c.metrics:
+                parts = parse_metric_name(m.name)
+                rows.append((c.name, m.name, parts.measure, parts.k, parts.attribute, parts.value, parts.stat,
+                             m.value, m.ci_low, m.ci_high, m.p_value, m.p_adj, m.n, c.status))
+        frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
+        for col in ("estimate", "ci_low", "ci_high", "p", "p_adj"):
+            frame[col] = frame[col].astype(float)  # None → NaN: numeric operations just work
+        for col in ("k", "n"):
+            frame[col] = frame[col].astype("Int64")
+        return frame
 
 
 @dataclass(frozen=True)
@@ -309,3 +336,4 @@ def overall(results: AuditResults) -> Overall:
     if counts["not_judged"]:
         return Overall("NOT JUDGED", f"NOT JUDGED: {counts['not_judged']} of {n} checks have no thresholds", counts)
     return Overall("PASS", f"PASS: all {n} checks judged and passed", counts)
+

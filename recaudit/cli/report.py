@@ -56,13 +56,43 @@ def read_results(path: Path) -> AuditResults:
     return results
 
 
+def run_samples(run_dir: Path, results: AuditResults) -> dict[str, list[dict[str, Any]]]:
+    """Each check's evidence records from ``run_dir/checks`` (checks without a samples file are left out;
+    an unreadable file is a warning line, not a failed report)."""
+    from recaudit.evidence import read_samples, samples_path
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for check in results.checks:
+        path = samples_path(run_dir / "checks", check.name)
+        if path is None:
+            continue
+        try:
+            out[check.name] = read_samples(path)
+        except (OSError, ValueError, EOFError) as e:
+            print(f"recaudit report: warning: {path}: cannot read evidence records ({e}); left out", file=sys.stderr)
+    return out
+
+
 def write_report_files(
-    results: AuditResults, html_path: Path, csv_path: Path, title: str | None = None
+    results: AuditResults,
+    html_path: Path,
+    csv_path: Path,
+    title: str | None = None,
+    *,
+    run_dir: Path | None = None,
+    results_path: Path | None = None,
 ) -> tuple[Path, Path]:
-    """Render and atomically write the HTML report and the metrics CSV."""
+    """Render and atomically write the HTML report (with the run's evidence records and the SHA-256
+    of its results.json) and the metrics CSV; ``run_dir`` defaults to the report's folder."""
+    import hashlib
+
     from recaudit.reports import metrics_csv, render_html
 
-    write_text_atomic(html_path, render_html(results, title=title))
+    run_dir = run_dir if run_dir is not None else html_path.parent
+    results_path = results_path if results_path is not None else run_dir / "results.json"
+    digest = hashlib.sha256(results_path.read_bytes()).hexdigest() if results_path.is_file() else None
+    html = render_html(results, title=title, samples=run_samples(run_dir, results), results_sha256=digest)
+    write_text_atomic(html_path, html)
     write_text_atomic(csv_path, metrics_csv(results))
     return html_path, csv_path
 
@@ -77,7 +107,8 @@ def run_report(args: argparse.Namespace) -> int:
     html_path = args.output or args.results.with_name(REPORT_FILE)
     csv_path = args.csv or args.results.with_name(METRICS_FILE)
     try:
-        write_report_files(results, html_path, csv_path, title=args.title)
+        write_report_files(results, html_path, csv_path, title=args.title, run_dir=args.results.parent,
+                           results_path=args.results)
     except OSError as e:
         print(f"recaudit report: error: cannot write {e.filename or html_path}: {e.strerror or e}", file=sys.stderr)
         return 2
