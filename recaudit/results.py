@@ -10,9 +10,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 
 from recaudit.metric_names import MetricName, parse_metric_name  # noqa: F401 - re-exported for reports
 
@@ -37,11 +37,15 @@ def _nan_from_null(v: Any) -> Any:
     return math.nan if v is None else v
 
 
+# a float that results.json writes as null when it is NaN or ±inf: its JSON Schema says so
+JsonFloat = Annotated[float, WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "null"}]})]
+
+
 class MetricValue(_Model):
     """One number with its uncertainty; ``name`` is the key thresholds refer to (e.g. ``snsr.prag@20``)."""
 
     name: str
-    value: float
+    value: JsonFloat
     ci_low: float | None = None
     ci_high: float | None = None
     ci_level: float = 0.95
@@ -130,9 +134,9 @@ class Series(_Model):
 
     label: str
     x: list[float | int | str]
-    y: list[float]
-    y_low: list[float] | None = None
-    y_high: list[float] | None = None
+    y: list[JsonFloat]
+    y_low: list[JsonFloat] | None = None
+    y_high: list[JsonFloat] | None = None
 
     @field_validator("y", "y_low", "y_high", mode="before")
     @classmethod
@@ -166,10 +170,15 @@ class Breach(_Model):
     """A threshold that a metric did not meet."""
 
     metric: str
-    value: float
+    value: JsonFloat  # NaN (a metric that could not be computed breaches) is written as null
     op: str
     threshold: float
     message: str = ""
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _nan(cls, v: Any) -> Any:
+        return _nan_from_null(v)
 
 
 class Verdict(_Model):

@@ -34,6 +34,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("-o", "--output", type=Path, help=f"HTML file to write (default: {REPORT_FILE} beside results)")
     p.add_argument("--csv", type=Path, help=f"CSV of all metrics (default: {METRICS_FILE} beside results)")
     p.add_argument("--title", help="report title (default: the audit's name)")
+    p.add_argument("--junit-xml", type=Path, metavar="PATH", help="also write JUnit XML (one testcase per threshold)")
     p.set_defaults(func=run_report)
 
 
@@ -97,6 +98,14 @@ def write_report_files(
     return html_path, csv_path
 
 
+def write_junit(results: AuditResults, path: Path) -> Path:
+    """Write the audit as JUnit XML (``recaudit.reports.junit``) atomically."""
+    from recaudit.reports.junit import junit_xml
+
+    write_text_atomic(path, junit_xml(results))
+    return path
+
+
 def run_report(args: argparse.Namespace) -> int:
     """Handler of ``recaudit report``."""
     try:
@@ -109,9 +118,13 @@ def run_report(args: argparse.Namespace) -> int:
     try:
         write_report_files(results, html_path, csv_path, title=args.title, run_dir=args.results.parent,
                            results_path=args.results)
+        if args.junit_xml:
+            write_junit(results, args.junit_xml)
     except OSError as e:
         print(f"recaudit report: error: cannot write {e.filename or html_path}: {e.strerror or e}", file=sys.stderr)
         return 2
     print(f"report:  {html_path}")
     print(f"metrics: {csv_path}")
+    if args.junit_xml:
+        print(f"junit:   {args.junit_xml}")
     return 0

@@ -43,6 +43,11 @@ def junit_xml(results: AuditResults) -> str:
     root.set("errors", str(totals["errors"]))
     root.set("skipped", str(totals["skipped"]))
     root.set("time", f"{total_time:.3f}")
+    for el in root.iter():  # check names, messages and tracebacks may carry control characters
+        for k, v in el.attrib.items():
+            el.set(k, _clean(v))
+        if el.text:
+            el.text = _clean(el.text)
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
