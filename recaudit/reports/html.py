@@ -207,7 +207,9 @@ def _resolve(check: CheckResult, name: str) -> MetricValue | None:
 def headline_metric(check: CheckResult) -> MetricValue | None:
     """The metric that says most about a check: the first breached, else the first thresholded, else
     the first aggregate (``...max``) with a test, else the first with a test, else the first finite one."""
-    for label in [b.metric for b in check.verdict.breaches] + [t.split(" ", 1)[0] for t in check.verdict.evaluated]:
+    configured = check.reproducibility.config.get("thresholds")
+    judged = list(check.verdict.evaluated) + (list(configured) if isinstance(configured, list) else [])
+    for label in [b.metric for b in check.verdict.breaches] + [str(t).split(" ", 1)[0] for t in judged]:
         m = _resolve(check, label)
         if m is not None:
             return m
