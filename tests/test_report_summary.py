@@ -88,3 +88,15 @@ def test_explorer_is_capped_escaped_and_filters_by_generated_ids():
     assert not [o for o in ex.tags if o.label.startswith("user_id")]
     assert all(re.fullmatch(r"[#.:~ \-a-z0-9{}=;\[\]()]+", rule.replace("background:#1f2a44", "").replace("color:#fff", ""))
                for rule in ex.css.splitlines())
+
+
+def test_line_charts_draw_the_ci_band():
+    from recaudit.reports.figures import figure_svg
+    from recaudit.results import FigureSpec, Series
+
+    plain = Series(label="a", x=[1, 5, 10], y=[0.9, 0.8, 0.7])
+    banded = Series(label="a", x=[1, 5, 10], y=[0.9, 0.8, 0.7], y_low=[0.8, 0.7, 0.6], y_high=[1.0, 0.9, 0.8])
+    without = figure_svg(FigureSpec(name="l", kind="line", title="t", series=[plain])).decode()
+    with_band = figure_svg(FigureSpec(name="l", kind="line", title="t", series=[banded])).decode()
+    # the band is one translucent filled polygon (matplotlib's fill_between collection)
+    assert "fill-opacity: 0.2" in with_band and "fill-opacity: 0.2" not in without

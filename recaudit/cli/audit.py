@@ -94,4 +94,6 @@ def run_audit(args: argparse.Namespace) -> int:
     print(f"report:  {html}")
     print(f"results: {run.results_path}")
     print(f"metrics: {csv}")
+    if args.junit_xml:
+        print(f"junit:   {args.junit_xml}")
     return audit_exit_code(run.results, allow_unjudged=args.allow_unjudged)
