@@ -62,3 +62,22 @@ def test_help_into_a_closed_pipe_has_no_traceback():
     done = subprocess.run(f"{sys.executable} -m recaudit --help | head -c 10", shell=True, env=ENV,
                           capture_output=True, text=True, timeout=60)
     assert "Traceback" not in done.stderr and done.stdout == "usage: rec"
+
+
+def test_a_missing_optional_dependency_is_one_line_naming_the_extra(monkeypatch, capsys):
+    import recaudit.cli.schema as schema
+
+    def needs_flwr(args):
+        raise ModuleNotFoundError("No module named 'flwr'", name="flwr")
+
+    monkeypatch.setattr(schema, "run_schema", needs_flwr)
+    assert cli.main(["schema"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["recaudit schema: needs the federated extra (flwr is not installed): pip install 'recaudit[federated]'"]
+
+    def needs_other(args):
+        raise ModuleNotFoundError("No module named 'zzz'", name="zzz")
+
+    monkeypatch.setattr(schema, "run_schema", needs_other)
+    assert cli.main(["schema"]) == 2
+    assert "error: ModuleNotFoundError: No module named 'zzz'" in capsys.readouterr().err
