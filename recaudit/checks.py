@@ -222,12 +222,28 @@ def register_check(name: str) -> Callable[[type[Check]], type[Check]]:
 
 
 CHECK_PACKAGES = ("recaudit.probes", "recaudit.attacks", "recaudit.unlearning", "recaudit.federated")
+# optional dependencies → the pip extra that installs them; a check module that needs a missing one
+# is left out of the registry (the core runs without the extras) and named in MISSING_EXTRAS
+OPTIONAL_DEPENDENCIES = {"textattack": "attacks", "flair": "attacks", "flwr": "federated", "opacus": "federated",
+                         "ray": "federated"}
+MISSING_EXTRAS: dict[str, str] = {}  # module → "the federated extra (flwr is not installed)"
 
 
 def load_checks() -> Registry[type[Check]]:
     """Import every check package so all registrations have run; return the registry."""
-    from recaudit.registry import import_submodules
+    import importlib
+    import pkgutil
 
     for pkg in CHECK_PACKAGES:
-        import_submodules(pkg)
+        package = importlib.import_module(pkg)
+        for info in pkgutil.iter_modules(package.__path__):
+            if info.name.startswith("_"):
+                continue
+            try:
+                importlib.import_module(f"{pkg}.{info.name}")
+            except ModuleNotFoundError as e:
+                root = (e.name or "").split(".")[0]
+                if root not in OPTIONAL_DEPENDENCIES:
+                    raise
+                MISSING_EXTRAS[f"{pkg}.{info.name}"] = f"the {OPTIONAL_DEPENDENCIES[root]} extra ({root} is not installed)"
     return CHECKS

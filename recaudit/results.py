@@ -10,9 +10,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
+
+from recaudit.metric_names import MetricName, parse_metric_name  # noqa: F401 - re-exported for reports
 
 SCHEMA_VERSION = "1.1"
 
@@ -35,11 +37,15 @@ def _nan_from_null(v: Any) -> Any:
     return math.nan if v is None else v
 
 
+# a float that results.json writes as null when it is NaN or ±inf: its JSON Schema says so
+JsonFloat = Annotated[float, WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "null"}]})]
+
+
 class MetricValue(_Model):
     """One number with its uncertainty; ``name`` is the key thresholds refer to (e.g. ``snsr.prag@20``)."""
 
     name: str
-    value: float
+    value: JsonFloat
     ci_low: float | None = None
     ci_high: float | None = None
     ci_level: float = 0.95
@@ -128,9 +134,9 @@ class Series(_Model):
 
     label: str
     x: list[float | int | str]
-    y: list[float]
-    y_low: list[float] | None = None
-    y_high: list[float] | None = None
+    y: list[JsonFloat]
+    y_low: list[JsonFloat] | None = None
+    y_high: list[JsonFloat] | None = None
 
     @field_validator("y", "y_low", "y_high", mode="before")
     @classmethod
@@ -164,10 +170,15 @@ class Breach(_Model):
     """A threshold that a metric did not meet."""
 
     metric: str
-    value: float
+    value: JsonFloat  # NaN (a metric that could not be computed breaches) is written as null
     op: str
     threshold: float
     message: str = ""
+
+    @field_validator("value", mode="before")
+    @classmethod
+    def _nan(cls, v: Any) -> Any:
+        return _nan_from_null(v)
 
 
 class Verdict(_Model):
@@ -254,6 +265,13 @@ class CheckResult(_Model):
         return [m.name for m in self.metrics]
 
 
+# the columns of ``AuditResults.to_frame``
+FRAME_COLUMNS = (
+    "check", "metric", "measure", "k", "attribute", "value", "stat", "estimate",
+    "ci_low", "ci_high", "p", "p_adj", "n", "status",
+)
+
+
 class AuditResults(_Model):
     """All checks of one audit run plus the run's provenance."""
 
@@ -277,6 +295,24 @@ class AuditResults(_Model):
     def from_json(cls, text: str) -> "AuditResults":
         """Parse JSON written by ``to_json``."""
         return cls.model_validate_json(text)
+
+    def to_frame(self) -> Any:
+        """A tidy pandas DataFrame, one row per metric (columns: ``FRAME_COLUMNS``; names parsed by
+        ``recaudit.metric_names``)."""
+        import pandas as pd  # here only: the results model imports without pandas
+
+        rows = []
+        for c in self.checks:
+            for m in c.metrics:
+                parts = parse_metric_name(m.name)
+                rows.append((c.name, m.name, parts.measure, parts.k, parts.attribute, parts.value, parts.stat,
+                             m.value, m.ci_low, m.ci_high, m.p_value, m.p_adj, m.n, c.status))
+        frame = pd.DataFrame(rows, columns=list(FRAME_COLUMNS))
+        for col in ("estimate", "ci_low", "ci_high", "p", "p_adj"):
+            frame[col] = frame[col].astype(float)  # None → NaN: numeric operations just work
+        for col in ("k", "n"):
+            frame[col] = frame[col].astype("Int64")
+        return frame
 
 
 @dataclass(frozen=True)
@@ -309,3 +345,4 @@ def overall(results: AuditResults) -> Overall:
     if counts["not_judged"]:
         return Overall("NOT JUDGED", f"NOT JUDGED: {counts['not_judged']} of {n} checks have no thresholds", counts)
     return Overall("PASS", f"PASS: all {n} checks judged and passed", counts)
+

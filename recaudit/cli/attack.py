@@ -163,6 +163,10 @@ def run_shilling_command(args: argparse.Namespace) -> int:
 
     try:
         config = build_config(args)
+        missing = _missing_extra(config.checks[0].params.get("attacks"))
+        if missing:
+            print(f"recaudit attack shilling: {missing}", file=sys.stderr)
+            return EXIT_ERROR
         run_dir = args.run_dir or args.out.with_name(args.out.name + ".run")
         run = Runner(config, run_dir=run_dir, fresh=args.fresh, progress=not args.quiet).run()
     except ConfigError as e:
@@ -184,6 +188,21 @@ def run_shilling_command(args: argparse.Namespace) -> int:
     from recaudit.audits.verdicts import audit_exit_code
 
     return audit_exit_code(run.results, allow_unjudged=True)
+
+
+TEXTATTACK_ATTACKS = ("deepwordbug", "puncattack", "textfooler", "bertattack")
+
+
+def _missing_extra(attacks: list[str] | None) -> str | None:
+    """One line naming the extra to install when a requested attack needs TextAttack and it is absent."""
+    from recaudit.attacks.strategies import ATTACK_NAMES
+    from recaudit.attacks.textattack_bridge import textattack_available
+
+    wanted = [a for a in (attacks if attacks is not None else ATTACK_NAMES) if a in TEXTATTACK_ATTACKS]
+    if not wanted or textattack_available()[0]:
+        return None
+    return (f"needs the attacks extra for {', '.join(wanted)} (textattack is not installed): "
+            "pip install 'recaudit[attacks]' (or --attacks trivial,llm_rewrite)")
 
 
 def print_summary(result, out=None) -> None:

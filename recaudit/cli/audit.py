@@ -27,7 +27,7 @@ from typing import Any
 from recaudit.audits.config import ConfigError, default_config_text, load_config, load_default_config
 from recaudit.audits.runner import Runner, SetupError
 from recaudit.audits.verdicts import EXIT_ERROR, audit_exit_code, overall
-from recaudit.cli.report import METRICS_FILE, REPORT_FILE, write_report_files
+from recaudit.cli.report import METRICS_FILE, REPORT_FILE, write_junit, write_report_files
 
 
 def add_parser(subparsers: Any) -> None:
@@ -47,6 +47,7 @@ def add_parser(subparsers: Any) -> None:
         "--allow-unjudged", action="store_true",
         help="exit 0 rather than 4 when a check has no thresholds (every other status keeps its code)",
     )
+    p.add_argument("--junit-xml", type=Path, metavar="PATH", help="also write JUnit XML (one testcase per threshold)")
     p.set_defaults(func=run_audit)
 
 
@@ -74,6 +75,8 @@ def run_audit(args: argparse.Namespace) -> int:
         return 130
     try:
         html, csv = write_report_files(run.results, run.run_dir / REPORT_FILE, run.run_dir / METRICS_FILE)
+        if args.junit_xml:
+            write_junit(run.results, args.junit_xml)
     except OSError as e:
         print(f"recaudit audit: error: cannot write the report: {e.strerror or e}", file=sys.stderr)
         return EXIT_ERROR
@@ -91,4 +94,6 @@ def run_audit(args: argparse.Namespace) -> int:
     print(f"report:  {html}")
     print(f"results: {run.results_path}")
     print(f"metrics: {csv}")
+    if args.junit_xml:
+        print(f"junit:   {args.junit_xml}")
     return audit_exit_code(run.results, allow_unjudged=args.allow_unjudged)

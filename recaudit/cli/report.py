@@ -34,6 +34,7 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("-o", "--output", type=Path, help=f"HTML file to write (default: {REPORT_FILE} beside results)")
     p.add_argument("--csv", type=Path, help=f"CSV of all metrics (default: {METRICS_FILE} beside results)")
     p.add_argument("--title", help="report title (default: the audit's name)")
+    p.add_argument("--junit-xml", type=Path, metavar="PATH", help="also write JUnit XML (one testcase per threshold)")
     p.set_defaults(func=run_report)
 
 
@@ -73,15 +74,53 @@ def _federated_records(text: str) -> AuditResults | None:
     return results_from_runs({run.strategy: run}, run.strategy, {}, audit_name=f"federated {run.strategy}")
 
 
+def run_samples(run_dir: Path, results: AuditResults) -> dict[str, list[dict[str, Any]]]:
+    """Each check's evidence records from ``run_dir/checks`` (checks without a samples file are left out;
+    an unreadable file is a warning line, not a failed report)."""
+    from recaudit.evidence import read_samples, samples_path
+
+    out: dict[str, list[dict[str, Any]]] = {}
+    for check in results.checks:
+        path = samples_path(run_dir / "checks", check.name)
+        if path is None:
+            continue
+        try:
+            out[check.name] = read_samples(path)
+        except (OSError, ValueError, EOFError) as e:
+            print(f"recaudit report: warning: {path}: cannot read evidence records ({e}); left out", file=sys.stderr)
+    return out
+
+
 def write_report_files(
-    results: AuditResults, html_path: Path, csv_path: Path, title: str | None = None
+    results: AuditResults,
+    html_path: Path,
+    csv_path: Path,
+    title: str | None = None,
+    *,
+    run_dir: Path | None = None,
+    results_path: Path | None = None,
 ) -> tuple[Path, Path]:
-    """Render and atomically write the HTML report and the metrics CSV."""
+    """Render and atomically write the HTML report (with the run's evidence records and the SHA-256
+    of its results.json) and the metrics CSV; ``run_dir`` defaults to the report's folder."""
+    import hashlib
+
     from recaudit.reports import metrics_csv, render_html
 
-    write_text_atomic(html_path, render_html(results, title=title))
+    run_dir = run_dir if run_dir is not None else html_path.parent
+    results_path = results_path if results_path is not None else run_dir / "results.json"
+    digest = hashlib.sha256(results_path.read_bytes()).hexdigest() if results_path.is_file() else None
+    html = render_html(results, title=title, samples=run_samples(run_dir, results), results_sha256=digest)
+    write_text_atomic(html_path, html)
     write_text_atomic(csv_path, metrics_csv(results))
     return html_path, csv_path
+
+
+def write_junit(results: AuditResults, path: Path) -> Path:
+    """Write the audit as JUnit XML (``recaudit.reports.junit``) atomically."""
+    from recaudit.reports.junit import junit_xml
+
+    write_text_atomic(path, junit_xml(results))
+    return path
 
 
 def run_report(args: argparse.Namespace) -> int:
@@ -94,10 +133,15 @@ def run_report(args: argparse.Namespace) -> int:
     html_path = args.output or args.results.with_name(REPORT_FILE)
     csv_path = args.csv or args.results.with_name(METRICS_FILE)
     try:
-        write_report_files(results, html_path, csv_path, title=args.title)
+        write_report_files(results, html_path, csv_path, title=args.title, run_dir=args.results.parent,
+                           results_path=args.results)
+        if args.junit_xml:
+            write_junit(results, args.junit_xml)
     except OSError as e:
         print(f"recaudit report: error: cannot write {e.filename or html_path}: {e.strerror or e}", file=sys.stderr)
         return 2
     print(f"report:  {html_path}")
     print(f"metrics: {csv_path}")
+    if args.junit_xml:
+        print(f"junit:   {args.junit_xml}")
     return 0

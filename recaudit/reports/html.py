@@ -8,27 +8,31 @@ marked safe except the data URIs this module builds itself from base64.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 import recaudit
+from recaudit.reports.explorer import build_explorer
 from recaudit.reports.export import metric_thresholds
 from recaudit.reports.figures import render_figure
-from recaudit.results import AuditResults, CheckResult, FigureSpec, MetricValue, overall
+from recaudit.results import AuditResults, CheckResult, FigureSpec, MetricValue, overall, parse_metric_name
 
 MAX_EXAMPLES = 10
 MAX_EXAMPLE_CHARS = 1500
-SECTION_IDS = ("summary", "risks", "checks", "references", "reproducibility")
+ESSENTIAL_METRICS = 6  # metric rows shown per check before "all metrics" (thresholded ones always shown)
+SECTION_IDS = ("summary", "risks", "checks", "samples", "signoff", "references", "reproducibility")
 _STATUS_ORDER = {"error": 4, "fail": 3, "incomplete": 2, "not_judged": 1, "pass": 0}
 _ARROWS = {"lower_is_better": "↓ lower is better", "higher_is_better": "↑ higher is better", "neutral": ""}
+_FIELD_SUFFIXES = (".p_adj", ".p", ".ci_low", ".ci_high")
 
 
 @dataclass
@@ -43,6 +47,17 @@ class MetricRow:
     metric: MetricValue
     thresholds: list[str]
     status: str  # pass | fail | "" (no threshold)
+    flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Finding:
+    """The one line a reader needs about a check: its headline metric with uncertainty and caveats."""
+
+    metric: MetricValue | None
+    estimate: str
+    details: list[str]
+    flags: list[str]
 
 
 @dataclass
@@ -57,6 +72,21 @@ class CheckView:
     examples_hidden: int
     params_json: str
     error_lines: list[str] = field(default_factory=list)
+    finding: Finding | None = None
+    coverage_line: str = ""
+    essential: list[MetricRow] = field(default_factory=list)
+    more: list[MetricRow] = field(default_factory=list)
+
+
+@dataclass
+class Subject:
+    """What was audited, for the header: the model, the data, and whether it is only the demo."""
+
+    model: str
+    adapter: str
+    data: str
+    data_hashes: list[str]
+    demo: bool
 
 
 def check_status(check: CheckResult) -> str:
@@ -69,18 +99,40 @@ def overall_status(results: AuditResults) -> str:
     return overall(results).css
 
 
-def render_html(results: AuditResults, *, title: str | None = None) -> str:
-    """The report as HTML text."""
+def results_digest(results: AuditResults) -> str:
+    """SHA-256 of the results as ``recaudit audit`` writes them (``AuditResults.to_json``)."""
+    return hashlib.sha256(results.to_json().encode("utf-8")).hexdigest()
+
+
+def render_html(
+    results: AuditResults,
+    *,
+    title: str | None = None,
+    samples: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    results_sha256: str | None = None,
+) -> str:
+    """The report as HTML text; ``samples`` are each check's evidence records (plain dicts, as in
+    ``checks/<name>.samples.jsonl``) for the sample explorer; ``results_sha256`` is the digest of the
+    results.json file (default: of ``results.to_json()``)."""
     checks = [_check_view(i, c) for i, c in enumerate(results.checks)]
     counts = {s: sum(1 for c in checks if c.status == s) for s in _STATUS_ORDER}
     rep = results.reproducibility
+    verdict = overall(results)
+    title = title or results.audit_name
+    digest = results_sha256 or results_digest(results)
     return _env().get_template("report.html.j2").render(
-        title=title or results.audit_name,
+        title=title,
         results=results,
         checks=checks,
         counts=counts,
-        overall=overall_status(results),
-        overall_summary=overall(results).summary,
+        overall=verdict.css,
+        overall_word=verdict.status,
+        overall_summary=verdict.summary,
+        overall_detail=verdict.summary.split(": ", 1)[-1],
+        subject=_subject(results),
+        explorer=build_explorer(checks, samples or {}),
+        digest=digest,
+        running_header=_css_string(f"{_short(title, 60)} · results sha256 {digest[:16]}"),
         risks=_risk_sections(checks),
         references=_references(checks),
         rep=rep,
@@ -99,9 +151,25 @@ def _check_view(index: int, check: CheckResult) -> CheckView:
     thresholds = metric_thresholds(check)
     breached = {b.metric for b in check.verdict.breaches}
     metrics = [
-        MetricRow(m, thresholds.get(m.name, []), ("fail" if m.name in breached else "pass") if m.name in thresholds else "")
+        MetricRow(m, thresholds.get(m.name, []), ("fail" if m.name in breached else "pass") if m.name in thresholds else "",
+                  metric_flags(m))
         for m in check.metrics
     ]
+    head = headline_metric(check)
+    essential = [r for r in metrics if r.thresholds or r.metric is head]
+    for r in metrics:  # then tested metrics, then the first ones, up to the budget
+        if len(essential) >= max(ESSENTIAL_METRICS, len([x for x in metrics if x.thresholds]) + 1):
+            break
+        if r not in essential and r.metric.has_test:
+            essential.append(r)
+    for r in metrics:
+        if len(essential) >= ESSENTIAL_METRICS:
+            break
+        if r not in essential:
+            essential.append(r)
+    order = {id(r): i for i, r in enumerate(metrics)}
+    essential.sort(key=lambda r: order[id(r)])
+    more = [r for r in metrics if r not in essential]
     columns: list[str] = []
     for ex in check.examples:
         columns += [k for k in ex.fields if k not in columns]
@@ -118,7 +186,106 @@ def _check_view(index: int, check: CheckResult) -> CheckView:
         examples_hidden=len(check.examples) - len(shown),
         params_json=json.dumps(check.params, indent=2, sort_keys=True, default=str),
         error_lines=(check.error or "").splitlines(),
+        finding=None if head is None else finding(head),
+        coverage_line=coverage_line(check),
+        essential=essential,
+        more=more,
     )
+
+
+def _resolve(check: CheckResult, name: str) -> MetricValue | None:
+    """The metric a threshold or breach label names (``NAME`` or ``NAME.p`` etc.)."""
+    by_name = {m.name: m for m in check.metrics}
+    if name in by_name:
+        return by_name[name]
+    for suffix in _FIELD_SUFFIXES:
+        if name.endswith(suffix) and name[: -len(suffix)] in by_name:
+            return by_name[name[: -len(suffix)]]
+    return None
+
+
+def headline_metric(check: CheckResult) -> MetricValue | None:
+    """The metric that says most about a check: the first breached, else the first thresholded, else
+    the first aggregate (``...max``) with a test, else the first with a test, else the first finite one."""
+    configured = check.reproducibility.config.get("thresholds")
+    judged = list(check.verdict.evaluated) + (list(configured) if isinstance(configured, list) else [])
+    for label in [b.metric for b in check.verdict.breaches] + [str(t).split(" ", 1)[0] for t in judged]:
+        m = _resolve(check, label)
+        if m is not None:
+            return m
+    tested = [m for m in check.metrics if m.has_test]
+    for m in tested:
+        if parse_metric_name(m.name).stat == "max":
+            return m
+    if tested:
+        return tested[0]
+    for m in check.metrics:
+        if parse_metric_name(m.name).stat == "max" and m.is_finite:
+            return m
+    return next((m for m in check.metrics if m.is_finite), check.metrics[0] if check.metrics else None)
+
+
+def metric_flags(m: MetricValue) -> list[str]:
+    """Caveats a reader must see next to a number."""
+    flags = []
+    if m.underpowered:
+        flags.append("underpowered" + (f" (needs n ≥ {m.needed_n:,})" if m.needed_n else ""))
+    if m.ci_unreliable:
+        flags.append("CI unreliable")
+    if not m.is_finite:
+        flags.append(m.null_reason or "not computable")
+    return flags
+
+
+def finding(m: MetricValue) -> Finding:
+    """The headline metric as text: estimate [CI], p, p_adj, p-value floor, attribute, flags."""
+    ci = f" {fmt_ci(m)}" if m.ci_low is not None and m.ci_high is not None else ""
+    details = []
+    if m.p_value is not None:
+        details.append(f"p = {fmt_number(m.p_value)}")
+    if m.p_adj is not None:
+        details.append(f"p_adj = {fmt_number(m.p_adj)}" + (f" ({m.p_adj_method})" if m.p_adj_method else ""))
+    if m.p_floor is not None:
+        details.append(f"p-value floor {fmt_number(m.p_floor)}")
+    if m.mde is not None:
+        details.append(f"smallest detectable effect {fmt_number(m.mde)}")
+    attr = parse_metric_name(m.name).attribute
+    if attr:
+        details.append(f"attribute {attr}")
+    if m.n is not None:
+        details.append(f"n = {fmt_number(m.n)}")
+    flags = metric_flags(m)
+    if m.power_note:
+        flags.append(m.power_note)
+    return Finding(m, f"{m.name} = {fmt_number(m.value)}{ci}", details, flags)
+
+
+def coverage_line(check: CheckResult) -> str:
+    """``usable 412/480 (86%) · answered 480/480 · 68 unparsed`` (empty for checks without coverage)."""
+    cov = check.coverage
+    if cov is None:
+        return ""
+    if not cov.requested:
+        return "no model calls recorded"
+    parts = [f"usable {cov.usable:,}/{cov.requested:,} ({cov.usable / cov.requested:.0%})",
+             f"answered {cov.answered:,}/{cov.requested:,}"]
+    parts += [f"{n:,} {o.replace('_', ' ')}" for o, n in cov.outcomes.items() if o != "usable" and n]
+    return " · ".join(parts)
+
+
+def _subject(results: AuditResults) -> Subject:
+    rep = results.reproducibility
+    fp = rep.adapter_fingerprint
+    adapter_cfg = rep.config.get("adapter") if isinstance(rep.config.get("adapter"), dict) else {}
+    kind = str(adapter_cfg.get("kind") or fp.get("adapter") or "")
+    model = next((str(fp[k]) for k in ("model", "model_path", "name", "callable", "base_url") if fp.get(k)), "")
+    data_cfg = rep.config.get("data")
+    if isinstance(data_cfg, dict):
+        data = " ".join(f"{k}: {v}" for k, v in data_cfg.items() if v not in (None, "", [], {}))
+    else:
+        data = str(data_cfg or "")
+    hashes = [f"{k} {v}" for k, v in rep.data_hashes.items()]
+    return Subject(model=model or "—", adapter=kind or "—", data=data or "—", data_hashes=hashes, demo=kind == "default")
 
 
 def _figure_view(spec: FigureSpec) -> FigureView:
@@ -154,6 +321,17 @@ def _risk_texts() -> dict[str, dict[str, str]]:
 
 
 # ----------------------------------------------------------------------------------- helpers
+
+
+def _short(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _css_string(text: str) -> str:
+    """``text`` as a quoted CSS string: every character outside [A-Za-z0-9 ] is a CSS escape, so
+    untrusted text can neither end the string nor the style element."""
+    return '"' + "".join(ch if ch.isascii() and (ch.isalnum() or ch == " ") else f"\\{ord(ch):06x}" for ch in text) + '"'
 
 
 def _slug(text: str) -> str:
