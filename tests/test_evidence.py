@@ -123,6 +123,8 @@ def test_runner_marks_a_check_below_its_floor_incomplete_and_recomputes_it(tmp_p
     failing = {"on": True}
 
     class HalfDown(ScriptedAdapter):
+        preflight_call = False  # up at the pre-flight; half the audit's requests then fail
+
         def generate(self, requests):
             out = []
             for r in requests:

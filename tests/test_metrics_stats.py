@@ -102,10 +102,10 @@ def test_permutation_test_equals_loop_on_random_inputs():
         x = rng.normal(size=len(blocks))
         labels = np.concatenate([rng.permutation(s) for s in sizes]) % 3
 
-        def stat(lab):
+        def stat(lab, x=x):
             return float(np.ptp(np.bincount(lab, weights=x, minlength=3)))
 
-        def vstat(mat):
+        def vstat(mat, x=x):
             return np.ptp(group_sums(mat, x, 3), axis=1)
 
         obs, p, null = _loop_permutation_test(stat, labels, 300, trial, blocks)
@@ -115,7 +115,7 @@ def test_permutation_test_equals_loop_on_random_inputs():
     # global shuffle with a two-sample statistic
     x = rng.normal(size=30)
     lab = np.repeat([0, 1], 15)
-    mean_gap = lambda l: x[l == 1].mean() - x[l == 0].mean()  # noqa: E731
+    mean_gap = lambda g: x[g == 1].mean() - x[g == 0].mean()  # noqa: E731
     assert permutation_test(mean_gap, lab, 500, 3) == _loop_permutation_test(mean_gap, lab, 500, 3)[:2]
 
 
@@ -132,7 +132,7 @@ def test_permutation_test_finds_a_planted_effect_and_not_a_null():
     x = rng.normal(size=40)
     lab = np.repeat([0, 1], 20)
     planted = x + 1.5 * lab
-    gap = lambda v: (lambda l: v[l == 1].mean() - v[l == 0].mean())  # noqa: E731
+    gap = lambda v: (lambda g: v[g == 1].mean() - v[g == 0].mean())  # noqa: E731
     assert permutation_test(gap(planted), lab, 400, 0)[1] < 0.01
     assert permutation_test(gap(x), lab, 400, 0)[1] > 0.05
 

@@ -215,7 +215,6 @@ def test_k_nearest_lists_embed_the_first_title_and_drop_nothing():
     assert res.metric("embedded_rate").value == pytest.approx(3 / 4)
     assert res.metric("dgu.popularity").variant == "k-nearest:known"
     hist = {u: items[:-1] for u, items in seq.items()}
-    users = ["1", "2", "4"]
     lists1 = [["e"], ["a"], ["e"]]
     lists3 = [["e", "f", "d"], ["a", "b", "c"], ["e", "f", "d"]]
     assert res.metric("dgu@1.genre").value == pytest.approx(_hand_dgu_genre(catalog, lists1, hist))

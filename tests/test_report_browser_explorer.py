@@ -131,6 +131,7 @@ class AllErrors:
     """Every request fails, as with a server that refuses connections."""
 
     fingerprint = {"adapter": "openai", "model": "closed-port", "base_url": "http://127.0.0.1:9/v1"}
+    preflight_call = False  # the server answered the pre-flight, then went away
 
     def generate(self, requests):
         return [Response(text="", error="ConnectError: [Errno 111] Connection refused") for _ in requests]

@@ -630,13 +630,15 @@ class DecodeEngine:
         for s in live:
             if gen_host[s] >= max_new or (eos_host[s] and not ignore_eos):
                 done.append(s)
-            elif need_tokens and self.tokenizer is not None:
+            elif need_tokens and self.tokenizer is not None and out_host is not None:
                 text = self.tokenizer.decode(out_host[s][: gen_host[s]], skip_special_tokens=True)
                 if any(st in text for st in stops):
                     done.append(s)
         if not done:
             return
-        rows = self.out[torch.tensor(done, device=self.device)].tolist() if out_host is None else [out_host[s] for s in done]
+        rows: list[Any] = (
+            self.out[torch.tensor(done, device=self.device)].tolist() if out_host is None else [out_host[s] for s in done]
+        )
         for s, row in zip(done, rows):
             toks = row[: min(gen_host[s], max_new)]
             hit = False
@@ -645,7 +647,7 @@ class DecodeEngine:
                     if t in self.eos_ids:
                         toks, hit = toks[:j], True
                         break
-            results[slot_req[s]] = Generated(toks, hit)
-            finished.append((slot_req[s], results[slot_req[s]]))
+            results[slot_req[s]] = gen = Generated(toks, hit)
+            finished.append((slot_req[s], gen))
             slot_req[s] = -1
         self.active[torch.tensor(done, device=self.device)] = False

@@ -71,6 +71,7 @@ def resolve_device_dtype(device: str | None, dtype: Any) -> tuple[Any, Any]:
     import torch
 
     dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dt: Any
     if dtype is None:
         dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
     elif isinstance(dtype, str):
@@ -160,6 +161,7 @@ def decode_many(tokenizer: Any, rows: Sequence[Sequence[int]]) -> list[str]:
     mode = _fast_decode_mode(tokenizer) if backend is not None and hasattr(backend, "decode_batch") else None
     if mode is None:
         return tokenizer.batch_decode(rows, skip_special_tokens=True)
+    assert backend is not None  # mode is set only when the backend decodes batches
     texts = backend.decode_batch([list(r) for r in rows], skip_special_tokens=True)
     return [tokenizer.clean_up_tokenization(t) for t in texts] if mode == "clean_up" else texts
 
@@ -269,7 +271,7 @@ class HFCausalLM:
         kw: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(path), **kw)
-            model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dt, **kw)
+            model: Any = AutoModelForCausalLM.from_pretrained(str(path), dtype=dt, **kw)
         except (OSError, ValueError) as e:
             raise AdapterError(f"could not load a causal LM from {path}{' / ' + gguf_file if gguf_file else ''}: {e}") from e
         lora_fp = None
@@ -424,9 +426,9 @@ class HFCausalLM:
         def finish(pairs: Sequence[tuple[int, Generated, int]], settings: GenSettings) -> None:
             texts = decode_many(self.tokenizer, [g.token_ids for _, g, _ in pairs])
             for (i, g, n_prompt), text in zip(pairs, texts):
-                out[i] = self._response(g, settings, n_prompt, text)
+                out[i] = resp = self._response(g, settings, n_prompt, text)
                 if on_response is not None:
-                    on_response(i, out[i])
+                    on_response(i, resp)
 
         for settings, idx in groups.items():
             if self.engine == "recaudit":

@@ -100,10 +100,10 @@ class OpenAICompatible:
         parts = urlsplit(base_url)
         # the query (?api-version=, ?key=) travels as parameters of every call; userinfo as basic auth (httpx)
         self._root = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
-        self._params = parse_qsl(parts.query, keep_blank_values=True)
+        self._params: list[tuple[str, str | int | float | bool | None]] = list(parse_qsl(parts.query, keep_blank_values=True))
         # literal secret values, masked in any text a server echoes back
         self._literals = [v for v in (parts.password, parts.username) if v and len(v) >= 3]
-        self._literals += [v for k, v in self._params if v and len(v) >= 3 and redact_url(f"http://h/?{k}=x") != f"http://h/?{k}=x"]
+        self._literals += [str(v) for k, v in self._params if isinstance(v, str) and len(v) >= 3 and redact_url(f"http://h/?{k}=x") != f"http://h/?{k}=x"]
         self.base_url = redact_url(self._root + (f"?{parts.query}" if parts.query else ""))  # what is shown
         self.model = model
         self.api_key_env = api_key_env
@@ -406,8 +406,8 @@ class OpenAICompatible:
         try:
             for fut in as_completed(futures):
                 i = futures[fut]
-                out[i] = fut.result()
-                on_response(i, out[i])
+                out[i] = r = fut.result()
+                on_response(i, r)
         finally:
             for fut in futures:  # a callback that raised: don't leave the rest running
                 fut.cancel()

@@ -183,11 +183,12 @@ class Runner:
         catalog, interactions = self._load_data()
         adapter = self._build_adapter()
         self._preflight(adapter)
+        self._check_settings(plans, adapter, catalog, interactions)
         fingerprint = dict(adapter.fingerprint)
         data_hashes = _data_hashes(catalog, interactions)
         self._check_writable()
         model = self._wrap_cache(adapter)
-        write_text_atomic(self.run_dir / "config.yaml", yaml.safe_dump(self.config.resolved_dump(), sort_keys=False))
+        write_text_atomic(self.run_dir / "config.yaml", yaml.safe_dump(self._public_config(), sort_keys=False))
         self.checks_dir.mkdir(parents=True, exist_ok=True)
 
         results: list[CheckResult] = []
@@ -234,7 +235,7 @@ class Runner:
                 adapter_fingerprint=fingerprint,
                 data_hashes=data_hashes,
                 library_versions=library_versions(),
-                config=self.config.resolved_dump(),
+                config=self._public_config(),
                 cache_stats=_cache_stats(model),
                 started_at=started,
                 duration_s=round(time.perf_counter() - t0, 3),
@@ -243,6 +244,12 @@ class Runner:
         )
         write_text_atomic(self.results_path, audit.to_json())
         return AuditRun(audit, self.run_dir, self.results_path, reused, computed)
+
+    def _public_config(self) -> dict[str, Any]:
+        """The resolved config with any credential inside a URL redacted (what is written anywhere)."""
+        from recaudit.adapters.secrets import redact_obj
+
+        return redact_obj(self.config.resolved_dump())
 
     def _preflight(self, adapter: Adapter) -> None:
         """One cheap request before anything is written; any failure is one SetupError line."""
@@ -255,6 +262,27 @@ class Runner:
         except Exception as e:  # noqa: BLE001 - every pre-flight failure is a setup error of one line
             msg = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise SetupError(f"pre-flight ({self.config.adapter.kind}): {msg}") from e
+
+    def _check_settings(self, plans: list[PlannedCheck], adapter: Adapter, catalog, interactions) -> None:
+        """Every generation setting a probe will send must be one the adapter honours (a server that
+        would drop ``repetition_penalty`` is refused here, before anything runs or is written)."""
+        from recaudit.adapters.preflight import check_requests
+        from recaudit.checks import Probe
+
+        for plan in plans:
+            if not issubclass(plan.cls, Probe):
+                continue
+            ctx = CheckContext(adapter=adapter, catalog=catalog, interactions=interactions, seed=plan.params.seed)
+            try:
+                check = plan.instantiate()
+                assert isinstance(check, Probe)
+                requests = check.requests(ctx)  # pure: no model call, no file
+            except Exception:  # noqa: BLE001 - the check itself reports its own problems when it runs
+                continue
+            try:
+                check_requests(adapter, requests)
+            except Exception as e:  # noqa: BLE001 - one setup line naming the check
+                raise SetupError(f"check {plan.name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
 
     def _check_writable(self) -> None:
         """The run folder can be made and written, and an existing cache file is readable — checked

@@ -43,7 +43,7 @@ def bh(pvalues: Sequence[float]) -> np.ndarray:
 def adjust(pvalues: Sequence[float | None], method: Literal["holm", "bh"] = "holm") -> list[float | None]:
     """Adjusted p-values in input order (None in, None out) by Holm or BH."""
     raw = np.array([np.nan if v is None else v for v in pvalues], dtype=float)
-    adj = holm(raw) if method == "holm" else bh(raw) if method == "bh" else None
+    adj = holm(list(raw)) if method == "holm" else bh(list(raw)) if method == "bh" else None
     if adj is None:
         raise ValueError(f"method must be 'holm' or 'bh', got {method!r}")
     return [None if v is None else float(a) for v, a in zip(pvalues, adj)]

@@ -258,7 +258,7 @@ def permutation_test(
     shuffles and p-value as drawing one permutation at a time (``permutation_indices``).
     """
     labels = np.asarray(labels)
-    observed = float(statistic(labels[None])[0]) if vectorized else float(statistic(labels))
+    observed = float(np.asarray(statistic(labels[None]))[0]) if vectorized else float(statistic(labels))
     parts = []
     for idx in permutation_indices(len(labels), n_permutations, seed, blocks):
         shuffled = labels[idx]

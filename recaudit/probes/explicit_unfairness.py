@@ -27,7 +27,7 @@ from recaudit.baselines import make_baseline
 from recaudit.baselines.base import IndexedRecommender
 from recaudit.data.catalog import Interactions
 from recaudit.probes._group_stats import batched_group_gap
-from recaudit.probes._power import TARGET_FLOOR, disclose, holm, pvalue, stratified_floor, stratified_permutations
+from recaudit.probes._power import disclose, holm, pvalue, stratified_floor, stratified_permutations
 from recaudit.results import GroupTable, MetricValue
 
 PROTOCOL = "leave-last-out (each user's latest interaction held out), full ranking of unseen items"
