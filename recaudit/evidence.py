@@ -76,42 +76,28 @@ class EvidenceLog:
 
     def record_generation(self, requests: Sequence[Request], responses: Sequence[Response]) -> int:
         """Record one generate call; returns the index of its first sample."""
-        with self._lock:
-            start = len(self.samples)
-            for j, (req, resp) in enumerate(zip(requests, responses)):
-                self.samples.append(
-                    Sample(
-                        index=start + j,
-                        kind="generate",
-                        request_key=req.key(),
-                        messages=[[r, c] for r, c in req.messages],
-                        unit=req.meta(),
-                        answer=None if resp.error else resp.text,
-                        error=resp.error,
-                        outcome="adapter_error" if resp.error else "unchecked",
-                    )
-                )
-            return start
+        return self._record(
+            "generate", requests,
+            [dict(answer=None if r.error else r.text, error=r.error, outcome="adapter_error" if r.error else "unchecked")
+             for r in responses],
+        )
 
     def record_scores(self, requests: Sequence[Request], scores: Sequence[float]) -> int:
         """Record one score call (a NaN score is an adapter error); returns the first sample's index."""
+        rows = []
+        for s in scores:
+            bad = s is None or not math.isfinite(float(s))
+            # a score needs no parsing: a finite one is usable evidence
+            rows.append(dict(score=None if bad else float(s), error="no score (NaN)" if bad else None,
+                             outcome="adapter_error" if bad else "usable"))
+        return self._record("score", requests, rows)
+
+    def _record(self, kind: Literal["generate", "score"], requests: Sequence[Request], rows: list[dict[str, Any]]) -> int:
         with self._lock:
             start = len(self.samples)
-            for j, (req, s) in enumerate(zip(requests, scores)):
-                bad = s is None or not math.isfinite(float(s))
-                self.samples.append(
-                    Sample(
-                        index=start + j,
-                        kind="score",
-                        request_key=req.key(),
-                        messages=[[r, c] for r, c in req.messages],
-                        unit=req.meta(),
-                        score=None if bad else float(s),
-                        error="no score (NaN)" if bad else None,
-                        # a score needs no parsing: a finite one is usable evidence
-                        outcome="adapter_error" if bad else "usable",
-                    )
-                )
+            for j, (req, row) in enumerate(zip(requests, rows)):
+                self.samples.append(Sample(index=start + j, kind=kind, request_key=req.key(),
+                                           messages=[[r, c] for r, c in req.messages], unit=req.meta(), **row))
             return start
 
     def mark(
