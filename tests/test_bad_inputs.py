@@ -126,6 +126,14 @@ def _interactions_with_unknown_items(tmp: Path) -> list[str]:
     return ["audit", str(_config(tmp, extra=extra))]
 
 
+def _federate_wrong_clients(tmp: Path) -> list[str]:
+    fed = tmp / "fed"
+    fed.mkdir()
+    (fed / "federation.json").write_text('{"n_clients": 3, "scheme": "iid", "seed": 0}')
+    return ["federate", "pplr", "--data", str(fed), "--clients", "5", "--out", str(tmp / "fed.json"),
+            "--workdir", str(tmp / "work")]
+
+
 CASES: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
     ("config-not-utf8", _non_utf8_config, ("UTF-8",)),
     ("output-dir-is-file", _output_dir_is_a_file, ("not a folder",)),
@@ -141,6 +149,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]], tuple[str, ...]]] = [
     ("unknown-locale", _unknown_locale, ("xx_XX",)),
     ("missing-names-file", _missing_names_file, ("nowhere.csv",)),
     ("interactions-unknown-items", _interactions_with_unknown_items, ("not in the catalogue", "99")),
+    ("federate-clients-mismatch", _federate_wrong_clients, ("--clients 5", "has 3 clients")),
 ]
 
 

@@ -34,7 +34,8 @@ def add_parser(subparsers: Any) -> None:
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("strategy", choices=["pplr", "pplr-softmax", "fedavg"])
     p.add_argument("--data", type=Path, required=True, help="MovieLens folder or federation folder")
-    p.add_argument("--clients", type=int, default=3, help="number of clients (default 3)")
+    p.add_argument("--clients", type=int, default=None,
+                   help="number of clients (default 3; with a prepared federation folder, read from it)")
     p.add_argument("--users-per-client", type=int, default=10)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--non-iid", action="store_true", help="partition by genre preference (Dirichlet α) instead of IID")
@@ -81,6 +82,12 @@ def _federation_folder(args: argparse.Namespace) -> Path:
 
     data: Path = args.data
     if (data / MANIFEST).is_file():
+        from recaudit.federated.clientdata import read_manifest
+
+        n = int(read_manifest(data)["n_clients"])
+        if args.clients is not None and args.clients != n:
+            raise ValueError(f"--clients {args.clients}, but the federation in {data} has {n} clients "
+                             "(leave --clients out to use the folder's)")
         return data
     from recaudit.data.loaders import load_movielens_100k, load_movielens_latest_small
 
@@ -90,7 +97,7 @@ def _federation_folder(args: argparse.Namespace) -> Path:
         catalog, interactions = load_movielens_latest_small(data)
     else:
         raise ValueError(f"--data {data}: neither a federation folder ({MANIFEST}) nor MovieLens (u.data / ratings.csv)")
-    return prepare_federation(interactions, catalog, args.workdir / "clients", args.clients, args.users_per_client,
+    return prepare_federation(interactions, catalog, args.workdir / "clients", args.clients or 3, args.users_per_client,
                               "genre" if args.non_iid else "iid", args.alpha, args.history_len,
                               args.max_per_user or None, args.seed)
 
@@ -113,7 +120,7 @@ def run_federate(args: argparse.Namespace) -> int:
         if args.min_available:
             settings.update(min_available_clients=args.min_available, min_fit_clients=args.min_available)
         check = FederatedCheck({"strategy": args.strategy, "compare_fedavg": not args.no_baseline,
-                                "n_clients": args.clients, "users_per_client": args.users_per_client,
+                                "n_clients": args.clients or 3, "users_per_client": args.users_per_client,
                                 "scheme": "genre" if args.non_iid else "iid", "alpha": args.alpha,
                                 "history_len": args.history_len, "max_per_user": args.max_per_user or None,
                                 "rounds": args.rounds, "model": args.model, "backend": args.backend,
@@ -121,7 +128,7 @@ def run_federate(args: argparse.Namespace) -> int:
                                 "lose_after": _lose_after(args.lose_partitions)})
         folder = _federation_folder(args)
     except (ValueError, FileNotFoundError) as e:
-        print(f"recaudit federate: {e}", file=sys.stderr)
+        print(f"recaudit federate: error: {e}", file=sys.stderr)
         return 2
     if args.prepare_only:
         print(f"client data folders written to {folder}")
