@@ -129,12 +129,20 @@ def test_fresh_venv_with_only_the_core_pins(tmp_path: Path) -> None:
                 [str(py), "-m", "pip", "install", "-q", "--no-deps", str(ROOT)]):
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=3000)
         assert done.returncode == 0, done.stderr[-3000:]
-    (tmp_path / "audit.yaml").write_text(CONFIG)
-    env = {**os.environ, "PYTHONPATH": str(TESTS), "HF_HUB_OFFLINE": "1"}
+    # the planted model in a module of its own: the core venv has no pytest to import this file with
+    (tmp_path / "core_model.py").write_text(
+        "from recaudit.data import loaders\n\n"
+        "def ten_titles(request):\n"
+        "    return '\\n'.join(f'{i + 1}. {t}' for i, t in enumerate(loaders.demo_catalog().titles[:10]))\n"
+    )
+    (tmp_path / "audit.yaml").write_text(CONFIG.replace("test_install_core:ten_titles", "core_model:ten_titles"))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "HF_HUB_OFFLINE": "1"}
     recaudit = str(env_dir / "bin" / "recaudit")
     done = subprocess.run([recaudit, "audit", "audit.yaml", "-q"], cwd=tmp_path, env=env, capture_output=True,
                           text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    # the audit ran to a verdict (3 users are too few for exposure's tests: incomplete is the right answer)
+    assert done.returncode in (0, 3), done.stderr[-3000:]
+    assert (tmp_path / "run" / "results.json").is_file() and "overall: " in done.stdout
     done = subprocess.run([recaudit, "attack", "shilling", "--data", "demo", "--out", "s.json"], cwd=tmp_path,
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 2 and "pip install 'recaudit[attacks]'" in done.stderr, done.stderr[-2000:]
