@@ -141,12 +141,9 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
-# import circles that exist today; this list may only shrink. engine ↔ hf: the engine takes GenSettings
-# and Generated from hf and hf imports the engine inside functions (issue 21: the adapters/hf package
-# split removes it); attacks ↔ strategies: the package re-exports a module that imports it back;
+# import circles that exist today; this list may only shrink. attacks ↔ strategies: the package re-exports a module that imports it back;
 # federated: the check, the ServerApp and the simulation import each other for shared records.
 KNOWN_CYCLES: list[list[str]] = [
-    ["recaudit.adapters.engine", "recaudit.adapters.hf"],
     ["recaudit.attacks", "recaudit.attacks.strategies"],
     ["recaudit.federated.check", "recaudit.federated.server_app", "recaudit.federated.simulation"],
 ]
@@ -163,7 +160,7 @@ def test_no_new_import_circle():
 MAX_LINES = 450
 # modules over the limit today, with their size; each may only shrink (then leave this list)
 OVERSIZE: dict[str, int] = {
-    "recaudit.adapters.engine": 653, "recaudit.adapters.hf": 616, "recaudit.adapters.openai_compat": 463,
+    "recaudit.adapters.engine": 653, "recaudit.adapters.hf": 582, "recaudit.adapters.openai_compat": 463,
     "recaudit.audits.config": 469, "recaudit.audits.runner": 536, "recaudit.data.loaders": 465,
     "recaudit.probes.exposure": 501, "recaudit.probes.fairllm": 556, "recaudit.probes.implicit_names": 727,
     "recaudit.probes.item_fairness": 573, "recaudit.text.parse": 512, "recaudit.unlearning.experiment": 629,

@@ -35,7 +35,7 @@ from functools import cached_property
 from typing import Any, Callable, Sequence
 
 from recaudit.adapters.base import AdapterError
-from recaudit.adapters.hf import GenSettings, Generated
+from recaudit.adapters.generation_types import GenSettings, Generated
 from recaudit.adapters.prompt_feed import PromptFeed, prepared_ahead
 
 log = logging.getLogger(__name__)

@@ -18,52 +18,17 @@ import hashlib
 import logging
 import os
 import weakref
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from recaudit.adapters.base import AdapterError, OnResponse, Request, Response
+from recaudit.adapters.generation_types import GenSettings, Generated
 
 log = logging.getLogger(__name__)
 
 ENGINES = ("generate", "static", "recaudit")
 _HASH_BYTES = 1 << 20  # first/last MiB of each weights file: fast, and changes when weights change
-
-
-@dataclass(frozen=True)
-class GenSettings:
-    """The settings that must be equal for requests to share one ``generate`` call."""
-
-    max_new_tokens: int
-    do_sample: bool
-    temperature: float
-    top_p: float
-    repetition_penalty: float
-    stop: tuple[str, ...]
-    seed: int
-
-    @classmethod
-    def of(cls, r: Request) -> "GenSettings":
-        sample = r.temperature > 0
-        return cls(
-            max_new_tokens=r.max_new_tokens,
-            do_sample=sample,
-            temperature=float(r.temperature) if sample else 1.0,
-            top_p=float(r.top_p) if sample else 1.0,
-            repetition_penalty=float(r.repetition_penalty),
-            stop=tuple(r.stop),
-            # greedy output does not depend on the seed, so greedy requests batch together
-            seed=int(r.seed) if sample else 0,
-        )
-
-
-@dataclass
-class Generated:
-    """Token ids a model wrote for one prompt (EOS and padding removed) and why it stopped."""
-
-    token_ids: list[int]
-    hit_eos: bool
 
 
 def resolve_device_dtype(device: str | None, dtype: Any) -> tuple[Any, Any]:
