@@ -17,13 +17,13 @@ from __future__ import annotations
 import gzip
 import json
 import math
-import os
 import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal, Sequence
 
 from recaudit.adapters.base import Request, Response
+from recaudit.atomic import atomic_text
 from recaudit.results import Coverage
 
 Outcome = Literal["usable", "adapter_error", "unparsed", "ungrounded", "unused", "unchecked"]
@@ -182,17 +182,9 @@ def write_samples(samples: Sequence[Sample], path_without_suffix: Path) -> Path:
     plain = base.with_name(base.name + SAMPLES_SUFFIX)
     target = plain.with_name(plain.name + ".gz") if len(samples) > GZIP_ABOVE else plain
     other = plain if target != plain else plain.with_name(plain.name + ".gz")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    opener = gzip.open if target.suffix == ".gz" else open
-    try:
-        with opener(tmp, "wt", encoding="utf-8") as f:  # type: ignore[operator]
-            for s in samples:
-                f.write(json.dumps(s.to_json(), ensure_ascii=False, allow_nan=False) + "\n")
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    with atomic_text(target, compress=target.suffix == ".gz") as f:
+        for s in samples:
+            f.write(json.dumps(s.to_json(), ensure_ascii=False, allow_nan=False) + "\n")
     if other.exists():  # a stale file of the other form from an earlier run
         other.unlink()
     return target

@@ -15,7 +15,6 @@ from the workdir unless ``keep_artifacts``.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import logging
 import secrets
@@ -594,22 +593,13 @@ class _SavedReports(list):
 
 
 def write_json_atomic(path: Path, blob: Any) -> None:
-    """Write JSON through a temporary file and ``os.replace``, so a reader (or a killed run) never sees half a file."""
+    """Write JSON atomically (``recaudit.atomic``), so a reader (or a killed run) never sees half a file."""
     import json
-    import os
-    import tempfile
 
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(blob, f, indent=1, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    from recaudit.atomic import atomic_text
+
+    with atomic_text(path) as f:
+        json.dump(blob, f, indent=1, default=str)
 
 
 def check_apa_exactness(apa: APA, hashes_before: dict[int, str], affected: Sequence[int]) -> dict[str, Any]:
