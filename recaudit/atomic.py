@@ -19,7 +19,7 @@ def atomic_text(path: str | Path, *, compress: bool = False) -> Iterator[IO[str]
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         if compress:
-            with open(tmp, "wb") as raw, gzip.open(raw, "wt", encoding="utf-8") as f:
+            with open(tmp, "wb") as raw, gzip.open(raw, "wt", encoding="utf-8", compresslevel=1) as f:
                 yield f
                 f.flush()
             with open(tmp, "rb") as raw_again:
