@@ -86,7 +86,7 @@ def main() -> None:
                 break
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
-                    raise SystemExit("the llama.cpp server did not come up")
+                    raise SystemExit("the llama.cpp server did not come up") from None
                 time.sleep(1)
         with tempfile.TemporaryDirectory() as d:
             result["audit"] = _audit(Path(d) / "ok", url, "smollm2")
