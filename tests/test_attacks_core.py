@@ -355,3 +355,32 @@ def test_hostile_title_flows_through_attacks_defenses_and_json_as_plain_data():
     assert "&lt;" not in text and "\\u003c" not in text
     back = AuditResults.from_json(text).checks[0]
     assert back.examples == res.examples and json.loads(text)["checks"][0]["examples"][0]["fields"]["clean"] == PAYLOAD
+
+
+def test_sign_flip_floor_counts_only_users_whose_exposure_changed():
+    from recaudit.attacks.summary import sign_flip_power
+
+    # 3 of 10 held-out users gain the target: only they can flip, floor = max(2^-3, 1/501) = 0.125
+    small = paired_difference(np.zeros(10, bool), np.array([1, 1, 1] + [0] * 7, bool), n_permutations=500)
+    assert small.n_changed == 3 and small.p_floor == 0.125
+    pw = sign_flip_power(small)
+    # 5 changed users reach 2^-5 ≤ 0.05; at 3 in 10 that is ceil(5 · 10 / 3) = 17 held-out users
+    assert pw.underpowered and pw.needed_n == 17 and "3 of 10" in pw.reason
+    # every one of 12 changes: floor = max(2^-12, 1/501) = 1/501, the Monte Carlo bound
+    full = paired_difference(np.zeros(12, bool), np.ones(12, bool), n_permutations=500)
+    assert full.p_floor == pytest.approx(1 / 501) and not sign_flip_power(full).underpowered
+    none = paired_difference(np.ones(6, bool), np.ones(6, bool))
+    assert none.n_changed == 0 and none.p_floor == 1.0 and sign_flip_power(none).needed_n is None
+
+
+def test_check_tests_carry_floor_and_holm_adjustment():
+    _, res = _toy_check_run()
+    lifts = [m for m in res.metrics if m.name.startswith("exposure.lift.")]
+    assert lifts and all(m.p_floor is not None and m.power_note for m in lifts)
+    # Holm over the family: the smallest p is multiplied by the family size (capped at 1)
+    k = len(lifts)
+    best = min(lifts, key=lambda m: m.p_value)
+    assert best.p_adj == pytest.approx(min(1.0, k * best.p_value)) and f"holm over {k}" in best.p_adj_method
+    lift = res.metric("exposure.lift.trivial.pyes")
+    assert lift.p_floor == pytest.approx(max(2.0 ** -lift.n, 1 / 2001)) and not lift.underpowered  # every user gained
+    assert all(m.p_adj is None for m in res.metrics if m.p_value is None)
