@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import zlib
 
 import numpy as np
 import pytest
@@ -306,6 +307,7 @@ def test_check_params_reject_bad_combinations():
 
 
 def _toy_check_run(title=CLEAN, attacks=("trivial", "llm_rewrite"), **params):
+    params.setdefault("n_candidates", 10)  # the toy catalogue has 80 items: too few for the default pool
     from recaudit.attacks.check import ShillingCheck
 
     cat, inter = toy_catalog(title), toy_interactions()
@@ -384,3 +386,49 @@ def test_check_tests_carry_floor_and_holm_adjustment():
     lift = res.metric("exposure.lift.trivial.pyes")
     assert lift.p_floor == pytest.approx(max(2.0 ** -lift.n, 1 / 2001)) and not lift.underpowered  # every user gained
     assert all(m.p_adj is None for m in res.metrics if m.p_value is None)
+
+
+def _planted_pool_run(**params):
+    """Planted pyes victim: the clean target tops even-numbered users' pools and is last for the others;
+    "… better selling" tops everyone's; the LLM's "… Deluxe" rewrite is last for everyone."""
+    from recaudit.attacks.check import ShillingCheck
+
+    cat, inter = toy_catalog(), toy_interactions()
+
+    def score(r):
+        title, user = target_title_of(r), dict(r.metadata)["user_id"]
+        if title.endswith("better selling"):
+            return 0.99
+        if title == CLEAN:
+            return 0.99 if int(user) % 2 == 0 else 0.01
+        if title.endswith("Deluxe"):
+            return 0.01
+        return 0.2 + 0.6 * (zlib.crc32(f"{title}|{user}".encode()) % 1000) / 1000
+
+    adapter = CallableAdapter(generate_fn=lambda r: f"{CLEAN} Deluxe", score_fn=score)
+    kw = dict(targets=[TARGET], attacks=["trivial", "llm_rewrite"], defenses=[], victims=["pyes"], k=2, n_candidates=40,
+              n_attacker_users=8, n_eval_users=24, min_user_interactions=5, n_bootstrap=200, detector_fpr_titles=0)
+    check = ShillingCheck({**kw, **params})
+    res = check.run(CheckContext(adapter=adapter, catalog=cat, interactions=inter))
+    split = split_users(inter, [TARGET], 8, 24, 0, 5)
+    return res, float(np.mean([int(u) % 2 == 0 for u in split.held_out]))
+
+
+def test_pool_protocol_finds_clean_rate_lift_and_a_harmful_rewrite():
+    res, even_share = _planted_pool_run()
+    clean = res.metric("exposure.clean.pyes").value
+    assert 0 < clean == pytest.approx(even_share)  # the known clean rate, not chance (2/40)
+    lift = res.metric("exposure.lift.trivial.pyes")
+    assert lift.value == pytest.approx(1 - even_share) and lift.ci_low > 0 and lift.p_value < 0.01
+    ratio = res.metric("exposure.lift_ratio.trivial.pyes")
+    assert ratio.value == pytest.approx(1 / even_share) and ratio.ci_low > 1
+    harm = res.metric("exposure.lift.llm_rewrite.pyes")  # the Deluxe rewrite drops the target for everyone
+    assert harm.value == pytest.approx(-even_share) and harm.ci_high < 0
+    assert res.metric("exposure.lift_ratio.llm_rewrite.pyes").value == 0.0
+    assert any("pool-40" in n and "negative lift" in n for n in res.notes)
+
+
+def test_keep_clean_fallback_variant_hides_the_harmful_rewrite():
+    res, _ = _planted_pool_run(keep_clean_fallback=True)
+    assert res.metric("exposure.lift.llm_rewrite.pyes").value == 0.0
+    assert any("keep_clean_fallback" in n for n in res.notes)

@@ -7,6 +7,7 @@ Metric names (``<victim>`` is ``pyes`` or ``ranking``; ``<attack>`` the reported
 - ``exposure.attacked.<attack>.<victim>``, ``exposure.defended.<attack>.<defense>.<victim>``;
 - ``exposure.lift.<attack>.<victim>`` — attacked − clean on the same users (paired bootstrap CI,
   one-sided sign-flip p for "attack raised exposure");
+- ``exposure.lift_ratio.<attack>.<victim>`` — attacked / clean (paired bootstrap CI; +inf when clean is 0);
 - ``exposure.recovery.<attack>.<defense>.<victim>`` — attacked − defended (how much the defense
   took back; p for "defense lowered exposure"); ``exposure.residual_lift.<attack>.<defense>.<victim>``
   — defended − clean;
@@ -57,6 +58,28 @@ def _test(name: str, pd: PairedDifference, description: str, direction: str) -> 
     return _mv(name, pd.diff, description, direction, pd.p_value).model_copy(
         update={"p_floor": pw.p_floor, "underpowered": pw.underpowered, "needed_n": pw.needed_n, "power_note": pw.reason}
     )
+
+
+def _ratio_of_means(pairs: np.ndarray) -> float:
+    clean, after = pairs[:, 0].mean(), pairs[:, 1].mean()
+    if clean == 0:
+        return math.inf if after > 0 else math.nan
+    return float(after / clean)
+
+
+def lift_ratio(name: str, before: np.ndarray, after: np.ndarray, s: "ExposureSummary", description: str) -> MetricValue:
+    """attacked / clean exposure with a paired bootstrap CI over users (users resampled jointly)."""
+    from recaudit.attacks.exposure import per_user
+
+    pairs = np.stack([per_user(before), per_user(after)], axis=1)
+    point = _ratio_of_means(pairs)
+    if not math.isfinite(point):
+        return MetricValue(name=name, value=point, n=len(pairs), direction="lower_is_better", description=description,
+                           null_reason="clean exposure is 0: the ratio is " + ("+inf" if point > 0 else "undefined"))
+    iv = bootstrap_ci(pairs, _ratio_of_means, n_resamples=s.n_resamples, seed=s.seed)
+    lo, hi = (iv.low, iv.high) if math.isfinite(iv.low) and math.isfinite(iv.high) else (iv.low, None)
+    return MetricValue(name=name, value=point, ci_low=lo, ci_high=hi, ci_level=iv.level, n=len(pairs),
+                       direction="lower_is_better", description=description)
 
 
 def holm_by_family(metrics: list[MetricValue]) -> list[MetricValue]:
@@ -132,6 +155,8 @@ def exposure_metrics(s: ExposureSummary) -> tuple[list[MetricValue], GroupTable]
             metrics.append(
                 _test(f"exposure.lift.{name}.{v}", lift, f"attacked − clean exposure, paired over held-out users ({v})", "lower_is_better")
             )
+            metrics.append(lift_ratio(f"exposure.lift_ratio.{name}.{v}", clean, att, s,
+                                      f"attacked / clean exposure, paired bootstrap over held-out users ({v})"))
             rows.append([v, name, "attacked", e.value, e.low, e.high, lift.diff.value, lift.diff.low, lift.diff.high, lift.p_value])
             for d in s.run.defenses:
                 dh = s.defended(i, d, v)
