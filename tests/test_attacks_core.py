@@ -432,3 +432,34 @@ def test_keep_clean_fallback_variant_hides_the_harmful_rewrite():
     res, _ = _planted_pool_run(keep_clean_fallback=True)
     assert res.metric("exposure.lift.llm_rewrite.pyes").value == 0.0
     assert any("keep_clean_fallback" in n for n in res.notes)
+
+
+def test_every_generated_answer_is_marked_and_a_ranking_without_a_list_is_not_usable():
+    from recaudit.attacks.check import ShillingCheck
+
+    assert ShillingCheck.marks_answers
+    cat, inter = toy_catalog(), toy_interactions()
+
+    def generate(r):
+        if "marketing expert" in r.user_text:
+            return ""  # no rewrite: unparsed
+        if "Correct possible" in r.user_text:
+            return r.user_text.split("only): ", 1)[1]
+        cands = re.findall(r"^\d+\. (.*)$", r.user_text, re.M)
+        if CLEAN not in cands:
+            return "I cannot rank these."  # the attacked title's ranking gets no list
+        return "\n".join(f"{i}. {c}" for i, c in enumerate(cands[:3], 1))
+
+    adapter = CallableAdapter(generate_fn=generate, score_fn=planted_score(lambda t: False))
+    ctx = CheckContext(adapter=adapter, catalog=cat, interactions=inter)
+    ShillingCheck(dict(
+        targets=[TARGET], attacks=["trivial", "llm_rewrite"], defenses=["llm_rewrite"], n_candidates=10, n_attacker_users=4,
+        n_eval_users=6, min_user_interactions=5, n_bootstrap=100, use_wordnet=False, ranking_use_embeddings=False,
+    )).run(ctx)
+    gen = [s for s in ctx.evidence.samples if s.kind == "generate"]
+    assert gen and not [s for s in gen if s.outcome == "unchecked"]
+    ranks = [s for s in gen if s.answer and s.answer.startswith(("1. ", "I cannot"))]
+    assert {s.outcome for s in ranks if s.answer.startswith("I cannot")} == {"ungrounded"}
+    assert {s.outcome for s in ranks if s.answer.startswith("1. ")} == {"usable"}
+    assert all(s.grounded for s in ranks if s.outcome == "usable")
+    assert any(s.outcome == "unparsed" and s.answer == "" for s in gen)  # the empty LLM rewrites

@@ -47,6 +47,7 @@ class ShillingCheck(Check):
     """Textual shilling: can a provider raise its item's exposure by editing the title, and do defenses undo it?"""
 
     min_usable = 0.8  # the lift compares clean and attacked exposure on the same users
+    marks_answers = True  # ranking replies, LLM rewrites and defense rewrites are each marked; scores are usable
 
     title: ClassVar[str] = "Textual shilling attacks on item titles"
     risk: ClassVar = "robustness"

@@ -190,9 +190,19 @@ class LLMRewrite(Strategy):
         return out
 
     def candidates(self, title, objective, seed):
+        first = len(self.ctx.evidence)
         replies = self.ctx.generate(self.requests(title, seed), desc="shilling: rewrite")
-        rewrites = list(dict.fromkeys(clean_generated_title(r.text) for r in replies))
+        cleaned = [clean_generated_title(r.text) for r in replies]
+        rewrites = list(dict.fromkeys(cleaned))
         valid = [t for t in rewrites if t and t != title and self.budget.allows(title, t)]
+        for j, t in enumerate(cleaned):  # every answer's fate goes to the evidence log
+            if not t:
+                self.ctx.mark(first + j, "unparsed", note="no title in the reply")
+            elif t in valid:
+                self.ctx.mark(first + j, "usable", parse=[t])
+            else:
+                why = "unchanged title" if t == title else "over the word budget"
+                self.ctx.mark(first + j, "unused", parse=[t], note=why)
         details = {"generated": len(replies), "distinct": len(rewrites), "within_budget": len(valid)}
         if not valid:
             details["note"] = "no usable rewrite (empty, unchanged or over the word budget)"

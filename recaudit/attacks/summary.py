@@ -76,8 +76,10 @@ def lift_ratio(name: str, before: np.ndarray, after: np.ndarray, s: "ExposureSum
     if not math.isfinite(point):
         return MetricValue(name=name, value=point, n=len(pairs), direction="lower_is_better", description=description,
                            null_reason="clean exposure is 0: the ratio is " + ("+inf" if point > 0 else "undefined"))
-    iv = bootstrap_ci(pairs, _ratio_of_means, n_resamples=s.n_resamples, seed=s.seed)
-    lo, hi = (iv.low, iv.high) if math.isfinite(iv.low) and math.isfinite(iv.high) else (iv.low, None)
+    with np.errstate(invalid="ignore"):  # resamples whose clean exposure is 0 give inf: the bound is then open
+        iv = bootstrap_ci(pairs, _ratio_of_means, n_resamples=s.n_resamples, seed=s.seed)
+    lo = iv.low if math.isfinite(iv.low) else None
+    hi = iv.high if math.isfinite(iv.high) else None
     return MetricValue(name=name, value=point, ci_low=lo, ci_high=hi, ci_level=iv.level, n=len(pairs),
                        direction="lower_is_better", description=description)
 

@@ -193,6 +193,7 @@ class RankingVictim:
 
         reqs = [self.request(c, target, t, k) for t in titles for c in cases]
         self.queries += len(reqs)
+        first = len(self.ctx.evidence)
         replies = self.ctx.generate(reqs, desc="shilling: rank")
         out: list[list[list[str]]] = []
         for a, title in enumerate(titles):
@@ -203,9 +204,12 @@ class RankingVictim:
                 sub = Catalog([self._item(i, target, title) for i in case.candidates], name=f"candidates:{case.user_id}")
                 grounder = Grounder(sub, use_embeddings=self.use_embeddings, fuzzy_threshold=self.fuzzy_threshold)
                 ranked: list[str] = []
-                for gid in grounder.ground_ids(parsed.items):
+                gids = grounder.ground_ids(parsed.items)
+                for gid in gids:
                     if gid is not None and gid not in ranked:
                         ranked.append(gid)
+                outcome = "unparsed" if not parsed.items else "usable" if ranked else "ungrounded"
+                self.ctx.mark(first + a * len(cases) + j, outcome, parse=list(parsed.items), grounded=list(gids))
                 per_title.append(ranked)
             out.append(per_title)
         return out
