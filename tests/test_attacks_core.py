@@ -463,3 +463,12 @@ def test_every_generated_answer_is_marked_and_a_ranking_without_a_list_is_not_us
     assert {s.outcome for s in ranks if s.answer.startswith("1. ")} == {"usable"}
     assert all(s.grounded for s in ranks if s.outcome == "usable")
     assert any(s.outcome == "unparsed" and s.answer == "" for s in gen)  # the empty LLM rewrites
+
+
+def test_llm_rewrite_is_the_papers_single_rewrite_unless_best_of_n_is_asked():
+    from recaudit.attacks.strategies import build_strategy
+
+    adapter = CallableAdapter(generate_fn=lambda r: "x")
+    one = build_strategy("llm_rewrite", adapter)
+    assert one.variant == "llm_rewrite" and len(one.requests(CLEAN, 0)) == 1
+    assert build_strategy("llm_rewrite", adapter, rewrite_samples=4).variant == "llm_rewrite-best4"

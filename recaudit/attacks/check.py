@@ -81,7 +81,10 @@ class ShillingCheck(Check):
         max_words: int = Field(2, ge=0, description="words an attack may change")
         max_added_words: int = Field(2, ge=0, description="trivial attack: words appended")
         rewrite_max_words: int = Field(10, ge=1, description="LLM rewrite: <MaxLen> words")
-        rewrite_samples: int = Field(4, ge=1)
+        rewrite_samples: int = Field(
+            1, ge=1, description="LLM rewrite: 1 = the paper's single rewrite; n > 1 = variant llm_rewrite-best<n>, "
+            "the best of n chosen on the attacker users"
+        )
         keep_clean_fallback: bool = Field(
             False, description="variant: an attack whose best title loses to the clean one on the attacker users reports "
             "the clean title (hides a harmful edit as 0 lift); off by default, so a harmful edit shows a negative lift"
@@ -134,7 +137,8 @@ class ShillingCheck(Check):
     @classmethod
     def metric_names(cls, params: "ShillingCheck.Params") -> list[str]:
         """fnmatch patterns of the metrics these params produce (the audit config checks thresholds against them)."""
-        attacks = [a + "*" if a == "textfooler" else a for a in params.attacks]  # textfooler or textfooler-wordnet
+        # textfooler or textfooler-wordnet; llm_rewrite or llm_rewrite-best<n>
+        attacks = [a + "*" if a in ("textfooler", "llm_rewrite") else a for a in params.attacks]
         out = []
         for v in params.victims:
             out.append(f"exposure.clean.{v}")

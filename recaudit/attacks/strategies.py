@@ -161,9 +161,18 @@ class TrivialAppend(Strategy):
 
 
 class LLMRewrite(Strategy):
-    """The paper's marketing rewrite through any adapter: one greedy and ``n_samples - 1`` sampled rewrites."""
+    """The paper's marketing rewrite through any adapter: one greedy and ``n_samples - 1`` sampled rewrites.
+
+    ``n_samples=1`` is the paper's single unconditioned rewrite; more is the stronger variant
+    ``llm_rewrite-best<n>`` that keeps the best of n on the attacker users.
+    """
 
     name = "llm_rewrite"
+
+    @property
+    def variant(self) -> str:
+        """``llm_rewrite`` (the paper's one rewrite) or ``llm_rewrite-best<n>`` (best of n chosen on the victim)."""
+        return self.name if self.n_samples == 1 else f"{self.name}-best{self.n_samples}"
 
     def __init__(
         self,
@@ -394,7 +403,7 @@ def build_strategy(
     max_words: int = 2,
     max_added_words: int = 2,
     rewrite_max_words: int = 10,
-    rewrite_samples: int = 4,
+    rewrite_samples: int = 1,
     textattack: TextAttackOptions | None = None,
     keep_clean_fallback: bool = False,
 ) -> Strategy:
