@@ -8,6 +8,8 @@ Metric names (``<victim>`` is ``pyes`` or ``ranking``; ``<attack>`` the reported
 - ``exposure.lift.<attack>.<victim>`` — attacked − clean on the same users (paired bootstrap CI,
   one-sided sign-flip p for "attack raised exposure");
 - ``exposure.lift_ratio.<attack>.<victim>`` — attacked / clean (paired bootstrap CI; +inf when clean is 0);
+- ``exposure.collateral.<attack>.<victim>`` — share of the other items in each user's clean top K
+  that the attack pushed out (bootstrap CI over users);
 - ``exposure.recovery.<attack>.<defense>.<victim>`` — attacked − defended (how much the defense
   took back; p for "defense lowered exposure"); ``exposure.residual_lift.<attack>.<defense>.<victim>``
   — defended − clean;
@@ -132,6 +134,17 @@ class ExposureSummary:
     def attacked(self, i: int, v: str) -> np.ndarray:
         return _column(self.run, lambda t: t.attacks[i].hits[v])
 
+    def collateral(self, i: int, v: str) -> np.ndarray | None:
+        """(users, targets): share of the clean top K's other items missing after attack i (None: not recorded)."""
+        if any(v not in t.clean_others or v not in t.attacks[i].others for t in self.run.targets):
+            return None
+
+        def lost(t: TargetRun) -> np.ndarray:
+            pairs = zip(t.clean_others[v], t.attacks[i].others[v])
+            return np.array([len(c - a) / len(c) if c else 0.0 for c, a in pairs])
+
+        return _column(self.run, lost)
+
     def defended(self, i: int, d: str, v: str) -> np.ndarray:
         return _column(self.run, lambda t: t.attacks[i].defended_hits[(d, v)])
 
@@ -159,6 +172,11 @@ def exposure_metrics(s: ExposureSummary) -> tuple[list[MetricValue], GroupTable]
             )
             metrics.append(lift_ratio(f"exposure.lift_ratio.{name}.{v}", clean, att, s,
                                       f"attacked / clean exposure, paired bootstrap over held-out users ({v})"))
+            col = s.collateral(i, v)
+            if col is not None:
+                metrics.append(_mv(f"exposure.collateral.{name}.{v}", s.exp(col),
+                                   f"share of the other items in a held-out user's clean top K that the {name} attack "
+                                   f"pushed out ({v})", "lower_is_better"))
             rows.append([v, name, "attacked", e.value, e.low, e.high, lift.diff.value, lift.diff.low, lift.diff.high, lift.p_value])
             for d in s.run.defenses:
                 dh = s.defended(i, d, v)
