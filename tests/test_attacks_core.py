@@ -426,6 +426,7 @@ def test_pool_protocol_finds_clean_rate_lift_and_a_harmful_rewrite():
     assert harm.value == pytest.approx(-even_share) and harm.ci_high < 0
     assert res.metric("exposure.lift_ratio.llm_rewrite.pyes").value == 0.0
     assert any("pool-40" in n and "negative lift" in n for n in res.notes)
+    assert {m.variant for m in res.metrics if m.name.startswith("exposure.")} == {"pool-40-top2"}
     # collateral: an odd user's target enters the top 2 and pushes out 1 of the 2 other items; an even user's was in
     assert res.metric("exposure.collateral.trivial.pyes").value == pytest.approx(0.5 * (1 - even_share))
     assert res.metric("exposure.collateral.llm_rewrite.pyes").value == 0.0  # the target leaving pushes nothing out

@@ -202,6 +202,9 @@ class ShillingCheck(Check):
         """The CheckResult of a finished run (pure)."""
         s = ExposureSummary(run, n_resamples=self.params.n_bootstrap, seed=self.params.seed)
         metrics, exposure_table = exposure_metrics(s)
+        # the protocol goes with every exposure number (a pool-10 lift is not a paper-scale lift)
+        proto = f"pool-{run.settings.n_candidates}-top{run.settings.k}" + ("-fallback" if self.params.keep_clean_fallback else "")
+        metrics = [m.model_copy(update={"variant": proto}) for m in metrics]
         metrics += stealth_metrics(s)
         unavailable = [
             [rec.outcome.attack, rec.outcome.variant, rec.outcome.available, rec.outcome.reason]
