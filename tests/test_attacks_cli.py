@@ -57,7 +57,7 @@ def _argv(files, tmp_path, *extra):
     return [
         "attack", "shilling", "--data", str(catalog), "--interactions", str(interactions), "--adapter-config", str(adapter),
         "--target", TARGET, "--attacks", "trivial,llm_rewrite", "--defenses", "llm_rewrite,spell",
-        "--attacker-users", "8", "--eval-users", "24", "--param", "min_user_interactions=5", "--param", "n_bootstrap=200",
+        "--attacker-users", "8", "--eval-users", "24", "--param", "min_user_interactions=5", "--param", "n_bootstrap=200", "--param", "n_candidates=10",
         "--param", "use_wordnet=false", "--out", str(tmp_path / "shilling.json"), "-q", *extra,
     ]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import zlib
 
 import numpy as np
 import pytest
@@ -306,6 +307,7 @@ def test_check_params_reject_bad_combinations():
 
 
 def _toy_check_run(title=CLEAN, attacks=("trivial", "llm_rewrite"), **params):
+    params.setdefault("n_candidates", 10)  # the toy catalogue has 80 items: too few for the default pool
     from recaudit.attacks.check import ShillingCheck
 
     cat, inter = toy_catalog(title), toy_interactions()
@@ -355,3 +357,122 @@ def test_hostile_title_flows_through_attacks_defenses_and_json_as_plain_data():
     assert "&lt;" not in text and "\\u003c" not in text
     back = AuditResults.from_json(text).checks[0]
     assert back.examples == res.examples and json.loads(text)["checks"][0]["examples"][0]["fields"]["clean"] == PAYLOAD
+
+
+def test_sign_flip_floor_counts_only_users_whose_exposure_changed():
+    from recaudit.attacks.summary import sign_flip_power
+
+    # 3 of 10 held-out users gain the target: only they can flip, floor = max(2^-3, 1/501) = 0.125
+    small = paired_difference(np.zeros(10, bool), np.array([1, 1, 1] + [0] * 7, bool), n_permutations=500)
+    assert small.n_changed == 3 and small.p_floor == 0.125
+    pw = sign_flip_power(small)
+    # 5 changed users reach 2^-5 ≤ 0.05; at 3 in 10 that is ceil(5 · 10 / 3) = 17 held-out users
+    assert pw.underpowered and pw.needed_n == 17 and "3 of 10" in pw.reason
+    # every one of 12 changes: floor = max(2^-12, 1/501) = 1/501, the Monte Carlo bound
+    full = paired_difference(np.zeros(12, bool), np.ones(12, bool), n_permutations=500)
+    assert full.p_floor == pytest.approx(1 / 501) and not sign_flip_power(full).underpowered
+    none = paired_difference(np.ones(6, bool), np.ones(6, bool))
+    assert none.n_changed == 0 and none.p_floor == 1.0 and sign_flip_power(none).needed_n is None
+
+
+def test_check_tests_carry_floor_and_holm_adjustment():
+    _, res = _toy_check_run()
+    lifts = [m for m in res.metrics if m.name.startswith("exposure.lift.")]
+    assert lifts and all(m.p_floor is not None and m.power_note for m in lifts)
+    # Holm over the family: the smallest p is multiplied by the family size (capped at 1)
+    k = len(lifts)
+    best = min(lifts, key=lambda m: m.p_value)
+    assert best.p_adj == pytest.approx(min(1.0, k * best.p_value)) and f"holm over {k}" in best.p_adj_method
+    lift = res.metric("exposure.lift.trivial.pyes")
+    assert lift.p_floor == pytest.approx(max(2.0 ** -lift.n, 1 / 2001)) and not lift.underpowered  # every user gained
+    assert all(m.p_adj is None for m in res.metrics if m.p_value is None)
+
+
+def _planted_pool_run(**params):
+    """Planted pyes victim: the clean target tops even-numbered users' pools and is last for the others;
+    "… better selling" tops everyone's; the LLM's "… Deluxe" rewrite is last for everyone."""
+    from recaudit.attacks.check import ShillingCheck
+
+    cat, inter = toy_catalog(), toy_interactions()
+
+    def score(r):
+        title, user = target_title_of(r), dict(r.metadata)["user_id"]
+        if title.endswith("better selling"):
+            return 0.99
+        if title == CLEAN:
+            return 0.99 if int(user) % 2 == 0 else 0.01
+        if title.endswith("Deluxe"):
+            return 0.01
+        return 0.2 + 0.6 * (zlib.crc32(f"{title}|{user}".encode()) % 1000) / 1000
+
+    adapter = CallableAdapter(generate_fn=lambda r: f"{CLEAN} Deluxe", score_fn=score)
+    kw = dict(targets=[TARGET], attacks=["trivial", "llm_rewrite"], defenses=[], victims=["pyes"], k=2, n_candidates=40,
+              n_attacker_users=8, n_eval_users=24, min_user_interactions=5, n_bootstrap=200, detector_fpr_titles=0)
+    check = ShillingCheck({**kw, **params})
+    res = check.run(CheckContext(adapter=adapter, catalog=cat, interactions=inter))
+    split = split_users(inter, [TARGET], 8, 24, 0, 5)
+    return res, float(np.mean([int(u) % 2 == 0 for u in split.held_out]))
+
+
+def test_pool_protocol_finds_clean_rate_lift_and_a_harmful_rewrite():
+    res, even_share = _planted_pool_run()
+    clean = res.metric("exposure.clean.pyes").value
+    assert 0 < clean == pytest.approx(even_share)  # the known clean rate, not chance (2/40)
+    lift = res.metric("exposure.lift.trivial.pyes")
+    assert lift.value == pytest.approx(1 - even_share) and lift.ci_low > 0 and lift.p_value < 0.01
+    ratio = res.metric("exposure.lift_ratio.trivial.pyes")
+    assert ratio.value == pytest.approx(1 / even_share) and ratio.ci_low > 1
+    harm = res.metric("exposure.lift.llm_rewrite.pyes")  # the Deluxe rewrite drops the target for everyone
+    assert harm.value == pytest.approx(-even_share) and harm.ci_high < 0
+    assert res.metric("exposure.lift_ratio.llm_rewrite.pyes").value == 0.0
+    assert any("pool-40" in n and "negative lift" in n for n in res.notes)
+    assert {m.variant for m in res.metrics if m.name.startswith("exposure.")} == {"pool-40-top2"}
+    # collateral: an odd user's target enters the top 2 and pushes out 1 of the 2 other items; an even user's was in
+    assert res.metric("exposure.collateral.trivial.pyes").value == pytest.approx(0.5 * (1 - even_share))
+    assert res.metric("exposure.collateral.llm_rewrite.pyes").value == 0.0  # the target leaving pushes nothing out
+
+
+def test_keep_clean_fallback_variant_hides_the_harmful_rewrite():
+    res, _ = _planted_pool_run(keep_clean_fallback=True)
+    assert res.metric("exposure.lift.llm_rewrite.pyes").value == 0.0
+    assert any("keep_clean_fallback" in n for n in res.notes)
+
+
+def test_every_generated_answer_is_marked_and_a_ranking_without_a_list_is_not_usable():
+    from recaudit.attacks.check import ShillingCheck
+
+    assert ShillingCheck.marks_answers
+    cat, inter = toy_catalog(), toy_interactions()
+
+    def generate(r):
+        if "marketing expert" in r.user_text:
+            return ""  # no rewrite: unparsed
+        if "Correct possible" in r.user_text:
+            return r.user_text.split("only): ", 1)[1]
+        cands = re.findall(r"^\d+\. (.*)$", r.user_text, re.M)
+        if CLEAN not in cands:
+            return "I cannot rank these."  # the attacked title's ranking gets no list
+        return "\n".join(f"{i}. {c}" for i, c in enumerate(cands[:3], 1))
+
+    adapter = CallableAdapter(generate_fn=generate, score_fn=planted_score(lambda t: False))
+    ctx = CheckContext(adapter=adapter, catalog=cat, interactions=inter)
+    ShillingCheck(dict(
+        targets=[TARGET], attacks=["trivial", "llm_rewrite"], defenses=["llm_rewrite"], n_candidates=10, n_attacker_users=4,
+        n_eval_users=6, min_user_interactions=5, n_bootstrap=100, use_wordnet=False, ranking_use_embeddings=False,
+    )).run(ctx)
+    gen = [s for s in ctx.evidence.samples if s.kind == "generate"]
+    assert gen and not [s for s in gen if s.outcome == "unchecked"]
+    ranks = [s for s in gen if s.answer and s.answer.startswith(("1. ", "I cannot"))]
+    assert {s.outcome for s in ranks if s.answer.startswith("I cannot")} == {"ungrounded"}
+    assert {s.outcome for s in ranks if s.answer.startswith("1. ")} == {"usable"}
+    assert all(s.grounded for s in ranks if s.outcome == "usable")
+    assert any(s.outcome == "unparsed" and s.answer == "" for s in gen)  # the empty LLM rewrites
+
+
+def test_llm_rewrite_is_the_papers_single_rewrite_unless_best_of_n_is_asked():
+    from recaudit.attacks.strategies import build_strategy
+
+    adapter = CallableAdapter(generate_fn=lambda r: "x")
+    one = build_strategy("llm_rewrite", adapter)
+    assert one.variant == "llm_rewrite" and len(one.requests(CLEAN, 0)) == 1
+    assert build_strategy("llm_rewrite", adapter, rewrite_samples=4).variant == "llm_rewrite-best4"

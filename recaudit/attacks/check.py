@@ -30,11 +30,24 @@ from recaudit.results import CheckResult, GroupTable, MetricValue
 VictimName = Literal["pyes", "ranking"]
 
 
+def protocol_note(k: int, n_candidates: int, fallback: bool) -> str:
+    """The exposure protocol that ran, against Zhang et al.'s (full catalogue ranked, clean exposure ≈ 0.008)."""
+    chance = k / n_candidates
+    scale = ("of the paper's order" if chance <= 0.05 else
+             "far above the paper's (≈ 0.008): lifts are not comparable with its 4–10× ratios")
+    fb = ("variant keep_clean_fallback: an edit that loses on the attacker users is replaced by the clean title, so a "
+          "harmful edit shows 0" if fallback else "every attack reports its own best title, so a harmful edit shows a negative lift")
+    return (f"Protocol: pool-{n_candidates} — the target ranked among {n_candidates} candidates, exposure = share of held-out "
+            f"users with it in the top {k} (chance {chance:.3g}, {scale}); the paper ranks the full catalogue. Lifts are "
+            f"differences (exposure.lift) and ratios (exposure.lift_ratio) with paired CIs; {fb}.")
+
+
 @register_check("shilling")
 class ShillingCheck(Check):
     """Textual shilling: can a provider raise its item's exposure by editing the title, and do defenses undo it?"""
 
     min_usable = 0.8  # the lift compares clean and attacked exposure on the same users
+    marks_answers = True  # ranking replies, LLM rewrites and defense rewrites are each marked; scores are usable
 
     title: ClassVar[str] = "Textual shilling attacks on item titles"
     risk: ClassVar = "robustness"
@@ -57,7 +70,9 @@ class ShillingCheck(Check):
         victims: list[VictimName] = Field(default_factory=lambda: ["pyes", "ranking"])
         search_victim: VictimName = "pyes"
         k: int = Field(3, ge=1)
-        n_candidates: int = Field(10, ge=2)
+        n_candidates: int = Field(
+            100, ge=2, description="candidate pool per user (target + n-1 unseen items); the paper ranks the full catalogue"
+        )
         history_len: int = Field(10, ge=1)
         n_attacker_users: int = Field(20, ge=1)
         n_eval_users: int = Field(40, ge=2)
@@ -66,7 +81,14 @@ class ShillingCheck(Check):
         max_words: int = Field(2, ge=0, description="words an attack may change")
         max_added_words: int = Field(2, ge=0, description="trivial attack: words appended")
         rewrite_max_words: int = Field(10, ge=1, description="LLM rewrite: <MaxLen> words")
-        rewrite_samples: int = Field(4, ge=1)
+        rewrite_samples: int = Field(
+            1, ge=1, description="LLM rewrite: 1 = the paper's single rewrite; n > 1 = variant llm_rewrite-best<n>, "
+            "the best of n chosen on the attacker users"
+        )
+        keep_clean_fallback: bool = Field(
+            False, description="variant: an attack whose best title loses to the clean one on the attacker users reports "
+            "the clean title (hides a harmful edit as 0 lift); off by default, so a harmful edit shows a negative lift"
+        )
         search: Literal["greedy-wir", "greedy", "beam"] = "greedy-wir"
         beam_width: int = Field(3, ge=1)
         max_evaluations: int | None = Field(60, ge=1, description="titles scored per TextAttack search")
@@ -115,7 +137,8 @@ class ShillingCheck(Check):
     @classmethod
     def metric_names(cls, params: "ShillingCheck.Params") -> list[str]:
         """fnmatch patterns of the metrics these params produce (the audit config checks thresholds against them)."""
-        attacks = [a + "*" if a == "textfooler" else a for a in params.attacks]  # textfooler or textfooler-wordnet
+        # textfooler or textfooler-wordnet; llm_rewrite or llm_rewrite-best<n>
+        attacks = [a + "*" if a in ("textfooler", "llm_rewrite") else a for a in params.attacks]
         out = []
         for v in params.victims:
             out.append(f"exposure.clean.{v}")
@@ -151,6 +174,7 @@ class ShillingCheck(Check):
             build_strategy(
                 a, ctx, prompts, max_char_edits=p.max_char_edits, max_words=p.max_words, max_added_words=p.max_added_words,
                 rewrite_max_words=p.rewrite_max_words, rewrite_samples=p.rewrite_samples, textattack=ta,
+                keep_clean_fallback=p.keep_clean_fallback,
             )
             for a in p.attacks
         ]
@@ -178,6 +202,9 @@ class ShillingCheck(Check):
         """The CheckResult of a finished run (pure)."""
         s = ExposureSummary(run, n_resamples=self.params.n_bootstrap, seed=self.params.seed)
         metrics, exposure_table = exposure_metrics(s)
+        # the protocol goes with every exposure number (a pool-10 lift is not a paper-scale lift)
+        proto = f"pool-{run.settings.n_candidates}-top{run.settings.k}" + ("-fallback" if self.params.keep_clean_fallback else "")
+        metrics = [m.model_copy(update={"variant": proto}) for m in metrics]
         metrics += stealth_metrics(s)
         unavailable = [
             [rec.outcome.attack, rec.outcome.variant, rec.outcome.available, rec.outcome.reason]
@@ -213,6 +240,7 @@ class ShillingCheck(Check):
         notes = [
             f"{len(run.split.attacker)} attacker users tune each attack against the {s.search_victim} victim; exposure is "
             f"measured on {len(run.split.held_out)} other users (top-{s.k} of {s.n_candidates} candidates).",
+            protocol_note(s.k, s.n_candidates, self.params.keep_clean_fallback),
         ]
         others = [v for v in run.victims if v != s.search_victim]
         if others:

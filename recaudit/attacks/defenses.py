@@ -209,13 +209,17 @@ class LLMRewriteDefense:
         return Request.chat(text, **dict(_without_sampling(self.prompts.rewrite_settings)))
 
     def defend(self, submitted: Sequence[str], previous: Sequence[str] = ()) -> list[str]:
+        first = len(self.ctx.evidence)
         replies = self.ctx.generate([self.request(t) for t in submitted], desc="shilling: defense rewrite")
         out = []
-        for title, reply in zip(submitted, replies):
+        for j, (title, reply) in enumerate(zip(submitted, replies)):
             fixed = clean_generated_title(reply.text)
             if not fixed:
                 self.empty_replies += 1
                 fixed = title
+                self.ctx.mark(first + j, "unparsed", note="no title in the reply: the submitted title was kept")
+            else:
+                self.ctx.mark(first + j, "usable", parse=[fixed])
             out.append(fixed)
         return out
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recaudit.metrics.power import p_floor_sign_flip
 from recaudit.metrics.stats import Interval, bootstrap_ci, permutation_test
 
 
@@ -39,6 +40,13 @@ class PairedDifference:
     p_value: float
     before: float
     after: float
+    n_changed: int = 0  # users whose exposure differs: only they can flip sign, so the floor is 2^-n_changed
+    n_permutations: int = 2000
+
+    @property
+    def p_floor(self) -> float:
+        """Smallest p this sign-flip test can reach: max(2^-m, 1/(B+1)) over the m users that changed."""
+        return p_floor_sign_flip(self.n_changed, self.n_permutations)
 
     @property
     def relative(self) -> float:
@@ -72,4 +80,8 @@ def paired_difference(
         p = 1.0
     else:
         _, p = permutation_test(stat, np.repeat([0, 1], n), n_permutations=n_permutations, seed=seed, blocks=blocks)
-    return PairedDifference(diff=diff, p_value=p, before=float(b.mean()) if n else float("nan"), after=float(a.mean()) if n else float("nan"))
+    changed = int(np.sum(~np.isclose(a, b)))
+    return PairedDifference(
+        diff=diff, p_value=p, before=float(b.mean()) if n else float("nan"), after=float(a.mean()) if n else float("nan"),
+        n_changed=changed, n_permutations=n_permutations,
+    )

@@ -58,6 +58,7 @@ class AttackRecord:
     defended_titles: dict[str, str] = field(default_factory=dict)  # defense → title
     hits: dict[str, np.ndarray] = field(default_factory=dict)  # victim → (users,) bool
     defended_hits: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # (defense, victim) → hits
+    others: dict[str, np.ndarray] = field(default_factory=dict)  # victim → (users,) frozensets of other top-K items
     char_edits: int = 0
     word_edits: int = 0
     similarity: float = 1.0
@@ -77,6 +78,7 @@ class TargetRun:
     eval_queries: dict[str, int]
     eval_wall_s: float
     search_setup_queries: int = 0  # victim requests shared by every attack (clean title, competitors)
+    clean_others: dict[str, np.ndarray] = field(default_factory=dict)  # victim → other top-K items, clean title
 
 
 @dataclass
@@ -163,8 +165,13 @@ def _measure(
     defended = {d.name: d.defend(submitted, [clean] * len(submitted)) for d in defs}
     titles = list(dict.fromkeys(submitted + [t for ts in defended.values() for t in ts]))
     queries0 = {name: v.queries for name, v in victims.items()}
-    hits = {name: v.evaluate(cases, target, titles, k).hits(k) for name, v in victims.items()}
+    outs = {name: v.evaluate(cases, target, titles, k) for name, v in victims.items()}
+    hits = {name: o.hits(k) for name, o in outs.items()}
     row = {t: i for i, t in enumerate(titles)}
+
+    def others(victim: str, title: str) -> np.ndarray | None:
+        o = outs[victim].others
+        return None if o is None else o[row[title]]
 
     def h(victim: str, title: str) -> np.ndarray:
         return hits[victim][row[title]]
@@ -175,6 +182,7 @@ def _measure(
     for i, r in enumerate(live):
         adv = r.outcome.adversarial_title
         r.hits = {v: h(v, adv) for v in victims}
+        r.others = {v: o for v in victims if (o := others(v, adv)) is not None}
         r.defended_titles = {d: ts[i + 1] for d, ts in defended.items()}
         r.defended_hits = {(d, v): h(v, ts[i + 1]) for d, ts in defended.items() for v in victims}
         r.char_edits, r.word_edits, r.similarity = char_edits(clean, adv), word_edits(clean, adv), float(sims[i])
@@ -188,4 +196,5 @@ def _measure(
         attacks=records,
         eval_queries={name: v.queries - queries0[name] for name, v in victims.items()},
         eval_wall_s=time.perf_counter() - start,
+        clean_others={v: o for v in victims if (o := others(v, clean)) is not None},
     )

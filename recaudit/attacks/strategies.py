@@ -15,8 +15,9 @@ textfooler     counter-fitted embedding neighbours from a local file;  greedy WI
 bertattack     masked-LM substitutes from a *local* MLM folder         greedy WIR (default)
 =============  =====================================================  ==========================
 
-Every strategy keeps the clean title when nothing it finds beats it on the attacker users, and
-the result is checked against the budget (a violation is a bug and raises). A strategy whose
+Every strategy reports the best title it found, even when that loses to the clean title on the
+attacker users (a harmful edit then shows a negative lift); ``keep_clean_fallback`` is the named
+variant that keeps the clean title instead. The result is checked against the budget (a violation is a bug and raises). A strategy whose
 resource is missing reports ``available=False`` with the reason; nothing falls back silently.
 
 TextAttack strategies use TextAttack's ``Attack`` with its transformations, pre-transformation
@@ -82,6 +83,8 @@ class Strategy(ABC):
 
     name: str = ""
 
+    keep_clean_fallback: bool = False  # the named variant that hides a harmful edit behind the clean title
+
     def __init__(self, budget: Budget):
         self.budget = budget
 
@@ -112,8 +115,11 @@ class Strategy(ABC):
         best, details = self.candidates(title, objective, seed)
         best_value = objective([best])[0]
         if best != title and best_value.value <= clean_value.value:
-            details["kept_clean"] = "no candidate beat the clean title on the attacker users"
-            best, best_value = title, clean_value
+            if self.keep_clean_fallback:
+                details["kept_clean"] = "no candidate beat the clean title on the attacker users"
+                best, best_value = title, clean_value
+            else:  # reported as found: a harmful edit must show as a negative lift, not hide as 0
+                details["note"] = "the best edit did not beat the clean title on the attacker users; reported as found"
         bad = self.budget.violations(title, best)
         if bad:
             raise BudgetError(f"{self.variant} returned {best!r} for {title!r}: {'; '.join(bad)}")
@@ -155,9 +161,18 @@ class TrivialAppend(Strategy):
 
 
 class LLMRewrite(Strategy):
-    """The paper's marketing rewrite through any adapter: one greedy and ``n_samples - 1`` sampled rewrites."""
+    """The paper's marketing rewrite through any adapter: one greedy and ``n_samples - 1`` sampled rewrites.
+
+    ``n_samples=1`` is the paper's single unconditioned rewrite; more is the stronger variant
+    ``llm_rewrite-best<n>`` that keeps the best of n on the attacker users.
+    """
 
     name = "llm_rewrite"
+
+    @property
+    def variant(self) -> str:
+        """``llm_rewrite`` (the paper's one rewrite) or ``llm_rewrite-best<n>`` (best of n chosen on the victim)."""
+        return self.name if self.n_samples == 1 else f"{self.name}-best{self.n_samples}"
 
     def __init__(
         self,
@@ -184,9 +199,19 @@ class LLMRewrite(Strategy):
         return out
 
     def candidates(self, title, objective, seed):
+        first = len(self.ctx.evidence)
         replies = self.ctx.generate(self.requests(title, seed), desc="shilling: rewrite")
-        rewrites = list(dict.fromkeys(clean_generated_title(r.text) for r in replies))
+        cleaned = [clean_generated_title(r.text) for r in replies]
+        rewrites = list(dict.fromkeys(cleaned))
         valid = [t for t in rewrites if t and t != title and self.budget.allows(title, t)]
+        for j, t in enumerate(cleaned):  # every answer's fate goes to the evidence log
+            if not t:
+                self.ctx.mark(first + j, "unparsed", note="no title in the reply")
+            elif t in valid:
+                self.ctx.mark(first + j, "usable", parse=[t])
+            else:
+                why = "unchanged title" if t == title else "over the word budget"
+                self.ctx.mark(first + j, "unused", parse=[t], note=why)
         details = {"generated": len(replies), "distinct": len(rewrites), "within_budget": len(valid)}
         if not valid:
             details["note"] = "no usable rewrite (empty, unchanged or over the word budget)"
@@ -378,11 +403,19 @@ def build_strategy(
     max_words: int = 2,
     max_added_words: int = 2,
     rewrite_max_words: int = 10,
-    rewrite_samples: int = 4,
+    rewrite_samples: int = 1,
     textattack: TextAttackOptions | None = None,
+    keep_clean_fallback: bool = False,
 ) -> Strategy:
     """The strategy called ``name`` with its budget (character attacks: chars and words; word attacks: words)."""
-    prompts = prompts or default_prompts()
+    strategy = _build(name, calls, prompts or default_prompts(), max_char_edits, max_words, max_added_words,
+                      rewrite_max_words, rewrite_samples, textattack)
+    strategy.keep_clean_fallback = keep_clean_fallback
+    return strategy
+
+
+def _build(name, calls, prompts, max_char_edits, max_words, max_added_words, rewrite_max_words, rewrite_samples,
+           textattack) -> Strategy:  # fmt: skip
     if name == "trivial":
         return TrivialAppend(prompts.promo_phrases, max_added_words=max_added_words)
     if name == "llm_rewrite":

@@ -7,6 +7,9 @@ Metric names (``<victim>`` is ``pyes`` or ``ranking``; ``<attack>`` the reported
 - ``exposure.attacked.<attack>.<victim>``, ``exposure.defended.<attack>.<defense>.<victim>``;
 - ``exposure.lift.<attack>.<victim>`` — attacked − clean on the same users (paired bootstrap CI,
   one-sided sign-flip p for "attack raised exposure");
+- ``exposure.lift_ratio.<attack>.<victim>`` — attacked / clean (paired bootstrap CI; +inf when clean is 0);
+- ``exposure.collateral.<attack>.<victim>`` — share of the other items in each user's clean top K
+  that the attack pushed out (bootstrap CI over users);
 - ``exposure.recovery.<attack>.<defense>.<victim>`` — attacked − defended (how much the defense
   took back; p for "defense lowered exposure"); ``exposure.residual_lift.<attack>.<defense>.<victim>``
   — defended − clean;
@@ -17,14 +20,20 @@ Metric names (``<victim>`` is ``pyes`` or ``ranking``; ``<attack>`` the reported
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
 
 from recaudit.attacks.exposure import PairedDifference, exposure, paired_difference
 from recaudit.attacks.pipeline import AttackRecord, ShillingRun, TargetRun
+from recaudit.metrics.multiplicity import adjust
+from recaudit.metrics.power import Power, power_report
 from recaudit.metrics.stats import Interval, bootstrap_ci
 from recaudit.results import Example, FigureSpec, GroupTable, MetricValue, Series
+
+
+ALPHA = 0.05
 
 
 def _mv(name: str, iv: Interval, description: str, direction: str = "neutral", p: float | None = None) -> MetricValue:
@@ -32,6 +41,63 @@ def _mv(name: str, iv: Interval, description: str, direction: str = "neutral", p
         name=name, value=iv.value, ci_low=iv.low, ci_high=iv.high, ci_level=iv.level, n=iv.n,
         p_value=p, direction=direction, description=description,
     )
+
+
+def sign_flip_power(pd: PairedDifference, alpha: float = ALPHA) -> Power:
+    """The sign-flip test's floor over the users whose exposure changed, and the held-out sample it would need."""
+    n, m = pd.diff.n, pd.n_changed
+    need_m = math.ceil(math.log2(1.0 / alpha) - 1e-12)  # changed users giving 2^-m ≤ alpha
+    # users needed if the same share of them changes (none changed: no share to scale by)
+    needed = math.ceil(need_m * n / m) if m and n else None
+    power = power_report(pd.p_floor, alpha, needed_n=needed, unit="held-out users")
+    where = f"{m} of {n} held-out users changed exposure; sign-flip floor max(2^-{m}, 1/({pd.n_permutations}+1))"
+    return Power(power.p_floor, power.mde, power.underpowered, power.needed_n, f"{where}: {power.reason}", power.needed_n_01)
+
+
+def _test(name: str, pd: PairedDifference, description: str, direction: str) -> MetricValue:
+    """A paired difference with its sign-flip p and power disclosure."""
+    pw = sign_flip_power(pd)
+    return _mv(name, pd.diff, description, direction, pd.p_value).model_copy(
+        update={"p_floor": pw.p_floor, "underpowered": pw.underpowered, "needed_n": pw.needed_n, "power_note": pw.reason}
+    )
+
+
+def _ratio_of_means(pairs: np.ndarray) -> float:
+    clean, after = pairs[:, 0].mean(), pairs[:, 1].mean()
+    if clean == 0:
+        return math.inf if after > 0 else math.nan
+    return float(after / clean)
+
+
+def lift_ratio(name: str, before: np.ndarray, after: np.ndarray, s: "ExposureSummary", description: str) -> MetricValue:
+    """attacked / clean exposure with a paired bootstrap CI over users (users resampled jointly)."""
+    from recaudit.attacks.exposure import per_user
+
+    pairs = np.stack([per_user(before), per_user(after)], axis=1)
+    point = _ratio_of_means(pairs)
+    if not math.isfinite(point):
+        return MetricValue(name=name, value=point, n=len(pairs), direction="lower_is_better", description=description,
+                           null_reason="clean exposure is 0: the ratio is " + ("+inf" if point > 0 else "undefined"))
+    with np.errstate(invalid="ignore"):  # resamples whose clean exposure is 0 give inf: the bound is then open
+        iv = bootstrap_ci(pairs, _ratio_of_means, n_resamples=s.n_resamples, seed=s.seed)
+    lo = iv.low if math.isfinite(iv.low) else None
+    hi = iv.high if math.isfinite(iv.high) else None
+    return MetricValue(name=name, value=point, ci_low=lo, ci_high=hi, ci_level=iv.level, n=len(pairs),
+                       direction="lower_is_better", description=description)
+
+
+def holm_by_family(metrics: list[MetricValue]) -> list[MetricValue]:
+    """Holm-adjust p-values within each family (``exposure.lift``, ``exposure.recovery`` …: the attack×victim tests)."""
+    fams: dict[str, list[int]] = {}
+    for j, m in enumerate(metrics):
+        if m.p_value is not None:
+            fams.setdefault(".".join(m.name.split(".")[:2]), []).append(j)
+    out = list(metrics)
+    for fam, idx in fams.items():
+        adj = adjust([metrics[j].p_value for j in idx], "holm")
+        for j, a in zip(idx, adj):
+            out[j] = metrics[j].model_copy(update={"p_adj": a, "p_adj_method": f"holm over {len(idx)} {fam} tests"})
+    return out
 
 
 def attack_variants(run: ShillingRun) -> list[tuple[int, str]]:
@@ -68,6 +134,17 @@ class ExposureSummary:
     def attacked(self, i: int, v: str) -> np.ndarray:
         return _column(self.run, lambda t: t.attacks[i].hits[v])
 
+    def collateral(self, i: int, v: str) -> np.ndarray | None:
+        """(users, targets): share of the clean top K's other items missing after attack i (None: not recorded)."""
+        if any(v not in t.clean_others or v not in t.attacks[i].others for t in self.run.targets):
+            return None
+
+        def lost(t: TargetRun) -> np.ndarray:
+            pairs = zip(t.clean_others[v], t.attacks[i].others[v])
+            return np.array([len(c - a) / len(c) if c else 0.0 for c, a in pairs])
+
+        return _column(self.run, lost)
+
     def defended(self, i: int, d: str, v: str) -> np.ndarray:
         return _column(self.run, lambda t: t.attacks[i].defended_hits[(d, v)])
 
@@ -91,9 +168,15 @@ def exposure_metrics(s: ExposureSummary) -> tuple[list[MetricValue], GroupTable]
             e, lift = s.exp(att), s.diff(clean, att)
             metrics.append(_mv(f"exposure.attacked.{name}.{v}", e, f"exposure after the {name} attack ({v} victim)"))
             metrics.append(
-                _mv(f"exposure.lift.{name}.{v}", lift.diff, f"attacked − clean exposure, paired over held-out users ({v})",
-                    "lower_is_better", lift.p_value)
+                _test(f"exposure.lift.{name}.{v}", lift, f"attacked − clean exposure, paired over held-out users ({v})", "lower_is_better")
             )
+            metrics.append(lift_ratio(f"exposure.lift_ratio.{name}.{v}", clean, att, s,
+                                      f"attacked / clean exposure, paired bootstrap over held-out users ({v})"))
+            col = s.collateral(i, v)
+            if col is not None:
+                metrics.append(_mv(f"exposure.collateral.{name}.{v}", s.exp(col),
+                                   f"share of the other items in a held-out user's clean top K that the {name} attack "
+                                   f"pushed out ({v})", "lower_is_better"))
             rows.append([v, name, "attacked", e.value, e.low, e.high, lift.diff.value, lift.diff.low, lift.diff.high, lift.p_value])
             for d in s.run.defenses:
                 dh = s.defended(i, d, v)
@@ -101,12 +184,10 @@ def exposure_metrics(s: ExposureSummary) -> tuple[list[MetricValue], GroupTable]
                 rec, res = s.diff(dh, att), s.diff(clean, dh)
                 metrics.append(_mv(f"exposure.defended.{name}.{d}.{v}", e, f"exposure after {name} then the {d} defense ({v})"))
                 metrics.append(
-                    _mv(f"exposure.recovery.{name}.{d}.{v}", rec.diff, f"attacked − defended exposure: what {d} took back ({v})",
-                        "higher_is_better", rec.p_value)
+                    _test(f"exposure.recovery.{name}.{d}.{v}", rec, f"attacked − defended exposure: what {d} took back ({v})",
+                          "higher_is_better")
                 )
-                metrics.append(
-                    _mv(f"exposure.residual_lift.{name}.{d}.{v}", res.diff, f"defended − clean exposure ({v})", "lower_is_better", res.p_value)
-                )
+                metrics.append(_test(f"exposure.residual_lift.{name}.{d}.{v}", res, f"defended − clean exposure ({v})", "lower_is_better"))
                 rows.append([v, name, f"defended:{d}", e.value, e.low, e.high, res.diff.value, res.diff.low, res.diff.high, res.p_value])
     table = GroupTable(
         name="exposure",
@@ -114,7 +195,7 @@ def exposure_metrics(s: ExposureSummary) -> tuple[list[MetricValue], GroupTable]
         rows=rows,
         description="Held-out exposure per condition; diff_vs_clean is paired over the same users (one-sided p for an increase).",
     )
-    return metrics, table
+    return holm_by_family(metrics), table
 
 
 def stealth_metrics(s: ExposureSummary) -> list[MetricValue]:

@@ -40,6 +40,7 @@ class TargetOutcome:
 
     ranks: np.ndarray
     utility: np.ndarray
+    others: np.ndarray | None = None  # (titles, users) frozensets: the other items in the top K
 
     def hits(self, k: int) -> np.ndarray:
         """Boolean (titles, users): the target is in the top ``k``."""
@@ -121,14 +122,19 @@ class PYesVictim:
         s = self.score_titles([(c, t) for t in titles for c in cases]).reshape(len(titles), len(cases))
         ranks = np.zeros(s.shape, dtype=int)
         util = np.zeros(s.shape, dtype=float)
+        others = np.empty(s.shape, dtype=object)
         for j, comp in enumerate(comps):
             ranks[:, j] = (comp[None, :] >= s[:, j : j + 1]).sum(axis=1)
+            ids = [i for i in cases[j].candidates if i != target]
+            order = [ids[x] for x in np.argsort(-comp, kind="stable")]
+            for a in range(len(titles)):  # the target in the top K pushes the K-th competitor out
+                others[a, j] = frozenset(order[: k - 1 if ranks[a, j] < k else k])
             if len(comp) < k:
                 util[:, j] = 1.0
             else:
                 kth = np.sort(comp)[::-1][k - 1]
                 util[:, j] = 1.0 / (1.0 + np.exp(-(s[:, j] - kth) / self.temperature))
-        return TargetOutcome(ranks=ranks, utility=util)
+        return TargetOutcome(ranks=ranks, utility=util, others=others)
 
 
 class RankingVictim:
@@ -177,12 +183,14 @@ class RankingVictim:
         _check_k(k, cases)
         lists = self._rank_many(cases, target, titles, k)
         ranks = np.zeros((len(titles), len(cases)), dtype=int)
+        others = np.empty(ranks.shape, dtype=object)
         for a, per_title in enumerate(lists):
             for j, (case, ranked) in enumerate(zip(cases, per_title)):
                 ranks[a, j] = ranked.index(target) if target in ranked else len(case.candidates)
+                others[a, j] = frozenset(i for i in ranked[:k] if i != target)
         listed = ranks < np.array([len(c.candidates) for c in cases])[None, :]
         util = np.where(listed, 1.0 / (1.0 + ranks), 0.0)
-        return TargetOutcome(ranks=ranks, utility=util)
+        return TargetOutcome(ranks=ranks, utility=util, others=others)
 
     def _title(self, item_id: str, target: str, title: str) -> str:
         return title if item_id == target else self.catalog.get(item_id).title
@@ -193,6 +201,7 @@ class RankingVictim:
 
         reqs = [self.request(c, target, t, k) for t in titles for c in cases]
         self.queries += len(reqs)
+        first = len(self.ctx.evidence)
         replies = self.ctx.generate(reqs, desc="shilling: rank")
         out: list[list[list[str]]] = []
         for a, title in enumerate(titles):
@@ -203,9 +212,12 @@ class RankingVictim:
                 sub = Catalog([self._item(i, target, title) for i in case.candidates], name=f"candidates:{case.user_id}")
                 grounder = Grounder(sub, use_embeddings=self.use_embeddings, fuzzy_threshold=self.fuzzy_threshold)
                 ranked: list[str] = []
-                for gid in grounder.ground_ids(parsed.items):
+                gids = grounder.ground_ids(parsed.items)
+                for gid in gids:
                     if gid is not None and gid not in ranked:
                         ranked.append(gid)
+                outcome = "unparsed" if not parsed.items else "usable" if ranked else "ungrounded"
+                self.ctx.mark(first + a * len(cases) + j, outcome, parse=list(parsed.items), grounded=list(gids))
                 per_title.append(ranked)
             out.append(per_title)
         return out
