@@ -134,6 +134,8 @@ class ShillingCheck(Check):
             default_prompts().with_overrides(self.prompts)  # unknown prompt keys fail here, before any model call
             return self
 
+    params: Params  # typed: the check reads its own fields
+
     @classmethod
     def metric_names(cls, params: "ShillingCheck.Params") -> list[str]:
         """fnmatch patterns of the metrics these params produce (the audit config checks thresholds against them)."""

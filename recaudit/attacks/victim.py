@@ -22,6 +22,7 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
+from recaudit.evidence import Outcome
 from recaudit.adapters.base import Adapter, Request
 from recaudit.attacks.prompts import ShillingPrompts, default_prompts, fill
 from recaudit.attacks.users import UserCase
@@ -216,7 +217,7 @@ class RankingVictim:
                 for gid in gids:
                     if gid is not None and gid not in ranked:
                         ranked.append(gid)
-                outcome = "unparsed" if not parsed.items else "usable" if ranked else "ungrounded"
+                outcome: Outcome = "unparsed" if not parsed.items else "usable" if ranked else "ungrounded"
                 self.ctx.mark(first + a * len(cases) + j, outcome, parse=list(parsed.items), grounded=list(gids))
                 per_title.append(ranked)
             out.append(per_title)
