@@ -67,7 +67,7 @@ def inspect_cache_file(path: str | Path) -> dict[str, Any]:
     not SQLite, a truncated or corrupt one, or a database with tables recaudit did not make."""
     p = Path(path)
     if p.is_dir():
-        raise AdapterError(f"cache path {p} is a directory; give a file path such as {p / 'cache.sqlite'}")
+        raise AdapterError(f"cache path {p} is a directory (a folder, not a file); give a file path such as {p / 'cache.sqlite'}")
     if not p.exists():
         parent = next((a for a in [p.parent, *p.parent.parents] if a.exists()), None)
         if parent is not None and not parent.is_dir():

@@ -48,7 +48,7 @@ from recaudit.audits.verdicts import audit_exit_code, evaluate_verdict
 from recaudit.checks import CheckContext
 from recaudit.data.catalog import Catalog, Interactions
 from recaudit.evidence import EvidenceLog, coverage_from_counts
-from recaudit.results import AuditResults, CheckResult, Coverage, Reproducibility
+from recaudit.results import AuditResults, CheckResult, Reproducibility
 
 log = logging.getLogger(__name__)
 
@@ -141,10 +141,10 @@ class Runner:
         try:
             catalog, interactions = load_data(self.config.data)
         except Exception as e:  # noqa: BLE001 - a data problem stops the run before anything is written
-            raise SetupError(f"data ({self.config.data.kind}): {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+            raise SetupError(f"data ({self.config.data.kind}): {type(e).__name__}: {_first_line(e)}") from e
         if catalog is not None and interactions is not None:
-            known = set(catalog.ids)
-            unknown = sorted({str(i) for i in interactions.frame["item_id"].unique()} - {str(i) for i in known})
+            # Interactions store item ids as strings, as the catalogue does
+            unknown = sorted(set(interactions.frame["item_id"].unique()) - set(catalog.ids))
             if unknown:
                 raise SetupError(
                     f"data ({self.config.data.kind}): the interactions name {len(unknown)} items that are not in "
@@ -166,12 +166,15 @@ class Runner:
         path = self.cache_path()
         if path is None:
             return adapter
+        from recaudit.adapters.base import AdapterError
         from recaudit.adapters.cache import CachedAdapter
 
-        try:
+        try:  # CachedAdapter inspects the path first (inspect_cache_file) and writes nothing if it is bad
             return CachedAdapter(adapter, path=path)
-        except Exception as e:  # noqa: BLE001 - an unreadable cache file is one setup line
-            raise SetupError(f"cache {path}: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+        except AdapterError as e:
+            raise SetupError(f"cache {path}: {_first_line(e)}") from e
+        except Exception as e:  # noqa: BLE001 - any other failure to open the cache is one setup line too
+            raise SetupError(f"cache {path}: {type(e).__name__}: {_first_line(e)}") from e
 
     # --------------------------------------------------------------------------------- run
 
@@ -204,7 +207,9 @@ class Runner:
                     reused.append(plan.name)
                     bars.log(f"↺ {plan.name}: reused from {path}")
                     if result.coverage is not None:  # the floors may have changed in the config
-                        result.coverage = _rejudge(result.coverage, plan.min_answered, plan.min_usable)
+                        result.coverage = coverage_from_counts(
+                            result.coverage.outcomes, min_answered=plan.min_answered, min_usable=plan.min_usable
+                        )
                 else:
                     bars.log(f"▶ {plan.name}: running")
                     ctx = CheckContext(
@@ -253,15 +258,12 @@ class Runner:
 
     def _preflight(self, adapter: Adapter) -> None:
         """One cheap request before anything is written; any failure is one SetupError line."""
-        try:
-            from recaudit.adapters.preflight import preflight
-        except ImportError:  # an adapter package without a pre-flight step
-            return
+        from recaudit.adapters.preflight import preflight
+
         try:
             preflight(adapter)
         except Exception as e:  # noqa: BLE001 - every pre-flight failure is a setup error of one line
-            msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-            raise SetupError(f"pre-flight ({self.config.adapter.kind}): {msg}") from e
+            raise SetupError(f"pre-flight ({self.config.adapter.kind}): {_first_line(e)}") from e
 
     def _check_settings(self, plans: list[PlannedCheck], adapter: Adapter, catalog, interactions) -> None:
         """Every generation setting a probe will send must be one the adapter honours (a server that
@@ -282,38 +284,17 @@ class Runner:
             try:
                 check_requests(adapter, requests)
             except Exception as e:  # noqa: BLE001 - one setup line naming the check
-                raise SetupError(f"check {plan.name}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+                raise SetupError(f"check {plan.name}: {_first_line(e)}") from e
 
     def _check_writable(self) -> None:
-        """The run folder can be made and written, and an existing cache file is readable — checked
-        before any file is written, so a bad path leaves nothing behind."""
+        """The run folder can be made and written — checked before any file is written, so a bad path
+        leaves nothing behind (the cache path is checked by CachedAdapter itself, in ``_wrap_cache``)."""
         d = self.run_dir
         if d.exists() and not d.is_dir():
             raise SetupError(f"output_dir {d} exists and is not a folder")
-        probe_dir = d
-        while not probe_dir.exists():
-            probe_dir = probe_dir.parent
+        probe_dir = next(p for p in (d, *d.parents) if p.exists())
         if not probe_dir.is_dir() or not os.access(probe_dir, os.W_OK | os.X_OK):
             raise SetupError(f"output_dir {d}: cannot write in {probe_dir}")
-        cache = self.cache_path()
-        if cache is None:
-            return
-        if cache.exists() and cache.is_dir():
-            raise SetupError(f"cache {cache} is a folder, not a SQLite file")
-        parent = cache.parent
-        while not parent.exists():
-            parent = parent.parent
-        if not os.access(parent, os.W_OK | os.X_OK) or (cache.exists() and not os.access(cache, os.R_OK | os.W_OK)):
-            raise SetupError(f"cache {cache}: not writable")
-        try:
-            from recaudit.adapters.cache import inspect_cache_file
-        except ImportError:
-            return
-        if cache.exists():
-            try:
-                inspect_cache_file(cache)
-            except Exception as e:  # noqa: BLE001 - a bad cache file is one line, nothing written
-                raise SetupError(f"cache {cache}: {str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
 
     def _keep_evidence(self, plan: PlannedCheck, evidence: EvidenceLog, result: CheckResult) -> None:
         """Coverage from the check's evidence records (one place for every check), and the audit trail."""
@@ -399,9 +380,9 @@ def _write_check_file(path: Path, key: str, result: CheckResult) -> None:
     write_text_atomic(path, json.dumps(envelope, indent=1, allow_nan=True))
 
 
-def _rejudge(coverage: Coverage, min_answered: float, min_usable: float) -> Coverage:
-    """The same counts judged against (possibly changed) floors."""
-    return coverage_from_counts(coverage.outcomes, min_answered=min_answered, min_usable=min_usable)
+def _first_line(e: BaseException) -> str:
+    """An exception as one line: its message's first line, or its type when it has no message."""
+    return str(e).splitlines()[0] if str(e).strip() else type(e).__name__
 
 
 def _load_finished(path: Path, key: str) -> CheckResult | None:
