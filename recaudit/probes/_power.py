@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 from scipy import stats as sps
 
+from recaudit.metrics import intervals
 from recaudit.metrics.multiplicity import adjust
 
 ALPHA = 0.05
@@ -86,14 +87,12 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
 
 
 def t_interval(x: np.ndarray, level: float, lo_bound: float = 0.0, hi_bound: float = 1.0) -> tuple[float, float, float]:
-    """Student-t interval of a mean (mean, low, high), clipped to the statistic's range."""
+    """Student-t interval of a mean (``metrics.intervals.t_interval``), clipped to the statistic's range."""
     x = np.asarray(x, dtype=float)
-    n = x.size
-    mean = float(x.mean()) if n else math.nan
-    if n < 2:
-        return mean, mean, mean
-    half = float(sps.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / math.sqrt(n))
-    return mean, max(lo_bound, mean - half), min(hi_bound, mean + half)
+    if x.size == 0:
+        return math.nan, math.nan, math.nan
+    mean, low, high = intervals.t_interval(x, level)
+    return mean, max(lo_bound, low), min(hi_bound, high)
 
 
 # --- fairllm: value labels shuffled within instructions ------------------------------------------
