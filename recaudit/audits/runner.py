@@ -13,7 +13,9 @@ A rerun skips a check whose file exists with the same key (check, params, seed, 
 fingerprint, data hashes, recaudit version) and whose evidence was complete: a check that errored,
 had any adapter error or too little usable evidence is recomputed, and the response cache resends
 exactly the requests that failed. Thresholds are re-judged every time, so changing a threshold
-never recomputes anything.
+never recomputes anything. When every check of a local model (``default``/``hf``) is finished, the
+model is not even loaded: finished checks are keyed by the model's identity read from its files
+(``adapters.identity``), so a warm re-run costs what reading the check files costs.
 
 Nothing is written before the setup has passed: data loaded, adapter built and pre-flighted (one
 cheap request; ``GET /models`` for an endpoint), cache file readable. A setup failure is one line
@@ -184,13 +186,22 @@ class Runner:
         started = _now()
         plans = self.config.plan()
         catalog, interactions = self._load_data()
-        adapter = self._build_adapter()
-        self._preflight(adapter)
-        self._check_settings(plans, adapter, catalog, interactions)
-        fingerprint = dict(adapter.fingerprint)
         data_hashes = _data_hashes(catalog, interactions)
+        identity = self._model_identity()
+        finished = self._all_finished(plans, identity, data_hashes)
+        model: Adapter | None
+        if finished is not None:  # every check is done with complete evidence: no model is loaded
+            adapter = model = None
+            fingerprint = _recorded_fingerprint(finished) or dict(identity or {})
+        else:
+            adapter = self._build_adapter()
+            self._preflight(adapter)
+            self._check_settings(plans, adapter, catalog, interactions)
+            fingerprint = dict(adapter.fingerprint)
+        key_fingerprint = identity or fingerprint
         self._check_writable()
-        model = self._wrap_cache(adapter)
+        if adapter is not None:
+            model = self._wrap_cache(adapter)
         write_text_atomic(self.run_dir / "config.yaml", yaml.safe_dump(self._public_config(), sort_keys=False))
         self.checks_dir.mkdir(parents=True, exist_ok=True)
 
@@ -200,9 +211,12 @@ class Runner:
         with RunProgress(self.console, enabled=self.progress) as bars:
             bars.start_checks(len(plans))
             for plan in plans:
-                key = check_key(plan, fingerprint, data_hashes)
+                key = check_key(plan, key_fingerprint, data_hashes)
                 path = self.checks_dir / f"{plan.name}.json"
-                result = None if self.fresh else _load_finished(path, key)
+                if finished is not None:
+                    result = finished[plan.name]
+                else:
+                    result = None if self.fresh else _load_finished(path, key)
                 if result is not None:
                     reused.append(plan.name)
                     bars.log(f"↺ {plan.name}: reused from {path}")
@@ -211,6 +225,7 @@ class Runner:
                             result.coverage.outcomes, min_answered=plan.min_answered, min_usable=plan.min_usable
                         )
                 else:
+                    assert model is not None and adapter is not None
                     bars.log(f"▶ {plan.name}: running")
                     ctx = CheckContext(
                         adapter=model,
@@ -241,7 +256,7 @@ class Runner:
                 data_hashes=data_hashes,
                 library_versions=library_versions(),
                 config=self._public_config(),
-                cache_stats=_cache_stats(model),
+                cache_stats=_cache_stats(model) if model is not None else {},
                 started_at=started,
                 duration_s=round(time.perf_counter() - t0, 3),
                 platform=platform_summary(),
@@ -249,6 +264,33 @@ class Runner:
         )
         write_text_atomic(self.results_path, audit.to_json())
         return AuditRun(audit, self.run_dir, self.results_path, reused, computed)
+
+    def _model_identity(self) -> dict[str, Any] | None:
+        """A local model's identity read from its files (no loading); None for endpoints, callables and
+        an adapter handed in, whose fingerprint is their identity."""
+        if self._adapter is not None:
+            return None
+        from recaudit.adapters.identity import local_identity
+
+        try:
+            return local_identity(self.config.adapter)
+        except Exception:  # noqa: BLE001 - building the adapter reports the problem in one line
+            return None
+
+    def _all_finished(
+        self, plans: list[PlannedCheck], identity: dict[str, Any] | None, data_hashes: dict[str, str]
+    ) -> dict[str, CheckResult] | None:
+        """Every check's finished result when all of them can be reused, else None. Only a local model
+        is skipped this way (loading it is the slow part); the others are cheap to build and check."""
+        if identity is None or self.fresh or not plans:
+            return None
+        out = {}
+        for plan in plans:
+            result = _load_finished(self.checks_dir / f"{plan.name}.json", check_key(plan, identity, data_hashes))
+            if result is None:
+                return None
+            out[plan.name] = result
+        return out
 
     def _public_config(self) -> dict[str, Any]:
         """The resolved config with any credential inside a URL redacted (what is written anywhere)."""
@@ -404,6 +446,14 @@ def _load_finished(path: Path, key: str) -> CheckResult | None:
     if cov is not None and (not cov.sufficient or cov.outcomes.get("adapter_error", 0) > 0):
         return None
     return result
+
+
+def _recorded_fingerprint(results: dict[str, CheckResult]) -> dict[str, Any] | None:
+    """The adapter fingerprint the finished checks recorded when they ran (the model was not loaded now)."""
+    for r in results.values():
+        if r.reproducibility is not None and r.reproducibility.adapter_fingerprint:
+            return dict(r.reproducibility.adapter_fingerprint)
+    return None
 
 
 def _error_summary(e: BaseException) -> str:
