@@ -105,11 +105,15 @@ def write_report_files(
     import hashlib
 
     from recaudit.reports import metrics_csv, render_html
+    from recaudit.reports.figure_cache import figure_cache
 
     run_dir = run_dir if run_dir is not None else html_path.parent
     results_path = results_path if results_path is not None else run_dir / "results.json"
     digest = hashlib.sha256(results_path.read_bytes()).hexdigest() if results_path.is_file() else None
-    html = render_html(results, title=title, samples=run_samples(run_dir, results), results_sha256=digest)
+    # inside a run folder the drawn figures are kept (work/figures), so a warm re-run draws nothing
+    cache = run_dir / "work" / "figures" if (run_dir / "checks").is_dir() else None
+    with figure_cache(cache):
+        html = render_html(results, title=title, samples=run_samples(run_dir, results), results_sha256=digest)
     write_text_atomic(html_path, html)
     write_text_atomic(csv_path, metrics_csv(results))
     return html_path, csv_path

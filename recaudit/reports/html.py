@@ -23,7 +23,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 import recaudit
 from recaudit.reports.explorer import build_explorer
 from recaudit.reports.export import metric_thresholds
-from recaudit.reports.figures import render_figure
+from recaudit.reports.figure_cache import render_figure
 from recaudit.results import AuditResults, CheckResult, FigureSpec, MetricValue, overall, parse_metric_name
 
 MAX_EXAMPLES = 10
