@@ -16,7 +16,7 @@ set -euo pipefail
 DATA=${1:-shared/data/ml-100k}
 OUT=${2:-${OUT:-runs}}
 mkdir -p "$OUT"
-timeout 575 python -m recaudit unlearn all --data "$DATA" --device cuda --users 0 --never-seen-users 100 \
+timeout 575 "${PYTHON:-python3}" -m recaudit unlearn all --data "$DATA" --device cuda --users 0 --never-seen-users 100 \
     --forget-users 20 --max-per-user 5 --history-len 10 --batch-size 32 --lr 1e-3 --epochs 1 \
     --shards 4 --top-k 2 --embedding model --e2urec-epochs 2 --e2urec-aug-epochs 2 --ga-epochs 1 \
     --request-id apa-paper-setting --workdir "$OUT/unlearn_work" --out "$OUT/unlearning_paper_setting.json" \
