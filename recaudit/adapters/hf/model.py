@@ -164,7 +164,7 @@ class HFCausalLM:
         return ids.to(self.device), mask.to(self.device)
 
     # ---- generate -------------------------------------------------------------------------------
-    streams_responses = True  # generate(..., on_response=) hands responses over as they finish
+    streams_responses = True  # StreamingAdapter: generate(..., on_response=) hands responses over as they finish
 
     def generate(self, requests: Sequence[Request], on_response: OnResponse | None = None) -> list[Response]:
         """One response per request, in input order; batched by shared settings and prompt length.
