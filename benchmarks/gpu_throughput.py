@@ -76,7 +76,7 @@ def time_generate(model, prompts, new_tokens: int, **kw) -> float:
 
 
 def run_engine(engine, prompts, new_tokens: int):
-    from recaudit.adapters.hf import GenSettings
+    from recaudit.adapters.hf.types import GenSettings
 
     settings = GenSettings(max_new_tokens=new_tokens, do_sample=False, temperature=1.0, top_p=1.0,
                            repetition_penalty=1.0, stop=(), seed=0)

@@ -33,7 +33,7 @@ def _requests():
 def test_engine_calls_back_while_decoding(engine_adapter):
     engine = engine_adapter._engine()
     prompts = engine_adapter.prompts_ids(_requests())
-    from recaudit.adapters.hf import GenSettings
+    from recaudit.adapters.hf.types import GenSettings
 
     steps_at_call: list[int] = []
     got: dict[int, object] = {}
