@@ -116,9 +116,9 @@ class Adapter(Protocol):
 
 
 # ---- optional capabilities --------------------------------------------------------------------
-# An adapter needs only ``Adapter``'s three members. Two optional ones let callers use it better; each is a
-# runtime-checkable Protocol, found with ``isinstance`` (never by probing for attributes), so an adapter
-# author sees in one place what a caller may ask of an adapter and how to offer it.
+# An adapter needs only ``Adapter``'s three members. The optional ones below let callers use it better or
+# check it earlier; each is a runtime-checkable Protocol, found with ``isinstance`` (never by probing for
+# attributes), so an adapter author sees in one place what a caller may ask of an adapter and how to offer it.
 
 
 @runtime_checkable
@@ -158,6 +158,51 @@ class BatchedAdapter(Protocol):
     the adapter is not a ``ConcurrentAdapter`` (or its ``in_flight`` is 0)."""
 
     batch_size: int
+
+
+@runtime_checkable
+class WrapperAdapter(Protocol):
+    """An adapter around another one (``CachedAdapter``): pre-flight and settings checks look through
+    ``inner`` to the model itself (a cached answer proves nothing about the model)."""
+
+    inner: Any
+
+
+@runtime_checkable
+class PreflightAdapter(Protocol):
+    """An adapter with its own pre-flight (``OpenAICompatible``: ``GET /models``, then a 1-token call).
+    Without one, the pre-flight sends one 1-token ``generate`` (or ``score``) request."""
+
+    def preflight(self, timeout_s: float = 10.0) -> dict[str, Any]:
+        """What the model or server reported (joins the run's fingerprint); PreflightError, one line,
+        if it cannot answer within ``timeout_s``."""
+        ...
+
+
+@runtime_checkable
+class PreflightOptOut(Protocol):
+    """``preflight_call = False``: the pre-flight calls nothing and the report says so
+    (``CallableAdapter``'s default: an in-process function has no server to be down, and calling it may
+    have side effects)."""
+
+    preflight_call: bool
+
+
+@runtime_checkable
+class ScoresOnlyAdapter(Protocol):
+    """``scores_only = True``: the adapter only scores, so its pre-flight sends a scoring request."""
+
+    scores_only: bool
+
+
+@runtime_checkable
+class SettingsCheckingAdapter(Protocol):
+    """An adapter that refuses, before any request is sent, settings it cannot honour (an endpoint whose
+    server family has no name for one): ``check_requests`` raises one AdapterError line."""
+
+    def check_requests(self, requests: Sequence[Request]) -> None:
+        """Raise AdapterError (``UnsupportedSetting``) naming the first setting that cannot be honoured."""
+        ...
 
 
 def generate_streaming(adapter: Adapter, requests: Sequence[Request], on_response: OnResponse | None) -> list[Response]:
