@@ -251,3 +251,24 @@ def test_prompts_longer_than_the_hint_run_in_a_second_call_with_the_same_answers
     assert [r.text for r in got] == [r.text for r in want]
     assert [r.prompt_tokens for r in got] == [r.prompt_tokens for r in want]
     assert got[-1].prompt_tokens > max(r.prompt_tokens for r in got[:-1])
+
+
+def test_the_engine_is_fenced_off_from_the_adapter():
+    """The engine's modules import only the adapter protocol, the prompt feed, the generation types and each
+    other (every import, function-level too): the adapter may load the engine, never the other way round."""
+    import ast
+    from pathlib import Path
+
+    import recaudit.adapters.hf.engine as engine_pkg
+
+    allowed = {"recaudit.adapters.base", "recaudit.adapters.prompt_feed", "recaudit.adapters.hf.types"}
+    folder = Path(engine_pkg.__file__).parent
+    seen = set()
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            seen |= {n for n in names if n.startswith("recaudit")}
+    outside = {n for n in seen if n not in allowed and not n.startswith("recaudit.adapters.hf.engine")}
+    assert not outside, f"the engine imports {sorted(outside)}"
+    assert "recaudit.adapters.hf.types" in seen  # the walk saw the engine's real imports
