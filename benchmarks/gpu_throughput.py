@@ -76,7 +76,7 @@ def time_generate(model, prompts, new_tokens: int, **kw) -> float:
 
 
 def run_engine(engine, prompts, new_tokens: int):
-    from recaudit.adapters.hf import GenSettings
+    from recaudit.adapters.hf.types import GenSettings
 
     settings = GenSettings(max_new_tokens=new_tokens, do_sample=False, temperature=1.0, top_p=1.0,
                            repetition_penalty=1.0, stop=(), seed=0)
@@ -99,7 +99,7 @@ def agreement_with_generate(model, prompts, prompt_len: int, new_tokens: int = 6
     """Greedy tokens of the engine vs generate in bf16 (near-ties of a random model may flip a token)."""
     import torch
 
-    from recaudit.adapters.engine import DecodeEngine
+    from recaudit.adapters.hf.engine import DecodeEngine
 
     _, mine = run_engine(DecodeEngine(model, eos_ids=[2], pad_id=0, max_batch=len(prompts)), prompts, new_tokens)
     ids = torch.tensor(prompts, device=DEVICE)
@@ -113,7 +113,7 @@ def agreement_with_generate(model, prompts, prompt_len: int, new_tokens: int = 6
 
 def fairllm_mix(model, prompts, slots: int, n_requests: int, new_tokens: int, compile: bool = False) -> dict:
     """Continuous-batching run of ``n_requests`` and the projection to the full FaiRLLM benchmark."""
-    from recaudit.adapters.engine import DecodeEngine
+    from recaudit.adapters.hf.engine import DecodeEngine
 
     eng = DecodeEngine(model, eos_ids=[2], pad_id=0, max_batch=slots, compile=compile)
     t = time.perf_counter()
@@ -179,7 +179,7 @@ def profile_decode(model, prompts, slots: int, steps: int = 32, compile: bool = 
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from recaudit.adapters.engine import DecodeEngine
+    from recaudit.adapters.hf.engine import DecodeEngine
 
     out: dict = {"slots": slots, "steps": steps, "compile": compile}
     variants = (("eager", False), ("cuda_graph", True)) if not compile else (("cuda_graph", True),)
@@ -267,7 +267,7 @@ def main() -> None:
 
     import torch
 
-    from recaudit.adapters.engine import DecodeEngine
+    from recaudit.adapters.hf.engine import DecodeEngine
 
     global DEVICE
     if args.smoke:

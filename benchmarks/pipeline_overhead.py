@@ -116,7 +116,7 @@ def pure_engine_seconds(adapter, requests, chunk: int, repeats: int) -> list[flo
     chunks them, with no callback: the denominator of the overhead ratio (one figure per repeat)."""
     import torch
 
-    from recaudit.adapters.hf import GenSettings
+    from recaudit.adapters.hf.types import GenSettings
 
     engine = adapter._engine()
     sync = torch.cuda.synchronize if engine.device.type == "cuda" else (lambda: None)

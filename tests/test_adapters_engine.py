@@ -8,7 +8,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from recaudit.adapters.base import AdapterError, Request  # noqa: E402
-from recaudit.adapters.engine import DecodeEngine, grouped_attention  # noqa: E402
+from recaudit.adapters.hf.engine import DecodeEngine, grouped_attention  # noqa: E402
 from recaudit.adapters.hf import HFCausalLM  # noqa: E402
 from recaudit.adapters.prompt_feed import PromptFeed  # noqa: E402
 
@@ -126,7 +126,7 @@ def test_engine_matches_generate_on_smollm2(smollm2_adapter):
 
 def test_compile_is_decided_per_call_and_never_on_cpu():
     """compile=None compiles only long CUDA-graph runs; on a CPU there is no graph, so never."""
-    from recaudit.adapters.engine import AUTO_COMPILE_MIN_STEPS, DecodeEngine
+    from recaudit.adapters.hf.engine import AUTO_COMPILE_MIN_STEPS, DecodeEngine
     from recaudit.testing import tiny_causal_lm
 
     import tempfile
@@ -149,7 +149,7 @@ def test_compile_is_decided_per_call_and_never_on_cpu():
 
 def test_slots_from_memory_hand_computed():
     """KV bytes per slot = 2 × layers × kv heads × head dim × length × dtype bytes, plus vocab rows."""
-    from recaudit.adapters.engine import MEMORY_HEADROOM, bytes_per_slot, slots_for_memory
+    from recaudit.adapters.hf.engine import MEMORY_HEADROOM, bytes_per_slot, slots_for_memory
 
     # 22 layers, 4 KV heads of 64, 278 positions, bf16, vocab 32000
     per = bytes_per_slot(22, 4, 64, 278, 32000, 2)
@@ -167,7 +167,7 @@ def test_auto_slots_on_cpu_and_bad_max_batch():
     import pytest
     from transformers import AutoModelForCausalLM
 
-    from recaudit.adapters.engine import CPU_AUTO_SLOTS, DecodeEngine
+    from recaudit.adapters.hf.engine import CPU_AUTO_SLOTS, DecodeEngine
     from recaudit.testing import tiny_causal_lm
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -209,7 +209,7 @@ def test_cuda_one_graph_greedy_step_matches_generate(tiny_lm_path, penalty):
 
 
 def test_prefill_passes_respect_the_prompt_cap_and_the_memory_budget(pair, monkeypatch):
-    import recaudit.adapters.engine as mod
+    import recaudit.adapters.hf.engine.sizing as mod
 
     engine = pair[1]._engine()
     prompts = [[1] * n for n in (5, 5, 6, 40, 40, 41, 41, 200)]
@@ -251,3 +251,24 @@ def test_prompts_longer_than_the_hint_run_in_a_second_call_with_the_same_answers
     assert [r.text for r in got] == [r.text for r in want]
     assert [r.prompt_tokens for r in got] == [r.prompt_tokens for r in want]
     assert got[-1].prompt_tokens > max(r.prompt_tokens for r in got[:-1])
+
+
+def test_the_engine_is_fenced_off_from_the_adapter():
+    """The engine's modules import only the adapter protocol, the prompt feed, the generation types and each
+    other (every import, function-level too): the adapter may load the engine, never the other way round."""
+    import ast
+    from pathlib import Path
+
+    import recaudit.adapters.hf.engine as engine_pkg
+
+    allowed = {"recaudit.adapters.base", "recaudit.adapters.prompt_feed", "recaudit.adapters.hf.types"}
+    folder = Path(engine_pkg.__file__).parent
+    seen = set()
+    for path in folder.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            seen |= {n for n in names if n.startswith("recaudit")}
+    outside = {n for n in seen if n not in allowed and not n.startswith("recaudit.adapters.hf.engine")}
+    assert not outside, f"the engine imports {sorted(outside)}"
+    assert "recaudit.adapters.hf.types" in seen  # the walk saw the engine's real imports

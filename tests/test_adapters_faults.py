@@ -106,6 +106,37 @@ def test_callable_preflight_calls_nothing_unless_asked():
     assert "\n" not in str(e.value) and "model file missing" in str(e.value)
 
 
+class _Scorer:
+    """Declares it only scores and refuses temperatures: what the pre-flight must read through a cache."""
+
+    scores_only = True
+    fingerprint = {"adapter": "scorer"}
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, requests):
+        raise AssertionError("a scores-only adapter is not asked to generate")
+
+    def score(self, requests):
+        self.calls.append(len(requests))
+        return [0.5 for _ in requests]
+
+    def check_requests(self, requests):
+        if any(r.temperature > 0 for r in requests):
+            raise UnsupportedSetting("temperature: this scorer cannot sample")
+
+
+def test_preflight_reads_what_an_adapter_declares_through_a_wrapper(tmp_path):
+    inner = _Scorer()
+    cached = CachedAdapter(inner, tmp_path / "c.sqlite")
+    assert preflight(cached)["preflight"] == "answered a scoring request" and inner.calls == [1]
+    check_requests(cached, [Request.chat("x")])  # greedy: accepted
+    with pytest.raises(UnsupportedSetting, match="temperature"):
+        check_requests(cached, [Request.chat("x", temperature=0.7)])
+    cached.close()
+
+
 @pytest.mark.parametrize("family,name", [("vllm", "repetition_penalty"), ("llamacpp", "repeat_penalty"),
                                          ("llama-cpp-python", "repeat_penalty")])
 def test_repetition_penalty_goes_out_under_the_familys_name(family, name):

@@ -33,7 +33,7 @@ def _requests():
 def test_engine_calls_back_while_decoding(engine_adapter):
     engine = engine_adapter._engine()
     prompts = engine_adapter.prompts_ids(_requests())
-    from recaudit.adapters.hf import GenSettings
+    from recaudit.adapters.hf.types import GenSettings
 
     steps_at_call: list[int] = []
     got: dict[int, object] = {}
@@ -129,3 +129,55 @@ def test_cache_keeps_answers_streamed_before_a_kill(tmp_path):
     assert [r.text for r in out] == [f"Q{i}" for i in range(5)]
     assert [r.cached for r in out] == [True, True, True, False, False] and rerun.calls == 2
     cached.close()
+
+
+class _Fake:
+    """Says whether it streams; given ``on_response`` without streaming, it fails (as a plain adapter would)."""
+
+    fingerprint = {"adapter": "fake"}
+
+    def __init__(self, streams: bool):
+        self.streams_responses = streams
+        self.inside = False
+
+    def generate(self, requests, on_response=None):
+        if on_response is not None and not self.streams_responses:
+            raise TypeError("generate() got an unexpected keyword argument 'on_response'")
+        self.inside = True
+        out = [Response(text=r.user_text) for r in requests]
+        for i, r in enumerate(out):
+            if on_response is not None:
+                on_response(i, r)
+        self.inside = False
+        return out
+
+
+@pytest.mark.parametrize("streams", [True, False])
+def test_the_streaming_protocol_decides_who_calls_back(streams):
+    """A StreamingAdapter that says so calls back inside generate; one that says streams_responses = False is
+    called as a plain adapter and the callback runs afterwards."""
+    from recaudit.adapters.base import StreamingAdapter
+
+    adapter = _Fake(streams)
+    assert isinstance(adapter, StreamingAdapter)  # the protocol names the members; the flag says yes or no
+    inside = []
+    out = generate_streaming(adapter, [Request.chat("a"), Request.chat("b")], lambda i, r: inside.append(adapter.inside))
+    assert inside == [streams, streams] and [r.text for r in out] == ["a", "b"]
+
+
+def test_every_shipped_adapter_declares_its_capabilities(engine_adapter, tmp_path):
+    """The engine, the endpoint client and the cache are StreamingAdapters; the engine and the endpoint say what
+    they keep in flight, which sets requests per call; a callable is neither."""
+    from recaudit.adapters.base import BATCHES_PER_CALL, ConcurrentAdapter, StreamingAdapter, requests_per_call
+    from recaudit.adapters.openai_compat import OpenAICompatible
+
+    endpoint = OpenAICompatible("http://127.0.0.1:9/v1", "m", max_concurrency=5, server="vllm")
+    cached = CachedAdapter(engine_adapter, tmp_path / "c.sqlite")
+    plain = CallableAdapter(lambda r: r.user_text)
+    assert [isinstance(a, StreamingAdapter) for a in (engine_adapter, endpoint, cached, plain)] == [True, True, True, False]
+    assert [isinstance(a, ConcurrentAdapter) for a in (engine_adapter, endpoint, plain)] == [True, True, False]
+    assert requests_per_call(engine_adapter) == BATCHES_PER_CALL * 2  # batch_size=2 slots
+    assert requests_per_call(endpoint) == BATCHES_PER_CALL * 5
+    assert requests_per_call(plain, floor=3) == 3
+    cached.close()
+    endpoint.close()

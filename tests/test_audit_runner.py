@@ -168,7 +168,7 @@ def test_request_chunk_keeps_a_batched_adapter_fed():
     from types import SimpleNamespace
 
     from recaudit.adapters.base import BATCHES_PER_CALL
-    from recaudit.adapters.engine import MAX_AUTO_SLOTS
+    from recaudit.adapters.hf.engine import MAX_AUTO_SLOTS
     from recaudit.adapters.hf import HFCausalLM
     from recaudit.audits.runner import request_chunk
 

@@ -1,4 +1,6 @@
-"""Adapters: every recommender behind one protocol (``generate``, ``score``, ``fingerprint``).
+"""Adapters: every recommender behind one protocol (``generate``, ``score``, ``fingerprint``), plus
+optional capabilities it may offer, each a Protocol found with ``isinstance`` (``StreamingAdapter``,
+``ConcurrentAdapter``, ...; see ``recaudit.adapters.base``).
 
     from recaudit.adapters import build_adapter, CachedAdapter
     model = CachedAdapter(build_adapter({"kind": "hf", "path": "./my-model"}), "runs/cache.sqlite")
@@ -11,7 +13,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from recaudit.adapters.base import Adapter, AdapterError, PreflightError, Request, Response, fingerprint_id
+from recaudit.adapters.base import (
+    Adapter,
+    AdapterError,
+    BatchedAdapter,
+    ConcurrentAdapter,
+    PreflightAdapter,
+    PreflightError,
+    PreflightOptOut,
+    Request,
+    Response,
+    ScoresOnlyAdapter,
+    SettingsCheckingAdapter,
+    StreamingAdapter,
+    WrapperAdapter,
+    fingerprint_id,
+)
 from recaudit.adapters.callable import CallableAdapter
 from recaudit.adapters.secrets import redact_obj, redact_secrets
 
@@ -35,6 +52,9 @@ _LAZY = {
 __all__ = [
     "Adapter", "AdapterError", "PreflightError", "Request", "Response", "fingerprint_id", "CallableAdapter", "default",
     "redact_secrets", "redact_obj",
+    # optional capabilities an adapter may offer (see their docstrings in recaudit.adapters.base)
+    "StreamingAdapter", "ConcurrentAdapter", "BatchedAdapter", "WrapperAdapter", "PreflightAdapter", "PreflightOptOut",
+    "ScoresOnlyAdapter", "SettingsCheckingAdapter",
     "RECOMMENDED_LIST_SETTINGS", *_LAZY,
 ]
 

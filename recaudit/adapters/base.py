@@ -115,16 +115,105 @@ class Adapter(Protocol):
         ...
 
 
-def generate_streaming(adapter: Any, requests: Sequence[Request], on_response: OnResponse | None) -> list[Response]:
+# ---- optional capabilities --------------------------------------------------------------------
+# An adapter needs only ``Adapter``'s three members. The optional ones below let callers use it better or
+# check it earlier; each is a runtime-checkable Protocol, found with ``isinstance`` (never by probing for
+# attributes), so an adapter author sees in one place what a caller may ask of an adapter and how to offer it.
+
+
+@runtime_checkable
+class StreamingAdapter(Protocol):
+    """An adapter that hands each response over as soon as it is ready, so a caller's per-response work
+    (parsing, grounding, caching) overlaps the model's.
+
+    To offer it: set ``streams_responses = True`` (a class attribute, or per instance for a wrapper that
+    streams only when what it wraps does) and give ``generate`` an optional ``on_response``. When one is
+    passed, call ``on_response(i, response)`` exactly once per request index ``i``, in the thread that
+    called ``generate``, before ``generate`` returns, and still return every response in input order.
+    Implemented by ``HFCausalLM``, ``OpenAICompatible`` and ``CachedAdapter``; callers go through
+    ``generate_streaming``, which calls any other adapter as usual and runs the callback afterwards."""
+
+    streams_responses: bool
+
+    def generate(self, requests: Sequence[Request], on_response: OnResponse | None = None) -> list[Response]:
+        """One response per request, in order; ``on_response(i, response)`` as each one is ready."""
+        ...
+
+
+@runtime_checkable
+class ConcurrentAdapter(Protocol):
+    """An adapter that works on several requests at once: ``in_flight`` says how many (engine slots, an
+    endpoint's concurrent connections). Callers hand it ``BATCHES_PER_CALL`` × ``in_flight`` requests
+    per call (``requests_per_call``) so it never idles between calls; 0 means "unknown"."""
+
+    @property
+    def in_flight(self) -> int:
+        """Requests the adapter keeps in flight at once."""
+        ...
+
+
+@runtime_checkable
+class BatchedAdapter(Protocol):
+    """An adapter that runs requests in batches of ``batch_size``: what ``requests_per_call`` uses when
+    the adapter is not a ``ConcurrentAdapter`` (or its ``in_flight`` is 0)."""
+
+    batch_size: int
+
+
+@runtime_checkable
+class WrapperAdapter(Protocol):
+    """An adapter around another one (``CachedAdapter``): pre-flight and settings checks look through
+    ``inner`` to the model itself (a cached answer proves nothing about the model)."""
+
+    inner: Any
+
+
+@runtime_checkable
+class PreflightAdapter(Protocol):
+    """An adapter with its own pre-flight (``OpenAICompatible``: ``GET /models``, then a 1-token call).
+    Without one, the pre-flight sends one 1-token ``generate`` (or ``score``) request."""
+
+    def preflight(self, timeout_s: float = 10.0) -> dict[str, Any]:
+        """What the model or server reported (joins the run's fingerprint); PreflightError, one line,
+        if it cannot answer within ``timeout_s``."""
+        ...
+
+
+@runtime_checkable
+class PreflightOptOut(Protocol):
+    """``preflight_call = False``: the pre-flight calls nothing and the report says so
+    (``CallableAdapter``'s default: an in-process function has no server to be down, and calling it may
+    have side effects)."""
+
+    preflight_call: bool
+
+
+@runtime_checkable
+class ScoresOnlyAdapter(Protocol):
+    """``scores_only = True``: the adapter only scores, so its pre-flight sends a scoring request."""
+
+    scores_only: bool
+
+
+@runtime_checkable
+class SettingsCheckingAdapter(Protocol):
+    """An adapter that refuses, before any request is sent, settings it cannot honour (an endpoint whose
+    server family has no name for one): ``check_requests`` raises one AdapterError line."""
+
+    def check_requests(self, requests: Sequence[Request]) -> None:
+        """Raise AdapterError (``UnsupportedSetting``) naming the first setting that cannot be honoured."""
+        ...
+
+
+def generate_streaming(adapter: Adapter, requests: Sequence[Request], on_response: OnResponse | None) -> list[Response]:
     """``adapter.generate(requests)``, calling ``on_response(i, response)`` for each response as it is ready.
 
-    Adapters that can hand responses over early (``streams_responses = True``: the recaudit engine, the
-    endpoint client, the cache) take ``on_response`` themselves, so a caller's per-response work
-    (parsing, grounding) overlaps the model's; any other adapter is called as usual and the callback
-    runs afterwards. The callback always runs in the calling thread."""
+    A ``StreamingAdapter`` (the recaudit engine, the endpoint client, the cache) takes ``on_response``
+    itself, so a caller's per-response work (parsing, grounding) overlaps the model's; any other adapter
+    is called as usual and the callback runs afterwards. The callback always runs in the calling thread."""
     if on_response is None:
         return list(adapter.generate(requests))
-    if getattr(adapter, "streams_responses", False):
+    if isinstance(adapter, StreamingAdapter) and adapter.streams_responses:
         return list(adapter.generate(requests, on_response=on_response))
     out = list(adapter.generate(requests))
     for i, r in enumerate(out):
@@ -139,11 +228,13 @@ def generate_streaming(adapter: Any, requests: Sequence[Request], on_response: O
 BATCHES_PER_CALL = 8
 
 
-def requests_per_call(adapter: Any, floor: int = 1) -> int:
+def requests_per_call(adapter: object, floor: int = 1) -> int:
     """How many requests to hand ``adapter`` per call: ``BATCHES_PER_CALL`` × what it keeps in flight
-    (``in_flight``: engine slots, endpoint concurrency; else ``batch_size``), at least ``floor``."""
-    in_flight = getattr(adapter, "in_flight", None) or getattr(adapter, "batch_size", 0) or 0
-    return max(int(floor), BATCHES_PER_CALL * int(in_flight))
+    (a ``ConcurrentAdapter``'s ``in_flight``, else a ``BatchedAdapter``'s ``batch_size``), at least ``floor``."""
+    in_flight = adapter.in_flight if isinstance(adapter, ConcurrentAdapter) else 0
+    if not in_flight and isinstance(adapter, BatchedAdapter):
+        in_flight = adapter.batch_size
+    return max(int(floor), BATCHES_PER_CALL * int(in_flight or 0))
 
 
 class AdapterError(RuntimeError):

@@ -286,7 +286,7 @@ class CachedAdapter:
         return out  # type: ignore[return-value]  # every slot is filled above
 
     # ---- Adapter --------------------------------------------------------------------------------
-    streams_responses = True  # hits at once; misses as the wrapped adapter hands them over
+    streams_responses = True  # StreamingAdapter: hits at once; misses as the wrapped adapter hands them over
 
     def generate(self, requests: Sequence[Request], on_response: OnResponse | None = None) -> list[Response]:
         """Cached responses (``cached=True``) plus fresh ones for the misses, in input order

@@ -109,7 +109,7 @@ class OpenAICompatible:
         self.api_key_env = api_key_env
         self.server = server
         self.max_concurrency = max_concurrency
-        self.in_flight = max_concurrency  # requests in flight at once (requests_per_call)
+        self.in_flight = max_concurrency  # ConcurrentAdapter: requests in flight at once (requests_per_call)
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.backoff_s = backoff_s
@@ -392,7 +392,7 @@ class OpenAICompatible:
         except (KeyError, IndexError, TypeError, AttributeError) as e:
             return Response(text="", finish_reason="error", error=self._redact(f"unexpected response shape: {type(e).__name__}: {e}"))
 
-    streams_responses = True
+    streams_responses = True  # StreamingAdapter: generate(..., on_response=) calls back as requests complete
 
     def generate(self, requests: Sequence[Request], on_response: OnResponse | None = None) -> list[Response]:
         """One response per request, in order; failures (and settings the server cannot take) come

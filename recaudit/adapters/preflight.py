@@ -3,14 +3,14 @@ bad key or an unknown model stops an audit in seconds with one line instead of a
 
 - ``OpenAICompatible``: ``GET {base_url}/models`` (the model id must be listed), then one 1-token
   chat call; no long retry loop, ``timeout_s`` (10 s) in all.
-- an adapter with its own ``preflight(timeout_s) -> dict`` method: that method.
-- an adapter that declares ``preflight_call = False`` (``CallableAdapter`` by default: an
+- a ``PreflightAdapter`` (its own ``preflight(timeout_s) -> dict`` method): that method.
+- a ``PreflightOptOut`` that declares ``preflight_call = False`` (``CallableAdapter`` by default: an
   in-process function has no server to be down, and calling it may have side effects): nothing is
   called; the report says so.
 - any other adapter (HFCausalLM, the embedded default): one 1-token ``generate`` (or ``score`` when
-  it only scores); an error or exception fails the pre-flight.
+  it only scores: ``ScoresOnlyAdapter``); an error or exception fails the pre-flight.
 
-Wrappers with an ``inner`` adapter (``CachedAdapter``) are looked through: a cached answer would
+Wrappers (``WrapperAdapter``: an ``inner`` adapter, as ``CachedAdapter`` has) are looked through: a cached answer would
 prove nothing about the model.
 """
 
@@ -18,7 +18,16 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from recaudit.adapters.base import AdapterError, PreflightError, Request
+from recaudit.adapters.base import (
+    AdapterError,
+    PreflightAdapter,
+    PreflightError,
+    PreflightOptOut,
+    Request,
+    ScoresOnlyAdapter,
+    SettingsCheckingAdapter,
+    WrapperAdapter,
+)
 from recaudit.adapters.secrets import redact_secrets
 
 __all__ = ["PreflightError", "preflight", "check_requests", "unwrap"]
@@ -29,7 +38,7 @@ PREFLIGHT_TIMEOUT_S = 10.0
 def unwrap(adapter: Any) -> Any:
     """The innermost adapter under wrappers that keep it as ``inner`` (CachedAdapter)."""
     seen = 0
-    while getattr(adapter, "inner", None) is not None and seen < 16:
+    while isinstance(adapter, WrapperAdapter) and adapter.inner is not None and seen < 16:
         adapter = adapter.inner
         seen += 1
     return adapter
@@ -42,20 +51,21 @@ def _one_line(text: str) -> str:
 def preflight(adapter: Any, timeout_s: float = PREFLIGHT_TIMEOUT_S) -> dict[str, Any]:
     """What the model (server) reported, for the run's fingerprint; PreflightError (one line) if it cannot answer."""
     inner = unwrap(adapter)
-    own = getattr(inner, "preflight", None)
-    if callable(own):
+    if isinstance(inner, PreflightAdapter):
         try:
-            return dict(own(timeout_s))
+            return dict(inner.preflight(timeout_s))
         except PreflightError:
             raise
         except AdapterError as e:
             raise PreflightError(_one_line(f"pre-flight: {e}")) from None
     name = _describe(inner)
-    if getattr(inner, "preflight_call", True) is False:
+    if isinstance(inner, PreflightOptOut) and inner.preflight_call is False:
         return {"adapter": name, "preflight": "not called (the adapter declares preflight_call = False)"}
     request = Request.chat("recaudit pre-flight check: reply with one word.", max_new_tokens=1)
     try:
-        if callable(getattr(inner, "generate", None)) and not getattr(inner, "scores_only", False):
+        scores_only = isinstance(inner, ScoresOnlyAdapter) and inner.scores_only
+        # an object with no generate at all (a bare scorer) is asked to score
+        if callable(getattr(inner, "generate", None)) and not scores_only:
             try:
                 r = list(inner.generate([request]))
             except NotImplementedError:
@@ -79,9 +89,8 @@ def preflight(adapter: Any, timeout_s: float = PREFLIGHT_TIMEOUT_S) -> dict[str,
 def check_requests(adapter: Any, requests: Sequence[Request]) -> None:
     """Raise one AdapterError line (UnsupportedSetting) if the adapter cannot honour a request's settings."""
     inner = unwrap(adapter)
-    check = getattr(inner, "check_requests", None)
-    if callable(check):
-        check(requests)
+    if isinstance(inner, SettingsCheckingAdapter):
+        inner.check_requests(requests)
 
 
 def _describe(adapter: Any) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from recaudit.adapters.hf import OPTION_CONTEXT_CHARS, option_token_id, render_chat
+from recaudit.adapters.hf.chat import OPTION_CONTEXT_CHARS, option_token_id, render_chat
 from recaudit.tallrec.prompts import PromptTemplate, TallRecSample, default_template
 
 
@@ -66,7 +66,7 @@ def continuation_ids(tokenizer: Any, context: str, continuation: str) -> list[in
 
 def option_token_ids(tokenizer: Any, options: tuple[str, str] = ("Yes", "No")) -> tuple[int, int]:
     """First-token ids of the two options where an answer starts (after the generation prompt),
-    exactly as ``HFCausalLM.score`` reads them (``adapters.hf.option_token_id``)."""
+    exactly as ``HFCausalLM.score`` reads them (``adapters.hf.chat.option_token_id``)."""
     tail = prompt_text(tokenizer, [("user", "?")])[-OPTION_CONTEXT_CHARS:]
     ids = (option_token_id(tokenizer, tail, options[0]), option_token_id(tokenizer, tail, options[1]))
     if ids[0] == ids[1]:

@@ -1,30 +1,6 @@
-"""A lean decode loop over a transformers Llama-family model: static KV cache, continuous batching.
-
-Why not ``model.generate``: with a dynamic cache every decode step re-allocates the cache and
-expands the grouped KV heads to all attention heads, and a finished sequence keeps its batch
-row until the longest one ends. Here
-
-- the KV cache is allocated once, one row ("slot") per running sequence, and each slot keeps
-  its own write position, so sequences of different lengths share a batch without padding;
-- attention reads the grouped KV heads directly (queries are grouped per KV head) instead of
-  copying them ``num_heads / num_kv_heads`` times;
-- a finished sequence (EOS, stop string or length) frees its slot, and the next waiting prompt
-  is prefilled into it (continuous batching), so the batch stays full of live work;
-- on CUDA the decode step is captured once as a CUDA graph and replayed (no per-kernel launch
-  cost); for greedy decoding the whole step — decode, repetition penalty, argmax, bookkeeping — is
-  one graph, so the host queues a step in one call and is free while the GPU works; prompts are
-  prefilled eagerly;
-- finished sequences are handed to an ``on_done`` callback after the next steps are queued, so
-  the caller's host work (detokenising, caching, parsing, grounding) overlaps the GPU's;
-- prompts may come as a ``PromptFeed``: decoding starts once the first slots' prompts are
-  tokenised, and the rest are tokenised while queued steps run (see ``prompt_feed``).
-
-The model's own modules (projections, norms, MLP, rotary embedding, LoRA layers) do the
-arithmetic; only attention and the cache are re-implemented, mirroring transformers' eager
-attention (matmul, float32 softmax, matmul). Greedy outputs therefore match ``generate`` token
-for token on float32 (tested on the tiny model and on SmolLM2). Supported: decoder-only models
-whose layers look like Llama's (llama, mistral without a sliding window, qwen2, qwen3).
-"""
+"""The decode loop: slots of a static KV cache kept full of live sequences (continuous batching), each
+step queued as a CUDA graph replay on a GPU, finished sequences handed over while the next steps run.
+What the loop does and why is told in the package docstring (``recaudit.adapters.hf.engine``)."""
 
 from __future__ import annotations
 
@@ -34,105 +10,20 @@ from collections import deque
 from functools import cached_property
 from typing import Any, Callable, Sequence
 
+import recaudit.adapters.hf.engine.graphs as graphs
+import recaudit.adapters.hf.engine.overlap as overlap
+import recaudit.adapters.hf.engine.sizing as sizing
 from recaudit.adapters.base import AdapterError
-from recaudit.adapters.generation_types import GenSettings, Generated
-from recaudit.adapters.prompt_feed import PromptFeed, prepared_ahead
+from recaudit.adapters.hf.engine.arch import Arch
+from recaudit.adapters.hf.engine.sampling import choose
+from recaudit.adapters.hf.types import GenSettings, Generated
+from recaudit.adapters.prompt_feed import prepared_ahead
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_MODEL_TYPES = ("llama", "mistral", "qwen2", "qwen3")
 # decode steps from which compile=None compiles: ~35% of a ~5 ms step saved over 2,000 steps is about
 # the 30-40 s one compile costs on an H100 (benchmarks/results/gpu_throughput_h100.json)
 AUTO_COMPILE_MIN_STEPS = 2000
-# max_batch=0 sizes the slots from free GPU memory, up to this many: on an H100 a 1.1B model's
-# tokens/s still rose from 512 to 1024 slots (50.8k → 60.2k uncompiled), and past that the
-# decode GEMMs are compute-bound, so more slots mostly add latency
-MAX_AUTO_SLOTS = 1024
-CPU_AUTO_SLOTS = 8
-CACHE_LENGTH_BUCKET = 64
-MEMORY_HEADROOM = 0.85  # share of free memory the slots may take (allocator slack, other tenants)
-# finished sequences per on_done call while the GPU runs ahead: small enough that the host stops soon
-# after the GPU has caught up, large enough to batch detokenising
-HANDOVER_BATCH = 16
-CPU_PREFILL_CHUNK = 64
-GPU_PREFILL_CHUNK = 512
-PREFILL_BYTES = 1 << 30  # activations one prefill pass may take on a GPU
-
-
-def bytes_per_slot(n_layers: int, n_kv: int, head_dim: int, length: int, vocab: int, dtype_bytes: int) -> int:
-    """Device bytes one slot holds: its K and V cache rows in every layer, plus its per-step vocabulary
-    rows (logits, float32 scores, the repetition-penalty mask)."""
-    kv = 2 * n_layers * n_kv * head_dim * length * dtype_bytes
-    return kv + vocab * (dtype_bytes + 4 + 1)
-
-
-def slots_for_memory(free_bytes: int, per_slot: int, reserve: int, cap: int = MAX_AUTO_SLOTS) -> int:
-    """How many slots fit in ``MEMORY_HEADROOM`` of the free memory after ``reserve`` (at least 1)."""
-    budget = int(free_bytes * MEMORY_HEADROOM) - reserve
-    return max(1, min(cap, budget // max(1, per_slot)))
-
-
-def _rotate_half(x: Any) -> Any:
-    import torch
-
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
-
-
-def _rope(q: Any, k: Any, cos: Any, sin: Any) -> tuple[Any, Any]:
-    cos, sin = cos.unsqueeze(1), sin.unsqueeze(1)
-    return q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
-
-
-def grouped_attention(q: Any, k: Any, v: Any, allowed: Any, scaling: float) -> Any:
-    """Attention of ``q`` [B, H, Q, d] over grouped ``k``/``v`` [B, Hkv, L, d] without expanding
-    the KV heads; ``allowed`` is a boolean mask broadcastable to [B, 1, 1, Q, L]."""
-    import torch
-
-    b, h, nq, d = q.shape
-    hkv, length = k.shape[1], k.shape[2]
-    g = h // hkv
-    scores = torch.matmul(q.reshape(b, hkv, g * nq, d), k.transpose(-1, -2)) * scaling
-    scores = scores.view(b, hkv, g, nq, length).masked_fill(~allowed, float("-inf"))
-    probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
-    return torch.matmul(probs.view(b, hkv, g * nq, length), v).view(b, h, nq, d)
-
-
-class _Arch:
-    """The pieces of a Llama-like causal LM the loop calls."""
-
-    def __init__(self, model: Any):
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        cfg = base.config
-        mtype = getattr(cfg, "model_type", "?")
-        if mtype not in SUPPORTED_MODEL_TYPES:
-            raise AdapterError(
-                f"engine='recaudit' supports {', '.join(SUPPORTED_MODEL_TYPES)} models, not {mtype!r}; use engine='generate'"
-            )
-        if getattr(cfg, "sliding_window", None) and getattr(cfg, "use_sliding_window", True) and mtype == "mistral":
-            raise AdapterError("engine='recaudit' does not implement sliding-window attention; use engine='generate'")
-        if getattr(cfg, "pretraining_tp", 1) not in (None, 1):
-            raise AdapterError("engine='recaudit' does not support pretraining_tp > 1; use engine='generate'")
-        dec = base.model
-        self.embed = dec.embed_tokens
-        self.layers = list(dec.layers)
-        self.norm = dec.norm
-        self.rotary = dec.rotary_emb
-        self.lm_head = base.lm_head
-        self.n_heads = cfg.num_attention_heads
-        self.n_kv = getattr(cfg, "num_key_value_heads", None) or self.n_heads
-        self.head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // self.n_heads
-        attn = self.layers[0].self_attn
-        self.scaling = float(getattr(attn, "scaling", self.head_dim**-0.5))
-        self.vocab = base.lm_head.out_features
-
-    def project(self, attn: Any, x: Any, heads: int, proj: Any, norm_name: str) -> Any:
-        b, t = x.shape[:2]
-        y = proj(x).view(b, t, heads, self.head_dim)
-        norm = getattr(attn, norm_name, None)  # qwen3 normalises q and k per head
-        if norm is not None:
-            y = norm(y)
-        return y.transpose(1, 2)
 
 
 class DecodeEngine:
@@ -154,7 +45,7 @@ class DecodeEngine:
         import torch
 
         self.model = model
-        self.arch = _Arch(model)
+        self.arch = Arch(model)
         self.eos_ids = list(eos_ids)
         self.pad_id = int(pad_id)
         if int(max_batch) < 0:
@@ -168,7 +59,7 @@ class DecodeEngine:
         self.check_every = check_every or (8 if on_cuda else 1)
         # prompts per prefill pass, at most: on a GPU a pass is mostly launch cost, so passes are as large as
         # PREFILL_BYTES of activations allow; on a CPU large passes gain nothing
-        self.prefill_chunk = prefill_chunk or (GPU_PREFILL_CHUNK if on_cuda else CPU_PREFILL_CHUNK)
+        self.prefill_chunk = prefill_chunk or (sizing.GPU_PREFILL_CHUNK if on_cuda else sizing.CPU_PREFILL_CHUNK)
         self.refill_fraction = refill_fraction
         self._graph: Any = None  # the decode step (logits), for sampling
         self._graph_logits: Any = None
@@ -227,61 +118,15 @@ class DecodeEngine:
     # ---- model passes ---------------------------------------------------------------------------
     def _prefill(self, prompts: Sequence[Sequence[int]], slots: Sequence[int]) -> Any:
         """Run right-padded prompts, write their K/V into ``slots``; return last-token logits."""
-        import torch
-
-        a = self.arch
-        n, width = len(prompts), max(len(p) for p in prompts)
-        ids = torch.full((n, width), self.pad_id, dtype=torch.long)
-        for i, p in enumerate(prompts):
-            ids[i, : len(p)] = torch.tensor(p, dtype=torch.long)
-        ids = ids.to(self.device)
-        lens = torch.tensor([len(p) for p in prompts], device=self.device)
-        slot_t = torch.tensor(list(slots), device=self.device)
-        positions = torch.arange(width, device=self.device).unsqueeze(0).expand(n, width)
-        causal = torch.ones(width, width, dtype=torch.bool, device=self.device).tril()
-        h = a.embed(ids)
-        cos, sin = a.rotary(h, positions)
-        for li, layer in enumerate(a.layers):
-            attn = layer.self_attn
-            x = layer.input_layernorm(h)
-            q = a.project(attn, x, a.n_heads, attn.q_proj, "q_norm")
-            k = a.project(attn, x, a.n_kv, attn.k_proj, "k_norm")
-            v = attn.v_proj(x).view(n, width, a.n_kv, a.head_dim).transpose(1, 2)
-            q, k = _rope(q, k, cos, sin)
-            self.k_cache[li][slot_t, :, :width] = k
-            self.v_cache[li][slot_t, :, :width] = v
-            o = grouped_attention(q, k, v, causal, a.scaling)
-            h = h + attn.o_proj(o.transpose(1, 2).reshape(n, width, -1))
-            h = h + layer.mlp(layer.post_attention_layernorm(h))
-        last = h[torch.arange(n, device=self.device), lens - 1]
+        logits = self.arch.prefill(prompts, slots, self.pad_id, self.device, self.k_cache, self.v_cache)
         self.stats["prefills"] += 1
-        return a.lm_head(a.norm(last))
+        return logits
 
     def _decode_step(self, length: int | None = None) -> Any:
         """One token for every slot from ``self.tok`` at ``self.pos``; returns logits [S, V].
 
         ``length`` limits attention to the first columns (eager path); the graph path uses all."""
-
-        a = self.arch
-        s = self.tok.shape[0]
-        L = length or self.cols.shape[0]
-        pos = self.pos.unsqueeze(1)
-        h = a.embed(self.tok.unsqueeze(1))
-        cos, sin = a.rotary(h, pos)
-        allowed = (self.cols[:L].unsqueeze(0) <= pos).view(s, 1, 1, 1, L)
-        for li, layer in enumerate(a.layers):
-            attn = layer.self_attn
-            x = layer.input_layernorm(h)
-            q = a.project(attn, x, a.n_heads, attn.q_proj, "q_norm")
-            k = a.project(attn, x, a.n_kv, attn.k_proj, "k_norm")
-            v = attn.v_proj(x).view(s, 1, a.n_kv, a.head_dim).transpose(1, 2)
-            q, k = _rope(q, k, cos, sin)
-            self.k_cache[li][self.rows, :, self.pos] = k[:, :, 0]
-            self.v_cache[li][self.rows, :, self.pos] = v[:, :, 0]
-            o = grouped_attention(q, self.k_cache[li][:, :, :L], self.v_cache[li][:, :, :L], allowed, a.scaling)
-            h = h + attn.o_proj(o.transpose(1, 2).reshape(s, 1, -1))
-            h = h + layer.mlp(layer.post_attention_layernorm(h))
-        return a.lm_head(a.norm(h[:, 0]))
+        return self.arch.decode(self.tok, self.pos, self.cols, self.rows, self.k_cache, self.v_cache, length)
 
     def _decode_fn(self) -> Any:
         """The decode step to run or capture: compiled when this call compiles (see ``_want_compile``)."""
@@ -317,7 +162,7 @@ class DecodeEngine:
         return self._graph_logits
 
     def _greedy_step(self, decode: Callable[[], Any], settings: GenSettings, ignore_eos: bool) -> None:
-        nxt = self._choose(decode(), settings, None, self.seen)
+        nxt = choose(decode(), settings, None, self.seen)
         self.pos += self.active.long()
         self._accept(nxt, ignore_eos)
 
@@ -345,100 +190,31 @@ class DecodeEngine:
         return graph
 
     def _capture(self, step: Callable[[], Any]) -> tuple[Any, Any]:
-        """Warm ``step`` up on a side stream (compiling it, if compiled), then capture it as a CUDA graph;
-        returns the graph and the output tensor its replays write."""
-        import torch
-
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(3):  # warm-up writes K/V at the current positions, rewritten by real steps
-                step()
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            out = step()
-        self.stats["graph_captures"] += 1
-        return graph, out
+        return graphs.capture(step, self.stats)
 
     def auto_slots(self, prompt_len: int, max_new: int) -> int:
         """Slots that fit in free GPU memory for prompts up to ``prompt_len`` and ``max_new`` new tokens
         (``CPU_AUTO_SLOTS`` on a CPU, where memory is not what limits a batch)."""
-        import torch
-
-        if self.device.type != "cuda":
-            return CPU_AUTO_SLOTS
-        a = self.arch
-        dtype_bytes = next(self.model.parameters()).element_size()
-        length = prompt_len + max_new + self.check_every
-        per_slot = bytes_per_slot(len(a.layers), a.n_kv, a.head_dim, length, a.vocab, dtype_bytes)
-        # buffers of an earlier call are freed before the new ones are allocated
         held = sum(t.numel() * t.element_size() for t in getattr(self, "k_cache", []) + getattr(self, "v_cache", []))
-        reserve = max(PREFILL_BYTES, self._prefill_bytes(1, prompt_len))  # one prefill pass's activations
-        free, _ = torch.cuda.mem_get_info(self.device)
-        slots = slots_for_memory(free + held, per_slot, reserve)
-        log.info("engine: %d slots from %.1f GiB free (%.1f MiB per slot)", slots, (free + held) / 2**30, per_slot / 2**20)
-        return slots
+        return sizing.auto_slots(self.arch, self.model, self.device, self._prefill_cost, held, prompt_len, max_new,
+                                 self.check_every)
 
     def _prefill_bytes(self, n: int, width: int) -> int:
-        """Activations of one prefill pass over ``n`` prompts of ``width`` tokens: hidden states and MLP
-        widths, and the float32 attention scores."""
-        per_token, per_score = self._prefill_cost
-        return n * width * per_token + n * width * width * per_score
+        return sizing.prefill_bytes(self._prefill_cost, n, width)
 
     @cached_property
     def _prefill_cost(self) -> tuple[int, int]:
         # bytes per prompt token and per attention score; asked once per prompt at every refill
-        a = self.arch
-        hidden = a.embed.embedding_dim
-        inter = getattr(self.model.config, "intermediate_size", 4 * hidden)
-        dtype_bytes = next(self.model.parameters()).element_size()
-        return (4 * hidden + 3 * inter) * dtype_bytes, a.n_heads * 4
+        return sizing.prefill_cost(self.arch, self.model)
 
     def _prefill_passes(self, reqs: list[int], prompts: Sequence[Sequence[int]]) -> list[list[int]]:
-        """Split ``reqs`` into prefill passes: at most ``prefill_chunk`` prompts, and on a GPU at most
-        ``PREFILL_BYTES`` of activations (long prompts get smaller passes; one prompt always fits)."""
-        passes: list[list[int]] = []
-        current: list[int] = []
-        width = 0
-        for j, r in enumerate(reqs):
-            w = max(width, len(prompts[r]))
-            too_big = self.device.type == "cuda" and self._prefill_bytes(len(current) + 1, w) > PREFILL_BYTES
-            if current and (len(current) >= self.prefill_chunk or too_big):
-                passes.append(current)
-                current, w = [], len(prompts[r])
-            current.append(j)
-            width = w
-        if current:
-            passes.append(current)
-        return passes
+        return sizing.prefill_passes(reqs, prompts, self.prefill_chunk, self._prefill_cost, self.device.type == "cuda")
 
     def _want_compile(self, n_prompts: int, slots: int, max_new: int) -> bool:
         """Compile when asked to, or (``compile=None``) when the call is long enough to repay it."""
         if self.compile is not None:
             return bool(self.compile)
         return self.cuda_graphs and -(-n_prompts // slots) * max_new >= AUTO_COMPILE_MIN_STEPS
-
-    # ---- token choice ---------------------------------------------------------------------------
-    def _choose(self, logits: Any, settings: GenSettings, generator: Any, seen: Any) -> Any:
-        """Repetition penalty (over the tokens in ``seen``), then greedy or temperature/top-p
-        sampling, in the order transformers applies them."""
-        import torch
-
-        scores = logits.float()
-        if settings.repetition_penalty != 1.0 and seen is not None:
-            p = settings.repetition_penalty
-            scores = torch.where(seen, torch.where(scores < 0, scores * p, scores / p), scores)
-        if not settings.do_sample:
-            return scores.argmax(dim=-1)
-        scores = scores / settings.temperature
-        if settings.top_p < 1.0:
-            sorted_scores, idx = torch.sort(scores, descending=False)
-            cum = sorted_scores.softmax(dim=-1).cumsum(dim=-1)
-            remove = cum <= (1 - settings.top_p)
-            remove[..., -1:] = False
-            scores = scores.masked_fill(remove.scatter(1, idx, remove), float("-inf"))
-        return torch.multinomial(scores.softmax(dim=-1), 1, generator=generator).squeeze(1)
 
     def _accept(self, nxt: Any, ignore_eos: bool) -> None:
         width = self.out.shape[1]
@@ -480,7 +256,7 @@ class DecodeEngine:
         width = max_new + self.check_every
         # the cache length is rounded up so calls with slightly different prompts share one shape:
         # a new shape means a new CUDA graph and, when compiled, a new ~40 s compile
-        cache_len = -(-(longest + width) // CACHE_LENGTH_BUCKET) * CACHE_LENGTH_BUCKET
+        cache_len = -(-(longest + width) // sizing.CACHE_LENGTH_BUCKET) * sizing.CACHE_LENGTH_BUCKET
         fits = cache_len - width  # the longest prompt a slot holds; a feed's longer ones are set aside
         set_aside: set[int] = set()
         self._alloc(slots, cache_len, width, settings.repetition_penalty != 1.0)
@@ -506,7 +282,7 @@ class DecodeEngine:
                 if pending and free and (len(free) >= refill_min or len(free) == slots):
                     take = [pending.popleft() for _ in range(min(len(free), len(pending)))]
                     if feed is not None:
-                        take = self._admit(take, feed, fits, set_aside)
+                        take = overlap.admit(take, feed, fits, set_aside)
                     self._fill(take, free[: len(take)], prompts, settings, generator, ignore_eos)
                     for r, s in zip(take, free):
                         slot_req[s], slot_len[s], gen_host[s] = r, len(prompts[r]), 1
@@ -520,75 +296,30 @@ class DecodeEngine:
                     if one_graph:
                         self._graph_step(settings, ignore_eos)
                     else:
-                        nxt = self._choose(self._step_logits(length), settings, generator, self.seen)
+                        nxt = choose(self._step_logits(length), settings, generator, self.seen)
                         self.pos += self.active.long()
                         self._accept(nxt, ignore_eos)
                     self.stats["decode_steps"] += 1
                 t2 = time.perf_counter()
                 if backlog and on_done is not None:
-                    self._hand_over(backlog, on_done)
+                    overlap.hand_over(backlog, on_done, self.device, self.stats)
                 if feed is not None and feed.ready < n:
-                    self._prepare_ahead(feed)
+                    overlap.prepare_ahead(feed, self.device, self.stats)
                 t3 = time.perf_counter()
                 for s in live:
                     gen_host[s] += steps
                 self._collect(live, slot_req, gen_host, results, max_new, stops, ignore_eos, backlog)
                 self._time(fill=t1 - t0, launch=t2 - t1, hand_over=t3 - t2, collect=time.perf_counter() - t3)
             t0 = time.perf_counter()
-            while backlog and on_done is not None:
-                on_done([backlog.popleft() for _ in range(min(HANDOVER_BATCH, len(backlog)))])
+            if on_done is not None:
+                overlap.flush(backlog, on_done)
             self._time(flush=time.perf_counter() - t0)
         return [None if i in set_aside else r if r is not None else Generated([], False)  # type: ignore[misc]
                 for i, r in enumerate(results)]
 
-    @staticmethod
-    def _admit(take: list[int], feed: PromptFeed, fits: int, set_aside: set[int]) -> list[int]:
-        """The prompts of ``take`` that fit a slot; longer ones go to ``set_aside`` (the caller runs them
-        in a call sized for them)."""
-        kept = []
-        for r in take:
-            prompt = feed[r]
-            if not prompt:
-                raise AdapterError("engine='recaudit' needs non-empty prompts")
-            if len(prompt) <= fits:
-                kept.append(r)
-            else:
-                set_aside.add(r)
-        return kept
-
-    def _prepare_ahead(self, feed: PromptFeed) -> None:
-        """Tokenise the feed's next prompts while queued decode steps run (on a GPU; a CPU computes the
-        steps in this thread, so there the feed prepares prompts when they are first needed)."""
-        import torch
-
-        if self.device.type != "cuda":
-            return
-        queued = torch.cuda.Event()
-        queued.record()
-        while not queued.query() and feed.prepare_next():
-            self.stats["feed_blocks_ahead"] += 1
-
     def _time(self, **seconds: float) -> None:
         for k, v in seconds.items():
             self.host_seconds[k] = self.host_seconds.get(k, 0.0) + v
-
-    def _hand_over(self, backlog: deque[tuple[int, Generated]], on_done: Callable[[list[tuple[int, Generated]]], None]) -> None:
-        """Hand finished sequences to ``on_done`` while the queued decode steps run: on a GPU in small
-        batches until it has caught up (the rest waits for the next steps; sequences often finish in
-        waves), at least one batch per call so the backlog drains; on a CPU all at once."""
-        import torch
-
-        if self.device.type != "cuda":
-            on_done(list(backlog))
-            backlog.clear()
-            return
-        queued = torch.cuda.Event()
-        queued.record()
-        while backlog:
-            on_done([backlog.popleft() for _ in range(min(HANDOVER_BATCH, len(backlog)))])
-            if queued.query():
-                self.stats["gpu_caught_up"] += 1
-                break
 
     def _fill(self, reqs: list[int], slots: list[int], prompts: Sequence[Sequence[int]], settings: GenSettings,
               generator: Any, ignore_eos: bool) -> None:
@@ -605,7 +336,7 @@ class DecodeEngine:
                 cols = torch.tensor([t for r in rs for t in prompts[r]], device=self.device)
                 self.seen[rows, cols] = True
             logits = self._prefill([prompts[r] for r in rs], ss)
-            first = self._choose(logits, settings, generator, None if self.seen is None else self.seen[slot_t])
+            first = choose(logits, settings, generator, None if self.seen is None else self.seen[slot_t])
             if self.seen is not None:
                 self.seen[slot_t, first] = True
             self.tok[slot_t] = first

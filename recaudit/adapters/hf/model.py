@@ -8,193 +8,27 @@ Three engines share the prompt handling and post-processing:
 
 - ``"generate"``: plain ``model.generate`` with a dynamic KV cache (the reference);
 - ``"static"``: ``model.generate(cache_implementation="static")``;
-- ``"recaudit"``: :mod:`recaudit.adapters.engine`, a lean decode loop with a static cache and
+- ``"recaudit"``: :mod:`recaudit.adapters.hf.engine`, a lean decode loop with a static cache and
   slot refilling (continuous batching) whose greedy tokens match ``"generate"``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import weakref
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Sequence
 
 from recaudit.adapters.base import AdapterError, OnResponse, Request, Response
-from recaudit.adapters.generation_types import GenSettings, Generated
+from recaudit.adapters.hf.chat import OPTION_CONTEXT_CHARS, option_token_id, prompt_chars, render_chat, render_chats
+from recaudit.adapters.hf.decode import StopOnStrings, decode_many
+from recaudit.adapters.hf.fingerprint import model_fingerprint
+from recaudit.adapters.hf.load import load_causal_lm
+from recaudit.adapters.hf.types import GenSettings, Generated
 
 log = logging.getLogger(__name__)
 
 ENGINES = ("generate", "static", "recaudit")
-_HASH_BYTES = 1 << 20  # first/last MiB of each weights file: fast, and changes when weights change
-
-
-def resolve_device_dtype(device: str | None, dtype: Any) -> tuple[Any, Any]:
-    """cuda + bfloat16 when a GPU is present, else cpu + float32; explicit values win."""
-    import torch
-
-    dev = torch.device(device) if device else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dt: Any
-    if dtype is None:
-        dt = torch.bfloat16 if dev.type == "cuda" else torch.float32
-    elif isinstance(dtype, str):
-        name = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32"}
-        dt = getattr(torch, name.get(dtype, dtype), None)
-        if not isinstance(dt, torch.dtype):
-            raise ValueError(f"dtype: unknown torch dtype {dtype!r} (use float32, bfloat16 or float16)")
-    else:
-        dt = dtype
-    return dev, dt
-
-
-def file_digest(path: Path) -> str:
-    """sha256 over a file's size plus its first and last MiB (fast on multi-GB weights)."""
-    h = hashlib.sha256()
-    size = path.stat().st_size
-    h.update(str(size).encode())
-    with open(path, "rb") as f:
-        h.update(f.read(_HASH_BYTES))
-        if size > 2 * _HASH_BYTES:
-            f.seek(size - _HASH_BYTES)
-            h.update(f.read(_HASH_BYTES))
-    return h.hexdigest()[:16]
-
-
-def folder_digest(folder: Path, only: Iterable[str] | None = None) -> str:
-    """Digest of every regular file in a folder (names relative, so moving the folder keeps it)."""
-    h = hashlib.sha256()
-    files = [folder / n for n in only] if only is not None else sorted(
-        p for p in folder.rglob("*") if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
-    )
-    for p in files:
-        h.update(str(p.relative_to(folder)).encode())
-        h.update(file_digest(p).encode())
-    return h.hexdigest()[:16]
-
-
-def module_digest(model: Any) -> str:
-    """Cheap digest of an in-memory model: every parameter's name/shape and a strided sample of
-    its values, plus all values of trainable and LoRA parameters (what training changes)."""
-    import torch
-
-    h = hashlib.sha256()
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            h.update(f"{name}:{tuple(p.shape)}:{p.dtype}".encode())
-            flat = p.detach().reshape(-1)
-            if p.requires_grad or "lora_" in name:
-                sample = flat
-            else:
-                sample = flat[:: max(1, flat.numel() // 256)][:256]
-            h.update(sample.float().cpu().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-class _StopOnStrings:
-    """Stopping criterion: a row is done once its generated text contains a stop string.
-
-    Only the tail of the generated tokens is decoded each step (a stop string of L characters
-    lies within the last 4L+4 tokens even for byte-level tokenizers)."""
-
-    def __init__(self, tokenizer: Any, stops: Sequence[str], prompt_len: int):
-        self.tokenizer = tokenizer
-        self.stops = [s for s in stops if s]
-        self.prompt_len = prompt_len
-        self.window = 4 * max(len(s) for s in self.stops) + 4
-
-    def __call__(self, input_ids: Any, scores: Any = None, **kwargs: Any) -> Any:
-        import torch
-
-        gen = input_ids[:, self.prompt_len :]
-        tail = gen[:, -self.window :].tolist()
-        texts = self.tokenizer.batch_decode(tail, skip_special_tokens=True)
-        done = [any(s in t for s in self.stops) for t in texts]
-        return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
-
-
-# decodes ``tokenizer.decode`` would post-process ("a ." -> "a."), to see whether it does
-_CLEAN_UP_PROBE = "a . b , c ! d ? e n't f 'm g 's h 've i 're"
-
-
-def decode_many(tokenizer: Any, rows: Sequence[Sequence[int]]) -> list[str]:
-    """Texts of many token rows, special tokens skipped, as ``tokenizer.decode`` writes them: the fast
-    tokenizer's own batch decode (Rust, parallel), plus transformers' space clean-up where this
-    tokenizer applies it; ``batch_decode`` where the two could differ."""
-    backend = getattr(tokenizer, "_tokenizer", None)
-    mode = _fast_decode_mode(tokenizer) if backend is not None and hasattr(backend, "decode_batch") else None
-    if mode is None:
-        return tokenizer.batch_decode(rows, skip_special_tokens=True)
-    assert backend is not None  # mode is set only when the backend decodes batches
-    texts = backend.decode_batch([list(r) for r in rows], skip_special_tokens=True)
-    return [tokenizer.clean_up_tokenization(t) for t in texts] if mode == "clean_up" else texts
-
-
-def _fast_decode_mode(tokenizer: Any) -> str | None:
-    """"plain" or "clean_up" when the backend's decode (then transformers' clean-up) gives what
-    ``tokenizer.decode`` gives on a probe that the clean-up would change; None otherwise. Decided once
-    per tokenizer: transformers 4.x cleans up BPE output where the flag says so, 5.x ignores the flag."""
-    flag = bool(getattr(tokenizer, "clean_up_tokenization_spaces", False))
-    try:
-        seen_flag, seen_mode = _FAST_DECODE[tokenizer]
-        if seen_flag == flag:  # decided for this flag (callers may change it)
-            return seen_mode
-    except (KeyError, TypeError):
-        pass
-    mode: str | None = None
-    try:
-        ids = tokenizer(_CLEAN_UP_PROBE, add_special_tokens=False)["input_ids"]
-        want = tokenizer.decode(ids, skip_special_tokens=True)
-        raw = tokenizer._tokenizer.decode(list(ids), skip_special_tokens=True)
-        if raw == want:
-            mode = "plain"  # no clean-up, or the flag is set but not applied (transformers 5 with BPE)
-        elif hasattr(tokenizer, "clean_up_tokenization") and tokenizer.clean_up_tokenization(raw) == want:
-            mode = "clean_up"
-    except Exception:  # an unusual tokenizer: the slow, always-right path
-        mode = None
-    try:
-        _FAST_DECODE[tokenizer] = (flag, mode)
-    except TypeError:  # not weak-referenceable: decided again next time
-        pass
-    return mode
-
-
-_FAST_DECODE: "weakref.WeakKeyDictionary[Any, tuple[bool, str | None]]" = weakref.WeakKeyDictionary()
-
-
-def _prompt_chars(request: Request) -> int:
-    """Characters of a request's messages: a cheap stand-in for its prompt's token count."""
-    return sum(len(c) for _, c in request.messages) + len(request.answer_prefix)
-
-
-def render_chats(tokenizer: Any, requests: Sequence[Request]) -> list[tuple[str, bool]]:
-    """``render_chat`` for many requests in one batched chat-template call (its per-call setup is a
-    visible cost at thousands of prompts per audit)."""
-    return _render(tokenizer, [(r.messages, r.answer_prefix) for r in requests])
-
-
-def render_chat(tokenizer: Any, messages: Sequence[tuple[str, str]], answer_prefix: str = "") -> tuple[str, bool]:
-    """The prompt text for a chat; returns (text, add_special_tokens).
-
-    Uses the tokenizer's chat template with the assistant turn opened; without a template, a
-    plain ``role: content`` join ending in ``assistant:``."""
-    return _render(tokenizer, [(messages, answer_prefix)])[0]
-
-
-def _render(tokenizer: Any, chats: Sequence[tuple[Sequence[tuple[str, str]], str]]) -> list[tuple[str, bool]]:
-    """(text, add_special_tokens) per (messages, answer_prefix): the one place chats become prompt text."""
-    if not chats:
-        return []
-    if getattr(tokenizer, "chat_template", None):
-        convs = [[{"role": r, "content": c} for r, c in messages] for messages, _ in chats]
-        texts = tokenizer.apply_chat_template(convs, tokenize=False, add_generation_prompt=True)
-        return [(text + prefix, False) for text, (_, prefix) in zip(texts, chats)]
-    out = []
-    for messages, prefix in chats:
-        text = "\n".join(f"{r}: {c}" for r, c in messages) + "\nassistant:"
-        out.append((text + " " + prefix if prefix else text, True))
-    return out
 
 
 class HFCausalLM:
@@ -218,46 +52,15 @@ class HFCausalLM:
         merge_lora: bool = True,
         name: str | None = None,
     ):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
-
-        path = Path(model_path).expanduser()
-        if not path.exists():
-            raise AdapterError(f"model_path: {path} does not exist")
-        if gguf_file is not None and not (path / gguf_file).is_file():
-            raise AdapterError(f"gguf_file: {gguf_file!r} not found in {path}")
-        if lora_path is not None and not Path(lora_path).expanduser().exists():
-            raise AdapterError(f"lora_path: {lora_path} does not exist")
-        if torch_threads is not None:
-            if torch_threads < 1:
-                raise ValueError("torch_threads must be >= 1")
-            torch.set_num_threads(torch_threads)
-        dev, dt = resolve_device_dtype(device, dtype)
-        kw: dict[str, Any] = {"gguf_file": gguf_file} if gguf_file else {}
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(str(path), **kw)
-            model: Any = AutoModelForCausalLM.from_pretrained(str(path), dtype=dt, **kw)
-        except (OSError, ValueError) as e:
-            raise AdapterError(f"could not load a causal LM from {path}{' / ' + gguf_file if gguf_file else ''}: {e}") from e
-        lora_fp = None
-        if lora_path is not None:
-            from peft import PeftModel
-
-            lora = Path(lora_path).expanduser()
-            model = PeftModel.from_pretrained(model, str(lora))
-            if merge_lora:
-                model = model.merge_and_unload()
-            lora_fp = {"name": lora.name, "digest": folder_digest(lora), "merged": bool(merge_lora)}
-        model.to(device=dev, dtype=dt)
-        weights = file_digest(path / gguf_file) if gguf_file else folder_digest(path)
-        self._setup(model, tokenizer, batch_size=batch_size, engine=engine, name=name or (gguf_file or path.name))
+        loaded = load_causal_lm(model_path, gguf_file, lora_path, device, dtype, torch_threads, merge_lora)
+        name = name or (gguf_file or Path(model_path).expanduser().name)
+        self._setup(loaded.model, loaded.tokenizer, batch_size=batch_size, engine=engine, name=name)
         self._static_fingerprint: dict[str, Any] | None = {
             "adapter": "hf",
             "model": self.name,
-            "weights": weights,
-            "lora": lora_fp,
+            "weights": loaded.weights,
+            "lora": loaded.lora,
         }
-
     @classmethod
     def from_model(
         cls, model: Any, tokenizer: Any, name: str = "model", batch_size: int = 8, engine: str = "generate"
@@ -290,7 +93,7 @@ class HFCausalLM:
         """Sequences generated at once: ``batch_size``, or the engine's memory-sized cap when it is 0."""
         if self.batch_size:
             return self.batch_size
-        from recaudit.adapters.engine import MAX_AUTO_SLOTS
+        from recaudit.adapters.hf.engine.sizing import MAX_AUTO_SLOTS
 
         return MAX_AUTO_SLOTS
 
@@ -304,22 +107,8 @@ class HFCausalLM:
 
     @property
     def fingerprint(self) -> dict[str, Any]:
-        import transformers
-
-        base = dict(self._static_fingerprint) if self._static_fingerprint else {
-            "adapter": "hf",
-            "model": self.name,
-            "weights": module_digest(self.model),
-            "lora": None,
-        }
-        base.update(
-            dtype=str(self.dtype).replace("torch.", ""),
-            device=self.device.type,
-            engine=self.engine,
-            transformers=transformers.__version__,
-            chat_template=hashlib.sha256(str(getattr(self.tokenizer, "chat_template", "")).encode()).hexdigest()[:12],
-        )
-        return base
+        """Weights, LoRA, dtype, device, engine, transformers version and chat template (see ``model_fingerprint``)."""
+        return model_fingerprint(self._static_fingerprint, self.name, self.model, self.tokenizer, self.engine)
 
     # ---- tokens ---------------------------------------------------------------------------------
     def _eos_ids(self) -> list[int]:
@@ -375,7 +164,7 @@ class HFCausalLM:
         return ids.to(self.device), mask.to(self.device)
 
     # ---- generate -------------------------------------------------------------------------------
-    streams_responses = True  # generate(..., on_response=) hands responses over as they finish
+    streams_responses = True  # StreamingAdapter: generate(..., on_response=) hands responses over as they finish
 
     def generate(self, requests: Sequence[Request], on_response: OnResponse | None = None) -> list[Response]:
         """One response per request, in input order; batched by shared settings and prompt length.
@@ -421,7 +210,7 @@ class HFCausalLM:
         first = self.in_flight
         prompts: Sequence[Sequence[int]]
         if len(idx) > 2 * first:
-            idx = sorted(idx, key=lambda i: -_prompt_chars(requests[i]))
+            idx = sorted(idx, key=lambda i: -prompt_chars(requests[i]))
             prompts = PromptFeed(len(idx), lambda a, b: self.prompts_ids([requests[i] for i in idx[a:b]]), first=first)
         else:
             idx, prompts = self._by_length(requests, idx)
@@ -444,7 +233,7 @@ class HFCausalLM:
 
     def _engine(self) -> Any:
         if self._engine_impl is None:
-            from recaudit.adapters.engine import DecodeEngine
+            from recaudit.adapters.hf.engine import DecodeEngine
 
             self._engine_impl = DecodeEngine(self.model, eos_ids=self.eos_ids, pad_id=self.pad_id,
                                              max_batch=self.batch_size, tokenizer=self.tokenizer)
@@ -476,7 +265,7 @@ class HFCausalLM:
         width = ids.shape[1]
         kw: dict[str, Any] = {}
         if settings.stop:
-            kw["stopping_criteria"] = StoppingCriteriaList([_StopOnStrings(self.tokenizer, settings.stop, width)])
+            kw["stopping_criteria"] = StoppingCriteriaList([StopOnStrings(self.tokenizer, settings.stop, width)])
         if self.engine == "static":
             kw["cache_implementation"] = "static"
         if settings.do_sample:
@@ -547,29 +336,6 @@ class HFCausalLM:
         Tokenising ``prompt + option`` and taking the first token past the prompt handles
         tokenizers that fold a leading space into the word (" Yes" vs "Yes")."""
         return option_token_id(self.tokenizer, prompt_tail, option)
-
-
-# characters of the prompt's end that decide how an answer's first token is split
-OPTION_CONTEXT_CHARS = 64
-
-
-@lru_cache(maxsize=4096)
-def option_token_id(tokenizer: Any, prompt_tail: str, option: str) -> int:
-    """The first token a model writes for ``option`` right after a prompt ending in ``prompt_tail``.
-
-    The one definition of "where P(Yes) is read" shared by ``HFCausalLM.score`` and the TALLRec
-    trainer/scorer; cached per (tokenizer, tail, option)."""
-    if not option.strip():
-        raise AdapterError("score options must be non-empty strings")
-    if prompt_tail and not prompt_tail[-1].isspace() and not option[0].isspace():
-        option = " " + option  # after "Answer:" a model writes " Yes", not "Yes"
-    p = tokenizer(prompt_tail, add_special_tokens=False)["input_ids"]
-    full = tokenizer(prompt_tail + option, add_special_tokens=False)["input_ids"]
-    if full[: len(p)] == p and len(full) > len(p):
-        return int(full[len(p)])
-    # the prompt's last token merged with the option's start: the model, which saw the prompt's
-    # own last token, would write the option tokenised on its own
-    return int(tokenizer(option, add_special_tokens=False)["input_ids"][0])
 
 
 def _accepts(model: Any, arg: str) -> bool:
