@@ -104,12 +104,14 @@ def write_report_files(
     of its results.json) and the metrics CSV; ``run_dir`` defaults to the report's folder."""
     import hashlib
 
+    from recaudit.checks import declared_headlines
     from recaudit.reports import metrics_csv, render_html
 
     run_dir = run_dir if run_dir is not None else html_path.parent
     results_path = results_path if results_path is not None else run_dir / "results.json"
     digest = hashlib.sha256(results_path.read_bytes()).hexdigest() if results_path.is_file() else None
-    html = render_html(results, title=title, samples=run_samples(run_dir, results), results_sha256=digest)
+    html = render_html(results, title=title, samples=run_samples(run_dir, results), results_sha256=digest,
+                       headlines=declared_headlines())
     write_text_atomic(html_path, html)
     write_text_atomic(csv_path, metrics_csv(results))
     return html_path, csv_path

@@ -39,6 +39,7 @@ from pydantic import Field, field_validator
 
 from recaudit.adapters.base import Request, Response
 from recaudit.checks import CheckContext, Probe, register_check
+from recaudit.metric_names import MetricSpec
 from recaudit.data.catalog import Catalog
 from recaudit.metrics.concentration import (
     STAT_NAMES,
@@ -124,7 +125,7 @@ class _Cell:
 
 
 @register_check("exposure")
-class ExposureProbe(ParsesAnswersEarly, Probe):
+class ExposureProbe(ParsesAnswersEarly, Probe[ExposureParams]):
     """Gini/HHI/entropy/coverage/recency of item exposure per prompting strategy and system role."""
 
     min_usable = 0.5  # pooled exposure statistics tolerate some short lists
@@ -137,6 +138,20 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
     )
     Params = ExposureParams
     params: ExposureParams
+    metrics = (
+        MetricSpec("exposure.gini.{strategies}.{system_prompts}", headline=True),
+        MetricSpec("{m}.{strategies}.{system_prompts}", values={"m": (
+            "exposure.hhi", "exposure.entropy", "coverage", "recency.median_year", "recency.std_year",
+            "grounded_rate", "hit_rate", "ndcg", "recall", "genre_dominance")}),
+        # against the first (reference) system prompt
+        MetricSpec("{m}_change.{strategies}.{system_prompts}", values={"m": (
+            "exposure.gini", "exposure.hhi", "exposure.entropy", "coverage")}),
+        MetricSpec("stability.{strategies}.{system_prompts}", when=lambda p: p.n_repeats >= 2),
+        MetricSpec("baseline.{baselines}.{m}", values={"m": (
+            "gini", "hhi", "entropy", "coverage", "median_year", "std_year", "hit_rate", "ndcg", "recall",
+            "genre_dominance")}),
+        MetricSpec("history.median_year"),
+    )
 
     # --- inputs --------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from pydantic import Field, model_validator
 
 from recaudit.adapters.base import Request, Response
 from recaudit.checks import AnswerMemo, CheckContext, Probe, register_check
+from recaudit.metric_names import MetricSpec
 from recaudit.data.catalog import Catalog
 from recaudit.metrics.group import (
     GroupTests,
@@ -137,7 +138,7 @@ def _jackknife_gu(rep: GroupUnfairnessReport, rec: np.ndarray, ref: np.ndarray) 
 
 
 @register_check("item_fairness")
-class ItemFairnessProbe(ParsesAnswersEarly, Probe):
+class ItemFairnessProbe(ParsesAnswersEarly, Probe[ItemFairnessParams]):
     """GU per popularity bucket and genre, DGU and MGU, beside classical baselines on the same users."""
 
     # ground-titles: ungrounded titles drop out of the group shares; k-nearest: an answer is usable when
@@ -154,6 +155,17 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
     )
     Params = ItemFairnessParams
     params: ItemFairnessParams
+    metrics = (
+        MetricSpec("gu.{groupings}.*"),  # one per popularity bucket or genre
+        MetricSpec("dgu.{groupings}", headline=True),
+        MetricSpec("mgu.{groupings}"),
+        MetricSpec("{m}@{ks}.{groupings}", values={"m": ("dgu", "mgu")}),  # the ks other than k
+        MetricSpec("baseline.{baselines}.{m}.{groupings}", values={"m": ("dgu", "mgu")}),
+        MetricSpec("embedded_rate", when=lambda p: p.list_construction == "k-nearest"),
+        MetricSpec("grounded_rate", when=lambda p: p.list_construction != "k-nearest"),
+        MetricSpec("{m}", values={"m": ("parse_rate", "hit_rate", "history_repeat_rate")}),
+        MetricSpec("baseline.{baselines}.hit_rate"),
+    )
 
     # --- inputs --------------------------------------------------------------------------------
 
