@@ -23,10 +23,7 @@ two-sided label-swap test over users (each user's two lists swapped; exact over 
 when they fit), Holm-adjusted per statistic across strategy × role pairs, with its exact p floor
 and minimum detectable effect. Recency summaries keep percentile-bootstrap CIs.
 
-Metric names: ``exposure.gini|hhi|entropy.<strategy>.<role>``, ``coverage.<strategy>.<role>``,
-``recency.median_year|std_year.<strategy>.<role>``, ``grounded_rate|hit_rate.<strategy>.<role>``,
-``exposure.gini_change|hhi_change|entropy_change.<strategy>.<role>``, ``coverage_change.<strategy>.<role>``, ``baseline.<name>.gini|hhi|entropy|coverage|median_year|std_year|hit_rate``,
-``history.median_year``.
+Metric names: declared once, ``probes.item_metrics.EXPOSURE_METRICS``.
 """
 
 from __future__ import annotations
@@ -39,7 +36,7 @@ from pydantic import Field, field_validator
 
 from recaudit.adapters.base import Request, Response
 from recaudit.checks import CheckContext, Probe, register_check
-from recaudit.metric_names import MetricSpec
+from recaudit.probes.item_metrics import EXPOSURE_METRICS
 from recaudit.data.catalog import Catalog
 from recaudit.metrics.concentration import (
     STAT_NAMES,
@@ -138,20 +135,7 @@ class ExposureProbe(ParsesAnswersEarly, Probe[ExposureParams]):
     )
     Params = ExposureParams
     params: ExposureParams
-    metrics = (
-        MetricSpec("exposure.gini.{strategies}.{system_prompts}", headline=True),
-        MetricSpec("{m}.{strategies}.{system_prompts}", values={"m": (
-            "exposure.hhi", "exposure.entropy", "coverage", "recency.median_year", "recency.std_year",
-            "grounded_rate", "hit_rate", "ndcg", "recall", "genre_dominance")}),
-        # against the first (reference) system prompt
-        MetricSpec("{m}_change.{strategies}.{system_prompts}", values={"m": (
-            "exposure.gini", "exposure.hhi", "exposure.entropy", "coverage")}),
-        MetricSpec("stability.{strategies}.{system_prompts}", when=lambda p: p.n_repeats >= 2),
-        MetricSpec("baseline.{baselines}.{m}", values={"m": (
-            "gini", "hhi", "entropy", "coverage", "median_year", "std_year", "hit_rate", "ndcg", "recall",
-            "genre_dominance")}),
-        MetricSpec("history.median_year"),
-    )
+    metrics = EXPOSURE_METRICS
 
     # --- inputs --------------------------------------------------------------------------------
 

@@ -22,9 +22,7 @@ of DGU and MGU against the fair null (each user's recommended and history items 
 each with its exact p floor and MDE. The classical baselines (TopPop, ItemKNN, BPR-MF), fitted on
 the same training split, get the same numbers.
 
-Metric names: ``gu.popularity.b<i>``, ``gu.genre.<genre>``, ``dgu|mgu.popularity|genre``,
-``dgu|mgu@<K>.popularity|genre``, ``baseline.<name>.dgu|mgu.popularity|genre``, ``grounded_rate`` (ground-titles),
-``embedded_rate`` (k-nearest), ``parse_rate``, ``hit_rate``.
+Metric names: declared once, ``probes.item_metrics.ITEM_FAIRNESS_METRICS``.
 """
 
 from __future__ import annotations
@@ -37,7 +35,7 @@ from pydantic import Field, model_validator
 
 from recaudit.adapters.base import Request, Response
 from recaudit.checks import AnswerMemo, CheckContext, Probe, register_check
-from recaudit.metric_names import MetricSpec
+from recaudit.probes.item_metrics import ITEM_FAIRNESS_METRICS
 from recaudit.data.catalog import Catalog
 from recaudit.metrics.group import (
     GroupTests,
@@ -155,17 +153,7 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe[ItemFairnessParams]):
     )
     Params = ItemFairnessParams
     params: ItemFairnessParams
-    metrics = (
-        MetricSpec("gu.{groupings}.*"),  # one per popularity bucket or genre
-        MetricSpec("dgu.{groupings}", headline=True),
-        MetricSpec("mgu.{groupings}"),
-        MetricSpec("{m}@{ks}.{groupings}", values={"m": ("dgu", "mgu")}),  # the ks other than k
-        MetricSpec("baseline.{baselines}.{m}.{groupings}", values={"m": ("dgu", "mgu")}),
-        MetricSpec("embedded_rate", when=lambda p: p.list_construction == "k-nearest"),
-        MetricSpec("grounded_rate", when=lambda p: p.list_construction != "k-nearest"),
-        MetricSpec("{m}", values={"m": ("parse_rate", "hit_rate", "history_repeat_rate")}),
-        MetricSpec("baseline.{baselines}.hit_rate"),
-    )
+    metrics = ITEM_FAIRNESS_METRICS
 
     # --- inputs --------------------------------------------------------------------------------
 
