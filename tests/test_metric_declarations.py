@@ -144,3 +144,18 @@ def test_metric_spec_fills_fields_lists_values_and_conditions():
     assert declared_names(specs, _P()) == ["rate.a", "rate.b", "total"]  # each once, in declaration order
     with pytest.raises(AttributeError):
         MetricSpec("{nope}").names(_P())  # a misspelt field fails at once, not by declaring nothing
+
+
+def test_the_report_leads_with_the_declared_headline(tmp_path):
+    from recaudit.cli.report import write_report_files
+    from recaudit.reports.html import headline_metric
+    from recaudit.results import AuditResults, MetricValue
+
+    metrics = [MetricValue(name="gu.popularity.b0", value=0.3, p_value=0.01),
+               MetricValue(name="dgu.popularity", value=float("nan")),  # not finite: never the headline
+               MetricValue(name="dgu.genre", value=0.21)]
+    result = CheckResult(name="items", check="item_fairness", metrics=metrics)
+    assert headline_metric(result).name == "gu.popularity.b0"  # without declarations: the first tested
+    assert headline_metric(result, declared_headlines()["item_fairness"]).name == "dgu.genre"
+    html, _ = write_report_files(AuditResults(checks=[result]), tmp_path / "report.html", tmp_path / "metrics.csv")
+    assert "dgu.genre = 0.21" in html.read_text()  # the CLI hands the report the declarations
