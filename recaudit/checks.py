@@ -5,7 +5,8 @@ functions from a context to requests (``requests``) and from responses to a resu
 (``evaluate``); the runner owns the model call, cache and progress. Iterative checks (attacks,
 unlearning, federated training) override ``run`` and use ``ctx.generate`` / ``ctx.score``.
 
-A new check is one new module, named in ``CHECK_MODULES``::
+A new check is one new module, named in ``CHECK_MODULES`` (a plugin module that the audit config's
+``plugins`` imports registers its checks the same way, without the table)::
 
     class MyParams(CheckParams):
         k: int = 10
@@ -235,13 +236,13 @@ class Probe(Check[P]):
 
 
 CHECKS: Registry[type[Check[Any]]] = Registry("check")
-C = TypeVar("C", bound=type[Check[Any]])
+CheckClass = TypeVar("CheckClass", bound=type[Check[Any]])
 
 
-def register_check(name: str) -> Callable[[C], C]:
+def register_check(name: str) -> Callable[[CheckClass], CheckClass]:
     """Class decorator: register a check under ``name`` (the name the audit config uses)."""
 
-    def decorator(cls: C) -> C:
+    def decorator(cls: CheckClass) -> CheckClass:
         cls.name = name
         CHECKS.register(name)(cls)
         return cls

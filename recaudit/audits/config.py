@@ -281,7 +281,7 @@ class AuditConfig(_Strict):
                     if not any(matches_any(name, declared) for name, _ in t.readings()):
                         issues.append(
                             f"{where}.thresholds[{j}]: unknown metric {t.metric!r} for check {spec.check!r}; "
-                            f"it produces: {', '.join(declared)}"
+                            + _declared_hint(t.metric, declared)
                         )
             try:
                 cls(params).validate_setup()
@@ -298,6 +298,14 @@ class AuditConfig(_Strict):
     def resolved_dump(self) -> dict[str, Any]:
         """The config as plain JSON-able data (paths absolute), for the reproducibility block."""
         return self.model_dump(mode="json")
+
+
+def _declared_hint(metric: str, declared: list[str]) -> str:
+    """What a check declares, for an unknown-metric error: all of it when short, else the closest names."""
+    if len(declared) <= 12:
+        return f"it produces: {', '.join(declared)}"
+    close = difflib.get_close_matches(metric, declared, n=5, cutoff=0.5)
+    return f"it declares {len(declared)} names" + (f"; closest: {', '.join(close)}" if close else "")
 
 
 def _looks_like_local_path(value: str) -> bool:
