@@ -5,12 +5,15 @@ functions from a context to requests (``requests``) and from responses to a resu
 (``evaluate``); the runner owns the model call, cache and progress. Iterative checks (attacks,
 unlearning, federated training) override ``run`` and use ``ctx.generate`` / ``ctx.score``.
 
-A new check is one new module::
+A new check is one new module, named in ``CHECK_MODULES`` (a plugin module that the audit config's
+``plugins`` imports registers its checks the same way, without the table)::
+
+    class MyParams(CheckParams):
+        k: int = 10
 
     @register_check("my_check")
-    class MyCheck(Probe):
-        class Params(CheckParams):
-            k: int = 10
+    class MyCheck(Probe[MyParams]):          # self.params is a MyParams (Params is taken from it)
+        metrics = (MetricSpec("hits@{k}", headline=True),)   # every name evaluate makes, declared once
         ...
 """
 
@@ -18,14 +21,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Iterable, Sequence, TypeVar
+from typing import Any, Callable, ClassVar, Generic, Iterable, Sequence, TypeVar, cast, get_args
 
 from pydantic import BaseModel, ConfigDict
 
 from recaudit.adapters.base import Adapter, OnResponse, Request, Response, generate_streaming
 from recaudit.data.catalog import Catalog, Interactions
 from recaudit.evidence import EvidenceLog, Outcome
-from recaudit.registry import Registry
+from recaudit.metric_names import MetricSpec, declared_names
+from recaudit.registry import Registry, import_modules
 from recaudit.results import CheckResult, Risk
 
 T = TypeVar("T")
@@ -41,6 +45,9 @@ class CheckParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     seed: int = 0
+
+
+P = TypeVar("P", bound=CheckParams)
 
 
 @dataclass
@@ -101,14 +108,19 @@ class CheckContext:
         return self.interactions
 
 
-class Check:
-    """Base class of every registered check."""
+class Check(Generic[P]):
+    """Base class of every registered check; ``Check[MyParams]`` types ``self.params`` as ``MyParams``."""
 
     name: ClassVar[str] = ""
     title: ClassVar[str] = ""
     risk: ClassVar[Risk] = "fairness"
     references: ClassVar[tuple[str, ...]] = ()
+    # the params class; a subclass of Check[MyParams] that does not set it gets MyParams
     Params: ClassVar[type[CheckParams]] = CheckParams
+    # every metric name the check makes, declared once: threshold validation and the report read it
+    # (None: undeclared, thresholds are then checked against the result only)
+    metrics: ClassVar[tuple[MetricSpec, ...] | None] = None
+    params: P
     # the share of requested answers that must be usable evidence for the check to be judged; a
     # check overrides it with what its statistics can stand (the audit config can raise or lower it)
     min_usable: ClassVar[float] = 0.5
@@ -119,10 +131,25 @@ class Check:
     # (Probe.mark); an unmarked answer is not usable. False: an answer without error is usable.
     marks_answers: ClassVar[bool] = False
 
-    def __init__(self, params: CheckParams | dict[str, Any] | None = None):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Params" in cls.__dict__:
+            return
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            for arg in get_args(base):
+                if isinstance(arg, type) and issubclass(arg, CheckParams):
+                    cls.Params = arg
+                    return
+
+    def __init__(self, params: P | dict[str, Any] | None = None):
         if params is None:
             params = {}
-        self.params = params if isinstance(params, self.Params) else self.Params.model_validate(params)
+        self.params = cast(P, params if isinstance(params, self.Params) else self.Params.model_validate(params))
+
+    @classmethod
+    def metric_names(cls, params: Any) -> list[str] | None:
+        """fnmatch patterns of the metrics these params produce, from ``metrics``; None when undeclared."""
+        return None if cls.metrics is None else declared_names(cls.metrics, params)
 
     def run(self, ctx: CheckContext) -> CheckResult:
         """Run the check; subclasses either override this or implement requests/evaluate."""
@@ -164,7 +191,7 @@ class AnswerMemo:
         return len(self._by_text)
 
 
-class Probe(Check):
+class Probe(Check[P]):
     """A check that is one round of requests → responses → result."""
 
     marks_answers: ClassVar[bool] = True
@@ -208,20 +235,32 @@ class Probe(Check):
         return self.evaluate(ctx, reqs, resps)
 
 
-CHECKS: Registry[type[Check]] = Registry("check")
+CHECKS: Registry[type[Check[Any]]] = Registry("check")
+CheckClass = TypeVar("CheckClass", bound=type[Check[Any]])
 
 
-def register_check(name: str) -> Callable[[type[Check]], type[Check]]:
+def register_check(name: str) -> Callable[[CheckClass], CheckClass]:
     """Class decorator: register a check under ``name`` (the name the audit config uses)."""
 
-    def decorator(cls: type[Check]) -> type[Check]:
+    def decorator(cls: CheckClass) -> CheckClass:
         cls.name = name
-        return CHECKS.register(name)(cls)
+        CHECKS.register(name)(cls)
+        return cls
 
     return decorator
 
 
-CHECK_PACKAGES = ("recaudit.probes", "recaudit.attacks", "recaudit.unlearning", "recaudit.federated")
+# every module that registers a check, and only those: the registry imports this list (a helper
+# module beside a check is never imported by it, whatever its name); a new check adds its module here
+CHECK_MODULES = (
+    "recaudit.probes.fairllm",
+    "recaudit.probes.implicit_names",
+    "recaudit.probes.item_fairness",
+    "recaudit.probes.exposure",
+    "recaudit.attacks.check",
+    "recaudit.unlearning.check",
+    "recaudit.federated.check",
+)
 # optional dependencies → the pip extra that installs them; a check module that needs a missing one
 # is left out of the registry (the core runs without the extras) and named in MISSING_EXTRAS
 OPTIONAL_DEPENDENCIES = {"textattack": "attacks", "flair": "attacks", "flwr": "federated", "opacus": "federated",
@@ -229,21 +268,13 @@ OPTIONAL_DEPENDENCIES = {"textattack": "attacks", "flair": "attacks", "flwr": "f
 MISSING_EXTRAS: dict[str, str] = {}  # module → "the federated extra (flwr is not installed)"
 
 
-def load_checks() -> Registry[type[Check]]:
-    """Import every check package so all registrations have run; return the registry."""
-    import importlib
-    import pkgutil
-
-    for pkg in CHECK_PACKAGES:
-        package = importlib.import_module(pkg)
-        for info in pkgutil.iter_modules(package.__path__):
-            if info.name.startswith("_"):
-                continue
-            try:
-                importlib.import_module(f"{pkg}.{info.name}")
-            except ModuleNotFoundError as e:
-                root = (e.name or "").split(".")[0]
-                if root not in OPTIONAL_DEPENDENCIES:
-                    raise
-                MISSING_EXTRAS[f"{pkg}.{info.name}"] = f"the {OPTIONAL_DEPENDENCIES[root]} extra ({root} is not installed)"
+def load_checks() -> Registry[type[Check[Any]]]:
+    """Import every module of ``CHECK_MODULES`` so all registrations have run; return the registry."""
+    MISSING_EXTRAS.update(import_modules(CHECK_MODULES, OPTIONAL_DEPENDENCIES))
     return CHECKS
+
+
+def declared_headlines() -> dict[str, list[str]]:
+    """Check name → patterns of the metrics it declares as its headline (what the report leads with)."""
+    registry = load_checks()
+    return {name: [spec.glob() for spec in registry.get(name).metrics or () if spec.headline] for name in registry.names()}

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import importlib
-import pkgutil
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, Iterable, Mapping, TypeVar
 
 T = TypeVar("T")
 
@@ -43,9 +42,17 @@ class Registry(Generic[T]):
         return name in self._entries
 
 
-def import_submodules(package_name: str) -> None:
-    """Import every module of a package so their registration decorators run."""
-    package = importlib.import_module(package_name)
-    for info in pkgutil.iter_modules(package.__path__):
-        if not info.name.startswith("_"):
-            importlib.import_module(f"{package_name}.{info.name}")
+def import_modules(modules: Iterable[str], optional: Mapping[str, str]) -> dict[str, str]:
+    """Import each listed module so its registration decorators run. A module that needs a missing
+    optional dependency (a key of ``optional``, valued with its pip extra) is skipped; the result
+    names each skipped module: ``{module: "the federated extra (flwr is not installed)"}``."""
+    missing: dict[str, str] = {}
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            root = (e.name or "").split(".")[0]
+            if root not in optional:
+                raise
+            missing[module] = f"the {optional[root]} extra ({root} is not installed)"
+    return missing

@@ -105,3 +105,24 @@ def test_embedded_default_config_is_valid() -> None:
     config = load_default_config()
     assert config.adapter.kind == "default"
     assert config.checks, "the default audit must run at least one check"
+
+
+def test_threshold_checked_against_the_declared_metrics_of_a_real_check(tmp_path: Path) -> None:
+    check = ('checks:\n  - check: fairllm\n    params: {domains: [music], k: 10, metrics: [jaccard], figure_metric: jaccard}\n'
+             '    thresholds: ["snsr.jaccard@10.max <= 0.1", "sim.jaccard@10.gender.a_boy.p >= 0.05"]\n')
+    assert [t.metric for t in load_config(_write(tmp_path, check)).plan()[0].thresholds] == [
+        "snsr.jaccard@10.max", "sim.jaccard@10.gender.a_boy.p"]  # a field of a declared metric
+    with pytest.raises(ConfigError) as e:
+        load_config(_write(tmp_path, check.replace("snsr.jaccard@10.max", "snsr.jaccard@20.max"))).plan()
+    assert "checks[0].thresholds[0]: unknown metric 'snsr.jaccard@20.max' for check 'fairllm'" in str(e.value)
+    assert "snsr.jaccard@10.max" in str(e.value)  # what it does produce
+
+
+def test_unknown_metric_of_a_check_with_many_names_lists_the_closest(tmp_path: Path) -> None:
+    body = ('checks:\n  - check: exposure\n    params: {strategies: [simple], baselines: [toppop]}\n'
+            '    thresholds: ["exposure.gnii.simple.normal <= 0.9"]\n')
+    with pytest.raises(ConfigError) as e:
+        load_config(_write(tmp_path, body)).plan()
+    line = str(e.value)
+    assert "unknown metric 'exposure.gnii.simple.normal' for check 'exposure'" in line
+    assert "closest: exposure.gini.simple.normal" in line and "baseline.toppop.recall" not in line

@@ -117,3 +117,65 @@ def test_request_key_is_the_hash_of_its_settings_json():
     assert r.key() == hashlib.sha256(blob.encode("utf-8")).hexdigest()
     assert r.key() != Request.chat("hi ü", system="s", stop=("a",), repetition_penalty=1.3).key()
     assert r.key() == Request.chat("hi ü", system="s", stop=("a", "b"), repetition_penalty=1.3).key()
+
+
+def test_generic_check_takes_its_params_class_from_the_type_argument():
+    from recaudit.checks import Check
+
+    class KParams(CheckParams):
+        k: int = 3
+
+    class K(Probe[KParams]):
+        pass
+
+    class Explicit(Check[KParams]):
+        Params = CheckParams  # a Params set in the class wins over the type argument
+
+    assert K.Params is KParams and isinstance(K({"k": 5}).params, KParams) and K({"k": 5}).params.k == 5
+    with pytest.raises(Exception, match="extra|k2"):
+        K({"k2": 1})
+    assert Explicit.Params is CheckParams
+    assert K.metric_names(K().params) is None  # nothing declared: the config checks thresholds at run time only
+
+
+def test_check_modules_table_names_every_registering_module_and_only_those():
+    import pathlib
+
+    import recaudit
+    from recaudit.checks import CHECK_MODULES, load_checks
+
+    root = pathlib.Path(recaudit.__file__).parent
+    registering = {
+        "recaudit." + ".".join(p.relative_to(root).with_suffix("").parts)
+        for p in root.rglob("*.py")
+        if "@register_check(" in p.read_text(encoding="utf-8") and p.name != "checks.py"
+    }
+    assert registering == set(CHECK_MODULES)
+    assert {c.__module__ for c in (load_checks().get(n) for n in load_checks().names())} >= set(CHECK_MODULES)
+
+
+def test_import_modules_skips_a_missing_extra_by_name_and_raises_otherwise(tmp_path, monkeypatch):
+    from recaudit.registry import import_modules
+
+    (tmp_path / "needs_extra_mod.py").write_text("import nosuchextra_pkg\n")
+    (tmp_path / "broken_mod.py").write_text("import nosuch_core_pkg\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    missing = import_modules(["json", "needs_extra_mod"], {"nosuchextra_pkg": "federated"})
+    assert missing == {"needs_extra_mod": "the federated extra (nosuchextra_pkg is not installed)"}
+    with pytest.raises(ModuleNotFoundError, match="nosuch_core_pkg"):
+        import_modules(["broken_mod"], {"nosuchextra_pkg": "federated"})
+
+
+def test_load_checks_imports_the_table_and_nothing_else(monkeypatch):
+    import importlib
+
+    from recaudit import registry
+    from recaudit.checks import CHECK_MODULES, MISSING_EXTRAS, load_checks
+
+    asked: list[str] = []
+    real = importlib.import_module
+    monkeypatch.setattr(registry.importlib, "import_module", lambda name, *a: asked.append(name) or real(name, *a))
+    shipped = {"exposure", "fairllm", "federated", "implicit_names", "item_fairness", "shilling", "unlearning"}
+    assert shipped <= set(load_checks().names())  # the names as before (tests may register more)
+    assert [n for n in asked if n.startswith("recaudit.")] == list(CHECK_MODULES)  # no folder walk: a helper module is never imported for discovery
+    assert MISSING_EXTRAS == {}  # no check module needs an extra at import time (test_install_core hides them)

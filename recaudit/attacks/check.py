@@ -23,6 +23,7 @@ from recaudit.attacks.summary import ExposureSummary, attacks_table, examples, e
 from recaudit.attacks.users import pick_targets, split_users
 from recaudit.attacks.victim import PYesVictim, RankingVictim
 from recaudit.checks import Check, CheckContext, CheckParams, register_check
+from recaudit.metric_names import MetricSpec
 from recaudit.data.catalog import Catalog
 from recaudit.metrics.stats import bootstrap_ci
 from recaudit.results import CheckResult, GroupTable, MetricValue
@@ -43,7 +44,7 @@ def protocol_note(k: int, n_candidates: int, fallback: bool) -> str:
 
 
 @register_check("shilling")
-class ShillingCheck(Check):
+class ShillingCheck(Check["ShillingCheck.Params"]):
     """Textual shilling: can a provider raise its item's exposure by editing the title, and do defenses undo it?"""
 
     min_usable = 0.8  # the lift compares clean and attacked exposure on the same users
@@ -136,21 +137,17 @@ class ShillingCheck(Check):
 
     params: Params  # typed: the check reads its own fields
 
-    @classmethod
-    def metric_names(cls, params: "ShillingCheck.Params") -> list[str]:
-        """fnmatch patterns of the metrics these params produce (the audit config checks thresholds against them)."""
-        # textfooler or textfooler-wordnet; llm_rewrite or llm_rewrite-best<n>
-        attacks = [a + "*" if a in ("textfooler", "llm_rewrite") else a for a in params.attacks]
-        out = []
-        for v in params.victims:
-            out.append(f"exposure.clean.{v}")
-            out += [f"exposure.defense_shift.{d}.{v}" for d in params.defenses]
-            out += [f"exposure.*.{a}.{v}" for a in attacks]  # attacked, lift
-            out += [f"exposure.*.{a}.*.{v}" for a in attacks]  # defended, recovery, residual_lift per defense
-        out += [f"{m}.{a}" for a in attacks for m in ("stealth.*", "attack.*")]
-        if "detector" in params.defenses:
-            out += [f"detector.flag_rate.{a}" for a in attacks] + ["detector.false_positive_rate"]
-        return out
+    # an attack's names may carry its variant: textfooler-wordnet, llm_rewrite-best<n> ({attacks}*)
+    metrics = (
+        MetricSpec("exposure.clean.{victims}"),
+        MetricSpec("exposure.defense_shift.{defenses}.{victims}"),
+        MetricSpec("exposure.lift.{attacks}*.{victims}", headline=True),
+        MetricSpec("exposure.*.{attacks}*.{victims}"),  # attacked, lift_ratio, collateral
+        MetricSpec("exposure.*.{attacks}*.{defenses}.{victims}"),  # defended, recovery, residual_lift
+        MetricSpec("{m}.*.{attacks}*", values={"m": ("stealth", "attack")}),
+        MetricSpec("detector.flag_rate.{attacks}*", when=lambda p: "detector" in p.defenses),
+        MetricSpec("detector.false_positive_rate", when=lambda p: "detector" in p.defenses),
+    )
 
     def run(self, ctx: CheckContext) -> CheckResult:
         p = self.params

@@ -19,7 +19,6 @@ Relative paths are resolved against the config file's folder.
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import importlib
 import re
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from recaudit.adapters.spec import AdapterSpec, CallableSpec, DefaultSpec, HFSpe
 from recaudit.audits.verdicts import Threshold
 from recaudit.checks import Check, CheckParams, load_checks
 from recaudit.data.catalog import Catalog, Interactions
+from recaudit.metric_names import matches_any
 
 DEFAULT_CONFIG = "default_config.yaml"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
@@ -275,15 +275,13 @@ class AuditConfig(_Strict):
                 issues.extend(_format_validation_error(e, raw, prefix=f"{where}.params", model=cls.Params))
                 continue
             thresholds = tuple(spec.parsed_thresholds())
-            declared = declared_metric_names(cls, params)
+            declared = cls.metric_names(params)  # from the check's declared ``metrics``
             if declared is not None:
                 for j, t in enumerate(thresholds):
-                    if not any(
-                        fnmatch.fnmatchcase(name, pattern) for name, _ in t.readings() for pattern in declared
-                    ):
+                    if not any(matches_any(name, declared) for name, _ in t.readings()):
                         issues.append(
                             f"{where}.thresholds[{j}]: unknown metric {t.metric!r} for check {spec.check!r}; "
-                            f"it produces: {', '.join(declared)}"
+                            + _declared_hint(t.metric, declared)
                         )
             try:
                 cls(params).validate_setup()
@@ -302,13 +300,12 @@ class AuditConfig(_Strict):
         return self.model_dump(mode="json")
 
 
-def declared_metric_names(cls: type[Check], params: CheckParams) -> list[str] | None:
-    """Metric names (fnmatch patterns allowed) a check declares via ``metric_names(params)``, else None."""
-    fn = getattr(cls, "metric_names", None)
-    if fn is None:
-        return None
-    names = fn(params)
-    return None if names is None else [str(n) for n in names]
+def _declared_hint(metric: str, declared: list[str]) -> str:
+    """What a check declares, for an unknown-metric error: all of it when short, else the closest names."""
+    if len(declared) <= 12:
+        return f"it produces: {', '.join(declared)}"
+    close = difflib.get_close_matches(metric, declared, n=5, cutoff=0.5)
+    return f"it declares {len(declared)} names" + (f"; closest: {', '.join(close)}" if close else "")
 
 
 def _looks_like_local_path(value: str) -> bool:

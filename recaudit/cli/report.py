@@ -104,6 +104,7 @@ def write_report_files(
     of its results.json) and the metrics CSV; ``run_dir`` defaults to the report's folder."""
     import hashlib
 
+    from recaudit.checks import declared_headlines
     from recaudit.reports import metrics_csv, render_html
     from recaudit.reports.figure_cache import figure_cache
 
@@ -113,7 +114,8 @@ def write_report_files(
     # inside a run folder the drawn figures are kept (work/figures), so a warm re-run draws nothing
     cache = run_dir / "work" / "figures" if (run_dir / "checks").is_dir() else None
     with figure_cache(cache):
-        html = render_html(results, title=title, samples=run_samples(run_dir, results), results_sha256=digest)
+        html = render_html(results, title=title, samples=run_samples(run_dir, results), results_sha256=digest,
+                           headlines=declared_headlines())
     write_text_atomic(html_path, html)
     write_text_atomic(csv_path, metrics_csv(results))
     return html_path, csv_path

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from recaudit.checks import Check, CheckContext, CheckParams, register_check
+from recaudit.metric_names import MetricSpec
 from recaudit.federated.clientdata import read_manifest, write_federation
 from recaudit.federated.config import FederatedSettings
 from recaudit.federated.partition import partition_users
@@ -213,7 +214,7 @@ def _auc_series(name: str, run: FederatedRun) -> list[Series]:
 
 
 @register_check("federated")
-class FederatedCheck(Check):
+class FederatedCheck(Check["FederatedCheck.Params"]):
     """PPLR-style federated LoRA fine-tuning audited per client (imbalance, bytes, ε, failures)."""
 
     records_evidence = False  # trains and evaluates its own models; its evidence is that record
@@ -221,6 +222,14 @@ class FederatedCheck(Check):
     title = "Federated LoRA recommender: per-client performance, communication and privacy"
     risk = "fairness"
     references = REFERENCES
+    metrics = (
+        MetricSpec("federated.auc.gap", headline=True),
+        MetricSpec("federated.{key}", values={"key": tuple(METRICS)}),
+        MetricSpec("federated.baseline.fedavg.{key}", values={"key": tuple(METRICS)},
+                   when=lambda p: p.compare_fedavg and p.strategy != "fedavg"),
+        MetricSpec("federated.{key}.delta_vs_fedavg", values={"key": COMPARED},
+                   when=lambda p: p.compare_fedavg and p.strategy != "fedavg"),
+    )
 
     class Params(CheckParams):
         strategy: Literal["pplr", "pplr-softmax", "fedavg"] = "pplr"

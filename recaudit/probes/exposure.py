@@ -23,10 +23,7 @@ two-sided label-swap test over users (each user's two lists swapped; exact over 
 when they fit), Holm-adjusted per statistic across strategy × role pairs, with its exact p floor
 and minimum detectable effect. Recency summaries keep percentile-bootstrap CIs.
 
-Metric names: ``exposure.gini|hhi|entropy.<strategy>.<role>``, ``coverage.<strategy>.<role>``,
-``recency.median_year|std_year.<strategy>.<role>``, ``grounded_rate|hit_rate.<strategy>.<role>``,
-``exposure.gini_change|hhi_change|entropy_change.<strategy>.<role>``, ``coverage_change.<strategy>.<role>``, ``baseline.<name>.gini|hhi|entropy|coverage|median_year|std_year|hit_rate``,
-``history.median_year``.
+Metric names: declared once, ``probes.item_metrics.EXPOSURE_METRICS``.
 """
 
 from __future__ import annotations
@@ -39,6 +36,7 @@ from pydantic import Field, field_validator
 
 from recaudit.adapters.base import Request, Response
 from recaudit.checks import CheckContext, Probe, register_check
+from recaudit.probes.item_metrics import EXPOSURE_METRICS
 from recaudit.data.catalog import Catalog
 from recaudit.metrics.concentration import (
     STAT_NAMES,
@@ -124,7 +122,7 @@ class _Cell:
 
 
 @register_check("exposure")
-class ExposureProbe(ParsesAnswersEarly, Probe):
+class ExposureProbe(ParsesAnswersEarly, Probe[ExposureParams]):
     """Gini/HHI/entropy/coverage/recency of item exposure per prompting strategy and system role."""
 
     min_usable = 0.5  # pooled exposure statistics tolerate some short lists
@@ -137,6 +135,7 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
     )
     Params = ExposureParams
     params: ExposureParams
+    metrics = EXPOSURE_METRICS
 
     # --- inputs --------------------------------------------------------------------------------
 

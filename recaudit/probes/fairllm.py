@@ -40,6 +40,7 @@ from pydantic import Field, field_validator, model_validator
 
 from recaudit.adapters.base import Request, Response
 from recaudit.checks import CheckContext, CheckParams, Probe, register_check
+from recaudit.metric_names import MetricSpec
 from recaudit.data.names import fairllm_default_names, load_fairllm_names, load_sensitive_attributes
 from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, snsr, snsv
 from recaudit.metrics.ranking_batch import similarity_curves
@@ -126,7 +127,7 @@ class _Parsed:
 
 
 @register_check("fairllm")
-class FairLLMProbe(Probe):
+class FairLLMProbe(Probe[FairLLMParams]):
     """User-side fairness with the attribute stated: FaiRLLM's Sim/SNSR/SNSV with CIs and permutation tests."""
 
     min_usable = 0.9  # Sim/SNSR compare whole top-K lists: a missing list biases them
@@ -141,14 +142,11 @@ class FairLLMProbe(Probe):
     Params = FairLLMParams
     params: FairLLMParams
 
-    @classmethod
-    def metric_names(cls, params: FairLLMParams) -> list[str]:
-        """fnmatch patterns of the metrics these params produce (the audit config checks thresholds against them)."""
-        k = params.k
-        out = ["parse_rate.min", "parse_rate.mean", "parse_rate.neutral"]
-        for m in params.metrics:
-            out += [f"snsr.{m}@{k}.max", f"sim.{m}@{k}.*", f"snsr.{m}@{k}.*", f"snsv.{m}@{k}.*"]
-        return out
+    metrics = (
+        MetricSpec("parse_rate.{s}", values={"s": ("min", "mean", "neutral")}),
+        MetricSpec("snsr.{metrics}@{k}.max", headline=True),
+        MetricSpec("{m}.{metrics}@{k}.*", values={"m": ("sim", "snsr", "snsv")}),
+    )
 
     # --- inputs --------------------------------------------------------------------------------
 

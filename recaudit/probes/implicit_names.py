@@ -40,6 +40,7 @@ from pydantic import Field, field_validator
 
 from recaudit.adapters.base import Request, Response
 from recaudit.checks import CheckContext, CheckParams, Probe, register_check
+from recaudit.metric_names import MetricSpec
 from recaudit.data.catalog import Catalog
 from recaudit.data.names import NameRecord, faker_names
 from recaudit.metrics.distribution import group_gap, max_pairwise_distance, mrr_at_k, ndcg_at_k
@@ -250,7 +251,7 @@ class _Unit:
 
 
 @register_check("implicit_names")
-class ImplicitNamesProbe(ParsesAnswersEarly, Probe):
+class ImplicitNamesProbe(ParsesAnswersEarly, Probe[ImplicitNamesParams]):
     """Names only, no attribute stated: category distance and U-NDCG/U-MRR between name groups."""
 
     min_usable = 0.6  # category distributions are pooled over many items per group
@@ -270,18 +271,16 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe):
         """Locales are known and the users can be drawn (one ValueError line otherwise)."""
         self.users()
 
-    @classmethod
-    def metric_names(cls, params: ImplicitNamesParams) -> list[str]:
-        """fnmatch patterns of the metrics these params produce (the audit config checks thresholds against them)."""
-        measures = ["js", "tv"] + ([f"u_ndcg@{params.k}", f"u_mrr@{params.k}"] if params.n_interests else [])
-        out = ["parse_rate.min", "parse_rate.mean"] + [f"grounded_rate.{d}" for d in params.domains]
-        out += [f"{c}.{m}.{g}.{d}" for c in params.conditions for m in measures for g in params.group_by
-                for d in params.domains]
-        if params.classical:
-            out += ["classical.*"]
-        if "implicit" in params.conditions:
-            out += ["implicit.js.max"] + ([f"implicit.u_ndcg@{params.k}.max"] if params.n_interests else [])
-        return out
+    metrics = (
+        MetricSpec("parse_rate.{s}", values={"s": ("min", "mean")}),
+        MetricSpec("grounded_rate.{domains}"),
+        MetricSpec("{conditions}.{m}.{group_by}.{domains}", values={"m": ("js", "tv")}),
+        MetricSpec("{conditions}.u_{m}@{k}.{group_by}.{domains}", values={"m": ("ndcg", "mrr")},
+                   when=lambda p: bool(p.n_interests)),
+        MetricSpec("classical.*", when=lambda p: bool(p.classical)),
+        MetricSpec("implicit.js.max", when=lambda p: "implicit" in p.conditions, headline=True),
+        MetricSpec("implicit.u_ndcg@{k}.max", when=lambda p: "implicit" in p.conditions and bool(p.n_interests)),
+    )
 
     # --- inputs --------------------------------------------------------------------------------
 

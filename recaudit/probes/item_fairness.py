@@ -22,9 +22,7 @@ of DGU and MGU against the fair null (each user's recommended and history items 
 each with its exact p floor and MDE. The classical baselines (TopPop, ItemKNN, BPR-MF), fitted on
 the same training split, get the same numbers.
 
-Metric names: ``gu.popularity.b<i>``, ``gu.genre.<genre>``, ``dgu|mgu.popularity|genre``,
-``dgu|mgu@<K>.popularity|genre``, ``baseline.<name>.dgu|mgu.popularity|genre``, ``grounded_rate`` (ground-titles),
-``embedded_rate`` (k-nearest), ``parse_rate``, ``hit_rate``.
+Metric names: declared once, ``probes.item_metrics.ITEM_FAIRNESS_METRICS``.
 """
 
 from __future__ import annotations
@@ -37,6 +35,7 @@ from pydantic import Field, model_validator
 
 from recaudit.adapters.base import Request, Response
 from recaudit.checks import AnswerMemo, CheckContext, Probe, register_check
+from recaudit.probes.item_metrics import ITEM_FAIRNESS_METRICS
 from recaudit.data.catalog import Catalog
 from recaudit.metrics.group import (
     GroupTests,
@@ -137,7 +136,7 @@ def _jackknife_gu(rep: GroupUnfairnessReport, rec: np.ndarray, ref: np.ndarray) 
 
 
 @register_check("item_fairness")
-class ItemFairnessProbe(ParsesAnswersEarly, Probe):
+class ItemFairnessProbe(ParsesAnswersEarly, Probe[ItemFairnessParams]):
     """GU per popularity bucket and genre, DGU and MGU, beside classical baselines on the same users."""
 
     # ground-titles: ungrounded titles drop out of the group shares; k-nearest: an answer is usable when
@@ -154,6 +153,7 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe):
     )
     Params = ItemFairnessParams
     params: ItemFairnessParams
+    metrics = ITEM_FAIRNESS_METRICS
 
     # --- inputs --------------------------------------------------------------------------------
 

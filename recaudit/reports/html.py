@@ -8,6 +8,7 @@ marked safe except the data URIs this module builds itself from base64.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import math
@@ -110,11 +111,14 @@ def render_html(
     title: str | None = None,
     samples: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     results_sha256: str | None = None,
+    headlines: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """The report as HTML text; ``samples`` are each check's evidence records (plain dicts, as in
     ``checks/<name>.samples.jsonl``) for the sample explorer; ``results_sha256`` is the digest of the
-    results.json file (default: of ``results.to_json()``)."""
-    checks = [_check_view(i, c) for i, c in enumerate(results.checks)]
+    results.json file (default: of ``results.to_json()``); ``headlines``: check → the metric patterns
+    it declares as its headline (``recaudit.checks.declared_headlines``; the report reads results only)."""
+    headlines = headlines or {}
+    checks = [_check_view(i, c, headlines.get(c.check, ())) for i, c in enumerate(results.checks)]
     counts = {s: sum(1 for c in checks if c.status == s) for s in _STATUS_ORDER}
     rep = results.reproducibility
     verdict = overall(results)
@@ -146,7 +150,7 @@ def render_html(
 # ------------------------------------------------------------------------------------- views
 
 
-def _check_view(index: int, check: CheckResult) -> CheckView:
+def _check_view(index: int, check: CheckResult, headlines: Sequence[str] = ()) -> CheckView:
     status = check_status(check)
     thresholds = metric_thresholds(check)
     breached = {b.metric for b in check.verdict.breaches}
@@ -155,7 +159,7 @@ def _check_view(index: int, check: CheckResult) -> CheckView:
                   metric_flags(m))
         for m in check.metrics
     ]
-    head = headline_metric(check)
+    head = headline_metric(check, headlines)
     essential = [r for r in metrics if r.thresholds or r.metric is head]
     for r in metrics:  # then tested metrics, then the first ones, up to the budget
         if len(essential) >= max(ESSENTIAL_METRICS, len([x for x in metrics if x.thresholds]) + 1):
@@ -204,14 +208,18 @@ def _resolve(check: CheckResult, name: str) -> MetricValue | None:
     return None
 
 
-def headline_metric(check: CheckResult) -> MetricValue | None:
+def headline_metric(check: CheckResult, headlines: Sequence[str] = ()) -> MetricValue | None:
     """The metric that says most about a check: the first breached, else the first thresholded, else
-    the first aggregate (``...max``) with a test, else the first with a test, else the first finite one."""
+    the first finite one matching ``headlines`` (the patterns the check declares as its headline),
+    else the first aggregate (``...max``) with a test, else the first with a test, else the first finite one."""
     configured = check.reproducibility.config.get("thresholds")
     judged = list(check.verdict.evaluated) + (list(configured) if isinstance(configured, list) else [])
     for label in [b.metric for b in check.verdict.breaches] + [str(t).split(" ", 1)[0] for t in judged]:
         m = _resolve(check, label)
         if m is not None:
+            return m
+    for m in check.metrics:
+        if m.is_finite and any(fnmatch.fnmatchcase(m.name, p) for p in headlines):
             return m
     tested = [m for m in check.metrics if m.has_test]
     for m in tested:

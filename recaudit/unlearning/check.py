@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from recaudit.checks import Check, CheckContext, register_check
+from recaudit.metric_names import MetricSpec
 from recaudit.results import CheckResult, FigureSpec, GroupTable, MetricValue, Series
 from recaudit.unlearning.experiment import UnlearningParams, UnlearningRun, run_unlearning
 from recaudit.unlearning.verify import MethodReport
@@ -145,7 +146,7 @@ def _metrics(r: MethodReport) -> list[MetricValue]:
 
 
 @register_check("unlearning")
-class UnlearningCheck(Check):
+class UnlearningCheck(Check[UnlearningParams]):
     """Exact (retrain, SISA, RecEraser, APA) and approximate (E2URec, Bad-T, NegGrad, gradient ascent) unlearning, verified."""
 
     records_evidence = False  # trains and evaluates its own models; its evidence is that record
@@ -154,6 +155,17 @@ class UnlearningCheck(Check):
     risk = "privacy"
     references = REFERENCES
     Params = UnlearningParams
+    # per method; apa reports apa_d and apa_nd ({methods}*); retrain always runs, original when included
+    _per_method = ("auc.test", "auc.forget", "logloss.forget", "js_to_retrain.forget", "mia.advantage", "mia.auc",
+                   "inference_ms", "unlearn_seconds", "jsd.forget", "l2.forget")
+    metrics = (
+        MetricSpec("mia.advantage.{methods}*", headline=True),
+        MetricSpec("{m}.{methods}*", values={"m": _per_method}),
+        MetricSpec("{m}.retrain", values={"m": _per_method}),
+        MetricSpec("{m}.original", values={"m": _per_method}, when=lambda p: p.include_original),
+        MetricSpec("apa.{m}", values={"m": ("exact_retrained_shards", "untouched_shards_identical")},
+                   when=lambda p: "apa" in p.methods),
+    )
 
     def run(self, ctx: CheckContext) -> CheckResult:
         catalog = ctx.require_catalog(self.name)
