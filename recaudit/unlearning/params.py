@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from recaudit.tallrec.config import TrainConfig
 
-METHODS = ("retrain", "sisa", "receraser", "apa", "e2urec", "badt", "neggrad", "ga")
 Method = Literal["retrain", "sisa", "receraser", "apa", "e2urec", "badt", "neggrad", "ga"]
+METHODS: tuple[Method, ...] = ("retrain", "sisa", "receraser", "apa", "e2urec", "badt", "neggrad", "ga")
 # TrainConfig fields that earlier versions took at the top level (moved under ``train``)
 _FLAT_TRAIN_KEYS = tuple(k for k in TrainConfig.model_fields if k != "seed")
 
