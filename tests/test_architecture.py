@@ -163,7 +163,7 @@ OVERSIZE: dict[str, int] = {
     "recaudit.adapters.openai_compat": 463,
     "recaudit.audits.config": 469, "recaudit.audits.runner": 517, "recaudit.data.loaders": 465,
     "recaudit.probes.exposure": 501, "recaudit.probes.fairllm": 556, "recaudit.probes.implicit_names": 727,
-    "recaudit.probes.item_fairness": 573, "recaudit.text.parse": 512, "recaudit.unlearning.experiment": 619,
+    "recaudit.probes.item_fairness": 572, "recaudit.text.parse": 512,
 }
 
 

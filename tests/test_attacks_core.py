@@ -261,14 +261,18 @@ def test_detector_flags_unnatural_text_and_meaning_drift():
 
 def test_prompts_are_package_data_with_validated_overrides():
     p = default_prompts()
-    assert "marketing expert" in p.attack_rewrite and "<ItemTitle>" in p.attack_rewrite
+    assert "marketing expert" in p.attack_rewrite and "{ItemTitle}" in p.attack_rewrite
     assert "Correct possible grammar" in p.defense_rewrite and p.promo_phrases[0] == "better selling"
     q = p.with_overrides({"promo_phrases": ["buy now"], "rewrite_settings": {"max_new_tokens": 8}})
     assert q.promo_phrases == ("buy now",) and q.rewrite_settings["max_new_tokens"] == 8
     assert q.rewrite_settings["repetition_penalty"] == p.rewrite_settings["repetition_penalty"]
     with pytest.raises(ValueError, match="unknown keys"):
         p.with_overrides({"atack_rewrite": "x"})
-    assert fill("t: <ItemTitle>", ItemTitle="{0} {x}") == "t: {0} {x}"  # braces in titles are data
+    assert fill("t: {ItemTitle}", ItemTitle="{0} {x}") == "t: {0} {x}"  # braces in titles are data
+    with pytest.raises(ValueError, match=r"<ItemTitle> placeholder syntax is retired; write \{ItemTitle\}"):
+        p.with_overrides({"attack_rewrite": "Rewrite <ItemTitle> in <MaxLen> words"})  # old user overrides: one line
+    with pytest.raises(ValueError, match=r"missing \['Candidates'\]"):
+        p.with_overrides({"ranking": "History: {History}"})
 
 
 @pytest.mark.parametrize(

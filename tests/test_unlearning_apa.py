@@ -17,7 +17,7 @@ from recaudit.unlearning.apa import (
     aggregation_weights,
     delta_weights,
 )
-from recaudit.unlearning.experiment import hashing_embedder
+from recaudit.unlearning.partition import hashing_embedder
 from recaudit.unlearning.partition import balanced_kmeans, random_partition
 from recaudit.unlearning.shards import train_shard
 

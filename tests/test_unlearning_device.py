@@ -12,9 +12,10 @@ import pytest
 
 from recaudit.tallrec import TrainConfig, attach_lora, build_samples, load_base_model, reset_lora, train_lora
 from recaudit.tallrec.trainer import deterministic_torch, training_progress
-from recaudit.unlearning.experiment import resolve_device, run_unlearning, runtime_settings
+from recaudit.unlearning.experiment import run_unlearning
+from recaudit.unlearning.runtime import resolve_device, runtime_settings
 from test_tallrec_core import toy_data
-from test_unlearning_experiment import tiny_params, toy_movielens
+from unlearning_toys import tiny_params, toy_movielens
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +159,7 @@ def test_cli_flags_for_a_full_size_gpu_run():
     import argparse
 
     from recaudit.cli.unlearn import add_parser, params_from_args
-    from recaudit.unlearning.experiment import UnlearningParams
+    from recaudit.unlearning.params import UnlearningParams
 
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())
@@ -168,5 +169,5 @@ def test_cli_flags_for_a_full_size_gpu_run():
     params = UnlearningParams(**params_from_args(args))
     assert (params.device, params.n_users, params.n_never_seen_users, params.forget_users) == ("cuda:1", 0, 100, 20)
     assert params.embedding == "model" and params.e2urec_aug_epochs == 3 and params.ga_epochs == 2
-    assert params.verify_exactness is False and params.lora_layers is None and args.resume
+    assert params.verify_exactness is False and params.train.lora_layers is None and args.resume
     assert params.methods == ["retrain", "sisa", "receraser", "apa", "e2urec", "badt", "neggrad", "ga"]

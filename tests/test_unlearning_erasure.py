@@ -2,48 +2,24 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
-import numpy as np
-import pandas as pd
 import pytest
+from unlearning_toys import toy_movielens, unlearn_parser, write_ml100k
 
-from recaudit.data.catalog import Catalog, Interactions, Item
 from recaudit.results import AuditResults
-from recaudit.unlearning.experiment import erasure_digest
-
-GENRES = ["Space", "Love", "War", "Farm"]
+from recaudit.unlearning.erasure import erasure_digest
 
 
 def user(u: int) -> str:
     return f"usr7Q{u:03d}"  # distinctive ids, so a byte scan cannot hit them by chance
 
 
-def toy(n_users: int = 12, n_items: int = 30, per_user: int = 8, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    catalog = Catalog([Item(str(i + 1), f"{GENRES[i % 4]} tale {i + 1}", (GENRES[i % 4],)) for i in range(n_items)])
-    rows = [(user(u), str(i + 1), int(rng.integers(1, 6)), 880000000 + 100 * t + u)
-            for u in range(n_users) for t, i in enumerate(rng.choice(n_items, per_user, replace=False))]  # fmt: skip
-    return catalog, Interactions(pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"]))
+def toy(n_users: int = 12, per_user: int = 8):
+    return toy_movielens(n_users=n_users, per_user=per_user, user_id=user)
 
 
-def write_ml100k(folder, catalog, inter):
-    folder.mkdir()
-    with open(folder / "u.item", "w", encoding="latin-1") as f:
-        for it in catalog:
-            flags = ["1" if g == it.genres[0] else "0" for g in ["unknown"] + GENRES + ["x"] * 14]
-            f.write("|".join([it.item_id, f"{it.title} (1995)", "01-Jan-1995", "", "http://x"] + flags) + "\n")
-    (folder / "u.user").write_text("".join(f"{u}|30|F|other|00000\n" for u in inter.user_ids))
-    inter.frame[["user_id", "item_id", "rating", "timestamp"]].to_csv(folder / "u.data", sep="\t", header=False, index=False)
-
-
-def parser():
-    from recaudit.cli.unlearn import add_parser
-
-    p = argparse.ArgumentParser()
-    add_parser(p.add_subparsers())
-    return p
+parser = unlearn_parser
 
 
 def common(tmp_path, tiny_lm_path, work):

@@ -6,34 +6,13 @@ import argparse
 import json
 
 import numpy as np
-import pandas as pd
 import pytest
+from unlearning_toys import tiny_params, toy_movielens, write_ml100k
 
-from recaudit.data.catalog import Catalog, Interactions, Item
 from recaudit.results import AuditResults
 from recaudit.unlearning.check import UnlearningCheck, run_to_result
-from recaudit.unlearning.experiment import UnlearningParams, prepare_data, run_unlearning
-
-GENRES = ["Space", "Love", "War", "Farm"]
-
-
-def toy_movielens(n_users: int = 14, n_items: int = 30, per_user: int = 9, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    catalog = Catalog([Item(str(i + 1), f"{GENRES[i % 4]} tale {i + 1}", (GENRES[i % 4],)) for i in range(n_items)])
-    rows = []
-    for u in range(n_users):
-        for t, i in enumerate(rng.choice(n_items, per_user, replace=False)):
-            rows.append((str(u + 1), str(i + 1), int(rng.integers(1, 6)), 880000000 + 100 * t + u))
-    return catalog, Interactions(pd.DataFrame(rows, columns=["user_id", "item_id", "rating", "timestamp"]))
-
-
-def tiny_params(tiny_lm_path, **kw):
-    base = dict(model=str(tiny_lm_path), n_users=10, n_never_seen_users=3, forget_users=2, history_len=3,
-                max_per_user=4, batch_size=4, lr=5e-3, max_length=256, n_shards=2, top_k=2, temperature=0.5,
-                embedding="hashing", e2urec_epochs=2, e2urec_aug_epochs=1, torch_threads=1)  # fmt: skip
-    base.update(kw)
-    return UnlearningParams(**base)
-
+from recaudit.unlearning.data import prepare_data
+from recaudit.unlearning.experiment import run_unlearning
 
 def test_prepare_data_separates_forget_retain_and_never_seen(tiny_lm_path):
     catalog, inter = toy_movielens()
@@ -54,7 +33,7 @@ def test_prepare_data_separates_forget_retain_and_never_seen(tiny_lm_path):
 
 def test_all_methods_run_and_verify(tiny_lm_path, tmp_path):
     catalog, inter = toy_movielens()
-    params = tiny_params(tiny_lm_path, lora_layers=1)  # also exercises the frozen-prefix cache
+    params = tiny_params(tiny_lm_path, train={"lora_layers": 1})  # also exercises the frozen-prefix cache
     run = run_unlearning(catalog, inter, params, tmp_path)
     assert run.prefix_cache_seconds > 0
     by = {r.method: r for r in run.reports}
@@ -89,21 +68,11 @@ def test_all_methods_run_and_verify(tiny_lm_path, tmp_path):
     AuditResults(checks=[result]).to_json()  # serialisable
 
 
-def _write_ml100k(folder, catalog, inter):
-    folder.mkdir()
-    with open(folder / "u.item", "w", encoding="latin-1") as f:
-        for it in catalog:
-            flags = ["1" if g == it.genres[0] else "0" for g in ["unknown"] + GENRES + ["x"] * 14]
-            f.write("|".join([it.item_id, f"{it.title} (1995)", "01-Jan-1995", "", "http://x"] + flags) + "\n")
-    (folder / "u.user").write_text("".join(f"{u}|30|F|other|00000\n" for u in inter.user_ids))
-    inter.frame[["user_id", "item_id", "rating", "timestamp"]].to_csv(folder / "u.data", sep="\t", header=False, index=False)
-
-
 def test_cli_handler_writes_audit_results(tiny_lm_path, tmp_path, capsys):
     from recaudit.cli.unlearn import add_parser, parse_forget_users
 
     catalog, inter = toy_movielens()
-    _write_ml100k(tmp_path / "ml", catalog, inter)
+    write_ml100k(tmp_path / "ml", catalog, inter)
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers())
     out = tmp_path / "u.json"

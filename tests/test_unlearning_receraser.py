@@ -39,7 +39,7 @@ def test_receraser_keeps_users_in_one_shard_and_retrains_one(tiny_lm_path, tmp_p
     from test_unlearning_apa import CFG, toy_samples
 
     from recaudit.tallrec import attach_lora, load_base_model
-    from recaudit.unlearning.experiment import hashing_embedder
+    from recaudit.unlearning.partition import hashing_embedder
 
     torch.set_num_threads(1)
     model, tok = load_base_model(tiny_lm_path)

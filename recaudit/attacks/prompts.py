@@ -1,17 +1,36 @@
-"""The audit's prompt texts (package data ``prompts.yaml``), overridable per check."""
+"""The audit's prompt texts (package data ``prompts.yaml``), overridable per check.
+
+Templates use the one syntax of ``recaudit.text.prompts`` (``{ItemTitle}``); each text's
+placeholders are checked when the prompts are loaded or overridden.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
 import re
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
-from importlib import resources
 from typing import Any, Mapping
 
-import yaml
+from recaudit.text.prompts import check_placeholders, fill, load_prompt_file
+
+__all__ = ["PLACEHOLDERS", "ShillingPrompts", "clean_generated_title", "default_prompts", "fill"]
 
 _TEXT_KEYS = ("attack_rewrite", "defense_rewrite", "ranking")
 _SETTING_KEYS = ("ranking_settings", "rewrite_settings")
+# (required, allowed) placeholders of each text
+PLACEHOLDERS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
+    "attack_rewrite": (frozenset({"ItemTitle"}), frozenset({"ItemTitle", "MaxLen"})),
+    "defense_rewrite": (frozenset({"AdversarialTitle"}), frozenset({"AdversarialTitle"})),
+    "ranking": (frozenset({"History", "Candidates"}), frozenset({"History", "Candidates", "N", "K"})),
+}
+
+
+def _check_text(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"prompts.{key} must be a non-empty string")
+    required, allowed = PLACEHOLDERS[key]
+    check_placeholders(value, required, f"prompts.{key}", allowed)
+    return value
 
 
 @dataclass(frozen=True)
@@ -36,9 +55,7 @@ class ShillingPrompts:
         changes: dict[str, Any] = {}
         for key, value in overrides.items():
             if key in _TEXT_KEYS:
-                if not isinstance(value, str) or not value.strip():
-                    raise ValueError(f"prompts.{key} must be a non-empty string")
-                changes[key] = value
+                changes[key] = _check_text(key, value)
             elif key == "promo_phrases":
                 if isinstance(value, str) or not value or not all(isinstance(p, str) and p.strip() for p in value):
                     raise ValueError("prompts.promo_phrases must be a non-empty list of non-empty strings")
@@ -53,23 +70,15 @@ class ShillingPrompts:
 @lru_cache(maxsize=1)
 def default_prompts() -> ShillingPrompts:
     """The shipped prompts (``recaudit/attacks/prompts.yaml``)."""
-    raw = yaml.safe_load(resources.files("recaudit.attacks").joinpath("prompts.yaml").read_text("utf-8"))
+    raw = load_prompt_file("prompts.yaml", "recaudit.attacks")
     return ShillingPrompts(
-        attack_rewrite=raw["attack_rewrite"],
-        defense_rewrite=raw["defense_rewrite"],
-        ranking=raw["ranking"],
+        attack_rewrite=_check_text("attack_rewrite", raw["attack_rewrite"]),
+        defense_rewrite=_check_text("defense_rewrite", raw["defense_rewrite"]),
+        ranking=_check_text("ranking", raw["ranking"]),
         promo_phrases=tuple(raw["promo_phrases"]),
         ranking_settings=dict(raw.get("ranking_settings", {})),
         rewrite_settings=dict(raw.get("rewrite_settings", {})),
     )
-
-
-def fill(template: str, **values: str) -> str:
-    """Replace ``<Name>`` placeholders literally (no str.format: titles may hold braces)."""
-    out = template
-    for name, value in values.items():
-        out = out.replace(f"<{name}>", value)
-    return out
 
 
 _LABEL_WORDS = re.compile(r"\b(title|name|revised|corrected|rewritten|rewrite|here)\b", re.I)

@@ -5,9 +5,14 @@
     recaudit unlearn apa --data ./ml-100k --forget-users 4          # 4 users drawn at random (experiments)
     recaudit unlearn all --data ./ml-100k --users 40 --lora-layers 4 --workdir runs/unlearn
     recaudit unlearn all --data ./ml-100k --device cuda --users 0 --never-seen-users 100 --batch-size 32 --embedding model
+    recaudit unlearn apa retrain --data ./ml-100k --train-samples 64 --early-stop-patience 10   # TALLRec's few-shot regime
 
 ``--data`` is a MovieLens folder (ml-100k: u.data; ml-latest-small: ratings.csv).
 ``--users 0`` trains on every user with enough history except the ``--never-seen-users``.
+``--train-samples 16|64|256`` is TALLRec's few-shot regime (that many training samples, seeded;
+randomly drawn forget users then come from the users left). ``--early-stop-patience N`` keeps each
+adapter's best validation-AUC step and stops after N evaluations without a gain (TALLRec: 10), on a
+``--valid-frac`` validation split that holds no forgotten user.
 An erasure request names its users: ``--forget 13,42`` or ``--forget-file`` (one id per line,
 ``#`` comments); ``--forget-users N`` draws N at random for experiments. The run records an
 erasure-request id (``--request-id``, else a UUID) and a salted SHA-256 of the forgotten ids (the
@@ -30,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from recaudit.unlearning.experiment import METHODS
+from recaudit.unlearning.params import METHODS
 
 DEFAULT_WORKDIR = Path("runs/unlearning")
 
@@ -59,6 +64,13 @@ def add_parser(subparsers: Any) -> None:
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-length", type=int, default=384)
+    p.add_argument("--train-samples", type=int, default=0,
+                   help="few-shot: training samples kept, e.g. 16, 64 or 256 as TALLRec (default 0 = all)")
+    p.add_argument("--early-stop-patience", type=int, default=0,
+                   help="early stopping on validation AUC: evaluations without a gain before stopping (0 = off; TALLRec 10)")
+    p.add_argument("--eval-every", type=int, default=0,
+                   help="early stopping: steps between validation evaluations (0 = TALLRec's rule)")
+    p.add_argument("--valid-frac", type=float, default=0.1, help="early stopping: validation share of each user's samples")
     p.add_argument("--shards", type=int, default=4, help="K shards for SISA and APA (default 4)")
     p.add_argument("--top-k", type=int, default=2, help="APA: shards aggregated per sample (default 2)")
     p.add_argument("--temperature", type=float, default=0.1, help="APA: softmax temperature of the weights")
@@ -138,17 +150,26 @@ def params_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "model": args.model, "device": args.device, "methods": methods, "include_original": not args.no_original, "seed": args.seed,
         "n_users": args.users, "n_never_seen_users": args.never_seen_users,
         "forget_users": forget_request(args), "history_len": args.history_len,
-        "max_per_user": args.max_per_user or None, "lora_r": args.lora_r, "lora_alpha": 2 * args.lora_r,
-        "lora_layers": args.lora_layers or None, "lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size,
-        "max_length": args.max_length, "n_shards": args.shards, "top_k": args.top_k, "temperature": args.temperature,
+        "max_per_user": args.max_per_user or None, "train_samples": None if args.train_samples == 0 else args.train_samples,
+        "valid_frac": args.valid_frac,
+        "train": {"lora_r": args.lora_r, "lora_alpha": 2 * args.lora_r, "lora_layers": args.lora_layers or None,
+                  "lr": args.lr, "epochs": args.epochs, "batch_size": args.batch_size, "max_length": args.max_length,
+                  "loss_on": args.loss_on, "early_stop_patience": args.early_stop_patience,
+                  "eval_every": args.eval_every or None},
+        "n_shards": args.shards, "top_k": args.top_k, "temperature": args.temperature,
         "embedding": args.embedding, "apa_group_by_user": args.apa_group_by_user, "verify_exactness": not args.no_exactness, "e2urec_alpha": args.e2urec_alpha, "e2urec_epochs": args.e2urec_epochs,
         "e2urec_aug_epochs": args.e2urec_aug_epochs, "ga_epochs": args.ga_epochs,
         "apa_partition": "user_kmeans" if args.apa_group_by_user else args.apa_partition,
-        "apa_shared_init": not args.apa_independent_init, "loss_on": args.loss_on, "neggrad_weight": args.neggrad_weight,
+        "apa_shared_init": not args.apa_independent_init, "neggrad_weight": args.neggrad_weight,
         "neggrad_lr": args.neggrad_lr or None, "receraser_agg_samples": args.receraser_agg_samples,
         "erasure_request_id": args.request_id, "keep_artifacts": args.keep_artifacts,
         "torch_threads": args.torch_threads or None,
     }  # fmt: skip
+
+
+def one_line(e: Any) -> str:
+    """A pydantic ValidationError as one line: ``train.lr: Input should be greater than 0; …``."""
+    return "; ".join(f"{'.'.join(map(str, err['loc'])) or 'params'}: {err['msg']}" for err in e.errors())
 
 
 def load_movielens(path: Path) -> tuple[Any, Any]:
@@ -178,7 +199,10 @@ def run_unlearn(args: argparse.Namespace) -> int:
         catalog, interactions = load_movielens(args.data)
         run = run_unlearning(catalog, interactions, check.params, args.workdir,  # type: ignore[arg-type]
                              progress=lambda msg: print(f"unlearn: {msg}", file=sys.stderr), resume=args.resume)  # fmt: skip
-    except (ValueError, FileNotFoundError, ValidationError) as e:
+    except ValidationError as e:
+        print(f"recaudit unlearn: {one_line(e)}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as e:
         print(f"recaudit unlearn: {e}", file=sys.stderr)
         return 2
     result = run_to_result(check, run)

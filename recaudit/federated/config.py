@@ -4,6 +4,10 @@
 (``[tool.flwr.app.config]``, kebab-case keys, scalar values) and onto the ``ConfigRecord`` the
 server sends with every message: clients take their training settings from the message, so the
 same ClientApp runs under ``run_simulation`` (no run config) and under ``flwr run``.
+
+The LoRA training fields are ``recaudit.tallrec.TrainConfig``'s: here they are flat Flower keys
+(``lora-r``, ``lr``, ``local-epochs`` …) whose defaults are read from ``TrainConfig()``, and
+``train_config()`` turns them back into the one ``TrainConfig`` (which also validates them).
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from recaudit.federated.allocation import AllocationConfig
 from recaudit.federated.balance import BalanceConfig
 from recaudit.federated.pplr import PPLRConfig
+from recaudit.tallrec.config import TrainConfig
+
+_TRAIN = TrainConfig()  # federated local training uses recaudit's default preset
 
 StrategyName = Literal["pplr", "pplr-softmax", "fedavg"]
 
@@ -38,14 +45,14 @@ class FederatedSettings(BaseModel):
     model: str = "default"
     data_dir: str = Field("", description="federation folder written by partition.write_federation")
     seed: int = 0
-    # TALLRec LoRA trainer
-    lora_r: int = Field(8, ge=1)
-    lora_alpha: int = Field(16, ge=1)
-    target_modules: str = "q_proj,v_proj"
-    lr: float = Field(1e-3, gt=0)
-    local_epochs: int = Field(1, ge=1)
-    batch_size: int = Field(8, ge=1)
-    max_length: int = Field(512, ge=8)
+    # TrainConfig fields as flat Flower keys (defaults: TrainConfig())
+    lora_r: int = Field(_TRAIN.lora_r, ge=1)
+    lora_alpha: int = Field(_TRAIN.lora_alpha, ge=1)
+    target_modules: str = ",".join(_TRAIN.target_modules)
+    lr: float = Field(_TRAIN.lr, gt=0)
+    local_epochs: int = Field(_TRAIN.epochs, ge=1, description="TrainConfig.epochs of each round's local training")
+    batch_size: int = Field(_TRAIN.batch_size, ge=1)
+    max_length: int = Field(_TRAIN.max_length, ge=8)
     eval_batch_size: int = Field(16, ge=1)
     torch_threads: int = Field(0, ge=0, description="torch threads per client process (0 = torch's default)")
     device: str = Field("", description="torch device of the client's model ('' = CPU, 'cuda', …)")
@@ -95,6 +102,7 @@ class FederatedSettings(BaseModel):
         if self.strategy == "fedavg":
             self.__dict__["alloc_enabled"] = False
         self.balance()  # validates the balance parameters
+        self.train_config()  # and the training ones
         return self
 
     def balance(self) -> BalanceConfig:
@@ -111,10 +119,8 @@ class FederatedSettings(BaseModel):
         return AllocationConfig(self.alloc_enabled, self.alloc_embeddings, self.alloc_first_k, self.alloc_last_k,
                                 self.alloc_lm_head)
 
-    def train_config(self) -> Any:
+    def train_config(self) -> TrainConfig:
         """The ``recaudit.tallrec.TrainConfig`` of local training."""
-        from recaudit.tallrec import TrainConfig
-
         return TrainConfig(
             lora_r=self.lora_r, lora_alpha=self.lora_alpha, target_modules=tuple(_csv(self.target_modules)),
             lr=self.lr, epochs=self.local_epochs, batch_size=self.batch_size, max_length=self.max_length,

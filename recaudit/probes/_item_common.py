@@ -11,7 +11,6 @@ temporal split, so nothing after the held-out time leaks into training).
 from __future__ import annotations
 
 import re
-import string
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -23,9 +22,9 @@ from pydantic import Field, field_validator
 from recaudit.baselines import BASELINES, make_baseline
 from recaudit.checks import CheckContext, CheckParams
 from recaudit.data.catalog import Catalog, Interactions, Item
-from recaudit.probes._prompt_data import load_prompt_file, merge_overrides
 from recaudit.text.ground import DEFAULT_EMBEDDING_THRESHOLD, DEFAULT_FUZZY_THRESHOLD, Grounder, Grounding
 from recaudit.text.parse import ParsedList
+from recaudit.text.prompts import load_prompt_file, merge_overrides
 
 PROMPT_FILE = "item_prompts.yaml"
 BaselineName = Literal["toppop", "itemknn", "bpr"]
@@ -202,20 +201,7 @@ def sub_catalog(catalog: Catalog, item_ids: Sequence[str], name: str) -> Catalog
 
 def load_prompts(overrides: dict[str, Any] | None, where: str) -> dict[str, Any]:
     """item_prompts.yaml with the config's overrides merged in."""
-    return merge_overrides(load_prompt_file(PROMPT_FILE), overrides, where)
-
-
-def validate_template(template: str, required: set[str], allowed: set[str], where: str) -> None:
-    """ValueError unless the template uses all ``required`` placeholders and only ``allowed`` ones."""
-    if not isinstance(template, str):
-        raise ValueError(f"{where}: template must be a string, got {type(template).__name__}")
-    fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-    missing, unknown = required - fields, fields - allowed
-    if missing or unknown:
-        raise ValueError(
-            f"{where}: template must use {sorted(required)} and may use {sorted(allowed)}; "
-            f"missing {sorted(missing)}, unknown {sorted(unknown)}"
-        )
+    return merge_overrides(load_prompt_file(PROMPT_FILE, "recaudit.probes"), overrides, where)
 
 
 # --- answers ---------------------------------------------------------------------------------

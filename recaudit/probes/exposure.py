@@ -72,8 +72,8 @@ from recaudit.probes._item_common import (
     test_fields,
     top_genres,
     training_interactions,
-    validate_template,
 )
+from recaudit.text.prompts import check_placeholders
 from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer
 from recaudit.probes._uncertainty import bootstrap_or_point
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
@@ -149,10 +149,10 @@ class ExposureProbe(ParsesAnswersEarly, Probe[ExposureParams]):
             if unknown:
                 raise ValueError(f"exposure.{kind}: unknown {unknown}; item_prompts.yaml has {sorted(known)}")
         for s in self.params.strategies:
-            validate_template(strategies[s], {"history", "k"}, {"history", "k", "item_noun", "genres"},
-                              f"exposure.prompts.strategies.{s}")
+            check_placeholders(strategies[s], {"history", "k"}, f"exposure.prompts.strategies.{s}",
+                               {"history", "k", "item_noun", "genres"})
         for s in self.params.system_prompts:
-            validate_template(systems[s], set(), {"item_noun"}, f"exposure.prompts.system_prompts.{s}")
+            check_placeholders(systems[s], set(), f"exposure.prompts.system_prompts.{s}", {"item_noun"})
         return ({s: strategies[s] for s in self.params.strategies},
                 {s: systems[s] for s in self.params.system_prompts})
 

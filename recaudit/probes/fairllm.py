@@ -45,7 +45,7 @@ from recaudit.data.names import fairllm_default_names, load_fairllm_names, load_
 from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, snsr, snsv
 from recaudit.metrics.ranking_batch import similarity_curves
 from recaudit.probes._notebook_batch import notebook_curves
-from recaudit.probes._prompt_data import check_placeholders, load_prompt_file, merge_overrides, slug
+from recaudit.text.prompts import check_placeholders, load_prompt_file, merge_overrides, slug
 from recaudit.probes._power import (
     T_MIN_N, TARGET_FLOOR, bootstrap_rows, disclose, holm, pvalue, range_null_within_blocks, t_interval,
     within_block_floor, within_block_needed_n,
@@ -160,7 +160,7 @@ class FairLLMProbe(Probe[FairLLMParams]):
 
     def prompt_templates(self) -> dict[str, dict[str, str]]:
         """Per-domain system and user templates after the config's overrides."""
-        data = load_prompt_file(PROMPT_FILE)
+        data = load_prompt_file(PROMPT_FILE, "recaudit.probes")
         domains = merge_overrides(data["domains"], self.params.prompts, "fairllm.prompts")
         for domain, tpl in domains.items():
             check_placeholders(tpl["user"], ("value", "name", "k"), f"fairllm.prompts.{domain}.user")

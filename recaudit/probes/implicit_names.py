@@ -45,7 +45,7 @@ from recaudit.data.catalog import Catalog
 from recaudit.data.names import NameRecord, faker_names
 from recaudit.metrics.distribution import group_gap, max_pairwise_distance, mrr_at_k, ndcg_at_k
 from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer, parse_outcome
-from recaudit.probes._prompt_data import check_placeholders, load_prompt_file, merge_overrides
+from recaudit.text.prompts import check_placeholders, load_prompt_file, merge_overrides
 from recaudit.probes._group_stats import batched_group_distance, batched_group_gap
 from recaudit.probes._power import (
     TARGET_FLOOR, disclose, holm, pvalue, stratified_floor, stratified_permutations,
@@ -87,7 +87,7 @@ def load_categories(domain: str, overrides: dict[str, list[dict[str, Any]]] | No
     """The shipped vocabulary of ``domain`` (news, jobs), or the config's replacement list."""
     source = (overrides or {}).get(domain)
     if source is None:
-        data = load_prompt_file(CATEGORY_FILE)
+        data = load_prompt_file(CATEGORY_FILE, "recaudit.probes")
         if domain not in data:
             raise ValueError(f"no shipped category vocabulary for domain {domain!r}; pass `categories`")
         source = data[domain]
@@ -286,7 +286,7 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe[ImplicitNamesParams]):
 
     def prompt_data(self) -> dict[str, Any]:
         """The prompt file after the config's overrides, with placeholders checked."""
-        data = merge_overrides(load_prompt_file(PROMPT_FILE), self.params.prompts, "implicit_names.prompts")
+        data = merge_overrides(load_prompt_file(PROMPT_FILE, "recaudit.probes"), self.params.prompts, "implicit_names.prompts")
         for domain, tpl in data["domains"].items():
             check_placeholders(tpl["user"], ("k", "user"), f"implicit_names.prompts.domains.{domain}.user")
             check_placeholders(

@@ -68,11 +68,10 @@ from recaudit.probes._item_common import (
     sub_catalog,
     test_fields,
     training_interactions,
-    validate_template,
 )
 from recaudit.probes._item_nearest import TitleEmbedder, first_title, llm_hidden_embedder, minilm_embedder, nearest_items
 from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer
-from recaudit.probes._prompt_data import slug
+from recaudit.text.prompts import check_placeholders, slug
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
 
 Grouping = Literal["popularity", "genre"]
@@ -162,8 +161,8 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe[ItemFairnessParams]):
         tpl = load_prompts(self.params.prompts, "item_fairness.prompts")["item_fairness"]
         mode = self.params.mode
         need = {"history", "k"} | ({"candidates"} if mode == "candidates" else set())
-        validate_template(tpl[mode], need, need | {"item_noun"}, f"item_fairness.prompts.item_fairness.{mode}")
-        validate_template(tpl["system"], set(), {"item_noun"}, "item_fairness.prompts.item_fairness.system")
+        check_placeholders(tpl[mode], need, f"item_fairness.prompts.item_fairness.{mode}", need | {"item_noun"})
+        check_placeholders(tpl["system"], set(), "item_fairness.prompts.item_fairness.system", {"item_noun"})
         return {"system": tpl["system"], "user": tpl[mode]}
 
     def _prepare(self, ctx: CheckContext):

@@ -1,14 +1,26 @@
-"""Training configuration of the TALLRec LoRA recommender, and seed derivation."""
+"""The one training configuration of LoRA fine-tuning (TALLRec, unlearning, federated), and seed derivation.
+
+``TrainConfig`` is used as is by ``recaudit.tallrec``, nested as ``UnlearningParams.train`` and
+read from the flat Flower keys of ``FederatedSettings`` (``train_config()``; Flower's run config
+holds scalars only). Where a use needs other defaults they are named presets, never a second
+set of fields:
+
+- ``TrainConfig()``: recaudit's default (loss on the answer tokens, lr 1e-3, cutoff 512); also
+  federated local training's.
+- ``TrainConfig.tallrec()``: TALLRec's recipe (whole-sequence loss, lr 1e-4, dropout 0.05).
+- ``TrainConfig.unlearning()``: the unlearning experiment's (cutoff 384: a 10-title history fits,
+  and every method trains K+5 adapters, so shorter padding matters on a CPU).
+"""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
-@dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(BaseModel):
     """LoRA and optimiser settings; one config fully determines a training run given the data order.
 
     ``lr`` is AdamW's learning rate; ``grad_clip`` clips the global gradient norm (0 = off);
@@ -19,46 +31,39 @@ class TrainConfig:
     "Yes."/"No."; "first": only the first token, the one P(Yes) is read from).
     ``lora_layers``: put LoRA on the top N transformer blocks only (None = all, as TALLRec); with
     ``cache_prefix`` the frozen bottom blocks then run once per sample (``tallrec.prefix``).
+    ``early_stop_patience`` > 0 turns on TALLRec's early stopping wherever a validation set is
+    given (``trainer.fit_lora``): validation AUC every ``eval_every`` steps (None = TALLRec's
+    rule), the best adapter kept, training stopped after that many evaluations without a gain.
     """
 
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_dropout: float = 0.0
-    target_modules: tuple[str, ...] = ("q_proj", "v_proj")
-    lr: float = 1e-3
-    epochs: int = 1
-    batch_size: int = 8
-    max_length: int = 512
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    lora_r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    target_modules: tuple[str, ...] = Field(("q_proj", "v_proj"), min_length=1)
+    lr: float = Field(1e-3, gt=0)
+    epochs: int = Field(1, ge=1)
+    batch_size: int = Field(8, ge=1)
+    max_length: int = Field(512, ge=1)
     seed: int = 0
-    grad_clip: float = 1.0
+    grad_clip: float = Field(1.0, ge=0)
     weight_decay: float = 0.0
     shuffle: bool = True
-    answer_loss: str = "all"
+    answer_loss: Literal["all", "first"] = "all"
     deterministic: bool = True
-    lora_layers: int | None = None
+    lora_layers: int | None = Field(None, ge=1)
     cache_prefix: bool = True
-    loss_on: str = "answer"
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    loss_on: Literal["answer", "sequence"] = "answer"
+    early_stop_patience: int = Field(0, ge=0, description="evaluations without a validation-AUC gain before stopping (0 = off)")
+    eval_every: int | None = Field(None, ge=1, description="steps between validation evaluations (None = TALLRec's rule)")
 
-    def __post_init__(self) -> None:
-        for name in ("lora_r", "lora_alpha", "epochs", "batch_size", "max_length"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"TrainConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise ValueError(f"TrainConfig.lora_dropout must be in [0, 1), got {self.lora_dropout}")
-        if self.lr <= 0:
-            raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr}")
-        if self.grad_clip < 0:
-            raise ValueError(f"TrainConfig.grad_clip must be >= 0, got {self.grad_clip}")
-        if self.lora_layers is not None and int(self.lora_layers) < 1:
-            raise ValueError(f"TrainConfig.lora_layers must be >= 1 or None, got {self.lora_layers}")
-        if self.answer_loss not in ("all", "first"):
-            raise ValueError(f"TrainConfig.answer_loss must be 'all' or 'first', got {self.answer_loss!r}")
-        if self.loss_on not in ("answer", "sequence"):
-            raise ValueError(f"TrainConfig.loss_on must be 'answer' or 'sequence', got {self.loss_on!r}")
-        if isinstance(self.target_modules, str) or not self.target_modules:
-            raise ValueError("TrainConfig.target_modules must be a non-empty tuple of module names")
-        object.__setattr__(self, "target_modules", tuple(self.target_modules))
+    @field_validator("target_modules", mode="before")
+    @classmethod
+    def _modules(cls, v: Any) -> Any:
+        if isinstance(v, str):  # a bare string would become a tuple of letters
+            raise ValueError("target_modules must be a non-empty list of module names, not one string")
+        return v
 
     @classmethod
     def tallrec(cls, **changes: Any) -> "TrainConfig":
@@ -67,15 +72,18 @@ class TrainConfig:
         base = dict(loss_on="sequence", lr=1e-4, lora_r=8, lora_alpha=16, lora_dropout=0.05, max_length=512)
         return cls(**(base | changes))
 
+    @classmethod
+    def unlearning(cls, **changes: Any) -> "TrainConfig":
+        """The unlearning experiment's defaults: recaudit's, with a 384-token cutoff."""
+        return cls(**({"max_length": 384} | changes))
+
     def replace(self, **changes: Any) -> "TrainConfig":
-        """A copy with some fields changed."""
-        return replace(self, **changes)
+        """A copy with some fields changed (validated)."""
+        return type(self)(**(self.model_dump() | changes))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly settings (for the reproducibility block)."""
-        d = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "extra"}
-        d["target_modules"] = list(self.target_modules)
-        return d
+        return self.model_dump(mode="json")
 
 
 def derive_seed(seed: int, *parts: object) -> int:

@@ -2,21 +2,24 @@
 
 Each sample asks whether a user will like a target item given the ``history_len`` items that user
 rated just before it (rating > ``like_threshold`` = like, as in TALLRec's MovieLens setup). The
-prompt text is package data (``prompt.yaml``) and can be overridden with a ``PromptTemplate``.
+prompt text is package data (``prompt.yaml``) and can be overridden with a ``PromptTemplate``;
+its ``input`` uses the one template syntax of ``recaudit.text.prompts`` (``{target}``), checked
+when the template is made.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Literal, Sequence
 
 import numpy as np
-import yaml
 
 from recaudit.adapters.base import Message, Request
 from recaudit.data.catalog import Catalog, Interactions
+from recaudit.text.prompts import check_placeholders, escape, fill, load_prompt_file
+
+INPUT_PLACEHOLDERS = ("preference", "unpreference", "target")  # {target} is required, the others optional
 
 
 @dataclass(frozen=True)
@@ -30,11 +33,15 @@ class PromptTemplate:
     negative: str = "No."
     options: tuple[str, str] = ("Yes", "No")
 
+    def __post_init__(self) -> None:
+        check_placeholders(self.input, {"target"}, "tallrec prompt input", INPUT_PLACEHOLDERS)
+        if self.instruction_role not in ("system", "user"):
+            raise ValueError(f"tallrec prompt instruction_role must be 'system' or 'user', got {self.instruction_role!r}")
+
     def messages(self, preference: Sequence[str], unpreference: Sequence[str], target: str) -> tuple[Message, ...]:
         """Chat messages for one sample (titles are quoted; untrusted text is never formatted as a template)."""
-        body = self.input.format(
-            preference=_quote_list(preference), unpreference=_quote_list(unpreference), target=_quote(target)
-        )
+        body = fill(self.input, preference=_quote_list(preference), unpreference=_quote_list(unpreference),
+                    target=_quote(target))
         if self.instruction_role == "system":
             return (("system", self.instruction), ("user", body))
         if not self.instruction:
@@ -57,17 +64,23 @@ def alpaca_template(base: PromptTemplate | None = None) -> PromptTemplate:
     encoder renders every prompt as a chat), where TALLRec feeds the Alpaca text raw to LLaMA.
     """
     base = base or default_template()
-    body = f"{ALPACA_PREAMBLE}\n\n### Instruction:\n{base.instruction}\n\n### Input:\n{base.input}\n\n### Response:"
-    return PromptTemplate(instruction="", input=body.replace("{", "{{").replace("}", "}}")
-                          .replace("{{preference}}", "{preference}").replace("{{unpreference}}", "{unpreference}")
-                          .replace("{{target}}", "{target}"), instruction_role="user",
+    # the preamble and instruction are plain text (escaped); the base input is already a template
+    body = f"{escape(ALPACA_PREAMBLE)}\n\n### Instruction:\n{escape(base.instruction)}\n\n### Input:\n{base.input}\n\n### Response:"
+    return PromptTemplate(instruction="", input=body, instruction_role="user",
                           positive=base.positive, negative=base.negative, options=base.options)  # fmt: skip
 
 
 @lru_cache(maxsize=1)
 def default_template() -> PromptTemplate:
     """The shipped TALLRec movie prompt (``recaudit/tallrec/prompt.yaml``)."""
-    raw = yaml.safe_load(resources.files("recaudit.tallrec").joinpath("prompt.yaml").read_text("utf-8"))
+    return template_from_mapping(load_prompt_file("prompt.yaml", "recaudit.tallrec"))
+
+
+def template_from_mapping(raw: dict, where: str = "tallrec prompt") -> PromptTemplate:
+    """A ``PromptTemplate`` from a prompt file's mapping (the keys of ``recaudit/tallrec/prompt.yaml``)."""
+    missing = [k for k in ("instruction", "input", "answers", "options") if k not in raw]
+    if missing:
+        raise ValueError(f"{where}: missing keys {missing}")
     return PromptTemplate(
         instruction=raw["instruction"],
         input=raw["input"],

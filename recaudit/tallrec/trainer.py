@@ -9,7 +9,8 @@ and attention runs on SDPA's math kernel, whose backward has no atomic adds (the
 kernel's has). The loss is cross-entropy on the answer tokens (``loss_on="answer"``, recaudit's
 default) or on the whole prompt + answer sequence (``loss_on="sequence"``, TALLRec's recipe).
 ``optimise`` is the general loop; unlearning methods pass their own loss. ``train_early_stopping``
-adds TALLRec's validation-AUC early stopping, ``few_shot`` its 16/64/256-sample regime. Inside ``training_progress(report)`` every run
+adds TALLRec's validation-AUC early stopping (``fit_lora`` picks it when the config asks and a
+validation set is given), ``few_shot`` its 16/64/256-sample regime. Inside ``training_progress(report)`` every run
 reports steps done / total and the loss at each epoch's end and at most every ``every_s`` seconds.
 """
 
@@ -232,13 +233,13 @@ def train_lora(
 
 
 def few_shot(samples: Sequence[TallRecSample], n: int, seed: int = 0) -> list[TallRecSample]:
-    """TALLRec's few-shot regime (16 / 64 / 256 …): ``n`` training samples drawn by a seeded shuffle."""
+    """TALLRec's few-shot regime (16 / 64 / 256 …): ``n`` training samples drawn by a seeded shuffle, in input order."""
     if n < 1:
         raise ValueError(f"few-shot size must be >= 1, got {n}")
     if n > len(samples):
         raise ValueError(f"few-shot size {n} exceeds the {len(samples)} training samples")
     pick = np.random.default_rng(seed).permutation(len(samples))[:n]
-    return [samples[i] for i in pick]
+    return [samples[i] for i in sorted(pick)]  # input order kept: the trainer shuffles, shards keep their order
 
 
 @dataclass
@@ -286,6 +287,15 @@ def train_early_stopping(model: Any, tokenizer: Any, samples: Sequence[TallRecSa
     load_lora_state_dict(model, best["state"])
     return EarlyStopOutput(out, int(best["step"]), float(best["auc"]), history, out.n_steps < len(
         batch_order(len(samples), config.batch_size, config.epochs, config.seed, config.shuffle)))
+
+
+def fit_lora(model: Any, tokenizer: Any, samples: Sequence[TallRecSample], config: TrainConfig,
+             valid: Sequence[TallRecSample] = ()) -> TrainOutput:  # fmt: skip
+    """``train_lora``, or ``train_early_stopping`` when ``config.early_stop_patience`` > 0 and ``valid`` is given."""
+    if config.early_stop_patience and valid:
+        return train_early_stopping(model, tokenizer, samples, valid, config, config.eval_every,
+                                    config.early_stop_patience).train  # fmt: skip
+    return train_lora(model, tokenizer, samples, config)
 
 
 class TallRecTrainer:

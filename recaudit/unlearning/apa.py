@@ -156,13 +156,14 @@ class APA:
     """Partition → shard adapters → sample-adaptive aggregation; ``unlearn`` retrains affected shards."""
 
     def __init__(self, model: Any, tokenizer: Any, config: TrainConfig, workdir: str | Path, apa: APAConfig | None = None,
-                 seed: int = 0, embedder: Embedder | None = None, progress: Callable[[str], None] | None = None):  # fmt: skip
+                 seed: int = 0, embedder: Embedder | None = None, progress: Callable[[str], None] | None = None,
+                 valid: Sequence[TallRecSample] = ()):  # fmt: skip
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.apa = apa or APAConfig()
         self.seed = seed
         self.embedder = embedder
         self.shards = ShardedLora(model, tokenizer, config, workdir, seed=seed, progress=progress,
-                                  shared_init=self.apa.shared_init)  # fmt: skip
+                                  shared_init=self.apa.shared_init, valid=valid)  # fmt: skip
         self.partition: Partition | None = None
         self.centroids: np.ndarray | None = None
         self._embeddings: dict[tuple, np.ndarray] = {}

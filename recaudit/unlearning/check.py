@@ -16,7 +16,8 @@ from typing import Any
 from recaudit.checks import Check, CheckContext, register_check
 from recaudit.metric_names import MetricSpec
 from recaudit.results import CheckResult, FigureSpec, GroupTable, MetricValue, Series
-from recaudit.unlearning.experiment import UnlearningParams, UnlearningRun, run_unlearning
+from recaudit.unlearning.experiment import UnlearningRun, run_unlearning
+from recaudit.unlearning.params import UnlearningParams
 from recaudit.unlearning.verify import MethodReport
 
 REFERENCES = (
@@ -100,8 +101,15 @@ def run_to_result(check: Check, run: UnlearningRun) -> CheckResult:
                      f"{'kept (--keep-artifacts)' if e['kept_artifacts'] else 'deleted: ' + ', '.join(e['deleted_artifacts'])}.")
     if run.runtime:
         notes.append("Runtime: " + ", ".join(f"{k} {v}" for k, v in run.runtime.items()) + ".")
+    train = run.params.get("train") or {}
+    if run.params.get("train_samples"):
+        notes.append(f"Few-shot: {run.params['train_samples']} training samples drawn from the training split (TALLRec's regime).")
+    if train.get("early_stop_patience"):
+        notes.append(f"Early stopping: each adapter trained from scratch keeps its best validation-AUC step (patience "
+                     f"{train['early_stop_patience']} evaluations; {run.data.get('valid', 0)} validation samples, "
+                     "none of a forgotten user).")  # fmt: skip
     if run.prefix_cache_seconds:
-        notes.append(f"LoRA on the top {run.params.get('lora_layers')} blocks; the frozen bottom blocks ran once per sample "
+        notes.append(f"LoRA on the top {train.get('lora_layers')} blocks; the frozen bottom blocks ran once per sample "
                      f"({run.prefix_cache_seconds:.1f} s, shared by every method and excluded from every method's time).")  # fmt: skip
     for r in run.reports:
         if r.method in ("retrain", "original") or r.jsd_forget != r.jsd_forget:

@@ -199,3 +199,11 @@ def _check_shards(n: int, n_shards: int) -> None:
         raise ValueError(f"n_shards must be >= 1, got {n_shards}")
     if n < n_shards:
         raise ValueError(f"cannot split {n} samples into {n_shards} shards (need at least one sample per shard)")
+
+
+def hashing_embedder(texts: Sequence[str]) -> np.ndarray:
+    """A model-free bag-of-words embedding (sklearn HashingVectorizer, 512 dims): cheap and deterministic."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    return HashingVectorizer(n_features=512, alternate_sign=False, norm="l2").transform(list(texts)).toarray()
+

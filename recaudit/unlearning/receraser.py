@@ -95,12 +95,12 @@ class RecEraser:
 
     def __init__(self, model: Any, tokenizer: Any, config: TrainConfig, workdir: str | Path, n_shards: int = 4,
                  seed: int = 0, embedder: Embedder | None = None, agg_samples: int = 512,
-                 progress: Callable[[str], None] | None = None):  # fmt: skip
+                 progress: Callable[[str], None] | None = None, valid: Sequence[TallRecSample] = ()):  # fmt: skip
         if n_shards < 1:
             raise ValueError(f"n_shards must be >= 1, got {n_shards}")
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.n_shards, self.seed, self.embedder, self.agg_samples = n_shards, seed, embedder, agg_samples
-        self.shards = ShardedLora(model, tokenizer, config, workdir, seed=seed, progress=progress)
+        self.shards = ShardedLora(model, tokenizer, config, workdir, seed=seed, progress=progress, valid=valid)
         self.aggregator = AttentionAggregator(seed=derive_seed(seed, "receraser-aam") % (2**31))
         self._emb: dict[tuple, np.ndarray] = {}
         self._query_emb: dict[str, np.ndarray] = {}

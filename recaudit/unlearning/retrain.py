@@ -11,18 +11,20 @@ from recaudit.tallrec.config import TrainConfig, derive_seed
 from recaudit.tallrec.lora import LoraState, load_lora_state_dict, lora_state_dict, reset_lora
 from recaudit.tallrec.prompts import TallRecSample
 from recaudit.tallrec.scoring import score_samples
-from recaudit.tallrec.trainer import train_lora
+from recaudit.tallrec.trainer import fit_lora
 
 
-def train_single(model: Any, tokenizer: Any, samples: Sequence[TallRecSample], config: TrainConfig, seed: int) -> tuple[LoraState, float]:
+def train_single(model: Any, tokenizer: Any, samples: Sequence[TallRecSample], config: TrainConfig, seed: int,
+                 valid: Sequence[TallRecSample] = ()) -> tuple[LoraState, float]:  # fmt: skip
     """One adapter trained from scratch on ``samples`` (init and order seeded from ``seed``); (state, seconds).
 
     Retraining on the retained data with the same seed is the exact-unlearning reference every
-    other method is compared with.
+    other method is compared with. With ``valid`` and ``config.early_stop_patience``, the step with
+    the best validation AUC is kept (``fit_lora``).
     """
     t0 = time.perf_counter()
     reset_lora(model, derive_seed(seed, "init", "single"))
-    train_lora(model, tokenizer, samples, config.replace(seed=derive_seed(seed, "order", "single")))
+    fit_lora(model, tokenizer, samples, config.replace(seed=derive_seed(seed, "order", "single")), valid)
     return lora_state_dict(model), time.perf_counter() - t0
 
 

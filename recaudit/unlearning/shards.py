@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 from recaudit.tallrec.config import TrainConfig, derive_seed
 from recaudit.tallrec.lora import LoraState, file_sha256, load_lora, lora_state_dict, reset_lora, save_lora
 from recaudit.tallrec.prompts import TallRecSample
-from recaudit.tallrec.trainer import train_lora
+from recaudit.tallrec.trainer import fit_lora
 
 SampleKey = tuple[str, str, int]
 ProgressFn = Callable[[str], None]
@@ -71,17 +71,19 @@ def shard_seeds(seed: int, shard: int, shared_init: bool = True) -> tuple[int, i
 
 
 def train_shard(model: Any, tokenizer: Any, samples: Sequence[TallRecSample], config: TrainConfig, seed: int, shard: int,
-                shared_init: bool = True) -> tuple[LoraState, float, float]:  # fmt: skip
+                shared_init: bool = True, valid: Sequence[TallRecSample] = ()) -> tuple[LoraState, float, float]:  # fmt: skip
     """Train shard ``shard``'s adapter from scratch on ``samples``; returns (state, seconds, final loss).
 
     An empty shard (all its samples forgotten) keeps the untrained init (B = 0: no effect on the base).
+    With ``valid`` and ``config.early_stop_patience`` the best step on ``valid`` is kept (``fit_lora``);
+    ``valid`` holds no forgotten user, so a retrained shard still equals one trained without them.
     """
     init_seed, order_seed = shard_seeds(seed, shard, shared_init)
     t0 = time.perf_counter()
     reset_lora(model, init_seed)
     final = float("nan")
     if samples:
-        final = train_lora(model, tokenizer, samples, config.replace(seed=order_seed)).final_loss
+        final = fit_lora(model, tokenizer, samples, config.replace(seed=order_seed), valid).final_loss
     return lora_state_dict(model), time.perf_counter() - t0, final
 
 
@@ -89,13 +91,15 @@ class ShardedLora:
     """K shard adapters of one base model, stored under ``workdir`` (``shard_<k>.safetensors``)."""
 
     def __init__(self, model: Any, tokenizer: Any, config: TrainConfig, workdir: str | Path, seed: int = 0,
-                 progress: ProgressFn | None = None, shared_init: bool = True, salt: str | None = None):  # fmt: skip
+                 progress: ProgressFn | None = None, shared_init: bool = True, salt: str | None = None,
+                 valid: Sequence[TallRecSample] = ()):  # fmt: skip
         self.model = model
         self.tokenizer = tokenizer
         self.config = config
         self.workdir = Path(workdir)
         self.seed = seed
         self.shared_init = shared_init
+        self.valid = list(valid)  # early stopping's validation set (no forgotten user), same for every shard
         self.salt = salt or secrets.token_hex(16)
         self.progress = progress or (lambda msg: None)
         self.shards: list[ShardInfo] = []
@@ -153,7 +157,8 @@ class ShardedLora:
     def _train_and_save(self, info: ShardInfo) -> float:
         self.progress(f"training shard {info.shard} ({len(info.keys)} samples)")
         state, seconds, final = train_shard(
-            self.model, self.tokenizer, self.shard_samples(info.shard), self.config, self.seed, info.shard, self.shared_init
+            self.model, self.tokenizer, self.shard_samples(info.shard), self.config, self.seed, info.shard, self.shared_init,
+            self.valid,
         )
         save_lora(state, info.path, metadata={"shard": str(info.shard), "n_samples": str(len(info.keys))})
         info.sha256, info.seconds, info.final_loss = file_sha256(info.path), seconds, final

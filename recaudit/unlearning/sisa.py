@@ -25,13 +25,14 @@ class SISA:
     """K random shards, one adapter each; P(Yes) is the shards' mean."""
 
     def __init__(self, model: Any, tokenizer: Any, config: TrainConfig, workdir: str | Path, n_shards: int = 4,
-                 seed: int = 0, progress: Callable[[str], None] | None = None):  # fmt: skip
+                 seed: int = 0, progress: Callable[[str], None] | None = None,
+                 valid: Sequence[TallRecSample] = ()):  # fmt: skip
         if n_shards < 1:
             raise ValueError(f"n_shards must be >= 1, got {n_shards}")
         self.model, self.tokenizer, self.config = model, tokenizer, config
         self.n_shards = n_shards
         self.seed = seed
-        self.shards = ShardedLora(model, tokenizer, config, workdir, seed=seed, progress=progress)
+        self.shards = ShardedLora(model, tokenizer, config, workdir, seed=seed, progress=progress, valid=valid)
 
     def fit(self, samples: Sequence[TallRecSample]) -> float:
         """Random partition and one adapter per shard; returns training seconds."""
