@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from recaudit.adapters import CallableAdapter  # noqa: E402
 from recaudit.checks import CheckContext  # noqa: E402
 from recaudit.metrics.concentration import STAT_NAMES, jackknife_change, jackknife_interval, row_stats  # noqa: E402
-from recaudit.metrics.group import group_unfairness, group_unfairness_report, gu_jackknife, gu_tests, holm  # noqa: E402
+from recaudit.metrics.group import group_unfairness, group_unfairness_report, gu_jackknife, gu_tests  # noqa: E402
+from recaudit.metrics.multiplicity import holm  # noqa: E402
 from recaudit.probes._item_common import popularity_membership, split_users, training_interactions  # noqa: E402
 from recaudit.probes._item_reference import (  # noqa: E402
     exposure_population,

@@ -15,7 +15,8 @@ from recaudit.metrics.concentration import (
     stat_range,
     swap_test,
 )
-from recaudit.metrics.group import gu_tests, holm
+from recaudit.metrics.group import gu_tests
+from recaudit.metrics.multiplicity import holm
 from recaudit.probes._item_reference import exposure_population, group_population
 
 

@@ -27,6 +27,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from recaudit.metrics.power import p_floor_sign_flip
 from recaudit.metrics.stats import bootstrap_ci
 
 Membership = Mapping[str, Sequence[str]]  # item id -> the groups it belongs to
@@ -233,16 +234,8 @@ class GroupTests:
     @property
     def p_floor(self) -> float:
         """Smallest attainable two-sided p: 2/2^n exactly, and never below 1/(B+1) when flips are drawn."""
-        return p_floor_sign_flip(self.n_users, None if self.exact else self.n_flips)
-
-
-def p_floor_sign_flip(n_units: int, n_draws: int | None) -> float:
-    """Minimum p-value of a two-sided (or symmetric-statistic) sign-flip test over ``n_units`` units.
-
-    The observed flip and its mirror (every unit flipped) give the same |statistic|, so the exact
-    test cannot go below 2/2^n; a Monte Carlo test with B draws cannot go below 1/(B+1)."""
-    exact = 2.0 ** (1 - n_units) if n_units >= 1 else 1.0
-    return exact if n_draws is None else max(exact, 1.0 / (n_draws + 1))
+        # the observed flip and its mirror (every unit flipped) give the same |statistic|: 2/2^n
+        return p_floor_sign_flip(self.n_users, None if self.exact else self.n_flips, two_sided=True)
 
 
 def sign_flips(n_units: int, n_permutations: int, seed: int) -> tuple[np.ndarray, bool]:
@@ -301,20 +294,6 @@ def gu_tests(recommended: np.ndarray, reference: np.ndarray, n_permutations: int
         mgu_p=float(min(1.0, (np.sum(m_null >= m_obs - tol) + add) / denom)), mgu_null_q95=float(np.nanquantile(m_null, 0.95)),
         n_users=n, n_flips=int(flips.shape[0]), exact=exact,
     )
-
-
-def holm(p_values: Sequence[float]) -> np.ndarray:
-    """Holm's step-down family-wise adjusted p-values (NaN entries stay NaN and do not count)."""
-    p = np.asarray(p_values, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    m = ok.size
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    out[order] = np.minimum(adj, 1.0)
-    return out
 
 
 def gu_jackknife(recommended: np.ndarray, reference: np.ndarray, level: float = 0.95) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

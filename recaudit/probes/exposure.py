@@ -55,26 +55,12 @@ from recaudit.metrics.concentration import (
 )
 from recaudit.metrics.accuracy import mean_over_users, ndcg_at_k, recall_at_k
 from recaudit.metrics.concentration import genre_dominance, genre_shares, temporal_stability
-from recaudit.metrics.group import holm, p_floor_sign_flip
+from recaudit.metrics.multiplicity import holm
+from recaudit.metrics.power import disclose, p_floor_sign_flip, sign_flip_needed_n
 from recaudit.probes._item_common import (
-    GroundedAnswer,
-    ItemProbeParams,
-    UserSplit,
-    baseline_lists,
-    bullet_list,
-    ci_or_none,
-    ground_answer,
-    grounded_outcome,
-    grounded_rate,
-    grounding_counts,
-    hit_rate,
-    load_prompts,
-    make_grounder,
-    split_users,
-    test_fields,
-    top_genres,
-    training_interactions,
-    validate_template,
+    GroundedAnswer, ItemProbeParams, UserSplit, baseline_lists, bullet_list, ci_or_none, ground_answer,
+    grounded_outcome, grounded_rate, grounding_counts, hit_rate, load_prompts, make_grounder, split_users,
+    top_genres, training_interactions, validate_template,
 )
 from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer
 from recaudit.probes._uncertainty import bootstrap_or_point
@@ -342,9 +328,11 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
             for (strategy, system, iv, test), p_adj in zip(rows, adj):
                 fields = {}
                 if test is not None:
-                    floor = p_floor_sign_flip(test.n_users, None if test.exact else test.n_flips)
-                    fields = test_fields(test.p_value, float(p_adj) if len(rows) > 1 else None, len(rows), floor,
-                                         test.null_sd, test.n_users, p.alpha, f"{stat} change")
+                    fields = disclose(p_floor_sign_flip(test.n_users, None if test.exact else test.n_flips, two_sided=True),
+                                      alpha=p.alpha, family=len(rows), null_sd=test.null_sd, two_sided=True, target=None,
+                                      needed_n=sign_flip_needed_n(len(rows), p.alpha), unit="users",
+                                      what=f"{stat} change: label-swap test over {test.n_users} users",
+                                      ).fields(test.p_value, float(p_adj) if len(rows) > 1 else None)
                 result.metrics.append(MetricValue(
                     name=f"{prefix}.{strategy}.{system}", value=iv.value, ci_low=ci_or_none(iv.low),
                     ci_high=ci_or_none(iv.high), ci_level=p.ci_level, ci_method=iv.method, n=iv.n,

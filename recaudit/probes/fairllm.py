@@ -21,7 +21,7 @@ the largest SNSR over attributes, and its p-value comes from shuffling all attri
 (so it accounts for taking the maximum). A range cannot be negative, so SNSR's CI never covers
 values below 0: read the p-value, not the CI, for "is there any effect". Per metric, the attribute
 p-values are Holm-adjusted (``p_adj``); every test carries ``p_floor`` (exact: V^(1−n) for V values
-over n instructions), an MDE and ``underpowered``/``needed_n`` (``recaudit.probes._power``).
+over n instructions), an MDE and ``underpowered``/``needed_n`` (``recaudit.metrics.power``).
 
 Metric names: ``sim.<metric>@K.<attribute>.<value>``, ``snsr|snsv.<metric>@K.<attribute>``,
 ``snsr.<metric>@K.max``, ``parse_rate.min|mean|neutral``; with several domains the same per
@@ -45,10 +45,10 @@ from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, snsr, sn
 from recaudit.metrics.ranking_batch import similarity_curves
 from recaudit.probes._notebook_batch import notebook_curves
 from recaudit.probes._prompt_data import check_placeholders, load_prompt_file, merge_overrides, slug
-from recaudit.probes._power import (
-    T_MIN_N, TARGET_FLOOR, bootstrap_rows, disclose, holm, pvalue, range_null_within_blocks, t_interval,
-    within_block_floor, within_block_needed_n,
-)
+from recaudit.metrics.intervals import T_MIN_N, t_interval
+from recaudit.metrics.multiplicity import adjust as holm
+from recaudit.metrics.power import TARGET_FLOOR, disclose, within_block_floor, within_block_needed_n
+from recaudit.metrics.resampling import bootstrap_rows, pvalue, range_null_within_blocks
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
 from recaudit.text.parse import fairllm_match_key, normalize_title, parse_list
 
