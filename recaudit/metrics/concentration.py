@@ -189,9 +189,23 @@ def stat_range(stat: str, n_items: int, *, include_unexposed: bool = True) -> tu
     return 0.0, 1.0
 
 
+# Why delete-d: the delete-one jackknife-t covered θ_n 94-96% at 10 users but 97.8% at 40 for Gini
+# and coverage (validity_itemfair.json): these pooled statistics count items, and removing one user
+# moves only the items that user alone showed, so the delete-one variance is dominated by the
+# Efron-Stein upward bias of the interactions between users, which grows with n. Deleting d users
+# (Shao & Wu 1989: consistent for non-smooth statistics when d/n stays fixed) sees those overlaps;
+# with d = n/10 (d = 1, the ordinary jackknife, up to 14 users) the simulated coverage is 93-97%
+# for the four statistics and their changes at 10 and at 40 users. The t quantile keeps n − 1 df
+# (the ordinary jackknife's, right at d = 1). A Monte Carlo draw of subsets is used when C(n, d)
+# exceeds ``DELETE_D_SUBSETS``. The bootstrap of users is not used at all: resampled users duplicate
+# whole lists, and pooled statistics depend on how many distinct users are drawn.
+DELETE_D_FRACTION = 0.1
+DELETE_D_SUBSETS = 500
+
+
 @dataclass(frozen=True)
 class JackknifeInterval:
-    """A point estimate, its delete-one jackknife SE and the t-interval for θ_n (clipped to the range)."""
+    """A point estimate, its delete-d jackknife SE and the t-interval for θ_n (clipped to the range)."""
 
     value: float
     se: float
@@ -202,36 +216,65 @@ class JackknifeInterval:
     method: str = "jackknife-t"
 
 
-def _t_interval(value: float, leave_one_out: np.ndarray, level: float, lo: float, hi: float) -> JackknifeInterval:
+def delete_d(n: int) -> int:
+    """Users deleted per jackknife subset at n users: round(n/10), at least 1."""
+    return max(1, int(round(n * DELETE_D_FRACTION)))
+
+
+def jackknife_method(n: int) -> str:
+    """The ``ci_method`` name of the jackknife interval at n users."""
+    d = delete_d(n)
+    return "jackknife-t" if d == 1 else f"delete-{d}-jackknife-t"
+
+
+def delete_d_keep(n: int, seed: int = 0) -> tuple[np.ndarray, int]:
+    """(keep, d): a 0/1 matrix whose rows keep all users but d (every subset, or DELETE_D_SUBSETS drawn)."""
+    import math
+    from itertools import combinations
+
+    d = delete_d(n)
+    if math.comb(n, d) <= DELETE_D_SUBSETS:
+        drop = np.array(list(combinations(range(n), d)), dtype=int).reshape(-1, d)
+    else:
+        rng = np.random.default_rng([seed, n, d])
+        drop = np.argsort(rng.random((DELETE_D_SUBSETS, n)), axis=1)[:, :d]
+    keep = np.ones((drop.shape[0], n))
+    np.put_along_axis(keep, drop, 0.0, axis=1)
+    return keep, d
+
+
+def _t_interval(value: float, deleted: np.ndarray, d: int, n: int, level: float, lo: float, hi: float) -> JackknifeInterval:
     from scipy.stats import t as student_t
 
-    n = leave_one_out.size
-    if n < 2 or not np.isfinite(value) or not np.all(np.isfinite(leave_one_out)):
-        return JackknifeInterval(value, float("nan"), float("nan"), float("nan"), level, n)
-    se = float(np.sqrt((n - 1) / n * np.sum((leave_one_out - leave_one_out.mean()) ** 2)))
+    method = jackknife_method(n)
+    if n < 2 or not np.isfinite(value) or not np.all(np.isfinite(deleted)):
+        return JackknifeInterval(value, float("nan"), float("nan"), float("nan"), level, n, method)
+    # delete-d variance: (n − d)/d × the mean squared deviation of the subset statistics (d = 1: (n−1)/n Σ)
+    se = float(np.sqrt((n - d) / d * np.mean((deleted - deleted.mean()) ** 2)))
     half = float(student_t.ppf(0.5 + level / 2, n - 1)) * se
-    return JackknifeInterval(value, se, float(np.clip(value - half, lo, hi)), float(np.clip(value + half, lo, hi)), level, n)
+    return JackknifeInterval(value, se, float(np.clip(value - half, lo, hi)), float(np.clip(value + half, lo, hi)),
+                             level, n, method)
 
 
 def jackknife_interval(mat: np.ndarray, stat: str, level: float = 0.95, *, include_unexposed: bool = True) -> JackknifeInterval:
-    """Jackknife t-interval of ``stat`` of the pooled exposure of the rows (users) of ``mat``."""
+    """Delete-d jackknife t-interval of ``stat`` of the pooled exposure of the rows (users) of ``mat``."""
     mat = np.asarray(mat, dtype=float)
-    total = mat.sum(axis=0)
-    value = float(row_stats(total, stat, include_unexposed=include_unexposed)[0])
-    loo = row_stats(total[None, :] - mat, stat, include_unexposed=include_unexposed)
+    value = float(row_stats(mat.sum(axis=0), stat, include_unexposed=include_unexposed)[0])
+    keep, d = delete_d_keep(mat.shape[0])
+    deleted = row_stats(keep @ mat, stat, include_unexposed=include_unexposed)
     lo, hi = stat_range(stat, mat.shape[1], include_unexposed=include_unexposed)
-    return _t_interval(value, loo, level, lo, hi)
+    return _t_interval(value, deleted, d, mat.shape[0], level, lo, hi)
 
 
 def jackknife_change(a: np.ndarray, b: np.ndarray, stat: str, level: float = 0.95, *, include_unexposed: bool = True) -> JackknifeInterval:
-    """Jackknife t-interval of T(b) − T(a) for paired rows (the same users under two conditions)."""
+    """Delete-d jackknife t-interval of T(b) − T(a) for paired rows (the same users under two conditions)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    ta, tb = a.sum(axis=0), b.sum(axis=0)
     f = lambda m: row_stats(m, stat, include_unexposed=include_unexposed)  # noqa: E731
-    value = float(f(tb)[0] - f(ta)[0])
-    loo = f(tb[None, :] - b) - f(ta[None, :] - a)
+    value = float(f(b.sum(axis=0))[0] - f(a.sum(axis=0))[0])
+    keep, d = delete_d_keep(a.shape[0])  # the same users deleted from both conditions: paired
+    deleted = f(keep @ b) - f(keep @ a)
     _, hi = stat_range(stat, a.shape[1], include_unexposed=include_unexposed)
-    return _t_interval(value, loo, level, -hi, hi)
+    return _t_interval(value, deleted, d, a.shape[0], level, -hi, hi)
 
 
 @dataclass(frozen=True)

@@ -41,17 +41,8 @@ from recaudit.adapters.base import Request, Response
 from recaudit.checks import CheckContext, Probe, register_check
 from recaudit.data.catalog import Catalog
 from recaudit.metrics.concentration import (
-    STAT_NAMES,
-    coverage,
-    entropy,
-    exposure_matrix,
-    gini,
-    hhi,
-    jackknife_change,
-    jackknife_interval,
-    lorenz_curve,
-    recency_from_exposure,
-    swap_test,
+    STAT_NAMES, coverage, entropy, exposure_matrix, gini, hhi, jackknife_change, jackknife_interval, jackknife_method,
+    lorenz_curve, recency_from_exposure, swap_test,
 )
 from recaudit.metrics.accuracy import mean_over_users, ndcg_at_k, recall_at_k
 from recaudit.metrics.concentration import genre_dominance, genre_shares, temporal_stability
@@ -293,7 +284,7 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
         for key, (prefix, direction, text) in spec.items():
             value, low, high = stats[key]
             name = f"baseline.{cell.label}.{key}" if baseline else f"{prefix}.{cell.strategy}.{cell.system}"
-            method = "jackknife-t" if key in STAT_NAMES else ("percentile-bootstrap" if self.params.n_bootstrap else None)
+            method = jackknife_method(n) if key in STAT_NAMES else ("percentile-bootstrap" if self.params.n_bootstrap else None)
             result.metrics.append(MetricValue(
                 name=name, value=value, ci_low=low, ci_high=high, ci_level=level, ci_method=method, n=n,
                 direction=direction, description=f"{text} — {cell.label}",
