@@ -25,6 +25,11 @@ MIN_RELIABLE_N: dict[str, int] = {"mean": 10, "range": 20, "std": 20}
 # Student-t intervals of a mean over instructions/names cover 93-97% from this n on (simulated in
 # benchmarks/validity_userfair.py: 0/1 and bounded similarity data); below it they are flagged
 T_MIN_N = MIN_RELIABLE_N["mean"]
+# fairllm's bootstrap intervals of SNSR (a range) and SNSV (a std) of value means, simulated against
+# the generator's population values (benchmarks/validity_userfair.py, 80 runs per cell): they stay
+# flagged ci_unreliable, with this coverage in their description
+SPREAD_CI_COVERAGE = ("simulated coverage of a 95% interval: 0.78-0.80 with no value differing and 0.88-0.89 "
+                      "with 10%/30% planted swaps at 10 instructions; 0.76-0.94 at 20; 0.90-0.91 planted at 50")
 
 
 @dataclass(frozen=True)

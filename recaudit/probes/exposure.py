@@ -42,7 +42,7 @@ from recaudit.checks import CheckContext, Probe, register_check
 from recaudit.data.catalog import Catalog
 from recaudit.metrics.concentration import (
     STAT_NAMES, coverage, entropy, exposure_matrix, gini, hhi, jackknife_change, jackknife_interval, jackknife_method,
-    lorenz_curve, recency_from_exposure, swap_test,
+    lorenz_curve, planted_power_note, recency_from_exposure, swap_test,
 )
 from recaudit.metrics.accuracy import mean_over_users, ndcg_at_k, recall_at_k
 from recaudit.metrics.concentration import genre_dominance, genre_shares, temporal_stability
@@ -322,7 +322,7 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
                     fields = disclose(p_floor_sign_flip(test.n_users, None if test.exact else test.n_flips, two_sided=True),
                                       alpha=p.alpha, family=len(rows), null_sd=test.null_sd, two_sided=True, target=None,
                                       needed_n=sign_flip_needed_n(len(rows), p.alpha), unit="users",
-                                      what=f"{stat} change: label-swap test over {test.n_users} users",
+                                      what=f"{stat} change: label-swap test over {test.n_users} users{planted_power_note(stat, test.n_users)}",
                                       ).fields(test.p_value, float(p_adj) if len(rows) > 1 else None)
                 result.metrics.append(MetricValue(
                     name=f"{prefix}.{strategy}.{system}", value=iv.value, ci_low=ci_or_none(iv.low),
