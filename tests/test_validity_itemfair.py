@@ -138,3 +138,18 @@ def test_gu_jackknife_interval_covers_the_expected_gu():
         _, lo, hi = gu_jackknife(*draw(14, rng, 0.2))
         hits += (lo <= truth) & (truth <= hi)
     assert np.all((hits / 150 >= 0.86) & (hits / 150 <= 0.995)), hits / 150
+
+
+def test_delete_d_jackknife_is_the_ordinary_one_at_small_n_and_deletes_n_over_10_later():
+    from recaudit.metrics.concentration import delete_d_keep, jackknife_method
+
+    draw, rng = exposure_population(n_items=300), np.random.default_rng(11)
+    a = draw(10, rng)
+    iv = jackknife_interval(a, "hhi")
+    loo = np.array([row_stats(a.sum(axis=0) - a[u], "hhi")[0] for u in range(10)])
+    se = np.sqrt(9 / 10 * np.sum((loo - loo.mean()) ** 2))  # the textbook delete-one jackknife
+    assert iv.se == pytest.approx(se) and iv.method == "jackknife-t" == jackknife_method(10)
+    keep, d = delete_d_keep(40)
+    assert d == 4 and keep.shape == (500, 40) and np.all(keep.sum(axis=1) == 36)
+    assert np.array_equal(keep, delete_d_keep(40)[0])  # seeded: the same subsets every call
+    assert jackknife_interval(draw(40, rng), "gini").method == "delete-4-jackknife-t"
