@@ -13,9 +13,9 @@ coverage (↑), and recency (median / std of release years). TopPop, ItemKNN and
 in-process on the same training split, give the same numbers on the same users.
 
 Uncertainty. The pooled statistics depend on how many users are pooled, so their estimand is
-θ_n, the expected value at this audit's n users; their intervals are delete-one jackknife
-t-intervals over users (``metrics.concentration``: the bootstrap's duplicated users bias pooled
-statistics), clipped to each statistic's range, with simulated coverage 93–97% at the default n
+θ_n, the expected value at this audit's n users; their intervals are delete-d jackknife
+t-intervals over users, d = n/10 (``metrics.concentration``: the bootstrap's duplicated users bias
+pooled statistics), clipped to each statistic's range, with simulated coverage 93–97% at the default n
 and 4× (benchmarks/results/validity_itemfair.json). For each strategy, the change of Gini, HHI,
 entropy and coverage under every other role against the first one
 (``exposure.<stat>_change``, ``coverage_change``) has a paired jackknife interval and a
@@ -473,7 +473,7 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
             f"Baselines ({', '.join(p.baselines) or 'none'}) fitted on the training split ({len(train)} interactions), "
             "recommending unseen items only.",
             "Gini/HHI/entropy/coverage are of the pooled exposure over users and depend on how many are pooled: "
-            "their CIs (delete-one jackknife, t) are for the expected value at this many users.",
+            "their CIs (delete-d jackknife, d = n/10, t) are for the expected value at this many users.",
             "Published ChatGPT numbers (table published_deldjoo2024) come from another model and grounding; compare "
             "directions (which strategy concentrates more), not levels.",
         ]
