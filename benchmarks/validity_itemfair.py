@@ -160,8 +160,19 @@ def gu_bootstrap_coverage(n: int, reps: int, truth_draws: int, n_boot: int) -> d
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only-coverage", action="store_true", help="re-run exposure_coverage only, into the existing JSON")
     args = ap.parse_args()
     q = args.quick
+    if args.only_coverage:
+        old = json.loads(OUT.read_text())
+        t0 = time.time()
+        old["exposure_coverage"] = {f"n{n}{'_change' if ch else ''}": exposure_coverage(n, 400, 1000, ch)
+                                    for n in (10, 40) for ch in (False, True)}
+        old["seconds_exposure_coverage"] = round(time.time() - t0, 1)
+        OUT.write_text(json.dumps(old, indent=2, default=float))
+        write_section("itemfair", old)
+        print(json.dumps(old["exposure_coverage"], indent=1, default=float))
+        return
     t0 = time.time()
     world = synthetic_world(n_users=400)
     out: dict = {"platform": platform.platform(), "quick": q}

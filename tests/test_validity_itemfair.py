@@ -148,8 +148,10 @@ def test_delete_d_jackknife_is_the_ordinary_one_at_small_n_and_deletes_n_over_10
     iv = jackknife_interval(a, "hhi")
     loo = np.array([row_stats(a.sum(axis=0) - a[u], "hhi")[0] for u in range(10)])
     se = np.sqrt(9 / 10 * np.sum((loo - loo.mean()) ** 2))  # the textbook delete-one jackknife
-    assert iv.se == pytest.approx(se) and iv.method == "jackknife-t" == jackknife_method(10)
-    keep, d = delete_d_keep(40)
+    assert iv.se == pytest.approx(se) and iv.method == "jackknife-t" == jackknife_method(10, "gini")
+    keep, d = delete_d_keep(40, "coverage")
     assert d == 4 and keep.shape == (500, 40) and np.all(keep.sum(axis=1) == 36)
-    assert np.array_equal(keep, delete_d_keep(40)[0])  # seeded: the same subsets every call
-    assert jackknife_interval(draw(40, rng), "gini").method == "delete-4-jackknife-t"
+    assert np.array_equal(keep, delete_d_keep(40, "coverage")[0])  # seeded: the same subsets every call
+    b = draw(40, rng)
+    assert jackknife_interval(b, "gini").method == "delete-4-jackknife-t"
+    assert jackknife_interval(b, "hhi").method == "jackknife-t"  # smooth in the shares: delete-one

@@ -189,16 +189,21 @@ def stat_range(stat: str, n_items: int, *, include_unexposed: bool = True) -> tu
     return 0.0, 1.0
 
 
-# Why delete-d: the delete-one jackknife-t covered θ_n 94-96% at 10 users but 97.8% at 40 for Gini
-# and coverage (validity_itemfair.json): these pooled statistics count items, and removing one user
-# moves only the items that user alone showed, so the delete-one variance is dominated by the
-# Efron-Stein upward bias of the interactions between users, which grows with n. Deleting d users
-# (Shao & Wu 1989: consistent for non-smooth statistics when d/n stays fixed) sees those overlaps;
-# with d = n/10 (d = 1, the ordinary jackknife, up to 14 users) the simulated coverage is 93-97%
-# for the four statistics and their changes at 10 and at 40 users. The t quantile keeps n − 1 df
-# (the ordinary jackknife's, right at d = 1). A Monte Carlo draw of subsets is used when C(n, d)
-# exceeds ``DELETE_D_SUBSETS``. The bootstrap of users is not used at all: resampled users duplicate
-# whole lists, and pooled statistics depend on how many distinct users are drawn.
+# Why delete-d for Gini and coverage: the delete-one jackknife-t covered θ_n 94-96% at 10 users but
+# 97.8% at 40 for these two (validity_itemfair.json). They are not smooth in the users' lists: coverage
+# counts items shown at all, Gini ranks them, and removing one user moves only the items that user
+# alone showed, so the delete-one variance is dominated by the Efron-Stein upward bias of the
+# interactions between users, which grows with n. Deleting d users (Shao & Wu 1989: the delete-d
+# jackknife is consistent for non-smooth statistics when d/n stays fixed) sees those overlaps; with
+# d = n/10 (d = 1, the ordinary jackknife, up to 14 users) their coverage is 0.945-0.965 at 40 users.
+# HHI and entropy are smooth functions of the exposure shares, where delete-one is the consistent
+# choice (entropy 0.95-0.97 at 10 and 40 users; HHI 0.94 at 10, 0.92-0.94 at 40 over two studies, the
+# one cell at the edge: its skew, not d, a log-scale interval gave 0.93) and delete-d was no better for
+# HHI (0.92 at 40): they keep d = 1. The t quantile keeps
+# n − 1 df. A seeded Monte Carlo draw of ``DELETE_D_SUBSETS`` subsets is used when C(n, d) is larger.
+# The bootstrap of users is not used at all: resampled users duplicate whole lists, and pooled
+# statistics depend on how many distinct users are drawn.
+NON_SMOOTH = frozenset({"gini", "coverage"})
 DELETE_D_FRACTION = 0.1
 DELETE_D_SUBSETS = 500
 
@@ -216,23 +221,23 @@ class JackknifeInterval:
     method: str = "jackknife-t"
 
 
-def delete_d(n: int) -> int:
-    """Users deleted per jackknife subset at n users: round(n/10), at least 1."""
-    return max(1, int(round(n * DELETE_D_FRACTION)))
+def delete_d(n: int, stat: str = "gini") -> int:
+    """Users deleted per jackknife subset at n users: round(n/10), at least 1, for Gini and coverage; 1 otherwise."""
+    return max(1, int(round(n * DELETE_D_FRACTION))) if stat in NON_SMOOTH else 1
 
 
-def jackknife_method(n: int) -> str:
-    """The ``ci_method`` name of the jackknife interval at n users."""
-    d = delete_d(n)
+def jackknife_method(n: int, stat: str) -> str:
+    """The ``ci_method`` name of the jackknife interval of ``stat`` at n users."""
+    d = delete_d(n, stat)
     return "jackknife-t" if d == 1 else f"delete-{d}-jackknife-t"
 
 
-def delete_d_keep(n: int, seed: int = 0) -> tuple[np.ndarray, int]:
+def delete_d_keep(n: int, stat: str = "gini", seed: int = 0) -> tuple[np.ndarray, int]:
     """(keep, d): a 0/1 matrix whose rows keep all users but d (every subset, or DELETE_D_SUBSETS drawn)."""
     import math
     from itertools import combinations
 
-    d = delete_d(n)
+    d = delete_d(n, stat)
     if math.comb(n, d) <= DELETE_D_SUBSETS:
         drop = np.array(list(combinations(range(n), d)), dtype=int).reshape(-1, d)
     else:
@@ -246,7 +251,7 @@ def delete_d_keep(n: int, seed: int = 0) -> tuple[np.ndarray, int]:
 def _t_interval(value: float, deleted: np.ndarray, d: int, n: int, level: float, lo: float, hi: float) -> JackknifeInterval:
     from scipy.stats import t as student_t
 
-    method = jackknife_method(n)
+    method = "jackknife-t" if d == 1 else f"delete-{d}-jackknife-t"
     if n < 2 or not np.isfinite(value) or not np.all(np.isfinite(deleted)):
         return JackknifeInterval(value, float("nan"), float("nan"), float("nan"), level, n, method)
     # delete-d variance: (n − d)/d × the mean squared deviation of the subset statistics (d = 1: (n−1)/n Σ)
@@ -260,7 +265,7 @@ def jackknife_interval(mat: np.ndarray, stat: str, level: float = 0.95, *, inclu
     """Delete-d jackknife t-interval of ``stat`` of the pooled exposure of the rows (users) of ``mat``."""
     mat = np.asarray(mat, dtype=float)
     value = float(row_stats(mat.sum(axis=0), stat, include_unexposed=include_unexposed)[0])
-    keep, d = delete_d_keep(mat.shape[0])
+    keep, d = delete_d_keep(mat.shape[0], stat)
     deleted = row_stats(keep @ mat, stat, include_unexposed=include_unexposed)
     lo, hi = stat_range(stat, mat.shape[1], include_unexposed=include_unexposed)
     return _t_interval(value, deleted, d, mat.shape[0], level, lo, hi)
@@ -271,7 +276,7 @@ def jackknife_change(a: np.ndarray, b: np.ndarray, stat: str, level: float = 0.9
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     f = lambda m: row_stats(m, stat, include_unexposed=include_unexposed)  # noqa: E731
     value = float(f(b.sum(axis=0))[0] - f(a.sum(axis=0))[0])
-    keep, d = delete_d_keep(a.shape[0])  # the same users deleted from both conditions: paired
+    keep, d = delete_d_keep(a.shape[0], stat)  # the same users deleted from both conditions: paired
     deleted = f(keep @ b) - f(keep @ a)
     _, hi = stat_range(stat, a.shape[1], include_unexposed=include_unexposed)
     return _t_interval(value, deleted, d, a.shape[0], level, -hi, hi)

@@ -14,7 +14,7 @@ in-process on the same training split, give the same numbers on the same users.
 
 Uncertainty. The pooled statistics depend on how many users are pooled, so their estimand is
 θ_n, the expected value at this audit's n users; their intervals are delete-d jackknife
-t-intervals over users, d = n/10 (``metrics.concentration``: the bootstrap's duplicated users bias
+t-intervals over users, d = n/10 for Gini and coverage (``metrics.concentration``: the bootstrap's duplicated users bias
 pooled statistics), clipped to each statistic's range, with simulated coverage 93–97% at the default n
 and 4× (benchmarks/results/validity_itemfair.json). For each strategy, the change of Gini, HHI,
 entropy and coverage under every other role against the first one
@@ -284,7 +284,7 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
         for key, (prefix, direction, text) in spec.items():
             value, low, high = stats[key]
             name = f"baseline.{cell.label}.{key}" if baseline else f"{prefix}.{cell.strategy}.{cell.system}"
-            method = jackknife_method(n) if key in STAT_NAMES else ("percentile-bootstrap" if self.params.n_bootstrap else None)
+            method = jackknife_method(n, key) if key in STAT_NAMES else ("percentile-bootstrap" if self.params.n_bootstrap else None)
             result.metrics.append(MetricValue(
                 name=name, value=value, ci_low=low, ci_high=high, ci_level=level, ci_method=method, n=n,
                 direction=direction, description=f"{text} — {cell.label}",
@@ -473,7 +473,7 @@ class ExposureProbe(ParsesAnswersEarly, Probe):
             f"Baselines ({', '.join(p.baselines) or 'none'}) fitted on the training split ({len(train)} interactions), "
             "recommending unseen items only.",
             "Gini/HHI/entropy/coverage are of the pooled exposure over users and depend on how many are pooled: "
-            "their CIs (delete-d jackknife, d = n/10, t) are for the expected value at this many users.",
+            "their CIs (delete-d jackknife, t; d = n/10 for Gini and coverage, else 1) are for the expected value at this many users.",
             "Published ChatGPT numbers (table published_deldjoo2024) come from another model and grounding; compare "
             "directions (which strategy concentrates more), not levels.",
         ]
