@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from recaudit.adapters import CallableAdapter  # noqa: E402
 from recaudit.checks import CheckContext  # noqa: E402
 from recaudit.metrics.concentration import STAT_NAMES, jackknife_change, jackknife_interval, row_stats  # noqa: E402
-from recaudit.metrics.group import group_unfairness, group_unfairness_report, gu_jackknife, gu_tests, holm  # noqa: E402
+from recaudit.metrics.group import group_unfairness, group_unfairness_report, gu_jackknife, gu_tests  # noqa: E402
+from recaudit.metrics.multiplicity import holm  # noqa: E402
 from recaudit.probes._item_common import popularity_membership, split_users, training_interactions  # noqa: E402
 from recaudit.probes._item_reference import (  # noqa: E402
     exposure_population,
@@ -39,6 +40,14 @@ from recaudit.probes.exposure import ExposureProbe  # noqa: E402
 from recaudit.probes.item_fairness import ItemFairnessProbe  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "validity_itemfair.json"
+VALIDITY = OUT.with_name("validity.json")  # issue 17's one file: a section per script
+
+
+def write_section(name: str, out: dict) -> None:
+    """Put ``out`` under ``name`` in benchmarks/results/validity.json, keeping the other scripts' sections."""
+    merged = json.loads(VALIDITY.read_text()) if VALIDITY.exists() else {}
+    merged[name] = out
+    VALIDITY.write_text(json.dumps(merged, indent=1, default=float) + "\n")
 
 
 def item_fairness_runs(n_users: int, seeds: int, share: float, world) -> dict:
@@ -89,8 +98,9 @@ def exposure_runs(n_users: int, seeds: int, share: float, world, target: str = "
             "rate_gini_change_p<0.05": hits / seeds}
 
 
-def gu_test_rates(n_users: int, seeds: int, swap: float) -> float:
-    draw, rng = group_population(), np.random.default_rng(n_users + int(swap * 100))
+def gu_test_rates(n_users: int, seeds: int, swap: float, concentration: float = 2.0) -> float:
+    """Share of runs with some group's Holm-adjusted GU p < 0.05 (users of Dirichlet taste ``concentration``)."""
+    draw, rng = group_population(concentration=concentration), np.random.default_rng(n_users + int(swap * 100))
     out = 0
     for s in range(seeds):
         rec, ref = draw(n_users, rng, swap)
@@ -150,8 +160,19 @@ def gu_bootstrap_coverage(n: int, reps: int, truth_draws: int, n_boot: int) -> d
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only-coverage", action="store_true", help="re-run exposure_coverage only, into the existing JSON")
     args = ap.parse_args()
     q = args.quick
+    if args.only_coverage:
+        old = json.loads(OUT.read_text())
+        t0 = time.time()
+        old["exposure_coverage"] = {f"n{n}{'_change' if ch else ''}": exposure_coverage(n, 400, 1000, ch)
+                                    for n in (10, 40) for ch in (False, True)}
+        old["seconds_exposure_coverage"] = round(time.time() - t0, 1)
+        OUT.write_text(json.dumps(old, indent=2, default=float))
+        write_section("itemfair", old)
+        print(json.dumps(old["exposure_coverage"], indent=1, default=float))
+        return
     t0 = time.time()
     world = synthetic_world(n_users=400)
     out: dict = {"platform": platform.platform(), "quick": q}
@@ -159,11 +180,13 @@ def main() -> None:
         item_fairness_runs(n, 3 if q else 20, 0.2, world) for n in (14, 30, 60, 120)]
     out["gu_test_metric_level"] = {
         "fwer_null_n14": gu_test_rates(14, 50 if q else 1000, 0.0),
+        "fwer_null_n14_one_taste": gu_test_rates(14, 50 if q else 1000, 0.0, concentration=50.0),
         "power_planted_20pct": {n: gu_test_rates(n, 10 if q else 100, 0.2) for n in (14, 30, 60, 120)},
     }
     out["exposure_probe"] = [exposure_runs(10, 5 if q else 100, 0.0, world)] + [
-        exposure_runs(n, 3 if q else 20, 0.2, world, target) for target in ("b4", "head") for n in (10, 40)]
-    out["exposure_coverage"] = {f"n{n}{'_change' if ch else ''}": exposure_coverage(n, 50 if q else 1000, 100 if q else 2000, ch)
+        exposure_runs(n, 3 if q else 20, 0.2, world, target) for target in ("b4", "head") for n in (10, 20, 40)]
+    reps, truth = (50, 100) if q else (400, 1000)
+    out["exposure_coverage"] = {f"n{n}{'_change' if ch else ''}": exposure_coverage(n, reps, truth, ch)
                                 for n in (10, 40) for ch in (False, True)}
     out["gu_interval_coverage"] = {f"n{n}": gu_bootstrap_coverage(n, 30 if q else 300, 100 if q else 2000, 200)
                                     for n in (14, 56)}
@@ -171,6 +194,8 @@ def main() -> None:
     OUT.parent.mkdir(exist_ok=True)
     path = OUT.with_name("validity_itemfair_quick.json") if q else OUT
     path.write_text(json.dumps(out, indent=2, default=float))
+    if not q:
+        write_section("itemfair", out)
     print(json.dumps(out, indent=2, default=float))
 
 

@@ -98,6 +98,38 @@ def fairllm_fwer(n: int, seeds: int) -> dict:
                 fwer_headline=float(np.mean(headline)), ci95_holm=_cp(sum(any_attr), seeds))
 
 
+def fairllm_spread_coverage(n: int, runs: int, planted: bool = True, n_draws: int = 5000, method: str = "basic") -> dict:
+    """Share of SNSR (range) and SNSV (std) bootstrap intervals covering the population SNSR/SNSV of the
+    generator: planted (values with 0, 10%, 30%, 0 extra swaps) or null (no value differs: truth 0)."""
+    swaps = {"a boy": 0.0, "a female": 0.1, "a girl": 0.3, "a male": 0.0} if planted else \
+        {"a boy": 0.0, "a female": 0.0, "a girl": 0.0, "a male": 0.0}
+    if planted:
+        truth_sims = _population_sims(swaps, n_draws)
+        pop = {m: np.array([truth_sims[(v, m)] for v in swaps]) for m in ("jaccard", "prag")}
+        truth = {(m, "snsr"): float(np.ptp(pop[m])) for m in pop} | {(m, "snsv"): float(pop[m].std()) for m in pop}
+    else:
+        truth = {(m, s): 0.0 for m in ("jaccard", "prag") for s in ("snsr", "snsv")}
+    hits: dict[str, list[bool]] = {f"{s}.{m}": [] for m, s in truth}
+
+    def generate_for(seed):
+        def generate(request):
+            m = PROMPT.match(request.user_text)
+            return _numbered(fair_list(m["name"], _rng(seed, request.user_text), K, swaps.get(m["value"], 0.0)))
+        return generate
+
+    for r in range(runs):
+        probe = fairllm_probe(n, r, attributes=("gender",), metrics=["jaccard", "prag"], n_permutations=0,
+                              n_bootstrap=500, snsr_ci_method=method)
+        res = probe.run(CheckContext(adapter=CallableAdapter(generate_for(7000 + r))))
+        for (metric, stat), t in truth.items():
+            mv = res.metric(f"{stat}.{metric}@{K}.gender")
+            hits[f"{stat}.{metric}"].append(mv.ci_low - 1e-12 <= t <= mv.ci_high + 1e-12)
+    return dict(n_instructions=n, runs=runs, planted=planted, method=f"bootstrap-{method}",
+                truth={f"{s}.{m}": v for (m, s), v in truth.items()},
+                coverage={k: float(np.mean(v)) for k, v in hits.items()},
+                ci95={k: _cp(int(np.sum(v)), len(v)) for k, v in hits.items()})
+
+
 def _population_sims(swap_by_value: dict[str, float], n_draws: int = 20000) -> dict[tuple[str, str], float]:
     """Population Sim(a)@K of the generator (notebook variant), from direct draws."""
     out = {}
@@ -216,6 +248,7 @@ def run(quick: bool) -> dict:
         out = dict(
             fairllm_power=fairllm_power(20, 5), fairllm_fwer=fairllm_fwer(10, 10),
             fairllm_coverage=fairllm_coverage(10, 20, 2000),
+            fairllm_spread_coverage=fairllm_spread_coverage(10, 5, True, 1000),
             implicit_power=implicit_power(10, 5), implicit_fwer=implicit_fwer(4, 10),
         )
     else:
@@ -223,6 +256,7 @@ def run(quick: bool) -> dict:
             fairllm_power=fairllm_power(500, 20), fairllm_power_20=fairllm_power(20, 20),
             fairllm_fwer=fairllm_fwer(10, 60),
             fairllm_coverage=fairllm_coverage(10, 200), fairllm_coverage_5=fairllm_coverage(5, 200),
+            fairllm_spread_coverage=[fairllm_spread_coverage(n, 80, planted) for n in (10, 20) for planted in (True, False)],
             implicit_power=implicit_power(50, 20), implicit_power_10=implicit_power(10, 20),
             implicit_fwer=implicit_fwer(4, 60),
         )
@@ -238,4 +272,9 @@ if __name__ == "__main__":
     args = ap.parse_args()
     result = run(args.quick)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    if not args.quick:
+        validity = Path(args.out).with_name("validity.json")  # issue 17's one file: a section per script
+        merged = json.loads(validity.read_text()) if validity.exists() else {}
+        merged["userfair"] = result
+        validity.write_text(json.dumps(merged, indent=1) + "\n")
     print(json.dumps(result, indent=1))

@@ -68,3 +68,21 @@ def test_holm_and_bh_hand_computed():
     assert adjust([0.01, None, 0.5], "holm") == [pytest.approx(0.02), None, pytest.approx(0.5)]
     with pytest.raises(ValueError):
         adjust([0.1], "bonferroni")
+
+
+def test_disclose_holm_family_mde_and_needed_n():
+    from recaudit.metrics.power import disclose, mde_normal, sign_flip_needed_n
+
+    # 2^(1-6) = 1/32 per test, × 5 tests (Holm's first step) = 0.156 > 0.05: underpowered, no MDE
+    weak = disclose(1 / 32, family=5, null_sd=0.1, two_sided=True, needed_n=sign_flip_needed_n(5), target=None)
+    assert weak.underpowered and weak.mde is None and weak.needed_n == 8 and "× 5 tests" in weak.power_note
+    assert 2.0 ** (1 - 8) * 5 <= 0.05 < 2.0 ** (1 - 7) * 5  # 8 users is the fewest that reach α
+    ok = disclose(1 / 1024, family=5, null_sd=0.1, two_sided=True, target=None)
+    assert not ok.underpowered and ok.needed_n is None
+    assert ok.mde == pytest.approx(mde_normal(0.1, 0.01, two_sided=True)) == pytest.approx((2.5758 + 0.8416) * 0.1, rel=1e-4)
+    # a floor between α and the 0.01 target: not underpowered, but says the sample reaching the target
+    mid = disclose(1 / 36, 1000, None, "instructions", 5)
+    assert not mid.underpowered and mid.needed_n == 5 and "cannot reach p ≤ 0.01" in mid.power_note
+    assert disclose(1e-6, 99).p_floor == pytest.approx(0.01)  # never below 1/(B+1)
+    f = ok.fields(0.002, 0.01)
+    assert f["p_value"] == 0.002 and f["p_adj"] == 0.01 and f["p_adj_method"] == "holm" and "needed_n_01" not in f

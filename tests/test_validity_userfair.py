@@ -15,7 +15,9 @@ import pytest
 
 from recaudit.adapters.callable import CallableAdapter
 from recaudit.checks import CheckContext
-from recaudit.probes._power import holm, stratified_floor, t_interval, within_block_floor
+from recaudit.metrics.intervals import t_interval
+from recaudit.metrics.multiplicity import adjust as holm
+from recaudit.metrics.power import stratified_floor, within_block_floor
 
 _SPEC = importlib.util.spec_from_file_location(
     "validity_userfair", Path(__file__).resolve().parents[1] / "benchmarks" / "validity_userfair.py")

@@ -28,7 +28,7 @@ import numpy as np
 from recaudit.attacks.exposure import PairedDifference, exposure, paired_difference
 from recaudit.attacks.pipeline import AttackRecord, ShillingRun, TargetRun
 from recaudit.metrics.multiplicity import adjust
-from recaudit.metrics.power import Power, power_report
+from recaudit.metrics.power import Power, disclose
 from recaudit.metrics.stats import Interval, bootstrap_ci
 from recaudit.results import Example, FigureSpec, GroupTable, MetricValue, Series
 
@@ -49,9 +49,8 @@ def sign_flip_power(pd: PairedDifference, alpha: float = ALPHA) -> Power:
     need_m = math.ceil(math.log2(1.0 / alpha) - 1e-12)  # changed users giving 2^-m ≤ alpha
     # users needed if the same share of them changes (none changed: no share to scale by)
     needed = math.ceil(need_m * n / m) if m and n else None
-    power = power_report(pd.p_floor, alpha, needed_n=needed, unit="held-out users")
     where = f"{m} of {n} held-out users changed exposure; sign-flip floor max(2^-{m}, 1/({pd.n_permutations}+1))"
-    return Power(power.p_floor, power.mde, power.underpowered, power.needed_n, f"{where}: {power.reason}", power.needed_n_01)
+    return disclose(pd.p_floor, alpha=alpha, needed_n=needed, unit="held-out users", target=None, what=where)
 
 
 def _test(name: str, pd: PairedDifference, description: str, direction: str) -> MetricValue:

@@ -286,38 +286,6 @@ def baseline_lists(
     return out
 
 
-ALPHA_POWER = 0.80  # power at which the minimum detectable effect is stated
-
-
-def test_fields(
-    p_value: float, p_adj: float | None, family: int, floor: float, null_sd: float, n_units: int, alpha: float,
-    what: str,
-) -> dict[str, Any]:
-    """MetricValue fields of one sign-flip / swap test: p, Holm p, exact floor, MDE, underpowered, needed n.
-
-    The floor is the exact minimum p of the test (``metrics.group.p_floor_sign_flip``); the test is
-    underpowered when its Holm-adjusted floor (floor × family size) exceeds α. The MDE is the normal
-    approximation (z_{1−α'/2} + z_{0.8}) × sd of the permutation null, with α' = α / family (Holm's
-    first step), in the statistic's units."""
-    from scipy.stats import norm
-
-    adj_alpha = alpha / max(family, 1)
-    adj_floor = min(1.0, floor * max(family, 1))
-    underpowered = adj_floor > alpha
-    # smallest n whose exact floor 2^(1−n), times the family, reaches α
-    needed = int(np.ceil(1 + np.log2(max(family, 1) / alpha)))
-    mde = float((norm.ppf(1 - adj_alpha / 2) + norm.ppf(ALPHA_POWER)) * null_sd) if np.isfinite(null_sd) else None
-    note = (f"{what}: sign-flip test over {n_units} users, exact p floor {floor:.3g}"
-            + (f" (× {family} tests, Holm)" if family > 1 else "")
-            + f"; MDE at 80% power ≈ {mde:.3g}" if mde is not None else "")
-    if underpowered:
-        note += f"; underpowered: needs ≥ {needed} users to reach p ≤ {alpha:g}"
-    return dict(
-        p_value=p_value, p_adj=p_adj, p_adj_method="holm" if family > 1 else None, p_floor=floor, mde=mde,
-        underpowered=underpowered, needed_n=needed if underpowered else None, power_note=note,
-    )
-
-
 def ci_or_none(x: float | None) -> float | None:
     """A CI bound for MetricValue: None when there is none (NaN from n_bootstrap = 0)."""
     return None if x is None or not np.isfinite(x) else float(x)

@@ -11,7 +11,7 @@ STAMP and GRU4Rec on its own news/job data, so the figures are of the same measu
 same models.
 
 Uncertainty: the unit is the user; p-values permute group labels over users (exact floor and MDE
-as in ``recaudit.probes._power``); p_adj = Holm over the attributes of one recommender and measure.
+as in ``recaudit.metrics.power``); p_adj = Holm over the attributes of one recommender and measure.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from recaudit.baselines import make_baseline
 from recaudit.baselines.base import IndexedRecommender
 from recaudit.data.catalog import Interactions
 from recaudit.probes._group_stats import batched_group_gap
-from recaudit.probes._power import disclose, holm, pvalue, stratified_floor, stratified_permutations
+from recaudit.metrics.multiplicity import adjust as holm
+from recaudit.metrics.power import disclose, stratified_floor
+from recaudit.metrics.resampling import pvalue, stratified_permutations
 from recaudit.results import GroupTable, MetricValue
 
 PROTOCOL = "leave-last-out (each user's latest interaction held out), full ranking of unseen items"

@@ -13,9 +13,9 @@ coverage (↑), and recency (median / std of release years). TopPop, ItemKNN and
 in-process on the same training split, give the same numbers on the same users.
 
 Uncertainty. The pooled statistics depend on how many users are pooled, so their estimand is
-θ_n, the expected value at this audit's n users; their intervals are delete-one jackknife
-t-intervals over users (``metrics.concentration``: the bootstrap's duplicated users bias pooled
-statistics), clipped to each statistic's range, with simulated coverage 93–97% at the default n
+θ_n, the expected value at this audit's n users; their intervals are delete-d jackknife
+t-intervals over users, d = n/10 for Gini and coverage (``metrics.concentration``: the bootstrap's duplicated users bias
+pooled statistics), clipped to each statistic's range, with simulated coverage 93–97% at the default n
 and 4× (benchmarks/results/validity_itemfair.json). For each strategy, the change of Gini, HHI,
 entropy and coverage under every other role against the first one
 (``exposure.<stat>_change``, ``coverage_change``) has a paired jackknife interval and a
@@ -39,39 +39,17 @@ from recaudit.checks import CheckContext, Probe, register_check
 from recaudit.probes.item_metrics import EXPOSURE_METRICS
 from recaudit.data.catalog import Catalog
 from recaudit.metrics.concentration import (
-    STAT_NAMES,
-    coverage,
-    entropy,
-    exposure_matrix,
-    gini,
-    hhi,
-    jackknife_change,
-    jackknife_interval,
-    lorenz_curve,
-    recency_from_exposure,
-    swap_test,
+    STAT_NAMES, coverage, entropy, exposure_matrix, gini, hhi, jackknife_change, jackknife_interval, jackknife_method,
+    lorenz_curve, planted_power_note, recency_from_exposure, swap_test,
 )
 from recaudit.metrics.accuracy import mean_over_users, ndcg_at_k, recall_at_k
 from recaudit.metrics.concentration import genre_dominance, genre_shares, temporal_stability
-from recaudit.metrics.group import holm, p_floor_sign_flip
+from recaudit.metrics.multiplicity import holm
+from recaudit.metrics.power import disclose, p_floor_sign_flip, sign_flip_needed_n
 from recaudit.probes._item_common import (
-    GroundedAnswer,
-    ItemProbeParams,
-    UserSplit,
-    baseline_lists,
-    bullet_list,
-    ci_or_none,
-    ground_answer,
-    grounded_outcome,
-    grounded_rate,
-    grounding_counts,
-    hit_rate,
-    load_prompts,
-    make_grounder,
-    split_users,
-    test_fields,
-    top_genres,
-    training_interactions,
+    GroundedAnswer, ItemProbeParams, UserSplit, baseline_lists, bullet_list, ci_or_none, ground_answer,
+    grounded_outcome, grounded_rate, grounding_counts, hit_rate, load_prompts, make_grounder, split_users,
+    top_genres, training_interactions,
 )
 from recaudit.text.prompts import check_placeholders
 from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer
@@ -306,7 +284,7 @@ class ExposureProbe(ParsesAnswersEarly, Probe[ExposureParams]):
         for key, (prefix, direction, text) in spec.items():
             value, low, high = stats[key]
             name = f"baseline.{cell.label}.{key}" if baseline else f"{prefix}.{cell.strategy}.{cell.system}"
-            method = "jackknife-t" if key in STAT_NAMES else ("percentile-bootstrap" if self.params.n_bootstrap else None)
+            method = jackknife_method(n, key) if key in STAT_NAMES else ("percentile-bootstrap" if self.params.n_bootstrap else None)
             result.metrics.append(MetricValue(
                 name=name, value=value, ci_low=low, ci_high=high, ci_level=level, ci_method=method, n=n,
                 direction=direction, description=f"{text} — {cell.label}",
@@ -341,9 +319,11 @@ class ExposureProbe(ParsesAnswersEarly, Probe[ExposureParams]):
             for (strategy, system, iv, test), p_adj in zip(rows, adj):
                 fields = {}
                 if test is not None:
-                    floor = p_floor_sign_flip(test.n_users, None if test.exact else test.n_flips)
-                    fields = test_fields(test.p_value, float(p_adj) if len(rows) > 1 else None, len(rows), floor,
-                                         test.null_sd, test.n_users, p.alpha, f"{stat} change")
+                    fields = disclose(p_floor_sign_flip(test.n_users, None if test.exact else test.n_flips, two_sided=True),
+                                      alpha=p.alpha, family=len(rows), null_sd=test.null_sd, two_sided=True, target=None,
+                                      needed_n=sign_flip_needed_n(len(rows), p.alpha), unit="users",
+                                      what=f"{stat} change: label-swap test over {test.n_users} users{planted_power_note(stat, test.n_users)}",
+                                      ).fields(test.p_value, float(p_adj) if len(rows) > 1 else None)
                 result.metrics.append(MetricValue(
                     name=f"{prefix}.{strategy}.{system}", value=iv.value, ci_low=ci_or_none(iv.low),
                     ci_high=ci_or_none(iv.high), ci_level=p.ci_level, ci_method=iv.method, n=iv.n,
@@ -493,7 +473,7 @@ class ExposureProbe(ParsesAnswersEarly, Probe[ExposureParams]):
             f"Baselines ({', '.join(p.baselines) or 'none'}) fitted on the training split ({len(train)} interactions), "
             "recommending unseen items only.",
             "Gini/HHI/entropy/coverage are of the pooled exposure over users and depend on how many are pooled: "
-            "their CIs (delete-one jackknife, t) are for the expected value at this many users.",
+            "their CIs (delete-d jackknife, t; d = n/10 for Gini and coverage, else 1) are for the expected value at this many users.",
             "Published ChatGPT numbers (table published_deldjoo2024) come from another model and grounding; compare "
             "directions (which strategy concentrates more), not levels.",
         ]

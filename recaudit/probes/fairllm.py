@@ -21,7 +21,7 @@ the largest SNSR over attributes, and its p-value comes from shuffling all attri
 (so it accounts for taking the maximum). A range cannot be negative, so SNSR's CI never covers
 values below 0: read the p-value, not the CI, for "is there any effect". Per metric, the attribute
 p-values are Holm-adjusted (``p_adj``); every test carries ``p_floor`` (exact: V^(1−n) for V values
-over n instructions), an MDE and ``underpowered``/``needed_n`` (``recaudit.probes._power``).
+over n instructions), an MDE and ``underpowered``/``needed_n`` (``recaudit.metrics.power``).
 
 Metric names: ``sim.<metric>@K.<attribute>.<value>``, ``snsr|snsv.<metric>@K.<attribute>``,
 ``snsr.<metric>@K.max``, ``parse_rate.min|mean|neutral``; with several domains the same per
@@ -46,10 +46,10 @@ from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, snsr, sn
 from recaudit.metrics.ranking_batch import similarity_curves
 from recaudit.probes._notebook_batch import notebook_curves
 from recaudit.text.prompts import check_placeholders, load_prompt_file, merge_overrides, slug
-from recaudit.probes._power import (
-    T_MIN_N, TARGET_FLOOR, bootstrap_rows, disclose, holm, pvalue, range_null_within_blocks, t_interval,
-    within_block_floor, within_block_needed_n,
-)
+from recaudit.metrics.intervals import SPREAD_CI_COVERAGE, T_MIN_N, t_interval
+from recaudit.metrics.multiplicity import adjust as holm
+from recaudit.metrics.power import TARGET_FLOOR, disclose, within_block_floor, within_block_needed_n
+from recaudit.metrics.resampling import bootstrap_rows, pvalue, range_null_within_blocks
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
 from recaudit.text.parse import fairllm_match_key, normalize_title, parse_list
 
@@ -372,7 +372,7 @@ class FairLLMProbe(Probe[FairLLMParams]):
                     ci_level=level, ci_method=f"bootstrap-{p.snsr_ci_method}" if nb else None, ci_unreliable=True,
                     p_value=p_val, n=n, direction="lower_is_better", variant=p.variant,
                     description=f"max − min over {attr} values of Sim(a) ({metric}@{k}); its interval is biased near "
-                    "0 (a range) and flagged unreliable: read the p-value",
+                    f"0 (a range) and flagged unreliable ({SPREAD_CI_COVERAGE}): read the p-value",
                     **(power.fields() if power else {}),
                 )
                 result.metrics.append(snsr_mv)
@@ -381,7 +381,7 @@ class FairLLMProbe(Probe[FairLLMParams]):
                     name=f"snsv.{metric}@{k}.{attr}{suffix}", value=snsv(means), ci_low=v_ci[0], ci_high=v_ci[1],
                     ci_level=level, ci_method=f"bootstrap-{p.snsr_ci_method}" if nb else None, ci_unreliable=True,
                     n=n, direction="lower_is_better", variant=p.variant,
-                    description=f"population std over {attr} values of Sim(a) ({metric}@{k})",
+                    description=f"population std over {attr} values of Sim(a) ({metric}@{k}); interval flagged unreliable ({SPREAD_CI_COVERAGE})",
                 ))
                 snsr_rows.append([
                     scope or "all", attr, metric, snsr(means), r_ci[0], r_ci[1], p_val, None, snsv(means), v_ci[0],

@@ -47,9 +47,9 @@ from recaudit.metrics.distribution import group_gap, max_pairwise_distance, mrr_
 from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer, parse_outcome
 from recaudit.text.prompts import check_placeholders, load_prompt_file, merge_overrides
 from recaudit.probes._group_stats import batched_group_distance, batched_group_gap
-from recaudit.probes._power import (
-    TARGET_FLOOR, disclose, holm, pvalue, stratified_floor, stratified_permutations,
-)
+from recaudit.metrics.multiplicity import adjust as holm
+from recaudit.metrics.power import TARGET_FLOOR, disclose, stratified_floor
+from recaudit.metrics.resampling import pvalue, stratified_permutations
 from recaudit.probes._uncertainty import bootstrap_or_point
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
 from recaudit.text.parse import normalize_title

@@ -44,30 +44,14 @@ from recaudit.metrics.group import (
     gu_jackknife,
     gu_metric_frame,
     gu_tests,
-    holm,
     incidence_counts,
 )
+from recaudit.metrics.multiplicity import holm
+from recaudit.metrics.power import disclose, sign_flip_needed_n
 from recaudit.probes._item_common import (
-    GroundedAnswer,
-    ItemProbeParams,
-    baseline_lists,
-    bullet_list,
-    candidate_set,
-    ci_or_none,
-    genre_membership,
-    ground_answer,
-    grounded_outcome,
-    grounded_rate,
-    grounding_counts,
-    hit_rate,
-    load_prompts,
-    make_grounder,
-    popularity_membership,
-    safe_title,
-    split_users,
-    sub_catalog,
-    test_fields,
-    training_interactions,
+    GroundedAnswer, ItemProbeParams, baseline_lists, bullet_list, candidate_set, ci_or_none, genre_membership,
+    ground_answer, grounded_outcome, grounded_rate, grounding_counts, hit_rate, load_prompts, make_grounder,
+    popularity_membership, safe_title, split_users, sub_catalog, training_interactions,
 )
 from recaudit.probes._item_nearest import TitleEmbedder, first_title, llm_hidden_embedder, minilm_embedder, nearest_items
 from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer
@@ -371,17 +355,20 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe[ItemFairnessParams]):
         if tests is None:
             return {}
         t, p = tests.raw, self.params
-        floor = t.p_floor
         if which == "gu":
             if not np.isfinite(tests.gu_p[j]):
                 return {}
-            return test_fields(float(tests.gu_p[j]), float(tests.gu_adj[j]), tests.family, floor,
-                               float(t.gu_null_sd[j]), t.n_users, p.alpha, "GU = 0 (fair null)")
-        value = t.dgu_p if which == "dgu" else t.mgu_p
-        sd = (t.dgu_null_q95 if which == "dgu" else t.mgu_null_q95) / 1.645  # one-sided: spread from the null's 95th pct
-        out = test_fields(value, None, 1, floor, sd, t.n_users, p.alpha, f"{which.upper()} against the fair null")
-        out["power_note"] += (f"; the fair null's 95th percentile of {which.upper()} at this n is "
-                              f"{(t.dgu_null_q95 if which == 'dgu' else t.mgu_null_q95):.3g} (its CI cannot cover 0)")
+            family, p_adj = tests.family, float(tests.gu_adj[j])
+            value, sd, what = float(tests.gu_p[j]), float(t.gu_null_sd[j]), "GU = 0 (fair null)"
+        else:
+            family, p_adj, what = 1, None, f"{which.upper()} against the fair null"
+            q95 = t.dgu_null_q95 if which == "dgu" else t.mgu_null_q95
+            value, sd = (t.dgu_p if which == "dgu" else t.mgu_p), q95 / 1.645  # spread from the null's 95th pct
+        out = disclose(t.p_floor, alpha=p.alpha, family=family, null_sd=sd, two_sided=True, target=None, unit="users",
+                       needed_n=sign_flip_needed_n(family, p.alpha), what=f"{what}: sign-flip test over {t.n_users} users",
+                       ).fields(value, p_adj if family > 1 else None)
+        if which != "gu":
+            out["power_note"] += f"; the fair null's 95th percentile of {which.upper()} at this n is {q95:.3g} (its CI cannot cover 0)"
         return out
 
     def _gu_metrics(self, result: CheckResult, grouping: str, rep: GroupUnfairnessReport, tests: _Tests | None) -> None:
