@@ -42,12 +42,12 @@ from recaudit.adapters.base import Request, Response
 from recaudit.checks import CheckContext, CheckParams, Probe, register_check
 from recaudit.data.names import fairllm_default_names, load_fairllm_names, load_sensitive_attributes
 from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, snsr, snsv
-from recaudit.metrics.ranking_batch import similarity_curves
-from recaudit.probes._notebook_batch import notebook_curves
+from recaudit.metrics.ranking_batch import encode_lists, paper_curves_ids, similarity_curves
+from recaudit.metrics.stats import bootstrap_counts, row_shuffled_means
+from recaudit.probes._notebook_batch import notebook_curves_ids
 from recaudit.probes._prompt_data import check_placeholders, load_prompt_file, merge_overrides, slug
 from recaudit.probes._power import (
-    T_MIN_N, TARGET_FLOOR, bootstrap_rows, disclose, holm, pvalue, range_null_within_blocks, t_interval,
-    within_block_floor, within_block_needed_n,
+    T_MIN_N, TARGET_FLOOR, disclose, holm, pvalue, t_interval, within_block_floor, within_block_needed_n,
 )
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
 from recaudit.text.parse import fairllm_match_key, normalize_title, parse_list
@@ -361,7 +361,9 @@ class FairLLMProbe(Probe):
                 null = None
                 p_val = None
                 if p.n_permutations > 0:
-                    null = range_null_within_blocks(at_k, p.n_permutations, np.random.default_rng(sub_seed))
+                    # = _power.range_null_within_blocks (same draws), without its gather
+                    shuffled = row_shuffled_means(at_k, p.n_permutations, np.random.default_rng(sub_seed))
+                    null = shuffled.max(axis=1) - shuffled.min(axis=1)
                     p_val = pvalue(snsr(means), null)
                     if not scope:
                         self._nulls[(metric, attr)] = null
@@ -412,9 +414,9 @@ class FairLLMProbe(Probe):
             worst = list(attrs)[int(np.argmax(ranges))]
             lo = hi = None
             if p.n_bootstrap:
-                rng = np.random.default_rng(p.seed + m_idx)
-                idx = rng.integers(0, n, size=(p.n_bootstrap, n))
-                boot = np.max([np.ptp(b[idx].mean(axis=1), axis=1) for b in blocks], axis=0)
+                # the draws of default_rng(seed + m_idx).integers(0, n, (B, n)), as counts: one product per block
+                counts = bootstrap_counts(n, p.n_bootstrap, p.seed + m_idx)
+                boot = np.max([np.ptp(counts @ b / n, axis=1) for b in blocks], axis=0)
                 lo, hi = _interval(boot, max(ranges), p.ci_level, p.snsr_ci_method)
             pval, power = None, None
             if p.n_permutations:
@@ -510,17 +512,32 @@ def _instruction_order(instruction: str) -> tuple[int, int]:
 def _similarity_tensors(cells, neutral_of, instructions, attrs, metrics, k, variant) -> dict[str, dict[str, np.ndarray]]:
     """metric -> attribute -> array (instructions × values × K) of metric@1..K vs the neutral list."""
     out: dict[str, dict[str, np.ndarray]] = {m: {} for m in metrics}
+    if variant == "langfair":  # pair by pair (ranking_batch has no batched LangFair)
+        for attr, values in attrs.items():
+            xs = [cells[(i, attr, v)].keys if (i, attr, v) in cells else [] for i in instructions for v in values]
+            ys = [neutral_of[i].keys for i in instructions for _ in values]
+            curves = similarity_curves(metrics, xs, ys, k, variant)
+            for m in metrics:
+                out[m][attr] = curves[m].reshape(len(instructions), len(values), k)
+        return out
+    # each distinct parsed answer is encoded once (memoised answers share one _Parsed object)
+    row_of: dict[int, int] = {}
+    lists: list[list[str]] = [[]]  # row 0: a missing cell, an empty list
+    def row(parsed: _Parsed | None) -> int:
+        if parsed is None:
+            return 0
+        key = id(parsed)
+        if key not in row_of:
+            row_of[key] = len(lists)
+            lists.append(parsed.keys)
+        return row_of[key]
+    neutral_rows = np.array([row(neutral_of[i]) for i in instructions])
+    x_rows = {a: np.array([row(cells.get((i, a, v))) for i in instructions for v in vs]) for a, vs in attrs.items()}
+    ids = encode_lists(lists, k)
     for attr, values in attrs.items():
-        xs, ys = [], []
-        for instr in instructions:
-            for value in values:
-                parsed = cells.get((instr, attr, value))
-                xs.append(parsed.keys if parsed is not None else [])
-                ys.append(neutral_of[instr].keys)
-        if variant == "fairllm-notebook":  # the default: batched here (ranking_batch loops pairs for it)
-            curves = notebook_curves(metrics, xs, ys, k)
-        else:
-            curves = similarity_curves(metrics, xs, ys, k, variant)  # the same floats as similarity_curve per pair
+        x, y = ids[x_rows[attr]], ids[np.repeat(neutral_rows, len(values))]
+        y[y == -1] = -2  # neutral padding must not match sensitive padding
+        curves = notebook_curves_ids(metrics, x, y, k) if variant == "fairllm-notebook" else paper_curves_ids(list(metrics), x, y, k)
         for m in metrics:
             out[m][attr] = curves[m].reshape(len(instructions), len(values), k)
     return out
@@ -543,7 +560,8 @@ def _spread_cis(at_k: np.ndarray, n_bootstrap: int, level: float, seed: int, met
     """Bootstrap intervals of SNSR (range) and SNSV (std) of the column means, resampling instructions."""
     if n_bootstrap == 0 or at_k.shape[0] < 2:
         return (None, None), (None, None)
-    boot = bootstrap_rows(at_k, n_bootstrap, np.random.default_rng(seed))
+    n = at_k.shape[0]  # _power.bootstrap_rows's draws (default_rng(seed).integers), as a count matrix
+    boot = bootstrap_counts(n, n_bootstrap, seed) @ at_k / n
     means = at_k.mean(axis=0)
     return (_interval(np.ptp(boot, axis=1), snsr(means), level, method),
             _interval(boot.std(axis=1), snsv(means), level, method))
