@@ -11,9 +11,11 @@ duplicate handling differs, are computed pair by pair with ``similarity_curve``.
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
 from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, similarity_curve
 
@@ -40,22 +42,23 @@ def similarity_curves(
     return paper_curves_ids(list(metrics), x, y, k_max)
 
 
-def encode_lists(lists: Sequence[Sequence[str]], k: int, vocab: dict[str, int] | None = None,
-                 pad: int = -1) -> np.ndarray:
-    """Item ids (lists × k) of the first k items of each list, padded with ``pad`` (ids from ``vocab``, grown)."""
-    vocab = {} if vocab is None else vocab
-    cut = [list(items)[:k] for items in lists]
-    lengths = np.fromiter((len(c) for c in cut), dtype=np.int64, count=len(cut))
-    flat = [vocab.setdefault(v, len(vocab)) for c in cut for v in c]
+def encode_lists(lists: Sequence[Sequence[str]], k: int, pad: int = -1) -> np.ndarray:
+    """Item ids (lists × k) of the first k items of each list, padded with ``pad`` at the end of a row."""
+    cut = [items[:k] for items in lists]
+    lengths = np.fromiter(map(len, cut), dtype=np.int64, count=len(cut))
+    flat = np.fromiter(chain.from_iterable(cut), dtype=object, count=int(lengths.sum()))
     out = np.full((len(cut), k), pad, dtype=np.int64)
-    out[np.arange(k)[None, :] < lengths[:, None]] = flat  # row-major: the order of ``flat``
+    # ids are only compared for equality: pandas' hash factorisation, row-major (the order of ``flat``)
+    out[np.arange(k)[None, :] < lengths[:, None]] = pd.factorize(flat, use_na_sentinel=False)[0]
     return out
 
 
 def encode_pairs(sensitive, neutral, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Item ids (pairs × k), padding -1 in x and -2 in y so padding never matches."""
-    vocab: dict[str, int] = {}
-    return encode_lists(sensitive, k, vocab, -1), encode_lists(neutral, k, vocab, -2)
+    ids = encode_lists(list(sensitive) + list(neutral), k)
+    x, y = ids[: len(sensitive)], ids[len(sensitive):]
+    y[y == -1] = -2
+    return x, y
 
 
 def _first_mask(a: np.ndarray, pad: int) -> np.ndarray:
@@ -68,10 +71,11 @@ def _first_mask(a: np.ndarray, pad: int) -> np.ndarray:
 
 def cum_by_threshold(thresholds: np.ndarray, keep: np.ndarray, k: int, weights: np.ndarray | None = None) -> np.ndarray:
     """Per row, for cutoff c = 1..k: the (weighted) count of kept entries with threshold < c."""
-    rows = thresholds.shape[0]
-    t = np.where(keep, thresholds, k)  # k = never counted
-    offset = (t + (np.arange(rows) * (k + 1)).reshape((rows,) + (1,) * (t.ndim - 1))).ravel()
-    w = None if weights is None else np.where(keep, weights, 0).ravel().astype(float)
+    rows = keep.shape[0]
+    keep = np.broadcast_to(keep, np.broadcast_shapes(keep.shape, np.shape(thresholds)))
+    where = np.nonzero(keep)  # kept entries only (sparse: matches), in the order a full pass meets them
+    offset = np.broadcast_to(thresholds, keep.shape)[where] + where[0] * (k + 1)
+    w = None if weights is None else np.broadcast_to(weights, keep.shape)[where].astype(float)
     counts = np.bincount(offset, weights=w, minlength=rows * (k + 1)).reshape(rows, k + 1)[:, :k]
     return np.cumsum(counts, axis=1)
 

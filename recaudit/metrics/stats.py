@@ -289,9 +289,12 @@ def bootstrap_counts(n: int, n_resamples: int, seed: int) -> np.ndarray:
     ``counts @ data / n`` are the resamples' column means (``data[idx].mean(axis=1)`` up to summation
     order, ~1e-15) at the cost of one matrix product instead of a (resamples × n × columns) gather.
     """
-    idx = bootstrap_indices(n, n_resamples, seed)
-    offset = (idx + (np.arange(n_resamples, dtype=np.int64) * n)[:, None]).ravel()
-    return np.bincount(offset, minlength=n_resamples * n).reshape(n_resamples, n).astype(float)
+    key = (n, n_resamples, seed)
+    idx = _INDEX_CACHE.get(key)
+    # drawn here unless cached (the same rng.integers call): the int32 copy of the cache is not needed
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n)) if idx is None else idx.astype(np.int64)
+    idx += (np.arange(n_resamples, dtype=np.int64) * n)[:, None]
+    return np.bincount(idx.ravel(), minlength=n_resamples * n).reshape(n_resamples, n).astype(float)
 
 
 def row_shuffled_means(data: np.ndarray, n_permutations: int, rng: np.random.Generator) -> np.ndarray:

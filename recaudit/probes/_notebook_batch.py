@@ -10,6 +10,7 @@ of matches x_i = y_j with max(i, j) < c; PRAG at c counts pairs i < j of R^a wit
 (x_j not in R or x_i above x_j), which for a neutral list without repeated titles is the pairs with
 pos_R(x_i) < pos_R(x_j) (absent = ∞) and max(j, pos_R(x_i)) < c. A neutral list that repeats a
 title moves its "last position in R" with c; those few pairs take the per-cutoff path.
+``similarity_tensors`` feeds the probe: every distinct answer is encoded to item ids once.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from recaudit.metrics.ranking_batch import cum_by_threshold, encode_pairs, paper_curves_ids
+from recaudit.metrics.ranking_batch import cum_by_threshold, encode_lists, encode_pairs, paper_curves_ids, similarity_curves
 
 PAD_X, PAD_Y = -1, -2  # padding of sensitive / neutral id rows (never equal to an item or each other)
 
@@ -42,9 +43,8 @@ def notebook_curves_ids(metrics: Sequence[str], x: np.ndarray, y: np.ndarray, k:
     if "serp" in metrics:
         i = np.arange(k)
         t = np.maximum(i[:, None], i[None, :])[None]  # both positions inside the cutoff from c = t + 1
-        s0 = cum_by_threshold(np.broadcast_to(t, match.shape), match, k)
-        s1 = cum_by_threshold(np.broadcast_to(t, match.shape), match, k,
-                              weights=np.broadcast_to(i[None, :, None], match.shape))
+        s0 = cum_by_threshold(t, match, k)
+        s1 = cum_by_threshold(t, match, k, weights=i[None, :, None])
         temp = (nx + 1) * s0.astype(np.int64) - s1.astype(np.int64)
         out["serp"] = np.where(ny > 0, temp * 0.5 / np.maximum((ny + 1) * ny, 1), 0.0)
     if "prag" in metrics:
@@ -94,4 +94,44 @@ def _prag_per_cutoff(x: np.ndarray, y: np.ndarray, lx: np.ndarray, ly: np.ndarra
         single = (nx == 1) & (ny == 1) & (x[:, 0] == y[:, 0])
         val = np.where(nx == 1, single.astype(float), val)
         out[:, c - 1] = np.where((nx == 0) | (ny == 0), 0.0, val)
+    return out
+
+
+def similarity_tensors(cells, neutral_of, instructions, attrs, metrics, k, variant) -> dict[str, dict[str, np.ndarray]]:
+    """metric -> attribute -> array (instructions × values × K) of metric@1..K vs the neutral list.
+
+    ``cells``: (instruction, attribute, value) -> parsed answer (``.keys``), ``neutral_of``: instruction ->
+    the neutral answer; a missing cell counts as an empty list.
+    """
+    out: dict[str, dict[str, np.ndarray]] = {m: {} for m in metrics}
+    if variant == "langfair":  # pair by pair (ranking_batch has no batched LangFair)
+        for attr, values in attrs.items():
+            xs = [cells[(i, attr, v)].keys if (i, attr, v) in cells else [] for i in instructions for v in values]
+            ys = [neutral_of[i].keys for i in instructions for _ in values]
+            curves = similarity_curves(metrics, xs, ys, k, variant)
+            for m in metrics:
+                out[m][attr] = curves[m].reshape(len(instructions), len(values), k)
+        return out
+    # each distinct parsed answer is encoded once (memoised answers share one _Parsed object)
+    row_of: dict[int, int] = {}
+    lists: list[list[str]] = [[]]  # row 0: a missing cell, an empty list
+
+    def row(parsed) -> int:
+        if parsed is None:
+            return 0
+        key = id(parsed)
+        if key not in row_of:
+            row_of[key] = len(lists)
+            lists.append(parsed.keys)
+        return row_of[key]
+
+    neutral_rows = np.array([row(neutral_of[i]) for i in instructions])
+    x_rows = {a: np.array([row(cells.get((i, a, v))) for i in instructions for v in vs]) for a, vs in attrs.items()}
+    ids = encode_lists(lists, k)
+    for attr, values in attrs.items():
+        x, y = ids[x_rows[attr]], ids[np.repeat(neutral_rows, len(values))]
+        y[y == -1] = -2  # neutral padding must not match sensitive padding
+        curves = notebook_curves_ids(metrics, x, y, k) if variant == "fairllm-notebook" else paper_curves_ids(list(metrics), x, y, k)
+        for m in metrics:
+            out[m][attr] = curves[m].reshape(len(instructions), len(values), k)
     return out

@@ -42,9 +42,8 @@ from recaudit.adapters.base import Request, Response
 from recaudit.checks import CheckContext, CheckParams, Probe, register_check
 from recaudit.data.names import fairllm_default_names, load_fairllm_names, load_sensitive_attributes
 from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, snsr, snsv
-from recaudit.metrics.ranking_batch import encode_lists, paper_curves_ids, similarity_curves
 from recaudit.metrics.stats import bootstrap_counts, row_shuffled_means
-from recaudit.probes._notebook_batch import notebook_curves_ids
+from recaudit.probes._notebook_batch import similarity_tensors
 from recaudit.probes._prompt_data import check_placeholders, load_prompt_file, merge_overrides, slug
 from recaudit.probes._power import (
     T_MIN_N, TARGET_FLOOR, disclose, holm, pvalue, t_interval, within_block_floor, within_block_needed_n,
@@ -283,7 +282,7 @@ class FairLLMProbe(Probe):
         domain_of = {i: i.split(":", 1)[0] for i in instructions}
 
         self._nulls: dict[tuple[str, str], np.ndarray] = {}
-        sims = _similarity_tensors(cells, neutral_of, instructions, attrs, p.metrics, p.k, p.variant)
+        sims = similarity_tensors(cells, neutral_of, instructions, attrs, p.metrics, p.k, p.variant)
         result = self.new_result()
         n_errors = sum(1 for _, resp in raw.values() if resp.error)
 
@@ -507,40 +506,6 @@ class FairLLMProbe(Probe):
 def _instruction_order(instruction: str) -> tuple[int, int]:
     domain, idx = instruction.split(":", 1)
     return (DOMAINS.index(domain) if domain in DOMAINS else len(DOMAINS), int(idx))
-
-
-def _similarity_tensors(cells, neutral_of, instructions, attrs, metrics, k, variant) -> dict[str, dict[str, np.ndarray]]:
-    """metric -> attribute -> array (instructions × values × K) of metric@1..K vs the neutral list."""
-    out: dict[str, dict[str, np.ndarray]] = {m: {} for m in metrics}
-    if variant == "langfair":  # pair by pair (ranking_batch has no batched LangFair)
-        for attr, values in attrs.items():
-            xs = [cells[(i, attr, v)].keys if (i, attr, v) in cells else [] for i in instructions for v in values]
-            ys = [neutral_of[i].keys for i in instructions for _ in values]
-            curves = similarity_curves(metrics, xs, ys, k, variant)
-            for m in metrics:
-                out[m][attr] = curves[m].reshape(len(instructions), len(values), k)
-        return out
-    # each distinct parsed answer is encoded once (memoised answers share one _Parsed object)
-    row_of: dict[int, int] = {}
-    lists: list[list[str]] = [[]]  # row 0: a missing cell, an empty list
-    def row(parsed: _Parsed | None) -> int:
-        if parsed is None:
-            return 0
-        key = id(parsed)
-        if key not in row_of:
-            row_of[key] = len(lists)
-            lists.append(parsed.keys)
-        return row_of[key]
-    neutral_rows = np.array([row(neutral_of[i]) for i in instructions])
-    x_rows = {a: np.array([row(cells.get((i, a, v))) for i in instructions for v in vs]) for a, vs in attrs.items()}
-    ids = encode_lists(lists, k)
-    for attr, values in attrs.items():
-        x, y = ids[x_rows[attr]], ids[np.repeat(neutral_rows, len(values))]
-        y[y == -1] = -2  # neutral padding must not match sensitive padding
-        curves = notebook_curves_ids(metrics, x, y, k) if variant == "fairllm-notebook" else paper_curves_ids(list(metrics), x, y, k)
-        for m in metrics:
-            out[m][attr] = curves[m].reshape(len(instructions), len(values), k)
-    return out
 
 
 def _parse_rate(cells, instructions, attr: str, value: str) -> float:
