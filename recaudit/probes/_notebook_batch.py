@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from recaudit.metrics.ranking_batch import cum_by_threshold, encode_lists, encode_pairs, paper_curves_ids, similarity_curves
+from recaudit.metrics.ranking_batch import encode_lists, encode_pairs, paper_curves_ids, similarity_curves
 
 PAD_X, PAD_Y = -1, -2  # padding of sensitive / neutral id rows (never equal to an item or each other)
 
@@ -41,11 +41,11 @@ def notebook_curves_ids(metrics: Sequence[str], x: np.ndarray, y: np.ndarray, k:
         out["jaccard"] = paper_curves_ids(["jaccard"], x, y, k)["jaccard"]
     match = x[:, :, None] == y[:, None, :]  # [p, i, j]; padding never matches
     if "serp" in metrics:
-        i = np.arange(k)
-        t = np.maximum(i[:, None], i[None, :])[None]  # both positions inside the cutoff from c = t + 1
-        s0 = cum_by_threshold(t, match, k)
-        s1 = cum_by_threshold(t, match, k, weights=i[None, :, None])
-        temp = (nx + 1) * s0.astype(np.int64) - s1.astype(np.int64)
+        rows, i, j = np.nonzero(match)  # sparse: one pass for both sums
+        bins = rows * (k + 1) + np.maximum(i, j)  # both positions inside the cutoff from c = max(i, j) + 1
+        s0, s1 = (np.bincount(bins, weights=w, minlength=len(x) * (k + 1)).reshape(len(x), k + 1)[:, :k]
+                  .cumsum(axis=1).astype(np.int64) for w in (None, i))
+        temp = (nx + 1) * s0 - s1
         out["serp"] = np.where(ny > 0, temp * 0.5 / np.maximum((ny + 1) * ny, 1), 0.0)
     if "prag" in metrics:
         out["prag"] = _prag(x, y, match, lx, ly, nx, ny, k)
@@ -60,8 +60,13 @@ def _prag(x, y, match, lx, ly, nx, ny, k) -> np.ndarray:
     py = np.where(match.any(axis=2), match.argmax(axis=2), inf)  # position in R (unique there) of x_i
     later = (i[None, :] > i[:, None])[None]  # [i, j]: j after i
     pair = later & (py[:, :, None] < inf) & (py[:, :, None] < py[:, None, :]) & (i[None, None, :] < lx[:, None, None])
-    t = np.maximum(i[None, None, :], py[:, :, None])
-    count = cum_by_threshold(t, pair, k)
+    # a pair counts from cutoff max(j, pos_R(x_i)) + 1: by j where pos_R(x_i) <= j, else by pos_R(x_i)
+    le = py[:, :, None] <= i[None, None, :]
+    by_t = (pair & le).sum(axis=1)
+    late = (pair & ~le).sum(axis=2)  # pairs of x_i whose threshold is pos_R(x_i) (< k: x_i is in R)
+    bins = (np.minimum(py, k) + (np.arange(len(x)) * (k + 1))[:, None]).ravel()
+    by_t += np.bincount(bins, weights=late.ravel(), minlength=len(x) * (k + 1)).reshape(len(x), k + 1)[:, :k].astype(np.int64)
+    count = by_t.cumsum(axis=1)
     pairs = nx * (nx - 1) // 2
     val = np.where(pairs > 0, count / np.maximum(pairs, 1), 0.0)
     single = ((nx == 1) & (ny == 1) & (x[:, :1] == y[:, :1])).astype(float)  # one item scores 1 iff it is R
