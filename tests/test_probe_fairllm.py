@@ -323,12 +323,13 @@ def test_vectorised_tests_and_intervals_equal_the_reference_formulas(variant):
     answers = {(r.meta()["instruction"], r.meta()["value"]): probe._parse(o).keys for r, o in zip(requests, responses)}
     instructions = [f"music:{i}" for i in range(12)]
     neutral = probe.neutral_value()
-    checked = 0
+    checked, blocks = 0, {}
     for a_idx, (attr, values) in enumerate(probe.attribute_values().items()):
         for m_idx, metric in enumerate(probe.params.metrics):
             at_k = np.array([[similarity_curve(metric, answers[(i, v)], answers[(i, neutral)], 10, variant)[-1]
                               for v in values] for i in instructions])
             sub_seed = 3 + 1000 * a_idx + m_idx
+            blocks.setdefault(metric, []).append(at_k)
             observed = snsr(at_k.mean(axis=0))
             null = range_null_within_blocks(at_k, 400, np.random.default_rng(sub_seed))
             boot = np.ptp(bootstrap_rows(at_k, 300, np.random.default_rng(sub_seed)), axis=1)
@@ -339,4 +340,11 @@ def test_vectorised_tests_and_intervals_equal_the_reference_formulas(variant):
             assert mv.ci_low == pytest.approx(max(0.0, 2 * observed - q_hi), abs=1e-12)
             assert mv.ci_high == pytest.approx(max(0.0, 2 * observed - q_lo), abs=1e-12)
             checked += 1
+    for m_idx, metric in enumerate(probe.params.metrics):  # the headline: the max over attributes
+        idx = np.random.default_rng(3 + m_idx).integers(0, 12, size=(300, 12))
+        boot = np.max([np.ptp(b[idx].mean(axis=1), axis=1) for b in blocks[metric]], axis=0)
+        worst = max(snsr(b.mean(axis=0)) for b in blocks[metric])
+        q_lo, q_hi = np.quantile(boot, [0.025, 0.975])
+        mv = res.metric(f"snsr.{metric}@10.max")
+        assert (mv.ci_low, mv.ci_high) == pytest.approx((max(0.0, 2 * worst - q_hi), max(0.0, 2 * worst - q_lo)), abs=1e-12)
     assert checked == 6 and res.metric("snsr.jaccard@10.gender").p_value < 0.01  # the planted value is found
