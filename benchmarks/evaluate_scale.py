@@ -87,8 +87,9 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=3, help="evaluate runs at 32,000 answers (the best is reported)")
     ap.add_argument("--probes", default="fairllm,implicit_names,item_fairness,exposure")
     ap.add_argument("--scales", default="1,4,16", help="multiples of each probe's default sample")
-    ap.add_argument("--implicit-scales", default="1,4,15", help="scales for implicit_names (16x needs 32 names per "
-                    "gender and locale; ja_JP has 30 unambiguous ones)")
+    ap.add_argument("--implicit-scales", default="1,4,10", help="scales for implicit_names (16x needs 32 names per "
+                    "gender and locale; ja_JP has 21 unambiguous female ones)")
+    ap.add_argument("--merge", action="store_true", help="add to the probes already in --out (a resumed run)")
     ap.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "evaluate_scale.json"))
     args = ap.parse_args()
     record: dict = {"benchmark": "evaluate_scale", "platform": platform.platform(), "cpu_count": os.cpu_count(),
@@ -108,6 +109,10 @@ def main() -> int:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge and out.exists():
+        before = json.loads(out.read_text())
+        record["probes"], record["resumed_at"] = before["probes"], record["measured_at"]
+        record["measured_at"] = before.get("measured_at")
 
     def save() -> None:  # after every measurement: a later failure keeps what was measured
         out.write_text(json.dumps(record, indent=1) + "\n")
@@ -122,7 +127,10 @@ def main() -> int:
     if "implicit_names" in wanted:
         plan += [(int(s), "implicit_names") for s in args.implicit_scales.split(",")]
     for scale, name in sorted(plan, key=lambda sn: sn[0]):
-        record["probes"].setdefault(name, {})[f"{scale}x"] = runs[name](scale)
+        try:
+            record["probes"].setdefault(name, {})[f"{scale}x"] = runs[name](scale)
+        except ValueError as exc:  # e.g. not enough names at this scale: say so, measure the rest
+            record["probes"].setdefault(name, {})[f"{scale}x"] = {"error": str(exc)}
         print(json.dumps({name: record["probes"][name][f"{scale}x"], "scale": scale}), flush=True)
         save()
     return 0
