@@ -7,10 +7,12 @@ import pytest
 
 from recaudit.metrics.stats import (
     bootstrap_ci,
+    bootstrap_counts,
     group_sums,
     permutation_indices,
     permutation_pvalue,
     permutation_test,
+    row_shuffled_means,
 )
 
 # --- the reference loops, as recaudit.metrics.stats had them before vectorisation ----------------
@@ -174,3 +176,40 @@ def test_vectorised_jackknife_equals_loop():
     mat = rng.random((13, 3))
     np.testing.assert_allclose(_jackknife(mat, _range_of_means_v, True), _loop_jackknife(mat, _range_of_means),
                                atol=1e-12, rtol=0)
+
+
+# --- fairllm's resample matrices: the gathers they replace, same seeds ----------------------------
+
+
+def _gather_row_shuffled_means(data, n_permutations, seed):
+    """The reference: shuffle an index array per row with Generator.permuted, gather, average."""
+    n, v = data.shape
+    order = np.random.default_rng(seed).permuted(np.broadcast_to(np.arange(v), (n_permutations, n, v)), axis=2)
+    return np.take_along_axis(np.broadcast_to(data, (n_permutations, n, v)), order, axis=2).mean(axis=1)
+
+
+@pytest.mark.parametrize("shape", [(1, 2), (7, 2), (40, 5), (600, 4)])
+def test_row_shuffled_means_equal_the_index_gather(shape):
+    data = np.random.default_rng(shape[0]).random(shape)
+    for b in (1, 300, 1201):  # 600 × 4 × 1201 spans several chunks of the generator's stream
+        got = row_shuffled_means(data, b, np.random.default_rng(11))
+        np.testing.assert_array_equal(got, _gather_row_shuffled_means(data, b, 11))  # the same floats
+    # every shuffle keeps each row's multiset: the grand mean of every permutation is the data's
+    np.testing.assert_allclose(got.mean(axis=1), data.mean(), atol=1e-12)
+
+
+def test_row_shuffled_means_move_a_planted_column_only_under_shuffling():
+    data = np.zeros((30, 3))
+    data[:, 0] = 1.0  # value 0 always differs: its mean is 1, the others 0
+    null = row_shuffled_means(data, 500, np.random.default_rng(0))
+    assert (null.max(axis=1) - null.min(axis=1)).max() < 0.75  # shuffled, no column keeps all 30 ones
+
+
+@pytest.mark.parametrize("n", [1, 2, 9, 250])
+def test_bootstrap_counts_give_the_row_bootstrap_means(n):
+    data = np.random.default_rng(n).random((n, 3))
+    counts = bootstrap_counts(n, 400, 5)
+    idx = np.random.default_rng(5).integers(0, n, size=(400, n))  # the draws bootstrap_ci makes for seed 5
+    assert (counts.sum(axis=1) == n).all()
+    np.testing.assert_allclose(counts @ data / n, data[idx].mean(axis=1), atol=1e-12, rtol=0)
+    np.testing.assert_array_equal(counts[3], np.bincount(idx[3], minlength=n))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from recaudit.metrics.ranking import LIST_METRICS, VARIANTS, similarity_curve
-from recaudit.metrics.ranking_batch import similarity_curves
+from recaudit.metrics.ranking_batch import encode_lists, encode_pairs, similarity_curves
 
 
 def _random_lists(rng, n_pairs, k):
@@ -41,3 +41,15 @@ def test_identical_lists_score_the_hand_computed_paper_values():
 def test_mismatched_lengths_are_one_clear_error():
     with pytest.raises(ValueError, match="sensitive lists"):
         similarity_curves(["jaccard"], [["a"]], [], 3)
+
+
+def test_encoded_ids_are_equal_exactly_where_the_items_are():
+    lists = [["a", "b", "a"], [], ["b", "c"], ["nan", "None", ""], ["c", "d", "e", "f"]]
+    ids = encode_lists(lists, 3)
+    flat = [(r, j, v) for r, items in enumerate(lists) for j, v in enumerate(items[:3])]
+    for r, j, v in flat:
+        for r2, j2, v2 in flat:
+            assert (ids[r, j] == ids[r2, j2]) == (v == v2)
+    assert (ids[1] == -1).all() and ids[2, 2] == -1 and ids[4, 2] >= 0  # padding at the end, lists cut at k
+    x, y = encode_pairs([["a"], ["q"]], [["a", "q"], []], 2)
+    assert x[0, 0] == y[0, 0] and x[1, 0] == y[0, 1] and x[0, 1] == -1 and (y[1] == -2).all()

@@ -303,3 +303,48 @@ def test_prepare_parses_each_answer_once_as_it_arrives(monkeypatch):
     assert calls["n"] <= len(reqs) + 2 * len(direct.examples)
     assert probe.__dict__.get("_answer_memo") is None  # evaluate took (and freed) the early parses
     assert {m.name: m.value for m in streamed.metrics} == {m.name: m.value for m in direct.metrics}
+
+
+@pytest.mark.parametrize("variant", ["fairllm-notebook", "paper"])
+def test_vectorised_tests_and_intervals_equal_the_reference_formulas(variant):
+    """SNSR's p-value and bootstrap CI equal the pre-vectorisation code on the probe's own lists.
+
+    Reference: per-pair ``similarity_curve``, ``_power.range_null_within_blocks`` (gather of
+    permuted indices) and ``_power.bootstrap_rows`` (fancy-indexed resamples), same seeds.
+    """
+    from recaudit.metrics.ranking import similarity_curve, snsr
+    from recaudit.metrics.resampling import bootstrap_rows, pvalue, range_null_within_blocks
+
+    probe = _probe(n_names=12, variant=variant, seed=3, n_bootstrap=300, n_permutations=400)
+    ctx = CheckContext(adapter=CallableAdapter(planted_recommender("a girl", seed=1), name="test"))
+    requests = probe.requests(ctx)
+    responses = ctx.generate(requests)
+    res = probe.evaluate(ctx, requests, responses)
+    answers = {(r.meta()["instruction"], r.meta()["value"]): probe._parse(o).keys for r, o in zip(requests, responses)}
+    instructions = [f"music:{i}" for i in range(12)]
+    neutral = probe.neutral_value()
+    checked, blocks = 0, {}
+    for a_idx, (attr, values) in enumerate(probe.attribute_values().items()):
+        for m_idx, metric in enumerate(probe.params.metrics):
+            at_k = np.array([[similarity_curve(metric, answers[(i, v)], answers[(i, neutral)], 10, variant)[-1]
+                              for v in values] for i in instructions])
+            sub_seed = 3 + 1000 * a_idx + m_idx
+            blocks.setdefault(metric, []).append(at_k)
+            observed = snsr(at_k.mean(axis=0))
+            null = range_null_within_blocks(at_k, 400, np.random.default_rng(sub_seed))
+            boot = np.ptp(bootstrap_rows(at_k, 300, np.random.default_rng(sub_seed)), axis=1)
+            q_lo, q_hi = np.quantile(boot, [0.025, 0.975])
+            mv = res.metric(f"snsr.{metric}@10.{attr}")
+            assert mv.value == pytest.approx(observed, abs=1e-12)
+            assert mv.p_value == pvalue(observed, null)
+            assert mv.ci_low == pytest.approx(max(0.0, 2 * observed - q_hi), abs=1e-12)
+            assert mv.ci_high == pytest.approx(max(0.0, 2 * observed - q_lo), abs=1e-12)
+            checked += 1
+    for m_idx, metric in enumerate(probe.params.metrics):  # the headline: the max over attributes
+        idx = np.random.default_rng(3 + m_idx).integers(0, 12, size=(300, 12))
+        boot = np.max([np.ptp(b[idx].mean(axis=1), axis=1) for b in blocks[metric]], axis=0)
+        worst = max(snsr(b.mean(axis=0)) for b in blocks[metric])
+        q_lo, q_hi = np.quantile(boot, [0.025, 0.975])
+        mv = res.metric(f"snsr.{metric}@10.max")
+        assert (mv.ci_low, mv.ci_high) == pytest.approx((max(0.0, 2 * worst - q_hi), max(0.0, 2 * worst - q_lo)), abs=1e-12)
+    assert checked == 6 and res.metric("snsr.jaccard@10.gender").p_value < 0.01  # the planted value is found

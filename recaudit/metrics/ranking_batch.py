@@ -11,9 +11,11 @@ duplicate handling differs, are computed pair by pair with ``similarity_curve``.
 
 from __future__ import annotations
 
+from itertools import chain
 from typing import Sequence
 
 import numpy as np
+import pandas as pd
 
 from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, similarity_curve
 
@@ -36,20 +38,26 @@ def similarity_curves(
     if variant != "paper" or not len(sensitive):
         return {m: np.array([similarity_curve(m, x, y, k_max, variant) for x, y in zip(sensitive, neutral)])
                 .reshape(len(sensitive), k_max) for m in metrics}
-    x, y = _encode(sensitive, neutral, k_max)
-    return _paper_curves(list(metrics), x, y, k_max)
+    x, y = encode_pairs(sensitive, neutral, k_max)
+    return paper_curves_ids(list(metrics), x, y, k_max)
 
 
-def _encode(sensitive, neutral, k: int) -> tuple[np.ndarray, np.ndarray]:
+def encode_lists(lists: Sequence[Sequence[str]], k: int, pad: int = -1) -> np.ndarray:
+    """Item ids (lists × k) of the first k items of each list, padded with ``pad`` at the end of a row."""
+    cut = [items[:k] for items in lists]
+    lengths = np.fromiter(map(len, cut), dtype=np.int64, count=len(cut))
+    flat = np.fromiter(chain.from_iterable(cut), dtype=object, count=int(lengths.sum()))
+    out = np.full((len(cut), k), pad, dtype=np.int64)
+    # ids are only compared for equality: pandas' hash factorisation, row-major (the order of ``flat``)
+    out[np.arange(k)[None, :] < lengths[:, None]] = pd.factorize(flat, use_na_sentinel=False)[0]
+    return out
+
+
+def encode_pairs(sensitive, neutral, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Item ids (pairs × k), padding -1 in x and -2 in y so padding never matches."""
-    ids: dict[str, int] = {}
-    x = np.full((len(sensitive), k), -1, dtype=np.int64)
-    y = np.full((len(neutral), k), -2, dtype=np.int64)
-    for p, (xs, ys) in enumerate(zip(sensitive, neutral)):
-        for j, v in enumerate(list(xs)[:k]):
-            x[p, j] = ids.setdefault(v, len(ids))
-        for j, v in enumerate(list(ys)[:k]):
-            y[p, j] = ids.setdefault(v, len(ids))
+    ids = encode_lists(list(sensitive) + list(neutral), k)
+    x, y = ids[: len(sensitive)], ids[len(sensitive):]
+    y[y == -1] = -2
     return x, y
 
 
@@ -61,17 +69,19 @@ def _first_mask(a: np.ndarray, pad: int) -> np.ndarray:
     return (a != pad) & ~repeat
 
 
-def _cum_by_threshold(thresholds: np.ndarray, keep: np.ndarray, k: int, weights: np.ndarray | None = None) -> np.ndarray:
+def cum_by_threshold(thresholds: np.ndarray, keep: np.ndarray, k: int, weights: np.ndarray | None = None) -> np.ndarray:
     """Per row, for cutoff c = 1..k: the (weighted) count of kept entries with threshold < c."""
-    rows = thresholds.shape[0]
-    t = np.where(keep, thresholds, k)  # k = never counted
-    offset = (t + (np.arange(rows) * (k + 1)).reshape((rows,) + (1,) * (t.ndim - 1))).ravel()
-    w = None if weights is None else np.where(keep, weights, 0).ravel().astype(float)
+    rows = keep.shape[0]
+    keep = np.broadcast_to(keep, np.broadcast_shapes(keep.shape, np.shape(thresholds)))
+    where = np.nonzero(keep)  # kept entries only (sparse: matches), in the order a full pass meets them
+    offset = np.broadcast_to(thresholds, keep.shape)[where] + where[0] * (k + 1)
+    w = None if weights is None else np.broadcast_to(weights, keep.shape)[where].astype(float)
     counts = np.bincount(offset, weights=w, minlength=rows * (k + 1)).reshape(rows, k + 1)[:, :k]
     return np.cumsum(counts, axis=1)
 
 
-def _paper_curves(metrics: list[str], x: np.ndarray, y: np.ndarray, k: int) -> dict[str, np.ndarray]:
+def paper_curves_ids(metrics: list[str], x: np.ndarray, y: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """The paper variant's curves from id rows (``encode_pairs``: padding -1 in x, -2 in y)."""
     inf = 2 * k + 1
     fx, fy = _first_mask(x, -1), _first_mask(y, -2)
     match = x[:, :, None] == y[:, None, :]  # [p, i, j]
@@ -79,7 +89,7 @@ def _paper_curves(metrics: list[str], x: np.ndarray, y: np.ndarray, k: int) -> d
     cut = np.arange(1, k + 1)[None, :]
     both = fx & (py < inf)
     thresh = np.maximum(np.arange(k)[None, :], py)  # both lists hold the item from cutoff thresh + 1 on
-    inter = _cum_by_threshold(thresh, both, k)
+    inter = cum_by_threshold(thresh, both, k)
     out: dict[str, np.ndarray] = {}
     if "jaccard" in metrics:
         size_x, size_y = np.cumsum(fx, axis=1), np.cumsum(fy, axis=1)
@@ -88,7 +98,7 @@ def _paper_curves(metrics: list[str], x: np.ndarray, y: np.ndarray, k: int) -> d
             out["jaccard"] = np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
     if "serp" in metrics:
         rank_x = np.cumsum(fx, axis=1)  # 1-based rank among first occurrences
-        rank_sum = _cum_by_threshold(thresh, both, k, weights=rank_x)
+        rank_sum = cum_by_threshold(thresh, both, k, weights=rank_x)
         hits = (cut + 1) * inter - rank_sum
         out["serp"] = hits / (cut * (cut + 1) / 2)
     if "prag" in metrics:
@@ -96,6 +106,6 @@ def _paper_curves(metrics: list[str], x: np.ndarray, y: np.ndarray, k: int) -> d
         later = (i[None, :] > i[:, None])[None]  # [i1, i2]: i2 after i1
         pair = both[:, :, None] & fx[:, None, :] & later & (py[:, :, None] < py[:, None, :])
         t = np.maximum(i[None, None, :], py[:, :, None])  # max(position of v2 in x, position of v1 in y)
-        count = _cum_by_threshold(t, pair, k)
+        count = cum_by_threshold(t, pair, k)
         out["prag"] = count / (cut * (cut + 1))
     return {m: out[m] for m in metrics}

@@ -281,3 +281,38 @@ def group_sums(labels: np.ndarray, weights: np.ndarray, n_groups: int) -> np.nda
     offset = labels + (np.arange(rows) * n_groups)[:, None]
     w = np.broadcast_to(np.asarray(weights, dtype=float), (rows, n))
     return np.bincount(offset.ravel(), weights=w.ravel(), minlength=rows * n_groups).reshape(rows, n_groups)
+
+
+def bootstrap_counts(n: int, n_resamples: int, seed: int) -> np.ndarray:
+    """(n_resamples × n) float matrix: how often resample b draws row i, for ``bootstrap_indices(n, n_resamples, seed)``.
+
+    ``counts @ data / n`` are the resamples' column means (``data[idx].mean(axis=1)`` up to summation
+    order, ~1e-15) at the cost of one matrix product instead of a (resamples × n × columns) gather.
+    """
+    key = (n, n_resamples, seed)
+    idx = _INDEX_CACHE.get(key)
+    # drawn here unless cached (the same rng.integers call): the int32 copy of the cache is not needed
+    idx = np.random.default_rng(seed).integers(0, n, size=(n_resamples, n)) if idx is None else idx.astype(np.int64)
+    idx += (np.arange(n_resamples, dtype=np.int64) * n)[:, None]
+    return np.bincount(idx.ravel(), minlength=n_resamples * n).reshape(n_resamples, n).astype(float)
+
+
+def row_shuffled_means(data: np.ndarray, n_permutations: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_permutations × V) column means of ``data`` (n × V) with each row's values shuffled per permutation.
+
+    The draws of ``rng.permuted`` over the (permutations × n × V) index array along its last axis
+    (one Fisher–Yates per row, in C order): shuffling the values in place moves them exactly as the
+    indices would move, so no gather is needed; blocks of permutations are drawn in order with the
+    same generator, so the stream (and every shuffle) is the same as one call over all of them.
+    """
+    data = np.asarray(data, dtype=float)
+    n, v = data.shape
+    step = max(1, (_CHUNK_CELLS >> 3) // max(n * v, 1))  # 2 MB blocks: the shuffles stay in cache
+    out = np.empty((n_permutations, v))
+    for lo in range(0, n_permutations, step):
+        rows = min(step, n_permutations - lo)
+        mem = np.empty((rows, v, n))  # n innermost: the means are contiguous (pairwise) sums, as
+        mem[...] = data.T  # the reference's gathered array has them, so the floats are the same
+        rng.permuted(mem.transpose(0, 2, 1), axis=2, out=mem.transpose(0, 2, 1))
+        out[lo:lo + rows] = mem.mean(axis=2)
+    return out

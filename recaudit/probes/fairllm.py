@@ -43,13 +43,13 @@ from recaudit.checks import CheckContext, CheckParams, Probe, register_check
 from recaudit.metric_names import MetricSpec
 from recaudit.data.names import fairllm_default_names, load_fairllm_names, load_sensitive_attributes
 from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, snsr, snsv
-from recaudit.metrics.ranking_batch import similarity_curves
-from recaudit.probes._notebook_batch import notebook_curves
+from recaudit.metrics.stats import bootstrap_counts, row_shuffled_means
+from recaudit.probes._notebook_batch import similarity_tensors
 from recaudit.text.prompts import check_placeholders, load_prompt_file, merge_overrides, slug
 from recaudit.metrics.intervals import SPREAD_CI_COVERAGE, T_MIN_N, t_interval
 from recaudit.metrics.multiplicity import adjust as holm
 from recaudit.metrics.power import TARGET_FLOOR, disclose, within_block_floor, within_block_needed_n
-from recaudit.metrics.resampling import bootstrap_rows, pvalue, range_null_within_blocks
+from recaudit.metrics.resampling import pvalue
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
 from recaudit.text.parse import fairllm_match_key, normalize_title, parse_list
 
@@ -281,7 +281,7 @@ class FairLLMProbe(Probe[FairLLMParams]):
         domain_of = {i: i.split(":", 1)[0] for i in instructions}
 
         self._nulls: dict[tuple[str, str], np.ndarray] = {}
-        sims = _similarity_tensors(cells, neutral_of, instructions, attrs, p.metrics, p.k, p.variant)
+        sims = similarity_tensors(cells, neutral_of, instructions, attrs, p.metrics, p.k, p.variant)
         result = self.new_result()
         n_errors = sum(1 for _, resp in raw.values() if resp.error)
 
@@ -359,7 +359,9 @@ class FairLLMProbe(Probe[FairLLMParams]):
                 null = None
                 p_val = None
                 if p.n_permutations > 0:
-                    null = range_null_within_blocks(at_k, p.n_permutations, np.random.default_rng(sub_seed))
+                    # = _power.range_null_within_blocks (same draws), without its gather
+                    shuffled = row_shuffled_means(at_k, p.n_permutations, np.random.default_rng(sub_seed))
+                    null = shuffled.max(axis=1) - shuffled.min(axis=1)
                     p_val = pvalue(snsr(means), null)
                     if not scope:
                         self._nulls[(metric, attr)] = null
@@ -410,9 +412,9 @@ class FairLLMProbe(Probe[FairLLMParams]):
             worst = list(attrs)[int(np.argmax(ranges))]
             lo = hi = None
             if p.n_bootstrap:
-                rng = np.random.default_rng(p.seed + m_idx)
-                idx = rng.integers(0, n, size=(p.n_bootstrap, n))
-                boot = np.max([np.ptp(b[idx].mean(axis=1), axis=1) for b in blocks], axis=0)
+                # the draws of default_rng(seed + m_idx).integers(0, n, (B, n)), as counts: one product per block
+                counts = bootstrap_counts(n, p.n_bootstrap, p.seed + m_idx)
+                boot = np.max([np.ptp(counts @ b / n, axis=1) for b in blocks], axis=0)
                 lo, hi = _interval(boot, max(ranges), p.ci_level, p.snsr_ci_method)
             pval, power = None, None
             if p.n_permutations:
@@ -505,25 +507,6 @@ def _instruction_order(instruction: str) -> tuple[int, int]:
     return (DOMAINS.index(domain) if domain in DOMAINS else len(DOMAINS), int(idx))
 
 
-def _similarity_tensors(cells, neutral_of, instructions, attrs, metrics, k, variant) -> dict[str, dict[str, np.ndarray]]:
-    """metric -> attribute -> array (instructions × values × K) of metric@1..K vs the neutral list."""
-    out: dict[str, dict[str, np.ndarray]] = {m: {} for m in metrics}
-    for attr, values in attrs.items():
-        xs, ys = [], []
-        for instr in instructions:
-            for value in values:
-                parsed = cells.get((instr, attr, value))
-                xs.append(parsed.keys if parsed is not None else [])
-                ys.append(neutral_of[instr].keys)
-        if variant == "fairllm-notebook":  # the default: batched here (ranking_batch loops pairs for it)
-            curves = notebook_curves(metrics, xs, ys, k)
-        else:
-            curves = similarity_curves(metrics, xs, ys, k, variant)  # the same floats as similarity_curve per pair
-        for m in metrics:
-            out[m][attr] = curves[m].reshape(len(instructions), len(values), k)
-    return out
-
-
 def _parse_rate(cells, instructions, attr: str, value: str) -> float:
     oks = [cells[(i, attr, value)].ok for i in instructions if (i, attr, value) in cells]
     return float(np.mean(oks)) if oks else math.nan
@@ -541,7 +524,8 @@ def _spread_cis(at_k: np.ndarray, n_bootstrap: int, level: float, seed: int, met
     """Bootstrap intervals of SNSR (range) and SNSV (std) of the column means, resampling instructions."""
     if n_bootstrap == 0 or at_k.shape[0] < 2:
         return (None, None), (None, None)
-    boot = bootstrap_rows(at_k, n_bootstrap, np.random.default_rng(seed))
+    n = at_k.shape[0]  # _power.bootstrap_rows's draws (default_rng(seed).integers), as a count matrix
+    boot = bootstrap_counts(n, n_bootstrap, seed) @ at_k / n
     means = at_k.mean(axis=0)
     return (_interval(np.ptp(boot, axis=1), snsr(means), level, method),
             _interval(boot.std(axis=1), snsv(means), level, method))

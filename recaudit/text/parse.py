@@ -394,9 +394,9 @@ def clean_item(raw: str) -> str:
     return _clean(raw).title
 
 
+@functools.lru_cache(maxsize=1 << 16)  # pure and frozen: the same list line recurs across a benchmark's answers
 def _clean(raw: str) -> _Cleaned:
-    s = _MD_LINK.sub(r"\1", raw).replace("`", "").strip()
-    year = None
+    s, year = _MD_LINK.sub(r"\1", raw).replace("`", "").strip(), None
     m = _LEAD_EMPH.match(s)
     if m:  # "**Sabrina** (1954): …": the bold span is the title, its year may follow it
         year = _year_after(s[m.end() :])

@@ -180,3 +180,22 @@ def test_batched_notebook_curves_equal_the_per_pair_functions():
     for metric, arr in got.items():
         ref = np.array([similarity_curve(metric, x, y, 9, "fairllm-notebook") for x, y in zip(xs, ys)])
         np.testing.assert_allclose(arr, ref, atol=1e-12, rtol=0)
+
+
+def test_batched_notebook_curves_without_repeats_in_r_are_the_same_floats():
+    """The all-cutoff path (neutral lists without repeated titles), mixed with rows that repeat one."""
+    from recaudit.metrics.ranking import similarity_curve
+    from recaudit.probes._notebook_batch import notebook_curves
+
+    rng = random.Random(11)
+    pool = [f"t{i}" for i in range(30)]
+    for k in (1, 2, 5, 20):
+        ys = [rng.sample(pool, rng.choice([0, 1, 3, k, min(k + 4, 30)])) for _ in range(300)]
+        xs = [[rng.choice(pool[:12]) for _ in range(rng.choice([0, 1, 2, k, k + 3]))] for _ in range(300)]
+        ys += [["a", "b", "a"], ["a", "a"], ["b", "c", "b", "a"]]  # repeats in R: the per-cutoff path
+        xs += [["b", "a"], ["a", "b"], ["a", "b", "c"]]
+        got = notebook_curves(["jaccard", "serp", "prag"], xs, ys, k)
+        for metric, arr in got.items():
+            ref = np.array([similarity_curve(metric, x, y, k, "fairllm-notebook") for x, y in zip(xs, ys)])
+            np.testing.assert_array_equal(arr, ref)  # the same divisions: the same floats
+    assert got["prag"][:300, -1].max() > 0.5 and got["serp"][:300, -1].max() > 0  # real overlap, not only zeros
