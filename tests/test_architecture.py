@@ -162,7 +162,7 @@ MAX_LINES = 450
 OVERSIZE: dict[str, int] = {
     "recaudit.adapters.engine": 653, "recaudit.adapters.hf": 581, "recaudit.adapters.openai_compat": 463,
     "recaudit.audits.config": 469, "recaudit.audits.runner": 517, "recaudit.data.loaders": 465,
-    "recaudit.probes.exposure": 501, "recaudit.probes.fairllm": 556, "recaudit.probes.implicit_names": 727,
+    "recaudit.probes.exposure": 501, "recaudit.probes.fairllm": 556,
     "recaudit.probes.item_fairness": 573, "recaudit.text.parse": 512, "recaudit.unlearning.experiment": 619,
 }
 
