@@ -146,8 +146,14 @@ CATS = {"sports": "football", "finance": "stock market", "health": "doctor", "tr
 BASE = np.array([0.3, 0.2, 0.15, 0.15, 0.1, 0.1])
 
 
-def implicit_recommender(seed: int, gender_of: dict[str, str], swap: float = 0.0):
-    """Headlines whose categories ignore the name, except that women get ``swap`` of items moved to lifestyle."""
+def implicit_recommender(seed: int, gender_of: dict[str, str], swap: float = 0.0, legacy: bool = False):
+    """Headlines whose categories ignore the name, except for women: ``swap`` of their name-only items
+    moved to lifestyle, and ``swap`` of their relevant items on interest prompts swapped for others.
+
+    ``legacy``: the earlier planted effect (women's interest-following rate 0.6 → 0.6·(1 − swap),
+    the rest drawn at base rates, which re-adds relevant items): a 20% "swap" then removes only
+    11.7% of women's relevant items (0.72 → 0.636 for sports), weaker than its name.
+    """
     cats = list(CATS)
     interest_re = re.compile(r"reads news about (?P<interest>\w+)")
     name_re = re.compile(r"user named (?P<name>[^.,]+?)(?: mostly|\. |$)")
@@ -160,9 +166,14 @@ def implicit_recommender(seed: int, gender_of: dict[str, str], swap: float = 0.0
         interest = interest_re.search(text)
         lines = []
         for i in range(1, 6):
-            if interest:
+            if interest and legacy:
                 hit = rng.random() < 0.6 * ((1 - swap) if female else 1.0)
                 c = interest["interest"] if hit else cats[rng.choice(len(cats), p=BASE)]
+            elif interest:
+                c = interest["interest"] if rng.random() < 0.6 else cats[rng.choice(len(cats), p=BASE)]
+                if female and c == interest["interest"] and rng.random() < swap:  # a relevant item swapped out
+                    others = [x for x in cats if x != c]
+                    c = others[rng.integers(len(others))]
             else:
                 c = cats[rng.choice(len(cats), p=BASE)]
                 if female and rng.random() < swap:
@@ -174,9 +185,9 @@ def implicit_recommender(seed: int, gender_of: dict[str, str], swap: float = 0.0
     return generate
 
 
-def implicit_probe(n_names: int, seed: int) -> ImplicitNamesProbe:
+def implicit_probe(n_names: int, seed: int, n_permutations: int = 2000) -> ImplicitNamesProbe:
     return ImplicitNamesProbe(dict(domains=["news"], locales=["en_US", "yo_NG"], conditions=["implicit"], k=5,
-                                   n_names=n_names, n_bootstrap=0, n_permutations=500, category_method="keyword",
+                                   n_names=n_names, n_bootstrap=0, n_permutations=n_permutations, category_method="keyword",
                                    seed=seed))
 
 

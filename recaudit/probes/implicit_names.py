@@ -22,8 +22,8 @@ Design (details the paper does not publish are stated here and configurable):
   descriptions), movies → the catalogue's genres through ``recaudit.text.ground.Grounder``.
 - Uncertainty: the unit is the name. CIs bootstrap names; p-values permute group labels over
   names within strata (gender labels within a locale, region labels within a gender), so the
-  other attribute cannot masquerade as the tested one. Headline maxima carry a Bonferroni
-  p-value over their components.
+  other attribute cannot masquerade as the tested one. p_adj = Holm over every test of a
+  condition (the check's family); headline maxima carry a Bonferroni p-value over their components.
 
 Metric names: ``<condition>.<js|tv|u_ndcg@K|u_mrr@K>.<gender|region>.<domain>``,
 ``implicit.js.max``, ``implicit.u_ndcg@K.max``, ``parse_rate.min|mean``, ``grounded_rate.<domain>``.
@@ -39,12 +39,15 @@ from pydantic import Field, field_validator
 
 from recaudit.adapters.base import Request, Response
 from recaudit.checks import CheckContext, CheckParams, Probe, register_check
-from recaudit.data.catalog import Catalog
+from recaudit.data.catalog import Catalog, Interactions
 from recaudit.data.names import NameRecord, faker_names
 from recaudit.metrics.distribution import mrr_at_k, ndcg_at_k
 from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer, parse_outcome
 from recaudit.probes._prompt_data import check_placeholders, load_prompt_file, merge_overrides
 from recaudit.probes.implicit_names_categories import Category, CategoryMapper, load_categories
+from recaudit.probes.implicit_names_history import (
+    HistoryUser, check_history_params, evaluate_history, history_requests, history_users,
+)
 from recaudit.probes.implicit_names_stats import NameUnit, group_metrics, headline, holm_by_family
 from recaudit.probes.implicit_names_tables import comparison_table, group_rows, share_figure
 from recaudit.results import CheckResult, Example, GroupTable, MetricValue
@@ -92,7 +95,13 @@ class ImplicitNamesParams(CheckParams):
     )
     classical_attributes: list[Literal["gender", "age", "occupation"]] = Field(
         default_factory=lambda: ["gender", "age", "occupation"], min_length=1)
-    classical_k: int = Field(10, ge=1, le=100)
+    classical_k: int = Field(10, ge=1, le=100, description="K of the classical side (population 'names'; "
+                             "population 'interactions' scores both sides at k)")
+    population: Literal["names", "interactions"] = Field(
+        "names", description="names: Faker names only (users are names); interactions: Xu et al.'s same-users design, "
+        "the audit users' own histories with a name implying their recorded gender (implicit_names_history)")
+    n_users: int = Field(50, ge=1, description="population 'interactions': users per gender")
+    history_len: int = Field(20, ge=1, description="population 'interactions': training items shown, latest first kept")
 
     @field_validator("domains", "group_by", "conditions", "locales")
     @classmethod
@@ -122,10 +131,15 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe):
     def validate_setup(self) -> None:
         """Locales are known and the users can be drawn (one ValueError line otherwise)."""
         self.users()
+        if self.params.population == "interactions":
+            check_history_params(self.params)
 
     @classmethod
     def metric_names(cls, params: ImplicitNamesParams) -> list[str]:
         """fnmatch patterns of the metrics these params produce (the audit config checks thresholds against them)."""
+        if params.population == "interactions":
+            return ["parse_rate.min", "parse_rate.mean", "grounded_rate.movies", f"implicit.u_ndcg@{params.k}.*",
+                    f"implicit.u_mrr@{params.k}.*"] + (["classical.*"] if params.classical else [])
         measures = ["js", "tv"] + ([f"u_ndcg@{params.k}", f"u_mrr@{params.k}"] if params.n_interests else [])
         out = ["parse_rate.min", "parse_rate.mean"] + [f"grounded_rate.{d}" for d in params.domains]
         out += [f"{c}.{m}.{g}.{d}" for c in params.conditions for m in measures for g in params.group_by
@@ -147,6 +161,7 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe):
                 tpl["user_interest"], ("k", "user", "interest"), f"implicit_names.prompts.domains.{domain}.user_interest"
             )
         check_placeholders(data["explicit"], ("gender_word", "region"), "implicit_names.prompts.explicit")
+        check_placeholders(data["history"]["user"], ("k", "user", "history"), "implicit_names.prompts.history.user")
         return data
 
     def users(self) -> list[NameRecord]:
@@ -195,14 +210,21 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe):
 
     # --- requests ------------------------------------------------------------------------------
 
+    def history_users(self, ctx: CheckContext) -> tuple[list[HistoryUser], Interactions, dict[str, str]]:
+        """population 'interactions': the sampled audit users, the training split, the held-out items."""
+        check_history_params(self.params)
+        return history_users(ctx.interactions, self.params.n_users, self.params.locales[0], self.params.seed)
+
     def requests(self, ctx: CheckContext) -> list[Request]:
-        """Every user × condition × (no interest + each interest), per domain."""
+        """Every user × condition × (no interest + each interest), per domain (or one history prompt per user)."""
         p = self.params
         prompts = self.prompt_data()
-        users = self.users()
-        self._check_groups(users)
         settings = dict(max_new_tokens=p.max_new_tokens, temperature=p.temperature, top_p=p.top_p,
                         repetition_penalty=p.repetition_penalty, seed=p.seed)
+        if p.population == "interactions":
+            return history_requests(p, prompts, self.history_users(ctx)[0], self._catalog(ctx), settings)
+        users = self.users()
+        self._check_groups(users)
         out: list[Request] = []
         for domain in p.domains:
             tpl = prompts["domains"][domain]
@@ -248,6 +270,14 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe):
         parsed = [parse_answer(memo, r, p.k) for r in responses]
         for i, (resp, pl) in enumerate(zip(responses, parsed)):
             self.mark(ctx, i, parse_outcome(resp, pl), parse=pl.items)
+        if p.population == "interactions":
+            hist, train, held = self.history_users(ctx)
+            assert ctx.interactions is not None  # history_users checked it
+            evaluate_history(result, p, hist, parsed, self._catalog(ctx), ctx.interactions, train, held,
+                             use_embeddings=p.category_method != "keyword")
+            self._parse_metrics(result, requests, parsed)
+            result.examples = self._examples(requests, responses, parsed)
+            return result
         heads: dict[str, list[MetricValue]] = {"js": [], f"u_ndcg@{p.k}": []}
         group_table: list[list] = []
         comparison: dict[tuple[str, str, str], dict[str, float]] = {}
