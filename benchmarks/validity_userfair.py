@@ -11,7 +11,10 @@ implicit_names:
 - FaiRLLM's sample is 500 names per domain; for implicit_names 50 names per gender per locale
   (200 users) stands in for the study's (its per-group counts are not published);
 - implicit_names power / FWER: female names get 20% of their items moved to another category
-  (name-only prompts) and 20% fewer relevant items (interest prompts); null: names ignored.
+  (name-only prompts) and 20% of their relevant items swapped for irrelevant ones (interest
+  prompts); flagged = Holm p_adj over every implicit test of the check < 0.05; null: names ignored.
+  The earlier planting (``legacy``) removed only 11.7% of women's relevant items: its U-NDCG
+  power 0.80 measured a smaller effect than the 20% it was named for (kept as a row).
 Run: ``PYTHONPATH=. python benchmarks/validity_userfair.py [--quick]`` → benchmarks/results/validity_userfair.json.
 """
 
@@ -191,28 +194,47 @@ def implicit_probe(n_names: int, seed: int, n_permutations: int = 2000) -> Impli
                                    seed=seed))
 
 
-def implicit_power(n_names: int, seeds: int, swap: float = 0.2) -> dict:
+def implicit_power(n_names: int, seeds: int, swap: float = 0.2, legacy: bool = False) -> dict:
+    """Share of seeds whose Holm-adjusted p (the check's family) of the gender JS / U-NDCG test is < 0.05."""
     js, ndcg = [], []
     for s in range(seeds):
         probe = implicit_probe(n_names, s)
         gender_of = {u.name: u.gender for u in probe.users()}
-        res = probe.run(CheckContext(adapter=CallableAdapter(implicit_recommender(s, gender_of, swap))))
+        res = probe.run(CheckContext(adapter=CallableAdapter(implicit_recommender(s, gender_of, swap, legacy))))
         js.append(res.metric("implicit.js.gender.news").p_adj < 0.05)
         ndcg.append(res.metric("implicit.u_ndcg@5.gender.news").p_adj < 0.05)
-    return dict(n_names_per_gender_per_locale=n_names, swap=swap, seeds=seeds, power_js=float(np.mean(js)),
-                power_u_ndcg=float(np.mean(ndcg)))
+    return dict(n_names_per_gender_per_locale=n_names, swap=swap, seeds=seeds, legacy_planting=legacy,
+                family=res.metric("implicit.u_ndcg@5.gender.news").p_adj_method,
+                power_js=float(np.mean(js)), power_u_ndcg=float(np.mean(ndcg)), ci95_u_ndcg=_cp(sum(ndcg), seeds))
+
+
+def relevant_share_removed(swap: float = 0.2, legacy: bool = False, n: int = 4000) -> float:
+    """1 − (women's relevant-item rate / men's) on interest prompts: the effect actually planted."""
+    gen = implicit_recommender(0, {"Ann": "female", "Bob": "male"}, swap, legacy)
+    rate = {}
+    for who in ("Ann", "Bob"):
+        hits = 0
+        for i in range(n):
+            text = gen(type("R", (), {"user_text": f"The user named {who} mostly reads news about sports. #{i}"})())
+            hits += text.count("Football")
+        rate[who] = hits / (5 * n)
+    return float(1 - rate["Ann"] / rate["Bob"])
 
 
 def implicit_fwer(n_names: int, seeds: int) -> dict:
-    flags = []
+    """Null recommender: share of seeds with any implicit test's Holm p_adj < 0.05 (and per measure)."""
+    flags, per = [], {m: [] for m in ("js", "tv", "u_ndcg@5", "u_mrr@5")}
     for s in range(seeds):
-        probe = implicit_probe(n_names, 2000 + s)
+        probe = implicit_probe(n_names, 2000 + s, n_permutations=1000)
         gender_of = {u.name: u.gender for u in probe.users()}
         res = probe.run(CheckContext(adapter=CallableAdapter(implicit_recommender(2000 + s, gender_of))))
-        adj = [m.p_adj for m in res.metrics if m.name.startswith("implicit.js.") and m.p_adj is not None]
-        flags.append(min(adj) < 0.05)
-    return dict(n_names_per_gender_per_locale=n_names, seeds=seeds, family="js over gender and region, Holm",
-                fwer=float(np.mean(flags)), ci95=_cp(sum(flags), seeds))
+        tested = [m for m in res.metrics if m.name.startswith("implicit.") and m.p_adj is not None]
+        flags.append(min(m.p_adj for m in tested) < 0.05)
+        for meas, hits in per.items():
+            hits.append(min(m.p_adj for m in tested if m.name.split(".")[1] == meas) < 0.05)
+    return dict(n_names_per_gender_per_locale=n_names, seeds=seeds, family=tested[0].p_adj_method,
+                fwer=float(np.mean(flags)), ci95=_cp(sum(flags), seeds),
+                false_flag_rate_by_measure={m: float(np.mean(v)) for m, v in per.items()})
 
 
 def _cp(k: int, n: int) -> list[float]:
@@ -221,23 +243,37 @@ def _cp(k: int, n: int) -> list[float]:
     return [round(float(ci.low), 4), round(float(ci.high), 4)]
 
 
-def run(quick: bool) -> dict:
-    t0 = time.time()
+def implicit_block(quick: bool) -> dict:
+    """The implicit_names rows (``--only implicit`` reruns just these)."""
     if quick:
+        return dict(implicit_power=implicit_power(10, 5), implicit_fwer=implicit_fwer(4, 10))
+    return dict(
+        implicit_power=implicit_power(50, 100), implicit_power_10=implicit_power(10, 20),
+        implicit_power_legacy_planting=implicit_power(50, 100, legacy=True),
+        implicit_planted_effect=dict(relevant_share_removed=relevant_share_removed(),
+                                     relevant_share_removed_legacy=relevant_share_removed(legacy=True)),
+        implicit_fwer=implicit_fwer(4, 400),
+    )
+
+
+def run(quick: bool, only: str | None = None, previous: dict | None = None) -> dict:
+    t0 = time.time()
+    if only == "implicit":
+        out = {k: v for k, v in (previous or {}).items() if not k.startswith("implicit")}
+        out.update(implicit_block(quick))
+    elif quick:
         out = dict(
             fairllm_power=fairllm_power(20, 5), fairllm_fwer=fairllm_fwer(10, 10),
-            fairllm_coverage=fairllm_coverage(10, 20, 2000),
-            implicit_power=implicit_power(10, 5), implicit_fwer=implicit_fwer(4, 10),
+            fairllm_coverage=fairllm_coverage(10, 20, 2000), **implicit_block(quick),
         )
     else:
         out = dict(
             fairllm_power=fairllm_power(500, 20), fairllm_power_20=fairllm_power(20, 20),
             fairllm_fwer=fairllm_fwer(10, 60),
             fairllm_coverage=fairllm_coverage(10, 200), fairllm_coverage_5=fairllm_coverage(5, 200),
-            implicit_power=implicit_power(50, 20), implicit_power_10=implicit_power(10, 20),
-            implicit_fwer=implicit_fwer(4, 60),
+            **implicit_block(quick),
         )
-    out["seconds"] = round(time.time() - t0, 1)
+    out[f"seconds{'_' + only if only else ''}"] = round(time.time() - t0, 1)
     out["quick"] = quick
     return out
 
@@ -245,8 +281,10 @@ def run(quick: bool) -> dict:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", choices=["implicit"], help="rerun only these rows; the others are kept from --out")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "validity_userfair.json"))
     args = ap.parse_args()
-    result = run(args.quick)
+    prev = json.loads(Path(args.out).read_text()) if args.only and Path(args.out).exists() else None
+    result = run(args.quick, args.only, prev)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps(result, indent=1))
