@@ -20,6 +20,9 @@ Design (details the paper does not publish are stated here and configurable):
 - Recommended items are mapped to categories in one place, ``CategoryMapper`` (implicit_names_categories): news → MIND
   categories, jobs → SOC major groups (keywords first, then MiniLM similarity to the category
   descriptions), movies → the catalogue's genres through ``recaudit.text.ground.Grounder``.
+- ``population: interactions`` is Xu et al.'s comparison on the same people (implicit_names_history):
+  each audit user's own history with a name implying their recorded gender (MovieLens 100K
+  u.user), held-out item = relevant; classical recommenders scored on the same users at the same K.
 - Uncertainty: the unit is the name. CIs bootstrap names; p-values permute group labels over
   names within strata (gender labels within a locale, region labels within a gender), so the
   other attribute cannot masquerade as the tested one. p_adj = Holm over every test of a
