@@ -11,7 +11,10 @@ implicit_names:
 - FaiRLLM's sample is 500 names per domain; for implicit_names 50 names per gender per locale
   (200 users) stands in for the study's (its per-group counts are not published);
 - implicit_names power / FWER: female names get 20% of their items moved to another category
-  (name-only prompts) and 20% fewer relevant items (interest prompts); null: names ignored.
+  (name-only prompts) and 20% of their relevant items swapped for irrelevant ones (interest
+  prompts); flagged = Holm p_adj over every implicit test of the check < 0.05; null: names ignored.
+  The earlier planting (``legacy``) removed only 11.7% of women's relevant items: its U-NDCG
+  power 0.80 measured a smaller effect than the 20% it was named for (kept as a row).
 Run: ``PYTHONPATH=. python benchmarks/validity_userfair.py [--quick]`` → benchmarks/results/validity_userfair.json.
 """
 
@@ -178,8 +181,14 @@ CATS = {"sports": "football", "finance": "stock market", "health": "doctor", "tr
 BASE = np.array([0.3, 0.2, 0.15, 0.15, 0.1, 0.1])
 
 
-def implicit_recommender(seed: int, gender_of: dict[str, str], swap: float = 0.0):
-    """Headlines whose categories ignore the name, except that women get ``swap`` of items moved to lifestyle."""
+def implicit_recommender(seed: int, gender_of: dict[str, str], swap: float = 0.0, legacy: bool = False):
+    """Headlines whose categories ignore the name, except for women: ``swap`` of their name-only items
+    moved to lifestyle, and ``swap`` of their relevant items on interest prompts swapped for others.
+
+    ``legacy``: the earlier planted effect (women's interest-following rate 0.6 → 0.6·(1 − swap),
+    the rest drawn at base rates, which re-adds relevant items): a 20% "swap" then removes only
+    11.7% of women's relevant items (0.72 → 0.636 for sports), weaker than its name.
+    """
     cats = list(CATS)
     interest_re = re.compile(r"reads news about (?P<interest>\w+)")
     name_re = re.compile(r"user named (?P<name>[^.,]+?)(?: mostly|\. |$)")
@@ -192,9 +201,14 @@ def implicit_recommender(seed: int, gender_of: dict[str, str], swap: float = 0.0
         interest = interest_re.search(text)
         lines = []
         for i in range(1, 6):
-            if interest:
+            if interest and legacy:
                 hit = rng.random() < 0.6 * ((1 - swap) if female else 1.0)
                 c = interest["interest"] if hit else cats[rng.choice(len(cats), p=BASE)]
+            elif interest:
+                c = interest["interest"] if rng.random() < 0.6 else cats[rng.choice(len(cats), p=BASE)]
+                if female and c == interest["interest"] and rng.random() < swap:  # a relevant item swapped out
+                    others = [x for x in cats if x != c]
+                    c = others[rng.integers(len(others))]
             else:
                 c = cats[rng.choice(len(cats), p=BASE)]
                 if female and rng.random() < swap:
@@ -206,34 +220,53 @@ def implicit_recommender(seed: int, gender_of: dict[str, str], swap: float = 0.0
     return generate
 
 
-def implicit_probe(n_names: int, seed: int) -> ImplicitNamesProbe:
+def implicit_probe(n_names: int, seed: int, n_permutations: int = 2000) -> ImplicitNamesProbe:
     return ImplicitNamesProbe(dict(domains=["news"], locales=["en_US", "yo_NG"], conditions=["implicit"], k=5,
-                                   n_names=n_names, n_bootstrap=0, n_permutations=500, category_method="keyword",
+                                   n_names=n_names, n_bootstrap=0, n_permutations=n_permutations, category_method="keyword",
                                    seed=seed))
 
 
-def implicit_power(n_names: int, seeds: int, swap: float = 0.2) -> dict:
+def implicit_power(n_names: int, seeds: int, swap: float = 0.2, legacy: bool = False) -> dict:
+    """Share of seeds whose Holm-adjusted p (the check's family) of the gender JS / U-NDCG test is < 0.05."""
     js, ndcg = [], []
     for s in range(seeds):
         probe = implicit_probe(n_names, s)
         gender_of = {u.name: u.gender for u in probe.users()}
-        res = probe.run(CheckContext(adapter=CallableAdapter(implicit_recommender(s, gender_of, swap))))
+        res = probe.run(CheckContext(adapter=CallableAdapter(implicit_recommender(s, gender_of, swap, legacy))))
         js.append(res.metric("implicit.js.gender.news").p_adj < 0.05)
         ndcg.append(res.metric("implicit.u_ndcg@5.gender.news").p_adj < 0.05)
-    return dict(n_names_per_gender_per_locale=n_names, swap=swap, seeds=seeds, power_js=float(np.mean(js)),
-                power_u_ndcg=float(np.mean(ndcg)))
+    return dict(n_names_per_gender_per_locale=n_names, swap=swap, seeds=seeds, legacy_planting=legacy,
+                family=res.metric("implicit.u_ndcg@5.gender.news").p_adj_method,
+                power_js=float(np.mean(js)), power_u_ndcg=float(np.mean(ndcg)), ci95_u_ndcg=_cp(sum(ndcg), seeds))
+
+
+def relevant_share_removed(swap: float = 0.2, legacy: bool = False, n: int = 4000) -> float:
+    """1 − (women's relevant-item rate / men's) on interest prompts: the effect actually planted."""
+    gen = implicit_recommender(0, {"Ann": "female", "Bob": "male"}, swap, legacy)
+    rate = {}
+    for who in ("Ann", "Bob"):
+        hits = 0
+        for i in range(n):
+            text = gen(type("R", (), {"user_text": f"The user named {who} mostly reads news about sports. #{i}"})())
+            hits += text.count("Football")
+        rate[who] = hits / (5 * n)
+    return float(1 - rate["Ann"] / rate["Bob"])
 
 
 def implicit_fwer(n_names: int, seeds: int) -> dict:
-    flags = []
+    """Null recommender: share of seeds with any implicit test's Holm p_adj < 0.05 (and per measure)."""
+    flags, per = [], {m: [] for m in ("js", "tv", "u_ndcg@5", "u_mrr@5")}
     for s in range(seeds):
-        probe = implicit_probe(n_names, 2000 + s)
+        probe = implicit_probe(n_names, 2000 + s, n_permutations=1000)
         gender_of = {u.name: u.gender for u in probe.users()}
         res = probe.run(CheckContext(adapter=CallableAdapter(implicit_recommender(2000 + s, gender_of))))
-        adj = [m.p_adj for m in res.metrics if m.name.startswith("implicit.js.") and m.p_adj is not None]
-        flags.append(min(adj) < 0.05)
-    return dict(n_names_per_gender_per_locale=n_names, seeds=seeds, family="js over gender and region, Holm",
-                fwer=float(np.mean(flags)), ci95=_cp(sum(flags), seeds))
+        tested = [m for m in res.metrics if m.name.startswith("implicit.") and m.p_adj is not None]
+        flags.append(min(m.p_adj for m in tested) < 0.05)
+        for meas, hits in per.items():
+            hits.append(min(m.p_adj for m in tested if m.name.split(".")[1] == meas) < 0.05)
+    return dict(n_names_per_gender_per_locale=n_names, seeds=seeds, family=tested[0].p_adj_method,
+                fwer=float(np.mean(flags)), ci95=_cp(sum(flags), seeds),
+                false_flag_rate_by_measure={m: float(np.mean(v)) for m, v in per.items()})
 
 
 def _cp(k: int, n: int) -> list[float]:
@@ -242,14 +275,29 @@ def _cp(k: int, n: int) -> list[float]:
     return [round(float(ci.low), 4), round(float(ci.high), 4)]
 
 
-def run(quick: bool) -> dict:
-    t0 = time.time()
+def implicit_block(quick: bool) -> dict:
+    """The implicit_names rows (``--only implicit`` reruns just these)."""
     if quick:
+        return dict(implicit_power=implicit_power(10, 5), implicit_fwer=implicit_fwer(4, 10))
+    return dict(
+        implicit_power=implicit_power(50, 100), implicit_power_10=implicit_power(10, 20),
+        implicit_power_legacy_planting=implicit_power(50, 100, legacy=True),
+        implicit_planted_effect=dict(relevant_share_removed=relevant_share_removed(),
+                                     relevant_share_removed_legacy=relevant_share_removed(legacy=True)),
+        implicit_fwer=implicit_fwer(4, 400),
+    )
+
+
+def run(quick: bool, only: str | None = None, previous: dict | None = None) -> dict:
+    t0 = time.time()
+    if only == "implicit":
+        out = {k: v for k, v in (previous or {}).items() if not k.startswith("implicit")}
+        out.update(implicit_block(quick))
+    elif quick:
         out = dict(
             fairllm_power=fairllm_power(20, 5), fairllm_fwer=fairllm_fwer(10, 10),
             fairllm_coverage=fairllm_coverage(10, 20, 2000),
-            fairllm_spread_coverage=fairllm_spread_coverage(10, 5, True, 1000),
-            implicit_power=implicit_power(10, 5), implicit_fwer=implicit_fwer(4, 10),
+            fairllm_spread_coverage=fairllm_spread_coverage(10, 5, True, 1000), **implicit_block(quick),
         )
     else:
         out = dict(
@@ -257,10 +305,9 @@ def run(quick: bool) -> dict:
             fairllm_fwer=fairllm_fwer(10, 60),
             fairllm_coverage=fairllm_coverage(10, 200), fairllm_coverage_5=fairllm_coverage(5, 200),
             fairllm_spread_coverage=[fairllm_spread_coverage(n, 80, planted) for n in (10, 20) for planted in (True, False)],
-            implicit_power=implicit_power(50, 20), implicit_power_10=implicit_power(10, 20),
-            implicit_fwer=implicit_fwer(4, 60),
+            **implicit_block(quick),
         )
-    out["seconds"] = round(time.time() - t0, 1)
+    out[f"seconds{'_' + only if only else ''}"] = round(time.time() - t0, 1)
     out["quick"] = quick
     return out
 
@@ -268,9 +315,11 @@ def run(quick: bool) -> dict:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only", choices=["implicit"], help="rerun only these rows; the others are kept from --out")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "validity_userfair.json"))
     args = ap.parse_args()
-    result = run(args.quick)
+    prev = json.loads(Path(args.out).read_text()) if args.only and Path(args.out).exists() else None
+    result = run(args.quick, args.only, prev)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     if not args.quick:
         validity = Path(args.out).with_name("validity.json")  # issue 17's one file: a section per script

@@ -162,7 +162,7 @@ MAX_LINES = 450
 OVERSIZE: dict[str, int] = {
     "recaudit.adapters.openai_compat": 463,
     "recaudit.audits.config": 469, "recaudit.audits.runner": 517, "recaudit.data.loaders": 465,
-    "recaudit.probes.exposure": 480, "recaudit.probes.fairllm": 556, "recaudit.probes.implicit_names": 727,
+    "recaudit.probes.exposure": 480, "recaudit.probes.fairllm": 556,
     "recaudit.probes.item_fairness": 559, "recaudit.text.parse": 512,
 }
 

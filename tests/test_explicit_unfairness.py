@@ -133,3 +133,82 @@ def test_implicit_probe_reports_the_classical_side_beside_its_own():
     assert any(PROTOCOL in n for n in res.notes)
     with pytest.raises(ValueError, match="user attributes"):
         ImplicitNamesProbe(params).run(CheckContext(adapter=CallableAdapter(_headlines)))
+
+
+# --- the same people on both sides (population: interactions) ---------------------------------------
+
+
+def _world_with_catalog(seed: int, n_users: int = 120, **kw):
+    from recaudit.data.catalog import Catalog, Item
+
+    inter = _world(seed, n_users=n_users, **kw)
+    catalog = Catalog([Item(f"i{j:02d}", f"Film Number {j:02d}", ("Drama",), 1990 + j % 10) for j in range(40)])
+    return inter, catalog
+
+
+def _same_user_params(**extra):
+    from recaudit.probes.implicit_names import ImplicitNamesParams
+
+    base = dict(population="interactions", domains=["movies"], conditions=["implicit"], group_by=["gender"],
+                locales=["en_US"], n_users=30, k=10, n_bootstrap=0, n_permutations=300, category_method="keyword",
+                classical_attributes=["gender", "age", "occupation"])
+    base.update(extra)
+    return ImplicitNamesParams(**base)
+
+
+def test_same_users_planted_explicit_bias_is_found_and_a_fair_recommender_is_not_flagged():
+    from recaudit.probes.implicit_names_history import SAME_USERS_PROTOCOL, classical_same_users, history_users
+
+    inter, _ = _world_with_catalog(4, n_users=240)
+    users, train, held = history_users(inter, 60, "en_US", seed=0)
+    assert sum(u.record.gender == "female" for u in users) == 60 and len({u.user_id for u in users}) == 120
+    # the name implies the recorded gender of that very user
+    assert all({"F": "female", "M": "male"}[inter.users.loc[u.user_id, "gender"]] == u.record.gender for u in users)
+    groups = user_groups(inter.users, "gender")
+    metrics, tables, notes = classical_same_users(
+        inter, users, train, held, _same_user_params(), implicit=[],
+        recommenders={"biased": GenderBiased(groups), "toppop": TopPop()})
+    by = {m.name: m for m in metrics}
+    biased, fair = by["classical.biased.u_ndcg@10.gender"], by["classical.toppop.u_ndcg@10.gender"]
+    assert biased.value > 0.1 and biased.p_value == pytest.approx(biased.p_floor) and biased.p_adj < 0.05
+    assert fair.p_value > 0.05 and (fair.p_adj is None or fair.p_adj > 0.05)
+    assert all(m.n == 120 for m in metrics)  # scored on the LLM's users only, not all 240
+    assert SAME_USERS_PROTOCOL in biased.description and SAME_USERS_PROTOCOL in notes[0]
+    assert "holm over 6 tests" in biased.p_adj_method  # 3 attributes x 2 measures
+
+
+def _echo_history(request) -> str:
+    """An LLM that recommends the titles it was shown (never the held-out item) plus filler."""
+    import re
+
+    shown = re.findall(r"(Film Number \d\d) \(\d{4}\)", request.user_text)
+    titles = (shown + [f"Film Number {j:02d}" for j in range(40)])[:10]
+    return "\n".join(f"{i}. {t}" for i, t in enumerate(titles, start=1))
+
+
+def test_probe_same_users_design_reports_both_sides_on_the_same_people():
+    from recaudit.adapters.callable import CallableAdapter
+    from recaudit.checks import CheckContext
+    from recaudit.probes.implicit_names import ImplicitNamesProbe
+    from recaudit.probes.implicit_names_history import SAME_USERS_PROTOCOL
+
+    inter, catalog = _world_with_catalog(5)
+    params = _same_user_params(classical=["toppop", "attribute_pop"]).model_dump()
+    probe = ImplicitNamesProbe(params)
+    reqs = probe.requests(CheckContext(adapter=None, interactions=inter, catalog=catalog))
+    assert len(reqs) == 60 and all("Film Number" in r.user_text for r in reqs)
+    res = probe.run(CheckContext(adapter=CallableAdapter(_echo_history), interactions=inter, catalog=catalog))
+    imp = res.metric("implicit.u_ndcg@10.gender.movies")
+    assert imp.n == 60 and SAME_USERS_PROTOCOL in imp.description and imp.p_adj is not None
+    assert "activity stratum" in imp.power_note
+    assert res.metric("grounded_rate.movies").value == pytest.approx(1.0)
+    table = next(t for t in res.tables if t.name == "implicit_vs_classical")
+    assert SAME_USERS_PROTOCOL in table.description
+    rows = table.as_records()
+    assert {r["classical"] for r in rows} == {"toppop", "attribute_pop.gender", "attribute_pop.age",
+                                              "attribute_pop.occupation"}
+    assert all(m.n == 60 for m in res.metrics if m.name.startswith("classical."))
+    with pytest.raises(ValueError, match="domains \\[movies\\]"):
+        ImplicitNamesProbe({**params, "domains": ["news"]}).validate_setup()
+    with pytest.raises(ValueError, match="user genders"):
+        ImplicitNamesProbe(params).requests(CheckContext(adapter=None, catalog=catalog))

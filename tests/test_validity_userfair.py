@@ -90,7 +90,17 @@ def test_fast_fairllm_power_fwer_coverage():
 
 def test_fast_implicit_power_and_null():
     assert V.implicit_power(25, 1)["power_js"] == 1.0
-    assert V.implicit_fwer(4, 4)["fwer"] <= 1 / 4
+    power = V.implicit_power(50, 2)
+    assert power["power_u_ndcg"] == 1.0 and power["family"] == "holm over 8 tests (implicit.*)"
+    null = V.implicit_fwer(4, 4)
+    assert null["fwer"] <= 1 / 4 and null["family"].startswith("holm over 8 tests")
+
+
+def test_planted_swap_removes_what_it_says():
+    # the earlier planting re-drew relevant items for women, so a "20% swap" removed only ~12% of them
+    assert V.relevant_share_removed(0.2, n=1500) == pytest.approx(0.2, abs=0.03)
+    assert V.relevant_share_removed(0.2, legacy=True, n=1500) == pytest.approx(0.117, abs=0.03)
+    assert V.relevant_share_removed(0.0, n=500) == pytest.approx(0.0, abs=0.04)
 
 
 # --- full simulation -------------------------------------------------------------------------------
@@ -99,11 +109,12 @@ def test_fast_implicit_power_and_null():
 @pytest.mark.slow
 def test_full_power_fwer_coverage():
     assert V.fairllm_power(500, 20)["power"] >= 0.95
-    assert V.implicit_power(50, 20)["power_js"] >= 0.95
+    imp = V.implicit_power(50, 40)
+    assert imp["power_js"] >= 0.95 and imp["power_u_ndcg"] >= 0.95
     # ≤ 0.05 within sampling error: the Clopper–Pearson interval over 60 seeds must reach 0.05
     f = V.fairllm_fwer(10, 60)
     assert f["ci95_holm"][0] <= 0.05 and f["fwer_holm"] <= 0.1
-    i = V.implicit_fwer(4, 60)
+    i = V.implicit_fwer(4, 100)  # any of the check's 8 tests, Holm over all of them
     assert i["ci95"][0] <= 0.05 and i["fwer"] <= 0.1
     cov = V.fairllm_coverage(10, 150, n_draws=10000)
     assert all(0.93 <= c <= 0.97 for c in cov["coverage"].values()), cov

@@ -10,8 +10,10 @@ an explicit input). The protocol is named in every result (``PROTOCOL``): the pa
 STAMP and GRU4Rec on its own news/job data, so the figures are of the same measure, not the
 same models.
 
-Uncertainty: the unit is the user; p-values permute group labels over users (exact floor and MDE
-as in ``recaudit.metrics.power``); p_adj = Holm over the attributes of one recommender and measure.
+Uncertainty: the unit is the user; p-values permute group labels over users, within strata when
+given (exact floor and MDE through ``implicit_names_stats.gap_test``); p_adj = Holm over the
+attributes × measures of one recommender. ``protocol`` names the evaluation in every metric; the
+same-users comparison (``implicit_names_history``) scores the LLM's users only.
 """
 
 from __future__ import annotations
@@ -26,10 +28,7 @@ import pandas as pd
 from recaudit.baselines import make_baseline
 from recaudit.baselines.base import IndexedRecommender
 from recaudit.data.catalog import Interactions
-from recaudit.probes._group_stats import batched_group_gap
-from recaudit.metrics.multiplicity import adjust as holm
-from recaudit.metrics.power import disclose, stratified_floor
-from recaudit.metrics.resampling import pvalue, stratified_permutations
+from recaudit.probes.implicit_names_stats import gap_test, holm_family
 from recaudit.results import GroupTable, MetricValue
 
 PROTOCOL = "leave-last-out (each user's latest interaction held out), full ranking of unseen items"
@@ -124,8 +123,14 @@ def explicit_unfairness(
     n_permutations: int = 1000,
     seed: int = 0,
     held_out: tuple[Interactions, dict[str, str]] | None = None,
+    strata: Mapping[str, str] | None = None,
+    protocol: str = PROTOCOL,
 ) -> ExplicitUnfairness:
-    """U-NDCG@K and U-MRR@K of each fitted-here recommender over each user attribute, with tests."""
+    """U-NDCG@K and U-MRR@K of each fitted-here recommender over each user attribute, with tests.
+
+    ``held_out``: (training interactions, user -> held-out item); only those users are scored.
+    ``strata``: user -> stratum; group labels are permuted within strata (default: one stratum).
+    """
     if interactions.users is None:
         raise ValueError("explicit unfairness needs user attributes (Interactions.users), e.g. MovieLens 100K u.user")
     train, test = held_out or leave_last_out(interactions)
@@ -135,26 +140,22 @@ def explicit_unfairness(
     for r_idx, (name, rec) in enumerate(recommenders.items()):
         rec.fit(train)
         users, ndcg, mrr = rank_metrics(rec, test, k)
+        stratum = np.unique([(strata or {}).get(u, "") for u in users], return_inverse=True)[1]
         family: list[MetricValue] = []
         for a_idx, attr in enumerate(attributes):
             lab = np.array([groups[attr].get(u, "unknown") for u in users])
             codes = np.unique(lab, return_inverse=True)[1]
             n_groups = int(codes.max()) + 1
-            strata = np.zeros(len(users), dtype=int)
-            perms = codes[stratified_permutations(strata, n_permutations, np.random.default_rng([seed, r_idx, a_idx]))] \
-                if n_permutations else None
-            floor = stratified_floor(codes, strata)
             for measure, vals in ((f"u_ndcg@{k}", ndcg), (f"u_mrr@{k}", mrr)):
-                gap = float(batched_group_gap(vals, codes[None, :], n_groups)[0])
-                extra: dict = {}
-                if perms is not None:
-                    null = batched_group_gap(vals, perms, n_groups)
-                    extra = dict(p_value=pvalue(gap, null),
-                                 **disclose(floor, n_permutations, null, "users", None).fields())
+                # the same permutations for both measures of one attribute (same seed)
+                test_ = gap_test(vals, codes, stratum, n_permutations, np.random.default_rng([seed, r_idx, a_idx]),
+                                 "users")
+                extra = dict(p_value=test_.p_value, **test_.fields) if test_ else {}
                 mv = MetricValue(
-                    name=f"classical.{name}.{measure}.{attr}", value=gap, n=len(users), direction="lower_is_better",
-                    variant=f"classical:{name}", description=f"max − min over {attr} groups of mean "
-                    f"{measure.split('@')[0][2:].upper()}@{k} of {name} ({PROTOCOL})", **extra,
+                    name=f"classical.{name}.{measure}.{attr}", value=float(np.ptp(_group_means(vals, codes))),
+                    n=len(users), direction="lower_is_better", variant=f"classical:{name}",
+                    description=f"max − min over {attr} groups of mean {measure.split('@')[0][2:].upper()}@{k} "
+                    f"of {name} ({protocol})", **extra,
                 )
                 metrics.append(mv)
                 family.append(mv)
@@ -162,17 +163,21 @@ def explicit_unfairness(
                 members = codes == g
                 rows.append([name, attr, str(np.unique(lab)[g]), int(members.sum()), float(ndcg[members].mean()),
                              float(mrr[members].mean())])
-        for mv, adj in zip(family, holm([m.p_value for m in family])):
-            mv.p_adj = adj
-            mv.p_adj_method = f"holm over {len(family)} tests (classical.{name}.*)" if adj is not None else None
+        if any(m.p_value is not None for m in family):
+            holm_family(family, f"classical.{name}.*")
     table = GroupTable(
         name="explicit_by_group", columns=["recommender", "attribute", "group", "n_users", f"ndcg@{k}", f"mrr@{k}"],
-        rows=rows, description=f"Classical recommenders per user group; protocol: {PROTOCOL}.",
+        rows=rows, description=f"Classical recommenders per user group; protocol: {protocol}.",
     )
-    return ExplicitUnfairness(metrics, table)
+    return ExplicitUnfairness(metrics, table, protocol)
 
 
-def comparison_table(implicit: Sequence[MetricValue], explicit: Sequence[MetricValue]) -> GroupTable:
+def _group_means(values: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    return np.array([values[codes == g].mean() for g in np.unique(codes)])
+
+
+def comparison_table(implicit: Sequence[MetricValue], explicit: Sequence[MetricValue],
+                     protocol: str = PROTOCOL) -> GroupTable:
     """The paper's comparison: the LLM's implicit U-NDCG/U-MRR beside each classical recommender's explicit one."""
     rows = []
     for im in implicit:
@@ -189,7 +194,7 @@ def comparison_table(implicit: Sequence[MetricValue], explicit: Sequence[MetricV
         columns=["grouping", "measure", "llm_implicit", "llm_p", "classical", "classical_explicit", "classical_p",
                  "implicit_minus_explicit"],
         rows=rows, description=f"Xu et al.'s comparison: the LLM's gap from names alone vs classical recommenders' gap "
-        f"with attributes as inputs ({PROTOCOL}; K may differ: read the measure names).",
+        f"with attributes as inputs ({protocol}; K may differ: read the measure names).",
     )
 
 

@@ -17,13 +17,16 @@ Design (details the paper does not publish are stated here and configurable):
 - Interest prompts ("… mostly reads news about sports") give a ground truth: an item is
   relevant when its category is the stated interest. U-NDCG@K / U-MRR@K = max − min over groups
   of the mean per-name NDCG@K / MRR@K (the absolute difference for two groups).
-- Recommended items are mapped to categories in one place, ``CategoryMapper``: news → MIND
+- Recommended items are mapped to categories in one place, ``CategoryMapper`` (implicit_names_categories): news → MIND
   categories, jobs → SOC major groups (keywords first, then MiniLM similarity to the category
   descriptions), movies → the catalogue's genres through ``recaudit.text.ground.Grounder``.
+- ``population: interactions`` is Xu et al.'s comparison on the same people (implicit_names_history):
+  each audit user's own history with a name implying their recorded gender (MovieLens 100K
+  u.user), held-out item = relevant; classical recommenders scored on the same users at the same K.
 - Uncertainty: the unit is the name. CIs bootstrap names; p-values permute group labels over
   names within strata (gender labels within a locale, region labels within a gender), so the
-  other attribute cannot masquerade as the tested one. Headline maxima carry a Bonferroni
-  p-value over their components.
+  other attribute cannot masquerade as the tested one. p_adj = Holm over every test of a
+  condition (the check's family); headline maxima carry a Bonferroni p-value over their components.
 
 Metric names: ``<condition>.<js|tv|u_ndcg@K|u_mrr@K>.<gender|region>.<domain>``,
 ``implicit.js.max``, ``implicit.u_ndcg@K.max``, ``parse_rate.min|mean``, ``grounded_rate.<domain>``.
@@ -32,8 +35,7 @@ Metric names: ``<condition>.<js|tv|u_ndcg@K|u_mrr@K>.<gender|region>.<domain>``,
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Literal, Sequence
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -41,155 +43,25 @@ from pydantic import Field, field_validator
 from recaudit.adapters.base import Request, Response
 from recaudit.checks import CheckContext, CheckParams, Probe, register_check
 from recaudit.metric_names import MetricSpec
-from recaudit.data.catalog import Catalog
+from recaudit.data.catalog import Catalog, Interactions
 from recaudit.data.names import NameRecord, faker_names
-from recaudit.metrics.distribution import group_gap, max_pairwise_distance, mrr_at_k, ndcg_at_k
+from recaudit.metrics.distribution import mrr_at_k, ndcg_at_k
 from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer, parse_outcome
 from recaudit.text.prompts import check_placeholders, load_prompt_file, merge_overrides
-from recaudit.probes._group_stats import batched_group_distance, batched_group_gap
-from recaudit.metrics.multiplicity import adjust as holm
-from recaudit.metrics.power import TARGET_FLOOR, disclose, stratified_floor
-from recaudit.metrics.resampling import pvalue, stratified_permutations
-from recaudit.probes._uncertainty import bootstrap_or_point
-from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
-from recaudit.text.parse import normalize_title
+from recaudit.probes.implicit_names_categories import Category, CategoryMapper, load_categories
+from recaudit.probes.implicit_names_history import (
+    HistoryUser, check_history_params, evaluate_history, history_requests, history_users,
+)
+from recaudit.probes.implicit_names_stats import NameUnit, group_metrics, headline, holm_by_family
+from recaudit.probes.implicit_names_tables import comparison_table, group_rows, share_figure
+from recaudit.results import CheckResult, Example, GroupTable, MetricValue
 
 NameDomain = Literal["news", "jobs", "movies"]
 Grouping = Literal["gender", "region"]
 Condition = Literal["implicit", "explicit"]
 PROMPT_FILE = "implicit_names_prompts.yaml"
-CATEGORY_FILE = "implicit_names_categories.yaml"
 DEFAULT_LOCALES = ("en_US", "en_GB", "ja_JP", "yo_NG")  # North America, Europe, Asia, Africa
-_STRATUM = {"gender": "locale", "region": "gender"}  # permute labels within this attribute
 _MAX_EXAMPLE_CHARS = 1000
-
-
-# --- categories: the one place items become categories ---------------------------------------------
-
-
-@dataclass(frozen=True)
-class Category:
-    """One category of a vocabulary (MIND news category, SOC job family, or a catalogue genre)."""
-
-    id: str
-    label: str
-    description: str = ""
-    keywords: tuple[str, ...] = ()
-    interest: str = ""
-
-    @property
-    def interest_phrase(self) -> str:
-        """How a prompt states an interest in this category."""
-        return self.interest or self.label.lower()
-
-
-def load_categories(domain: str, overrides: dict[str, list[dict[str, Any]]] | None = None) -> list[Category]:
-    """The shipped vocabulary of ``domain`` (news, jobs), or the config's replacement list."""
-    source = (overrides or {}).get(domain)
-    if source is None:
-        data = load_prompt_file(CATEGORY_FILE, "recaudit.probes")
-        if domain not in data:
-            raise ValueError(f"no shipped category vocabulary for domain {domain!r}; pass `categories`")
-        source = data[domain]
-    out = []
-    for row in source:
-        if "id" not in row:
-            raise ValueError(f"categories.{domain}: every category needs an 'id', got {row!r}")
-        out.append(Category(
-            id=str(row["id"]), label=str(row.get("label", row["id"])), description=str(row.get("description", "")),
-            keywords=tuple(str(k) for k in row.get("keywords", ())), interest=str(row.get("interest", "")),
-        ))
-    if len({c.id for c in out}) != len(out):
-        raise ValueError(f"categories.{domain}: ids must be unique")
-    return out
-
-
-class CategoryMapper:
-    """Maps recommended item texts of one domain to category ids (a tuple per item, empty = unmapped).
-
-    ``method``: "keyword" (whole-word keyword/phrase hits in the normalised text; the category
-    with the most matched words wins, ties to the vocabulary order), "embedding" (cosine of
-    all-MiniLM-L6-v2 embeddings of the item and "label: description", accepted at
-    ``embedding_threshold``), "auto" (keywords, then embeddings for the rest when the encoder
-    is installed). With a catalogue (movies) items are grounded to catalogue items and map to
-    all of the item's genres (first genre first).
-    """
-
-    def __init__(
-        self,
-        categories: Sequence[Category] = (),
-        catalog: Catalog | None = None,
-        method: Literal["auto", "keyword", "embedding"] = "auto",
-        embedding_threshold: float = 0.3,
-        use_embeddings_for_grounding: bool = True,
-    ):
-        if catalog is None and not categories:
-            raise ValueError("CategoryMapper needs categories or a catalogue")
-        self.catalog = catalog
-        self.method = method
-        self.embedding_threshold = embedding_threshold
-        self.embeddings_used = False
-        self.notes: list[str] = []
-        if catalog is not None:
-            from recaudit.text.ground import Grounder
-
-            self.categories = [Category(id=g, label=g) for g in catalog.genres()]
-            self._grounder = Grounder(catalog, use_embeddings=use_embeddings_for_grounding)
-        else:
-            self.categories = list(categories)
-            self._keywords = [
-                (j, f" {normalize_title(kw)} ", len(normalize_title(kw).split()))
-                for j, c in enumerate(self.categories) for kw in c.keywords if normalize_title(kw)
-            ]
-        self._category_vectors: np.ndarray | None = None
-
-    @property
-    def category_ids(self) -> list[str]:
-        return [c.id for c in self.categories]
-
-    def map(self, items: Sequence[str]) -> list[tuple[str, ...]]:
-        """Categories of each item, aligned with ``items``."""
-        if self.catalog is not None:
-            return [
-                tuple(self.catalog.get(g.item_id).genres) if g.item_id is not None else ()
-                for g in self._grounder.ground(list(items))
-            ]
-        out: list[tuple[str, ...]] = [()] * len(items)
-        if self.method in ("auto", "keyword"):
-            out = [self._by_keyword(it) for it in items]
-        if self.method in ("auto", "embedding"):
-            rest = [i for i, cats in enumerate(out) if not cats]
-            if rest:
-                for i, cats in zip(rest, self._by_embedding([items[i] for i in rest])):
-                    out[i] = cats
-        return out
-
-    def _by_keyword(self, item: str) -> tuple[str, ...]:
-        text = f" {normalize_title(item)} "
-        scores = np.zeros(len(self.categories))
-        for j, kw, n_words in self._keywords:
-            if kw in text:
-                scores[j] += n_words
-        return (self.categories[int(scores.argmax())].id,) if scores.max() > 0 else ()
-
-    def _by_embedding(self, items: list[str]) -> list[tuple[str, ...]]:
-        from recaudit.text.embed import EmbeddingModelMissing, embed
-
-        try:
-            if self._category_vectors is None:
-                self._category_vectors = embed([f"{c.label}: {c.description}" for c in self.categories])
-            sims = embed(items) @ self._category_vectors.T
-        except EmbeddingModelMissing as e:
-            if self.method == "embedding":
-                raise
-            self.notes.append(f"embedding matcher unavailable ({e}); keyword matches only")
-            return [()] * len(items)
-        self.embeddings_used = True
-        best = sims.argmax(axis=1)
-        return [
-            (self.categories[b].id,) if sims[r, b] >= self.embedding_threshold else ()
-            for r, b in enumerate(best)
-        ]
 
 
 # --- parameters -------------------------------------------------------------------------------------
@@ -227,7 +99,13 @@ class ImplicitNamesParams(CheckParams):
     )
     classical_attributes: list[Literal["gender", "age", "occupation"]] = Field(
         default_factory=lambda: ["gender", "age", "occupation"], min_length=1)
-    classical_k: int = Field(10, ge=1, le=100)
+    classical_k: int = Field(10, ge=1, le=100, description="K of the classical side (population 'names'; "
+                             "population 'interactions' scores both sides at k)")
+    population: Literal["names", "interactions"] = Field(
+        "names", description="names: Faker names only (users are names); interactions: Xu et al.'s same-users design, "
+        "the audit users' own histories with a name implying their recorded gender (implicit_names_history)")
+    n_users: int = Field(50, ge=1, description="population 'interactions': users per gender")
+    history_len: int = Field(20, ge=1, description="population 'interactions': training items shown, latest first kept")
 
     @field_validator("domains", "group_by", "conditions", "locales")
     @classmethod
@@ -235,19 +113,6 @@ class ImplicitNamesParams(CheckParams):
         if len(set(v)) != len(v):
             raise ValueError(f"values must not repeat, got {v}")
         return v
-
-
-@dataclass
-class _Unit:
-    """One user (name) of one domain and condition, with everything evaluate() needs."""
-
-    record: NameRecord
-    counts: np.ndarray  # categories of the name-only answers
-    ndcg: list[float]
-    mrr: list[float]
-    parsed_ok: list[bool]
-    mapped: list[int]  # per answer: items with a category
-    n_items: list[int]
 
 
 @register_check("implicit_names")
@@ -270,13 +135,17 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe[ImplicitNamesParams]):
     def validate_setup(self) -> None:
         """Locales are known and the users can be drawn (one ValueError line otherwise)."""
         self.users()
+        if self.params.population == "interactions":
+            check_history_params(self.params)
 
     metrics = (
         MetricSpec("parse_rate.{s}", values={"s": ("min", "mean")}),
         MetricSpec("grounded_rate.{domains}"),
-        MetricSpec("{conditions}.{m}.{group_by}.{domains}", values={"m": ("js", "tv")}),
+        MetricSpec("{conditions}.{m}.{group_by}.{domains}", values={"m": ("js", "tv")},
+                   when=lambda p: p.population != "interactions"),
         MetricSpec("{conditions}.u_{m}@{k}.{group_by}.{domains}", values={"m": ("ndcg", "mrr")},
-                   when=lambda p: bool(p.n_interests)),
+                   when=lambda p: bool(p.n_interests) and p.population != "interactions"),
+        MetricSpec("implicit.u_{m}@{k}.*", values={"m": ("ndcg", "mrr")}, when=lambda p: p.population == "interactions"),
         MetricSpec("classical.*", when=lambda p: bool(p.classical)),
         MetricSpec("implicit.js.max", when=lambda p: "implicit" in p.conditions, headline=True),
         MetricSpec("implicit.u_ndcg@{k}.max", when=lambda p: "implicit" in p.conditions and bool(p.n_interests)),
@@ -293,6 +162,7 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe[ImplicitNamesParams]):
                 tpl["user_interest"], ("k", "user", "interest"), f"implicit_names.prompts.domains.{domain}.user_interest"
             )
         check_placeholders(data["explicit"], ("gender_word", "region"), "implicit_names.prompts.explicit")
+        check_placeholders(data["history"]["user"], ("k", "user", "history"), "implicit_names.prompts.history.user")
         return data
 
     def users(self) -> list[NameRecord]:
@@ -341,14 +211,21 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe[ImplicitNamesParams]):
 
     # --- requests ------------------------------------------------------------------------------
 
+    def history_users(self, ctx: CheckContext) -> tuple[list[HistoryUser], Interactions, dict[str, str]]:
+        """population 'interactions': the sampled audit users, the training split, the held-out items."""
+        check_history_params(self.params)
+        return history_users(ctx.interactions, self.params.n_users, self.params.locales[0], self.params.seed)
+
     def requests(self, ctx: CheckContext) -> list[Request]:
-        """Every user × condition × (no interest + each interest), per domain."""
+        """Every user × condition × (no interest + each interest), per domain (or one history prompt per user)."""
         p = self.params
         prompts = self.prompt_data()
-        users = self.users()
-        self._check_groups(users)
         settings = dict(max_new_tokens=p.max_new_tokens, temperature=p.temperature, top_p=p.top_p,
                         repetition_penalty=p.repetition_penalty, seed=p.seed)
+        if p.population == "interactions":
+            return history_requests(p, prompts, self.history_users(ctx)[0], self._catalog(ctx), settings)
+        users = self.users()
+        self._check_groups(users)
         out: list[Request] = []
         for domain in p.domains:
             tpl = prompts["domains"][domain]
@@ -394,8 +271,16 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe[ImplicitNamesParams]):
         parsed = [parse_answer(memo, r, p.k) for r in responses]
         for i, (resp, pl) in enumerate(zip(responses, parsed)):
             self.mark(ctx, i, parse_outcome(resp, pl), parse=pl.items)
-        headline: dict[str, list[MetricValue]] = {"js": [], f"u_ndcg@{p.k}": []}
-        group_rows: list[list] = []
+        if p.population == "interactions":
+            hist, train, held = self.history_users(ctx)
+            assert ctx.interactions is not None  # history_users checked it
+            evaluate_history(result, p, hist, parsed, self._catalog(ctx), ctx.interactions, train, held,
+                             use_embeddings=p.category_method != "keyword")
+            self._parse_metrics(result, requests, parsed)
+            result.examples = self._examples(requests, responses, parsed)
+            return result
+        heads: dict[str, list[MetricValue]] = {"js": [], f"u_ndcg@{p.k}": []}
+        group_table: list[list] = []
         comparison: dict[tuple[str, str, str], dict[str, float]] = {}
         for domain, idxs in by_domain.items():
             mapper = self._mapper(domain, ctx)
@@ -419,30 +304,30 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe[ImplicitNamesParams]):
                 if not units:
                     continue
                 for grouping in p.group_by:
-                    ms = self._group_metrics(units, grouping, domain, condition, mapper.category_ids)
+                    ms = group_metrics(units, grouping, domain, condition, p)
                     result.metrics += ms
                     for m in ms:
                         measure = m.name.split(".")[1]
                         comparison.setdefault((domain, grouping, measure), {})[condition] = m.value
-                        if condition == "implicit" and measure in headline:
-                            headline[measure].append(m)
-                    group_rows += self._group_rows(units, grouping, domain, condition, mapper.category_ids)
+                        if condition == "implicit" and measure in heads:
+                            heads[measure].append(m)
+                    group_table += group_rows(units, grouping, domain, condition, mapper.category_ids, p.k)
                     if condition == "implicit":
-                        result.figures.append(self._share_figure(units, grouping, domain, mapper.category_ids))
-        _holm_by_family(result.metrics)
-        for measure, comps in headline.items():
+                        result.figures.append(share_figure(units, grouping, domain, mapper.category_ids))
+        holm_by_family(result.metrics)
+        for measure, comps in heads.items():
             if comps:
-                result.metrics.append(_headline(f"implicit.{measure}.max", comps))
+                result.metrics.append(headline(f"implicit.{measure}.max", comps))
         self._parse_metrics(result, requests, parsed)
         result.tables.append(GroupTable(
             name="by_group",
             columns=["domain", "condition", "grouping", "group", "n_names", f"ndcg@{p.k}", f"mrr@{p.k}",
                      "parse_rate", "grounded_rate", "top_category", "top_share"],
-            rows=group_rows,
+            rows=group_table,
             description="Per name group (fairlearn MetricFrame over names): ranking quality on interest prompts, "
             "parse and grounding rates, and the most recommended category on name-only prompts.",
         ))
-        result.tables.append(_comparison_table(comparison))
+        result.tables.append(comparison_table(comparison))
         result.examples = self._examples(requests, responses, parsed)
         result.notes += [
             f"{len(users)} names ({', '.join(sorted({u.locale for u in users}))}); conditions {p.conditions}; "
@@ -470,15 +355,15 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe[ImplicitNamesParams]):
         return CategoryMapper(load_categories(domain, p.categories), method=p.category_method,
                               embedding_threshold=p.embedding_threshold)
 
-    def _units(self, requests, parsed, cats, idxs, condition, users, category_ids) -> list[_Unit]:
+    def _units(self, requests, parsed, cats, idxs, condition, users, category_ids) -> list[NameUnit]:
         index = {c: j for j, c in enumerate(category_ids)}
-        units: dict[int, _Unit] = {}
+        units: dict[int, NameUnit] = {}
         for i in idxs:
             meta = requests[i].meta()
             if meta["condition"] != condition:
                 continue
             uid = int(meta["unit"])
-            unit = units.setdefault(uid, _Unit(users[uid], np.zeros(len(category_ids)), [], [], [], [], []))
+            unit = units.setdefault(uid, NameUnit(users[uid], np.zeros(len(category_ids))))
             item_cats = cats[i]
             unit.parsed_ok.append(parsed[i].ok)
             unit.mapped.append(sum(1 for c in item_cats if c))
@@ -492,110 +377,6 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe[ImplicitNamesParams]):
                     if c and c[0] in index:
                         unit.counts[index[c[0]]] += 1
         return [units[u] for u in sorted(units)]
-
-    def _group_metrics(self, units, grouping, domain, condition, category_ids) -> list[MetricValue]:
-        p = self.params
-        labels = np.array([getattr(u.record, grouping) for u in units])
-        strata = np.array([getattr(u.record, _STRATUM[grouping]) for u in units])
-        codes = np.unique(labels, return_inverse=True)[1]
-        n_groups = int(codes.max()) + 1
-        counts = np.stack([u.counts for u in units])
-        seed = p.seed + _hash_seed(domain, condition, grouping)
-        # one set of within-stratum permutations serves every statistic of this grouping
-        perms = codes[stratified_permutations(strata, p.n_permutations, np.random.default_rng(seed))] \
-            if p.n_permutations else None
-        floor = stratified_floor(codes, strata)
-        needed = _needed_names(codes, strata, self.params.n_names, TARGET_FLOOR)
-        out: list[MetricValue] = []
-
-        def tested(observed: float, null: np.ndarray | None) -> dict:
-            if null is None:
-                return {}
-            return dict(p_value=pvalue(observed, null),
-                        **disclose(floor, p.n_permutations, null, "names per gender per locale", needed).fields())
-
-        for dist in ("js", "tv"):
-            value = _group_distance(counts, codes, dist)
-            what = (f"{'Jensen–Shannon divergence' if dist == 'js' else 'total variation'} between the "
-                    f"{grouping} groups' {domain} category distributions (max over pairs), {condition} condition")
-            if not math.isfinite(value):  # a group with no categorised item: no distribution to compare
-                out.append(MetricValue(name=f"{condition}.{dist}.{grouping}.{domain}", value=math.nan, n=len(units),
-                                       direction="lower_is_better", variant=condition,
-                                       description=f"{what}; undefined: a group has no categorised item"))
-                continue
-            ci = bootstrap_or_point(
-                np.column_stack([codes, counts]),
-                lambda rows, d=dist: _group_distance(rows[:, 1:], rows[:, 0].astype(int), d),
-                p.n_bootstrap, p.ci_level, seed,
-            )
-            null = batched_group_distance(counts, perms, n_groups, dist) if perms is not None else None
-            out.append(MetricValue(
-                name=f"{condition}.{dist}.{grouping}.{domain}", value=value, ci_low=ci.low, ci_high=ci.high,
-                ci_level=p.ci_level, ci_method="bootstrap-percentile" if ci.low is not None else None,
-                ci_unreliable=True, n=len(units), direction="lower_is_better", variant=condition,
-                description=what + "; a pooled distance is biased upward in small samples, so its interval is "
-                "flagged unreliable: read the p-value", **tested(value, null),
-            ))
-        if p.n_interests > 0:
-            for measure, per_unit in ((f"u_ndcg@{p.k}", [np.mean(u.ndcg) for u in units]),
-                                      (f"u_mrr@{p.k}", [np.mean(u.mrr) for u in units])):
-                vals = np.asarray(per_unit, dtype=float)
-                ci = bootstrap_or_point(np.column_stack([codes, vals]), lambda rows: group_gap(rows[:, 1], rows[:, 0]),
-                                        p.n_bootstrap, p.ci_level, seed)
-                value = group_gap(vals, codes)
-                null = batched_group_gap(vals, perms, n_groups) if perms is not None else None
-                out.append(MetricValue(
-                    name=f"{condition}.{measure}.{grouping}.{domain}", value=value, ci_low=ci.low,
-                    ci_high=ci.high, ci_level=p.ci_level, ci_method="bootstrap-percentile" if ci.low is not None else None,
-                    ci_unreliable=True, n=len(units), direction="lower_is_better", variant=condition,
-                    description=f"max − min over {grouping} groups of mean {measure.split('@')[0][2:].upper()}@{p.k} "
-                    f"(relevant = the stated interest's category), {condition} condition; the bootstrap interval of a "
-                    "gap is not validated by simulation (flagged unreliable): read the p-value", **tested(value, null),
-                ))
-        return out
-
-    def _group_rows(self, units, grouping, domain, condition, category_ids) -> list[list]:
-        from fairlearn.metrics import MetricFrame
-
-        k = self.params.k
-        per_unit = {
-            f"ndcg@{k}": np.array([np.mean(u.ndcg) if u.ndcg else np.nan for u in units]),
-            f"mrr@{k}": np.array([np.mean(u.mrr) if u.mrr else np.nan for u in units]),
-            "parse_rate": np.array([np.mean(u.parsed_ok) for u in units]),
-            "grounded_rate": np.array([sum(u.mapped) / max(sum(u.n_items), 1) for u in units]),
-        }
-        # MetricFrame slices row indices by group; each metric averages its per-name column
-        metrics = {name: (lambda idx, _pred, col=col: _nanmean(col[idx])) for name, col in per_unit.items()}
-        metrics["n_names"] = lambda idx, _pred: float(len(idx))
-        rows_idx = np.arange(len(units))
-        frame = MetricFrame(metrics=metrics, y_true=rows_idx, y_pred=rows_idx,
-                            sensitive_features=np.array([getattr(u.record, grouping) for u in units]))
-        out = []
-        for group, row in frame.by_group.iterrows():
-            members = [u for u in units if getattr(u.record, grouping) == group]
-            total = np.sum([u.counts for u in members], axis=0)
-            top = int(total.argmax())
-            share = float(total[top] / total.sum()) if total.sum() > 0 else math.nan
-            out.append([domain, condition, grouping, str(group), int(row["n_names"]), row[f"ndcg@{k}"],
-                        row[f"mrr@{k}"], row["parse_rate"], row["grounded_rate"],
-                        category_ids[top] if total.sum() > 0 else "", share])
-        return out
-
-    def _share_figure(self, units, grouping, domain, category_ids) -> FigureSpec:
-        groups = sorted({getattr(u.record, grouping) for u in units})
-        dists = {}
-        for g in groups:
-            total = np.sum([u.counts for u in units if getattr(u.record, grouping) == g], axis=0)
-            dists[g] = total / total.sum() if total.sum() > 0 else total
-        shown = [j for j in range(len(category_ids)) if any(dists[g][j] > 0 for g in groups)]
-        return FigureSpec(
-            name=f"category_share.{domain}.{grouping}", kind="bar",
-            title=f"Category share by {grouping} — {domain}, names only",
-            x_label="category", y_label="share of recommended items",
-            series=[Series(label=g, x=[category_ids[j] for j in shown], y=[float(dists[g][j]) for j in shown]) for g in groups],
-            caption="Share of each category among the items recommended to each name group when only the name is "
-            "given; bars that differ between groups = the name changes what is recommended.",
-        )
 
     def _parse_metrics(self, result, requests, parsed) -> None:
         by_condition: dict[str, list[bool]] = {}
@@ -627,100 +408,6 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe[ImplicitNamesParams]):
                 "output": (resp.error or resp.text)[:_MAX_EXAMPLE_CHARS], "parsed": " | ".join(pl.items),
             }))
         return out
-
-
-# --- helpers (pure) --------------------------------------------------------------------------------
-
-
-def _hash_seed(*parts: str) -> int:
-    """A small stable integer from strings (process-independent, unlike hash())."""
-    import zlib
-
-    return zlib.crc32("|".join(parts).encode()) % 100_000
-
-
-def _nanmean(values: np.ndarray) -> float:
-    finite = values[np.isfinite(values)]
-    return float(finite.mean()) if finite.size else math.nan
-
-
-def _group_distance(counts: np.ndarray, labels: np.ndarray, distance: str) -> float:
-    """Max pairwise distance between the pooled category distributions of the label groups."""
-    labels = np.asarray(labels).astype(int)
-    groups = np.unique(labels)
-    if len(groups) < 2:
-        return math.nan
-    totals = {g: counts[labels == g].sum(axis=0) for g in groups}
-    if any(t.sum() <= 0 for t in totals.values()):
-        return math.nan
-    return max_pairwise_distance(totals, distance)[0]
-
-
-def _needed_names(codes: np.ndarray, strata: np.ndarray, n_names: int, target: float) -> int | None:
-    """Smallest names-per-gender-per-locale whose exact floor is ≤ target, with the same strata and groups."""
-    levels = np.unique(strata)
-    groups = np.unique(codes)
-    per = {s: sorted({int(c) for c in codes[strata == s]}) for s in levels}
-    for n in range(1, 65):
-        # every stratum holds each of its groups n times (names are drawn n per gender per locale)
-        lab = np.concatenate([np.repeat(per[s], n) for s in levels])
-        st = np.concatenate([np.repeat(s, n * len(per[s])) for s in levels])
-        if len(groups) and stratified_floor(lab, st) <= target:
-            return n
-    return None
-
-
-def _holm_by_family(metrics: list[MetricValue]) -> None:
-    """p_adj: Holm over the tests of one condition and measure (every grouping × domain)."""
-    families: dict[tuple[str, str], list[MetricValue]] = {}
-    for m in metrics:
-        if m.p_value is not None:
-            condition, measure = m.name.split(".")[:2]
-            families.setdefault((condition, measure), []).append(m)
-    for (condition, measure), members in families.items():
-        for m, adj in zip(members, holm([m.p_value for m in members])):
-            m.p_adj, m.p_adj_method = adj, f"holm over {len(members)} tests ({condition}.{measure}.*)"
-
-
-def _headline(name: str, components: list[MetricValue]) -> MetricValue:
-    finite = [m for m in components if math.isfinite(m.value)]
-    if not finite:
-        return MetricValue(name=name, value=math.nan, direction="lower_is_better", variant="implicit")
-    worst = max(finite, key=lambda m: m.value)
-    tested = [m for m in finite if m.p_value is not None]
-    ps = [m.p_value for m in tested]
-    p_adj = min(1.0, min(ps) * len(ps)) if ps else None  # = the smallest Holm-adjusted component p
-    power: dict = {}
-    if tested:
-        floors = [m.p_floor for m in tested if m.p_floor is not None]
-        floor = min(1.0, min(floors) * len(tested)) if floors else None
-        needs = [m.needed_n for m in tested if m.needed_n is not None]
-        weak = floor is not None and floor > 0.05
-        power = dict(p_floor=floor, underpowered=weak, needed_n=min(needs) if needs and (weak or floor > TARGET_FLOOR) else None,
-                     mde=worst.mde, power_note=f"Bonferroni over {len(tested)} components: floor {floor:.3g}"
-                     + (f" (underpowered; needs {min(needs)} names per gender per locale)" if weak and needs else "")
-                     if floor is not None else "")
-    return MetricValue(
-        name=name, value=worst.value, ci_low=worst.ci_low, ci_high=worst.ci_high, ci_level=worst.ci_level,
-        ci_method=worst.ci_method, ci_unreliable=worst.ci_unreliable,
-        p_value=p_adj, n=worst.n, direction="lower_is_better", variant="implicit",
-        description=f"largest of {len(finite)} components (attained by {worst.name}); p = Bonferroni-adjusted "
-        "smallest component p (any group gap at all)", **power,
-    )
-
-
-def _comparison_table(comparison: dict[tuple[str, str, str], dict[str, float]]) -> GroupTable:
-    rows = []
-    for (domain, grouping, measure), by_cond in comparison.items():
-        imp, exp = by_cond.get("implicit", math.nan), by_cond.get("explicit", math.nan)
-        ratio = imp / exp if exp and math.isfinite(exp) and exp != 0 else math.nan
-        rows.append([domain, grouping, measure, imp, exp, imp - exp, ratio])
-    return GroupTable(
-        name="implicit_vs_explicit",
-        columns=["domain", "grouping", "measure", "implicit", "explicit", "implicit_minus_explicit", "ratio"],
-        rows=rows,
-        description="The same users with the attribute only implied by the name (implicit) or stated (explicit).",
-    )
 
 
 __all__ = ["Category", "CategoryMapper", "ImplicitNamesProbe", "ImplicitNamesParams", "load_categories"]
