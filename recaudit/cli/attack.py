@@ -31,6 +31,7 @@ ATTACK_FLAGS = {
     "n_targets": "n_targets",
     "k": "k",
     "candidates": "n_candidates",
+    "pool": "pool",
     "attacker_users": "n_attacker_users",
     "eval_users": "n_eval_users",
     "history_len": "history_len",
@@ -61,7 +62,10 @@ def add_parser(subparsers: Any) -> None:
     attack.add_argument("--victims", help="comma list: pyes,ranking")
     attack.add_argument("--search-victim", choices=("pyes", "ranking"))
     attack.add_argument("-k", type=int, help="top-K cut-off of exposure")
-    attack.add_argument("--candidates", type=int, help="candidate list size per user")
+    attack.add_argument("--pool", choices=("sampled", "full"),
+                        help="sampled: target + --candidates − 1 unseen items per user (default); full: every unseen "
+                             "item, the paper's protocol (pyes victim only)")
+    attack.add_argument("--candidates", type=int, help="sampled candidate list size per user (default 100)")
     attack.add_argument("--attacker-users", type=int, help="users the attacker tunes on")
     attack.add_argument("--eval-users", type=int, help="held-out users exposure is measured on")
     attack.add_argument("--history-len", type=int)
