@@ -387,6 +387,10 @@ def test_sign_flip_floor_is_the_samples_and_unchanged_users_carry_no_evidence():
     pw = sign_flip_power(none)
     assert none.p_value == 1.0 and pw.p_floor == pytest.approx(2.0 ** -40) and not pw.underpowered
     assert pw.needed_n is None and "0 changed" in pw.reason and "no evidence" in pw.reason
+    # 2^-5 ≤ 0.05: at least 5 users must gain with none losing, a lift of 5 / 40 with one target, 5 / 80 with two
+    assert "smallest lift that can be significant is 0.125" in pw.reason
+    two = sign_flip_power(paired_difference(np.ones((40, 2), bool), np.ones((40, 2), bool)))
+    assert "is 0.0625" in two.reason
     # 3 of 10 users gain: p = 2^-3 given them, floor 2^-10
     small = paired_difference(np.zeros(10, bool), np.array([1, 1, 1] + [0] * 7, bool))
     assert small.p_value == pytest.approx(0.125) and sign_flip_power(small).p_floor == pytest.approx(2.0 ** -10)

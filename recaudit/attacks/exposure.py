@@ -71,6 +71,7 @@ class PairedDifference:
     n_changed: int = 0  # users whose exposure differs (the others carry no evidence either way)
     n_permutations: int | None = None  # None: exact over all 2^n sign flips; B: Monte Carlo draws
     method: str = "exact sign-flip"
+    n_targets: int = 1  # per-user exposure is a mean over this many targets
 
     @property
     def n_users(self) -> int:
@@ -120,5 +121,5 @@ def paired_difference(
         draws, method = n_permutations, f"sign-flip, {n_permutations} Monte Carlo draws"
     return PairedDifference(
         diff=diff, p_value=p, before=float(b.mean()) if n else float("nan"), after=float(a.mean()) if n else float("nan"),
-        n_changed=changed, n_permutations=draws, method=method,
+        n_changed=changed, n_permutations=draws, method=method, n_targets=1 if np.ndim(before) == 1 else np.shape(before)[1],
     )

@@ -58,8 +58,12 @@ def sign_flip_power(pd: PairedDifference, alpha: float = ALPHA) -> Power:
         return None if mc else math.ceil(math.log2(1.0 / a) - 1e-12)  # 2^-n ≤ a
 
     power = power_report(floor, alpha, needed_n=users_for(alpha), needed_n_01=users_for(0.01), unit="held-out users")
+    gainers = users_for(alpha)
+    smallest = f"; the smallest lift that can be significant is {gainers / (n * pd.n_targets):.3g} ({gainers} users gaining one " \
+        "target, none losing)" if gainers and n else ""
     where = (f"{pd.method} over {n} held-out users, floor 2^-{n}" + (f" and 1/({pd.n_permutations}+1)" if pd.n_permutations else "")
-             + f"; {m} changed exposure (given these, the smallest p is {p_floor_sign_flip(m):.3g}: unchanged users carry no evidence)")
+             + f"; {m} changed exposure (given these, the smallest p is {p_floor_sign_flip(m):.3g}: unchanged users carry no "
+             f"evidence){smallest}")
     return Power(power.p_floor, power.mde, power.underpowered, power.needed_n, f"{where}: {power.reason}", power.needed_n_01)
 
 
