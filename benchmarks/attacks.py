@@ -3,6 +3,7 @@
     python benchmarks/attacks.py synthetic                      # no model: search cost only (CPU, ~1 min)
     python benchmarks/attacks.py movielens --data ../shared/data/ml-100k --targets 754,876 \\
         [--device cuda] [--attacker-users 20] [--eval-users 40] [--victims pyes,ranking]
+    python benchmarks/attacks.py movielens --pool full --victims pyes -k 10 --device cuda   # the paper's protocol
 
 ``synthetic`` runs every available attack against a deterministic stand-in victim on MovieLens
 100K titles (P(Yes) from a hash of title and user history), so its numbers are the search's own
@@ -13,6 +14,13 @@ cost: titles scored, victim requests and wall time per target, with no model tim
 check is run directly, not through the audit runner, so the federated extras need not be
 installed on a GPU machine); it writes the check's exposures (clean → attacked → defended,
 CIs), the per-attack search cost and the check's wall time, and keeps result.json in the run folder.
+Its exposure protocol is the check's (``protocol`` in the output, on every exposure metric as
+``variant``): by default ``pool-100-top1`` — the target ranked among 99 unseen items drawn per
+user, exposure = share of held-out users with it first (chance 0.01, of the paper's clean 0.0076);
+``--pool full`` ranks every unseen item (``full-topK``, the paper's protocol; pyes victim only).
+``clean_base_rate`` gives the clean exposure per victim; each metric carries its CI, its p-value
+(exact sign-flip over held-out users) and the test's p floor (2^-n over the n held-out users).
+Results written before this protocol (``k`` 3, ``n_candidates`` 10) are pool-10-top3 (chance 0.3).
 
 ``--stub-textattack-deps missing`` is for machines where TextAttack's optional dependencies
 cannot be installed (the offline GPU machine: flair, jieba, … are not there). TextAttack imports
@@ -236,6 +244,7 @@ def movielens(args: argparse.Namespace) -> dict:
         "victims": args.victims.split(","),
         "search_victim": args.search_victim,
         "k": args.k,
+        "pool": getattr(args, "pool", "sampled"),
         "n_candidates": args.candidates,
         "history_len": args.history_len,
         "n_attacker_users": args.attacker_users,
@@ -267,7 +276,11 @@ def movielens(args: argparse.Namespace) -> dict:
         "setup_queries_per_target": sum(setup.values()) / max(len(setup), 1),
         "rows": rows,
         "exposure": next(t for t in result.tables if t.name == "exposure").as_records(),
-        "metrics": {m.name: [m.value, m.ci_low, m.ci_high, m.p_value] for m in result.metrics},
+        "protocol": next((m.variant for m in result.metrics if m.name.startswith("exposure.clean.")), None),
+        "clean_base_rate": {m.name.rsplit(".", 1)[1]: [m.value, m.ci_low, m.ci_high]
+                            for m in result.metrics if m.name.startswith("exposure.clean.")},
+        "metrics": {m.name: {"value": m.value, "ci": [m.ci_low, m.ci_high], "p": m.p_value, "p_floor": m.p_floor,
+                             "variant": m.variant} for m in result.metrics},
         "examples": [e.fields for e in result.examples],
         "notes": result.notes,
         "model_load_s": round(load_s, 1),
@@ -299,9 +312,9 @@ def main(argv=None) -> int:
     common.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "ml-100k"))
     common.add_argument("--n-targets", type=int, default=2)
     common.add_argument("--attacker-users", type=int, default=20)
-    common.add_argument("--candidates", type=int, default=10)
+    common.add_argument("--candidates", type=int, default=100, help="sampled pool per user (the check's default)")
     common.add_argument("--history-len", type=int, default=10)
-    common.add_argument("-k", type=int, default=3)
+    common.add_argument("-k", type=int, default=1, help="top-K of exposure (the check's default)")
     common.add_argument("--max-evaluations", type=int, default=60)
     common.add_argument("--seed", type=int, default=0)
     s = sub.add_parser("synthetic", parents=[common])
@@ -312,9 +325,11 @@ def main(argv=None) -> int:
     m.add_argument("--attacks", default="trivial,llm_rewrite,deepwordbug,puncattack,textfooler,bertattack")
     m.add_argument("--defenses", default="llm_rewrite,spell,detector")
     m.add_argument("--victims", default="pyes,ranking")
+    m.add_argument("--pool", default="sampled", choices=("sampled", "full"),
+                   help="sampled: target + --candidates − 1 unseen items; full: every unseen item (pyes only)")
     m.add_argument("--search-victim", default="pyes", choices=("pyes", "ranking"))
     m.add_argument("--eval-users", type=int, default=40)
-    m.add_argument("--rewrite-samples", type=int, default=4)
+    m.add_argument("--rewrite-samples", type=int, default=1, help="1: the paper's single rewrite (the check's default)")
     m.add_argument("--batch-size", type=int, default=16)
     m.add_argument("--hf", help="a transformers model folder instead of the default SmolLM2")
     m.add_argument("--device", help="cpu, cuda, …")

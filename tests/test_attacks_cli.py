@@ -96,3 +96,22 @@ def test_param_pairs_override_flags():
     assert params["prompts"] == {"promo_phrases": ["buy now"]}
     with pytest.raises(ValueError, match="KEY=VALUE"):
         attack_cli.check_params(_parse(["attack", "shilling", "--data", "demo", "--out", "x", "--param", "oops"]))
+
+
+def test_a_held_threshold_is_judged_not_incomplete_when_a_defense_changes_nobody(files, tmp_path):
+    # the llm_rewrite attack's "Deluxe" title is left alone by both defenses: its recovery tests change no
+    # user (p = 1), yet their floor is the sample's 2^-24, so the held threshold gives a verdict (exit 0, not 3)
+    args = _parse(_argv(files, tmp_path, "--threshold", "exposure.lift.trivial.pyes <= 1.0"))
+    assert args.func(args) == 0
+    check = AuditResults.from_json((tmp_path / "shilling.json").read_text(encoding="utf-8")).check("shilling")
+    noop = [m for m in check.metrics if m.name.startswith("exposure.recovery.llm_rewrite.") and m.p_value == 1.0]
+    assert noop and all(m.p_floor == pytest.approx(2.0 ** -24) and not m.underpowered for m in noop)
+
+
+def test_pool_flag_reaches_the_check_and_full_refuses_the_ranking_victim(files, tmp_path, capsys):
+    params = attack_cli.check_params(_parse(["attack", "shilling", "--data", "demo", "--out", "x", "--pool", "full"]))
+    assert params["pool"] == "full"
+    args = _parse(_argv(files, tmp_path, "--pool", "full", "--victims", "pyes,ranking"))
+    assert args.func(args) == 2
+    err = capsys.readouterr().err
+    assert "ranking victim cannot list" in err and "Traceback" not in err

@@ -363,20 +363,47 @@ def test_hostile_title_flows_through_attacks_defenses_and_json_as_plain_data():
     assert back.examples == res.examples and json.loads(text)["checks"][0]["examples"][0]["fields"]["clean"] == PAYLOAD
 
 
-def test_sign_flip_floor_counts_only_users_whose_exposure_changed():
+def test_exact_sign_flip_is_mcnemar_for_one_target_and_enumerates_two():
+    import itertools
+
+    from scipy.stats import binomtest
+
+    from recaudit.attacks.exposure import sign_flip_exact
+
+    # one target: 7 users gain, 2 lose, 31 unchanged → exact McNemar on the 9 discordant users
+    before = np.array([0] * 7 + [1] * 2 + [0] * 31, bool)
+    after = np.array([1] * 7 + [0] * 2 + [0] * 31, bool)
+    d = paired_difference(before, after, n_resamples=100)
+    assert d.p_value == pytest.approx(binomtest(7, 9, 0.5, alternative="greater").pvalue, abs=1e-12)
+    assert d.n_changed == 9 and d.n_permutations is None and d.method == "exact sign-flip"
+    # two targets per user: hit counts 0..2, differences on the integer lattice; brute force over 2^6 flips
+    diffs = np.array([2, 1, -1, 0, 2, 1])
+    brute = np.mean([(np.array(s) * np.abs(diffs)).sum() >= diffs.sum() for s in itertools.product([1, -1], repeat=6)])
+    assert sign_flip_exact(diffs) == pytest.approx(brute, abs=1e-12)
+    assert sign_flip_exact(np.zeros(5, int)) == 1.0
+
+
+def test_sign_flip_floor_is_the_samples_and_unchanged_users_carry_no_evidence():
     from recaudit.attacks.summary import sign_flip_power
 
-    # 3 of 10 held-out users gain the target: only they can flip, floor = max(2^-3, 1/501) = 0.125
-    small = paired_difference(np.zeros(10, bool), np.array([1, 1, 1] + [0] * 7, bool), n_permutations=500)
-    assert small.n_changed == 3 and small.p_floor == 0.125
-    pw = sign_flip_power(small)
-    # 5 changed users reach 2^-5 ≤ 0.05; at 3 in 10 that is ceil(5 · 10 / 3) = 17 held-out users
-    assert pw.underpowered and pw.needed_n == 17 and "3 of 10" in pw.reason
-    # every one of 12 changes: floor = max(2^-12, 1/501) = 1/501, the Monte Carlo bound
-    full = paired_difference(np.zeros(12, bool), np.ones(12, bool), n_permutations=500)
-    assert full.p_floor == pytest.approx(1 / 501) and not sign_flip_power(full).underpowered
-    none = paired_difference(np.ones(6, bool), np.ones(6, bool))
-    assert none.n_changed == 0 and none.p_floor == 1.0 and sign_flip_power(none).needed_n is None
+    # a defense that changes nobody's exposure: p = 1 (no evidence), but the design could reach 2^-40
+    none = paired_difference(np.ones(40, bool), np.ones(40, bool))
+    pw = sign_flip_power(none)
+    assert none.p_value == 1.0 and pw.p_floor == pytest.approx(2.0 ** -40) and not pw.underpowered
+    assert pw.needed_n is None and "0 changed" in pw.reason and "no evidence" in pw.reason
+    # 2^-5 ≤ 0.05: at least 5 users must gain with none losing, a lift of 5 / 40 with one target, 5 / 80 with two
+    assert "smallest lift that can be significant is 0.125" in pw.reason
+    two = sign_flip_power(paired_difference(np.ones((40, 2), bool), np.ones((40, 2), bool)))
+    assert "is 0.0625" in two.reason
+    # 3 of 10 users gain: p = 2^-3 given them, floor 2^-10
+    small = paired_difference(np.zeros(10, bool), np.array([1, 1, 1] + [0] * 7, bool))
+    assert small.p_value == pytest.approx(0.125) and sign_flip_power(small).p_floor == pytest.approx(2.0 ** -10)
+    # 4 held-out users cannot reach 0.05 (2^-4): 5 are needed, 7 for 0.01
+    tiny = sign_flip_power(paired_difference(np.zeros(4, bool), np.ones(4, bool)))
+    assert tiny.underpowered and tiny.p_floor == 0.0625 and tiny.needed_n == 5 and tiny.needed_n_01 == 7
+    # values off the 0/1 lattice fall back to Monte Carlo: the floor is then max(2^-n, 1/(B+1))
+    mc = paired_difference(np.zeros(12), np.full(12, 0.3), n_permutations=500)
+    assert mc.n_permutations == 500 and sign_flip_power(mc).p_floor == pytest.approx(1 / 501) and mc.p_value < 0.01
 
 
 def test_check_tests_carry_floor_and_holm_adjustment():
@@ -388,7 +415,10 @@ def test_check_tests_carry_floor_and_holm_adjustment():
     best = min(lifts, key=lambda m: m.p_value)
     assert best.p_adj == pytest.approx(min(1.0, k * best.p_value)) and f"holm over {k}" in best.p_adj_method
     lift = res.metric("exposure.lift.trivial.pyes")
-    assert lift.p_floor == pytest.approx(max(2.0 ** -lift.n, 1 / 2001)) and not lift.underpowered  # every user gained
+    assert lift.p_floor == pytest.approx(2.0 ** -lift.n) and not lift.underpowered  # exact test over the held-out users
+    # the llm_rewrite defense returns the clean title: recovery of the (no-op) rewrite has p = 1 yet a floor ≤ 0.01
+    noop = res.metric("exposure.recovery.llm_rewrite.llm_rewrite.pyes")
+    assert noop.p_value == 1.0 and noop.p_floor <= 0.01 and not noop.underpowered
     assert all(m.p_adj is None for m in res.metrics if m.p_value is None)
 
 
@@ -434,6 +464,46 @@ def test_pool_protocol_finds_clean_rate_lift_and_a_harmful_rewrite():
     # collateral: an odd user's target enters the top 2 and pushes out 1 of the 2 other items; an even user's was in
     assert res.metric("exposure.collateral.trivial.pyes").value == pytest.approx(0.5 * (1 - even_share))
     assert res.metric("exposure.collateral.llm_rewrite.pyes").value == 0.0  # the target leaving pushes nothing out
+
+
+def test_full_pool_is_the_papers_protocol_with_the_same_planted_answers():
+    res, even_share = _planted_pool_run(pool="full")
+    assert {m.variant for m in res.metrics if m.name.startswith("exposure.")} == {"full-top2"}
+    assert res.metric("exposure.clean.pyes").value == pytest.approx(even_share)
+    lift = res.metric("exposure.lift.trivial.pyes")
+    assert lift.value == pytest.approx(1 - even_share) and lift.p_value < 0.01 and lift.p_floor == pytest.approx(2.0 ** -24)
+    assert res.metric("exposure.lift.llm_rewrite.pyes").ci_high < 0
+    note = next(n for n in res.notes if n.startswith("Protocol:"))
+    # 79 items (the target, 2..79), 15 rated per user: 63 unseen others + the target = 64 candidates, chance 2/64
+    assert "full-top2 (the paper's protocol)" in note and "(64 on average)" in note and f"chance {2 / 64:.3g}" in note
+    assert f"Clean base rate: pyes {even_share:.3g}" in note
+
+
+def test_full_pool_ranks_every_unseen_item_and_scores_each_competitor_once():
+    cat, inter = toy_catalog(), toy_interactions()
+    users = inter.user_ids[:3]
+    cases = build_cases(inter, cat, users, TARGET, n_candidates=None, history_len=4)
+    for c in cases:
+        seen = set(inter.frame.loc[inter.frame["user_id"] == c.user_id, "item_id"])
+        assert set(c.candidates) == set(cat.ids) - seen  # the target included (nobody rated it)
+    other = "2"  # a second target shares the users' competitors
+    adapter = CallableAdapter(score_fn=planted_score(lambda t: False))
+    v = PYesVictim(adapter, cat)
+    v.evaluate(cases, TARGET, [CLEAN], k=2)
+    first = v.queries
+    unrated_by_all = [c for c in cases if other in c.candidates]
+    v.evaluate(build_cases(inter, cat, [c.user_id for c in unrated_by_all], other, None, 4), other, ["x"], k=2)
+    assert v.queries == first + 2 * len(unrated_by_all)  # the new target itself, and the old one now a competitor
+
+
+def test_default_protocol_is_of_the_papers_order_and_full_pool_refuses_the_ranking_victim():
+    from recaudit.attacks.check import PAPER_CLEAN_EXPOSURE, ShillingCheck
+
+    p = ShillingCheck({}).params
+    assert p.pool == "sampled" and p.k / p.n_candidates <= 2 * PAPER_CLEAN_EXPOSURE  # pool-100-top1: chance 0.01
+    with pytest.raises(ValueError, match="ranking victim cannot list"):
+        ShillingCheck({"pool": "full"})
+    assert ShillingCheck({"pool": "full", "victims": ["pyes"], "k": 10}).params.pool == "full"
 
 
 def test_keep_clean_fallback_variant_hides_the_harmful_rewrite():

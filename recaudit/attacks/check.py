@@ -31,16 +31,30 @@ from recaudit.results import CheckResult, GroupTable, MetricValue
 VictimName = Literal["pyes", "ranking"]
 
 
-def protocol_note(k: int, n_candidates: int, fallback: bool) -> str:
-    """The exposure protocol that ran, against Zhang et al.'s (full catalogue ranked, clean exposure ≈ 0.008)."""
-    chance = k / n_candidates
+PAPER_CLEAN_EXPOSURE = 0.0076  # Zhang et al. ACL'24: the clean target's exposure, full catalogue ranked
+
+
+def protocol_note(run: ShillingRun, fallback: bool) -> str:
+    """Which exposure protocol ran, its chance rate and the clean base rate, against Zhang et al.'s (≈ 0.0076)."""
+    s = run.settings
+    pool = float(np.mean([t.pool_size for t in run.targets])) if run.targets else float(s.n_candidates or 0)
+    chance = s.k / pool if pool else float("nan")
+    clean = ", ".join(
+        f"{v} {np.mean([np.mean(t.clean_hits[v]) for t in run.targets]):.3g}" for v in run.victims
+    )
     scale = ("of the paper's order" if chance <= 0.05 else
-             "far above the paper's (≈ 0.008): lifts are not comparable with its 4–10× ratios")
+             f"far above the paper's ({PAPER_CLEAN_EXPOSURE}): lifts are not comparable with its 4–10× ratios")
+    if s.n_candidates is None:
+        how = (f"full-top{s.k} (the paper's protocol): the target ranked among every item the user has not rated "
+               f"({pool:.0f} on average)")
+    else:
+        how = (f"pool-{s.n_candidates}-top{s.k} (the standard sampled-negatives protocol; the paper ranks the full "
+               f"catalogue): the target ranked among {s.n_candidates - 1} unseen items drawn per user")
     fb = ("variant keep_clean_fallback: an edit that loses on the attacker users is replaced by the clean title, so a "
           "harmful edit shows 0" if fallback else "every attack reports its own best title, so a harmful edit shows a negative lift")
-    return (f"Protocol: pool-{n_candidates} — the target ranked among {n_candidates} candidates, exposure = share of held-out "
-            f"users with it in the top {k} (chance {chance:.3g}, {scale}); the paper ranks the full catalogue. Lifts are "
-            f"differences (exposure.lift) and ratios (exposure.lift_ratio) with paired CIs; {fb}.")
+    return (f"Protocol: {how}; exposure = share of held-out users with it in the top {s.k} (chance {chance:.3g}, {scale}). "
+            f"Clean base rate: {clean} (paper {PAPER_CLEAN_EXPOSURE}). Lifts are differences (exposure.lift, exact sign-flip "
+            f"test over held-out users) and ratios (exposure.lift_ratio) with paired CIs; {fb}.")
 
 
 @register_check("shilling")
@@ -70,9 +84,13 @@ class ShillingCheck(Check["ShillingCheck.Params"]):
         defenses: list[str] = Field(default_factory=lambda: list(DEFENSE_NAMES))
         victims: list[VictimName] = Field(default_factory=lambda: ["pyes", "ranking"])
         search_victim: VictimName = "pyes"
-        k: int = Field(3, ge=1)
+        k: int = Field(1, ge=1, description="top-K cut-off of exposure (1 of 100 sampled ≈ the paper's full-catalogue scale)")
+        pool: Literal["sampled", "full"] = Field(
+            "sampled", description="sampled: the target among n_candidates-1 unseen items drawn per user (pool-N-topK); "
+            "full: among every unseen item, the paper's protocol (full-topK; pyes victim only: a prompt cannot list them all)"
+        )
         n_candidates: int = Field(
-            100, ge=2, description="candidate pool per user (target + n-1 unseen items); the paper ranks the full catalogue"
+            100, ge=2, description="sampled pool per user (target + n-1 unseen items); ignored when pool is full"
         )
         history_len: int = Field(10, ge=1)
         n_attacker_users: int = Field(20, ge=1)
@@ -130,8 +148,11 @@ class ShillingCheck(Check["ShillingCheck.Params"]):
                 raise ValueError("victims must name at least one of 'pyes', 'ranking'")
             if self.search_victim not in self.victims:
                 raise ValueError(f"search_victim {self.search_victim!r} must be one of victims {self.victims}")
-            if self.n_candidates <= self.k:
+            if self.pool == "sampled" and self.n_candidates <= self.k:
                 raise ValueError(f"n_candidates ({self.n_candidates}) must exceed k ({self.k})")
+            if self.pool == "full" and "ranking" in self.victims:
+                raise ValueError("pool 'full' ranks every unseen item: only the pyes victim scores items one by one, the "
+                                 "ranking victim cannot list them in one prompt; use victims: [pyes] or pool: sampled")
             default_prompts().with_overrides(self.prompts)  # unknown prompt keys fail here, before any model call
             return self
 
@@ -184,7 +205,7 @@ class ShillingCheck(Check["ShillingCheck.Params"]):
             "detector": lambda vocab: DriftDetector(vocab, p.detector_min_similarity, p.detector_max_oov_share),
         }
         settings = ShillingSettings(
-            k=p.k, n_candidates=p.n_candidates, history_len=p.history_len, search_victim=p.search_victim,
+            k=p.k, n_candidates=None if p.pool == "full" else p.n_candidates, history_len=p.history_len, search_victim=p.search_victim,
             use_wordnet=p.use_wordnet, seed=p.seed,
         )
         run = run_shilling(
@@ -202,7 +223,7 @@ class ShillingCheck(Check["ShillingCheck.Params"]):
         s = ExposureSummary(run, n_resamples=self.params.n_bootstrap, seed=self.params.seed)
         metrics, exposure_table = exposure_metrics(s)
         # the protocol goes with every exposure number (a pool-10 lift is not a paper-scale lift)
-        proto = f"pool-{run.settings.n_candidates}-top{run.settings.k}" + ("-fallback" if self.params.keep_clean_fallback else "")
+        proto = run.protocol + ("-fallback" if self.params.keep_clean_fallback else "")
         metrics = [m.model_copy(update={"variant": proto}) for m in metrics]
         metrics += stealth_metrics(s)
         unavailable = [
@@ -238,8 +259,8 @@ class ShillingCheck(Check["ShillingCheck.Params"]):
         s = run.settings
         notes = [
             f"{len(run.split.attacker)} attacker users tune each attack against the {s.search_victim} victim; exposure is "
-            f"measured on {len(run.split.held_out)} other users (top-{s.k} of {s.n_candidates} candidates).",
-            protocol_note(s.k, s.n_candidates, self.params.keep_clean_fallback),
+            f"measured on {len(run.split.held_out)} other users ({run.protocol}).",
+            protocol_note(run, self.params.keep_clean_fallback),
         ]
         others = [v for v in run.victims if v != s.search_victim]
         if others:

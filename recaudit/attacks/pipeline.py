@@ -36,7 +36,7 @@ class ShillingSettings:
     """Sizes and seeds of one run."""
 
     k: int = 3
-    n_candidates: int = 10
+    n_candidates: int | None = 10  # None: every unseen item (the full-catalogue protocol)
     history_len: int = 10
     like_threshold: float = 3.0
     search_victim: str = "pyes"
@@ -46,7 +46,7 @@ class ShillingSettings:
     def __post_init__(self) -> None:
         if self.k < 1:
             raise ValueError(f"k must be >= 1, got {self.k}")
-        if self.n_candidates <= self.k:
+        if self.n_candidates is not None and self.n_candidates <= self.k:
             raise ValueError(f"n_candidates ({self.n_candidates}) must exceed k ({self.k}), or every item is exposed")
 
 
@@ -79,6 +79,7 @@ class TargetRun:
     eval_wall_s: float
     search_setup_queries: int = 0  # victim requests shared by every attack (clean title, competitors)
     clean_others: dict[str, np.ndarray] = field(default_factory=dict)  # victim → other top-K items, clean title
+    pool_size: float = 0.0  # mean candidates per held-out user (the target included)
 
 
 @dataclass
@@ -90,6 +91,12 @@ class ShillingRun:
     victims: list[str]
     defenses: list[str]
     targets: list[TargetRun]
+
+    @property
+    def protocol(self) -> str:
+        """The exposure protocol's name: ``pool-N-topK`` (target + N−1 sampled unseen items) or ``full-topK``."""
+        s = self.settings
+        return f"full-top{s.k}" if s.n_candidates is None else f"pool-{s.n_candidates}-top{s.k}"
 
     def hits_matrix(self, victim: str, pick: Callable[[TargetRun], np.ndarray | None]) -> np.ndarray | None:
         """(users, targets) hits from ``pick`` per target; None when any target lacks them."""
@@ -144,6 +151,7 @@ def run_shilling(
         defense_names = [d.name for d in defs]
         run = _measure(target, clean, outcomes, defs, victims, cases["held_out"], s.k, embed_fn)
         run.search_setup_queries = setup_queries
+        run.pool_size = float(np.mean([len(c.candidates) for c in cases["held_out"]]))
         runs.append(run)
     return ShillingRun(settings=s, split=split, victims=list(victims), defenses=defense_names, targets=runs)
 

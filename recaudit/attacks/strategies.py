@@ -301,7 +301,7 @@ class TextAttackStrategy(Strategy):
 
     def transformation(self):
         """The TextAttack transformation of this strategy."""
-        from recaudit.attacks import _ta_components as C
+        import recaudit.attacks._ta_components as C
         from textattack.transformations import (
             CompositeTransformation,
             WordSwapEmbedding,
@@ -334,7 +334,7 @@ class TextAttackStrategy(Strategy):
 
     def constraints(self, transformation) -> list:
         """RepeatModification, stop words, the edit budget and the meaning floor."""
-        from recaudit.attacks import _ta_components as C
+        import recaudit.attacks._ta_components as C
         from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
         from textattack.constraints.overlap import LevenshteinEditDistance
         from textattack.constraints.pre_transformation import (
@@ -358,7 +358,7 @@ class TextAttackStrategy(Strategy):
 
     def search_method(self):
         """Greedy search with word-importance ranking by deletion, greedy, or beam search."""
-        from recaudit.attacks import _ta_components as C
+        import recaudit.attacks._ta_components as C
         from textattack.search_methods import GreedyWordSwapWIR
 
         if self.options.search == "greedy-wir":
@@ -369,7 +369,7 @@ class TextAttackStrategy(Strategy):
         from recaudit.attacks.textattack_bridge import load_textattack
 
         textattack = load_textattack()
-        from recaudit.attacks import _ta_components as C
+        import recaudit.attacks._ta_components as C
 
         self.prepare()
         wrapper = C.ObjectiveModelWrapper(objective)

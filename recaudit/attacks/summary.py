@@ -6,7 +6,7 @@ Metric names (``<victim>`` is ``pyes`` or ``ranking``; ``<attack>`` the reported
 - ``exposure.clean.<victim>`` — held-out exposure of the clean title (bootstrap CI over users);
 - ``exposure.attacked.<attack>.<victim>``, ``exposure.defended.<attack>.<defense>.<victim>``;
 - ``exposure.lift.<attack>.<victim>`` — attacked − clean on the same users (paired bootstrap CI,
-  one-sided sign-flip p for "attack raised exposure");
+  one-sided exact sign-flip p over held-out users for "attack raised exposure"; floor 2^-n);
 - ``exposure.lift_ratio.<attack>.<victim>`` — attacked / clean (paired bootstrap CI; +inf when clean is 0);
 - ``exposure.collateral.<attack>.<victim>`` — share of the other items in each user's clean top K
   that the attack pushed out (bootstrap CI over users);
@@ -28,7 +28,7 @@ import numpy as np
 from recaudit.attacks.exposure import PairedDifference, exposure, paired_difference
 from recaudit.attacks.pipeline import AttackRecord, ShillingRun, TargetRun
 from recaudit.metrics.multiplicity import adjust
-from recaudit.metrics.power import Power, disclose
+from recaudit.metrics.power import Power, p_floor_sign_flip, power_report
 from recaudit.metrics.stats import Interval, bootstrap_ci
 from recaudit.results import Example, FigureSpec, GroupTable, MetricValue, Series
 
@@ -44,13 +44,27 @@ def _mv(name: str, iv: Interval, description: str, direction: str = "neutral", p
 
 
 def sign_flip_power(pd: PairedDifference, alpha: float = ALPHA) -> Power:
-    """The sign-flip test's floor over the users whose exposure changed, and the held-out sample it would need."""
-    n, m = pd.diff.n, pd.n_changed
-    need_m = math.ceil(math.log2(1.0 / alpha) - 1e-12)  # changed users giving 2^-m ≤ alpha
-    # users needed if the same share of them changes (none changed: no share to scale by)
-    needed = math.ceil(need_m * n / m) if m and n else None
-    where = f"{m} of {n} held-out users changed exposure; sign-flip floor max(2^-{m}, 1/({pd.n_permutations}+1))"
-    return disclose(pd.p_floor, alpha=alpha, needed_n=needed, unit="held-out users", target=None, what=where)
+    """The paired test's floor at this sample (2^-n over the n held-out users), and the sample it would need.
+
+    The floor is the design's: the smallest p any effect can reach with these users. A user whose
+    exposure did not change carries no evidence (it adds nothing under either sign), so a run where
+    few users changed gets a large p, not a large floor; the note gives that conditional floor too.
+    """
+    n, m = pd.n_users, pd.n_changed
+    floor = p_floor_sign_flip(n, pd.n_permutations)
+    mc = pd.n_permutations is not None and 1.0 / (pd.n_permutations + 1) > alpha  # more draws, not users, would help
+
+    def users_for(a: float) -> int | None:
+        return None if mc else math.ceil(math.log2(1.0 / a) - 1e-12)  # 2^-n ≤ a
+
+    power = power_report(floor, alpha, needed_n=users_for(alpha), needed_n_01=users_for(0.01), unit="held-out users")
+    gainers = users_for(alpha)
+    smallest = f"; the smallest lift that can be significant is {gainers / (n * pd.n_targets):.3g} ({gainers} users gaining one " \
+        "target, none losing)" if gainers and n else ""
+    where = (f"{pd.method} over {n} held-out users, floor 2^-{n}" + (f" and 1/({pd.n_permutations}+1)" if pd.n_permutations else "")
+             + f"; {m} changed exposure (given these, the smallest p is {p_floor_sign_flip(m):.3g}: unchanged users carry no "
+             f"evidence){smallest}")
+    return Power(power.p_floor, power.mde, power.underpowered, power.needed_n, f"{where}: {power.reason}", power.needed_n_01)
 
 
 def _test(name: str, pd: PairedDifference, description: str, direction: str) -> MetricValue:

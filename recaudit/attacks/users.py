@@ -69,7 +69,7 @@ def build_cases(
     catalog: Catalog,
     user_ids: Sequence[str],
     target: str,
-    n_candidates: int = 10,
+    n_candidates: int | None = 10,
     history_len: int = 10,
     like_threshold: float = 3.0,
     seed: int = 0,
@@ -77,12 +77,13 @@ def build_cases(
     """One case per user: last ``history_len`` ratings (rating > threshold = liked) and a seeded candidate list.
 
     Candidates are the target plus ``n_candidates - 1`` catalogue items the user never rated,
-    drawn uniformly, in a seeded random order; the draw depends only on (seed, user, target),
-    so every condition (clean, attacked, defended) shows a user the same list.
+    drawn uniformly (``n_candidates=None``: every unseen item, the full-catalogue protocol), in a
+    seeded random order; the draw depends only on (seed, user, target), so every condition
+    (clean, attacked, defended) shows a user the same list.
     """
     if target not in catalog:
         raise ValueError(f"target item {target!r} is not in the catalogue")
-    if n_candidates < 2:
+    if n_candidates is not None and n_candidates < 2:
         raise ValueError(f"n_candidates must be >= 2, got {n_candidates}")
     if history_len < 1:
         raise ValueError(f"history_len must be >= 1, got {history_len}")
@@ -98,11 +99,12 @@ def build_cases(
         liked = tuple(catalog.get(i).title for i, r in zip(recent["item_id"], recent["rating"]) if r > like_threshold)
         disliked = tuple(catalog.get(i).title for i, r in zip(recent["item_id"], recent["rating"]) if r <= like_threshold)
         pool = ids[[i not in seen for i in ids]]
-        if len(pool) < n_candidates - 1:
-            raise ValueError(f"user {user!r}: only {len(pool)} unseen items for {n_candidates - 1} negatives")
+        size = len(pool) + 1 if n_candidates is None else n_candidates
+        if len(pool) < size - 1 or size < 2:
+            raise ValueError(f"user {user!r}: only {len(pool)} unseen items for {size - 1} negatives")
         rng = np.random.default_rng([seed, _stable_int(user), _stable_int(target)])
-        negatives = rng.choice(pool, size=n_candidates - 1, replace=False).tolist()
-        order = rng.permutation(n_candidates)
+        negatives = rng.choice(pool, size=size - 1, replace=False).tolist()
+        order = rng.permutation(size)
         candidates = [target, *negatives]
         cases.append(UserCase(str(user), liked, disliked, tuple(str(candidates[j]) for j in order)))
     return cases

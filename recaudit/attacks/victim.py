@@ -86,7 +86,7 @@ class PYesVictim:
         self.template = template or default_template()
         self.temperature = float(temperature)
         self.queries = 0
-        self._competitors: dict[tuple[str, tuple[str, ...], str], np.ndarray] = {}
+        self._competitors: dict[tuple[tuple[str, tuple[str, ...], tuple[str, ...]], str], float] = {}
 
     def request(self, case: UserCase, title: str) -> Request:
         """The Yes/No request for one user and one item title."""
@@ -105,16 +105,20 @@ class PYesVictim:
         return np.asarray(self.ctx.score([self.request(c, t) for c, t in pairs], desc=desc), dtype=float)
 
     def competitor_scores(self, cases: Sequence[UserCase], target: str) -> list[np.ndarray]:
-        """P(Yes) of every non-target candidate per case (computed once, then cached)."""
-        missing = [c for c in cases if (c.user_id, c.candidates, target) not in self._competitors]
-        pairs = [(c, self.catalog.get(i).title) for c in missing for i in c.candidates if i != target]
-        scores = self.score_titles(pairs, desc="shilling: competitors")
-        pos = 0
-        for c in missing:
-            n = sum(1 for i in c.candidates if i != target)
-            self._competitors[(c.user_id, c.candidates, target)] = scores[pos : pos + n]
-            pos += n
-        return [self._competitors[(c.user_id, c.candidates, target)] for c in cases]
+        """P(Yes) of every non-target candidate per case; each (user history, item) is scored once.
+
+        A competitor's score does not depend on the target, so targets sharing a user reuse it
+        (with the full-catalogue pool that is most of the cost).
+        """
+        keys = {c.user_id: (c.user_id, c.liked, c.disliked) for c in cases}
+        missing = list(dict.fromkeys(
+            (c.user_id, i) for c in cases for i in c.candidates if i != target and (keys[c.user_id], i) not in self._competitors
+        ))
+        by_user = {c.user_id: c for c in cases}
+        scores = self.score_titles([(by_user[u], self.catalog.get(i).title) for u, i in missing], desc="shilling: competitors")
+        for (u, i), sc in zip(missing, scores):
+            self._competitors[(keys[u], i)] = float(sc)
+        return [np.array([self._competitors[(keys[c.user_id], i)] for i in c.candidates if i != target]) for c in cases]
 
     def evaluate(self, cases: Sequence[UserCase], target: str, titles: Sequence[str], k: int) -> TargetOutcome:
         """Rank the target by P(Yes) against the cached competitor scores."""

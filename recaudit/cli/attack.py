@@ -4,11 +4,14 @@
     recaudit attack shilling --data ./ml-100k --n-targets 2 --attacks trivial,deepwordbug,puncattack \\
         --victims pyes,ranking --eval-users 40 --attacker-users 20 --out shilling.json
     recaudit attack shilling --data demo --hf ./my-model --param rewrite_samples=2 --out shilling.json
+    recaudit attack shilling --data ./ml-100k --pool full --victims pyes -k 10 --out shilling.json  # the paper's protocol
 
 The command runs the registered ``shilling`` check through the audit runner (so the response
 cache, resumption and thresholds work as in ``recaudit audit``) and writes the results JSON to
 ``--out`` (the run folder keeps its own copy, the cache and the check file). Every check
 parameter can be set with ``--param KEY=VALUE`` (YAML values); the flags below are shortcuts.
+Exposure is measured as pool-100-top1 by default (the target among 99 unseen items drawn per
+user, chance 0.01); ``--pool full`` ranks every unseen item (full-topK, pyes victim only).
 
 Exit status: 0 done (every --threshold holds; without thresholds the run is a measurement, not a
 gate, so "not judged" is 0 here), 1 a threshold was breached, 2 bad input or the check errored,
@@ -31,6 +34,7 @@ ATTACK_FLAGS = {
     "n_targets": "n_targets",
     "k": "k",
     "candidates": "n_candidates",
+    "pool": "pool",
     "attacker_users": "n_attacker_users",
     "eval_users": "n_eval_users",
     "history_len": "history_len",
@@ -60,8 +64,11 @@ def add_parser(subparsers: Any) -> None:
     attack.add_argument("--defenses", help="comma list: llm_rewrite,spell,detector")
     attack.add_argument("--victims", help="comma list: pyes,ranking")
     attack.add_argument("--search-victim", choices=("pyes", "ranking"))
-    attack.add_argument("-k", type=int, help="top-K cut-off of exposure")
-    attack.add_argument("--candidates", type=int, help="candidate list size per user")
+    attack.add_argument("-k", type=int, help="top-K cut-off of exposure (default 1)")
+    attack.add_argument("--pool", choices=("sampled", "full"),
+                        help="sampled: target + --candidates − 1 unseen items per user (default); full: every unseen "
+                             "item, the paper's protocol (pyes victim only)")
+    attack.add_argument("--candidates", type=int, help="sampled candidate list size per user (default 100)")
     attack.add_argument("--attacker-users", type=int, help="users the attacker tunes on")
     attack.add_argument("--eval-users", type=int, help="held-out users exposure is measured on")
     attack.add_argument("--history-len", type=int)
