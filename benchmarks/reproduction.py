@@ -292,6 +292,14 @@ CLAIMS: dict[str, tuple[str, str, Callable]] = {
 }
 
 
+def settle(row: Row) -> Row:
+    """An incomplete or crashed check cannot show a direction, whatever its point estimates say."""
+    if row.status in ("incomplete", "error") and not row.holds.startswith("cannot tell"):
+        row.why = f"{row.status} ({row.notes[1] if len(row.notes) > 1 else ''}); estimates alone: {row.holds}: {row.why}"
+        row.holds = "cannot tell"
+    return row
+
+
 def run_checks(data: Path, scale: str, only: list[str] | None, threads: int | None) -> list[Row]:
     """Load SmolLM2 once and run each check; one Row per check."""
     import recaudit
@@ -324,6 +332,7 @@ def run_checks(data: Path, scale: str, only: list[str] | None, threads: int | No
         rows.append(Row(check=name, paper=paper, claim=claim, protocol=_protocol(name, full, n_req), figures=figs,
                         holds=holds, why=why, source=f"{COMMAND}  (check {name!r})", status=res.status,
                         seconds=round(secs, 1), notes=notes))
+        settle(rows[-1])
         print(f"{name}: {res.status} in {secs:.0f}s; {holds}: {why}", file=sys.stderr, flush=True)
     return rows
 

@@ -79,3 +79,12 @@ def test_privacy_rows_from_committed_results(repro):
     # committed H100 file: APA(ND) 0.726 within 0.02 of retrain 0.738, APA(D) 0.677 is not
     assert apa.holds.startswith("holds for APA(ND)")
     assert rows["fairllm (full benchmark)"].why == "GPU run: see fairllm_full_audit"
+
+
+def test_incomplete_check_cannot_tell(repro):
+    row = repro.Row(check="exposure", paper="P", claim="c", protocol="q", figures=[], holds="does not hold",
+                    why="w", source="cmd", status="incomplete", notes=["status incomplete", "0/3 usable"])
+    assert repro.settle(row).holds == "cannot tell" and "0/3 usable" in row.why
+    ok = repro.Row(check="x", paper="P", claim="c", protocol="q", figures=[], holds="holds", why="w", source="cmd",
+                   status="not_judged")
+    assert repro.settle(ok).holds == "holds"
