@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import recaudit.reports.figures as figures
+from recaudit.atomic import write_text_atomic
 from recaudit.reports.figure_cache import cached_svg, figure_cache
 from recaudit.results import FigureSpec, Series
 
@@ -21,7 +22,7 @@ def test_same_spec_is_drawn_once_and_gives_the_same_bytes(tmp_path, monkeypatch)
         return real(spec)
 
     monkeypatch.setattr(figures, "figure_svg", counting)
-    with figure_cache(tmp_path / "figs"):
+    with figure_cache(tmp_path / "figs", write_text_atomic):
         first = cached_svg(_spec(2.0))
         again = cached_svg(_spec(2.0))
         other = cached_svg(_spec(3.0))
@@ -36,5 +37,5 @@ def test_same_spec_is_drawn_once_and_gives_the_same_bytes(tmp_path, monkeypatch)
 def test_unwritable_cache_folder_still_draws(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    with figure_cache(blocker / "figs"):  # a folder under a file cannot be made
+    with figure_cache(blocker / "figs", write_text_atomic):  # a folder under a file cannot be made
         assert cached_svg(_spec(2.0)).startswith(b"<?xml")

@@ -113,7 +113,7 @@ def write_report_files(
     digest = hashlib.sha256(results_path.read_bytes()).hexdigest() if results_path.is_file() else None
     # inside a run folder the drawn figures are kept (work/figures), so a warm re-run draws nothing
     cache = run_dir / "work" / "figures" if (run_dir / "checks").is_dir() else None
-    with figure_cache(cache):
+    with figure_cache(cache, write_text_atomic):
         html = render_html(results, title=title, samples=run_samples(run_dir, results), results_sha256=digest,
                            headlines=declared_headlines())
     write_text_atomic(html_path, html)

@@ -39,7 +39,7 @@ def load_categories(domain: str, overrides: dict[str, list[dict[str, Any]]] | No
     """The shipped vocabulary of ``domain`` (news, jobs), or the config's replacement list."""
     source = (overrides or {}).get(domain)
     if source is None:
-        data = load_prompt_file(CATEGORY_FILE)
+        data = load_prompt_file(CATEGORY_FILE, "recaudit.probes")
         if domain not in data:
             raise ValueError(f"no shipped category vocabulary for domain {domain!r}; pass `categories`")
         source = data[domain]

@@ -96,7 +96,7 @@ def gap_test(values: np.ndarray, codes: np.ndarray, strata: np.ndarray, n_permut
     perms = codes[stratified_permutations(strata, n_permutations, rng)]
     null = batched_group_gap(values, perms, n_groups)
     observed = float(batched_group_gap(values, codes[None, :], n_groups)[0])
-    power = disclose(stratified_floor(codes, strata), n_permutations, null, unit, needed_n)
+    power = disclose(stratified_floor(codes, strata), n_permutations, null, unit, needed_n, what=f"permutations of {unit}")
     return GapTest(pvalue(observed, null), power.fields())
 
 
@@ -126,7 +126,7 @@ def group_metrics(units: Sequence[NameUnit], grouping: str, domain: str, conditi
     def tested(observed: float, null: np.ndarray | None) -> dict:
         if null is None:
             return {}
-        return dict(p_value=pvalue(observed, null), **disclose(floor, p.n_permutations, null, unit_label, needed).fields())
+        return dict(p_value=pvalue(observed, null), **disclose(floor, p.n_permutations, null, unit_label, needed, what=f"permutations of {unit_label}").fields())
 
     for dist in ("js", "tv") if distances else ():
         value = group_distance(counts, codes, dist)

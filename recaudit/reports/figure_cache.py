@@ -16,18 +16,20 @@ from contextvars import ContextVar
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
-from recaudit.atomic import write_text_atomic
 from recaudit.results import FigureSpec
 
-_FOLDER: ContextVar[Path | None] = ContextVar("recaudit_figure_cache", default=None)
+Writer = Callable[[Path, str], object]
+# reports only read results: the caller (the CLI) hands in how a file is written (recaudit.atomic)
+_FOLDER: ContextVar[tuple[Path, Writer] | None] = ContextVar("recaudit_figure_cache", default=None)
 
 
 @contextmanager
-def figure_cache(folder: Path | None) -> Iterator[None]:
-    """Within the block, figures are read from and written to ``folder`` (None: always drawn)."""
-    token = _FOLDER.set(folder)
+def figure_cache(folder: Path | None, write: Writer | None = None) -> Iterator[None]:
+    """Within the block, figures are read from ``folder`` and new ones stored with ``write(path, text)``
+    (None: always drawn)."""
+    token = _FOLDER.set((folder, write) if folder is not None and write is not None else None)
     try:
         yield
     finally:
@@ -41,16 +43,16 @@ def render_figure(spec: FigureSpec) -> str:
 
 def cached_svg(spec: FigureSpec) -> bytes:
     """``figures.figure_svg(spec)``, drawn only when the active cache folder does not hold it."""
-    folder = _FOLDER.get()
-    path = folder / f"{_key(spec)}.svg" if folder is not None else None
+    active = _FOLDER.get()
+    path = active[0] / f"{_key(spec)}.svg" if active is not None else None
     if path is not None and path.is_file():
         return path.read_bytes()
     from recaudit.reports.figures import figure_svg
 
     svg = figure_svg(spec)
-    if path is not None:
+    if path is not None and active is not None:
         try:
-            write_text_atomic(path, svg.decode("utf-8"))  # SVG is text
+            active[1](path, svg.decode("utf-8"))  # SVG is text
         except OSError:  # a read-only run folder still gets its report; only the cache is lost
             pass
     return svg
