@@ -21,10 +21,13 @@ def local_identity(spec: Any) -> dict[str, Any] | None:
     from recaudit.adapters.spec import DefaultSpec, HFSpec, parse_adapter_spec
 
     s = parse_adapter_spec(spec)
+    gguf: str | None
+    lora: str | None
     if isinstance(s, DefaultSpec):
         from recaudit.adapters.default import SMOLLM2_GGUF, smollm2_dir
 
-        folder, gguf, lora, merge, name = smollm2_dir(), SMOLLM2_GGUF, None, True, "SmolLM2-135M-Instruct.Q4_1"
+        folder, gguf, lora, merge = smollm2_dir(), SMOLLM2_GGUF, None, True
+        name = "SmolLM2-135M-Instruct.Q4_1"
     elif isinstance(s, HFSpec):
         folder, gguf, lora, merge = Path(s.path).expanduser(), s.gguf_file, s.lora, s.merge_lora
         name = s.name or (gguf or folder.name)

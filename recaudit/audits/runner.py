@@ -28,13 +28,10 @@ import hashlib
 import json
 import logging
 import os
-import platform
 import re
 import time
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -50,29 +47,13 @@ from recaudit.audits.verdicts import audit_exit_code, evaluate_verdict
 from recaudit.checks import CheckContext
 from recaudit.data.catalog import Catalog, Interactions
 from recaudit.evidence import EvidenceLog, coverage_from_counts
+from recaudit.audits.run_info import cache_stats as _cache_stats, data_hashes as _data_hashes, now as _now
+from recaudit.audits.run_info import library_versions, platform_summary, recorded_fingerprint
 from recaudit.results import AuditResults, CheckResult, Reproducibility
 
 log = logging.getLogger(__name__)
 
 CHECK_FILE_FORMAT = 1
-LIBRARIES = (
-    "torch",
-    "transformers",
-    "peft",
-    "sentence-transformers",
-    "numpy",
-    "pandas",
-    "scipy",
-    "scikit-learn",
-    "fairlearn",
-    "pydantic",
-    "flwr",
-    "opacus",
-    "textattack",
-    "rapidfuzz",
-    "matplotlib",
-    "jinja2",
-)
 TRACEBACK_FRAMES = 4
 
 
@@ -192,7 +173,7 @@ class Runner:
         model: Adapter | None
         if finished is not None:  # every check is done with complete evidence: no model is loaded
             adapter = model = None
-            fingerprint = _recorded_fingerprint(finished) or dict(identity or {})
+            fingerprint = recorded_fingerprint(finished) or dict(identity or {})
         else:
             adapter = self._build_adapter()
             self._preflight(adapter)
@@ -213,10 +194,8 @@ class Runner:
             for plan in plans:
                 key = check_key(plan, key_fingerprint, data_hashes)
                 path = self.checks_dir / f"{plan.name}.json"
-                if finished is not None:
-                    result = finished[plan.name]
-                else:
-                    result = None if self.fresh else _load_finished(path, key)
+                result: CheckResult | None = finished[plan.name] if finished is not None else (
+                    None if self.fresh else _load_finished(path, key))
                 if result is not None:
                     reused.append(plan.name)
                     bars.log(f"↺ {plan.name}: reused from {path}")
@@ -448,12 +427,6 @@ def _load_finished(path: Path, key: str) -> CheckResult | None:
     return result
 
 
-def _recorded_fingerprint(results: dict[str, CheckResult]) -> dict[str, Any] | None:
-    """The adapter fingerprint the finished checks recorded when they ran (the model was not loaded now)."""
-    for r in results.values():
-        if r.reproducibility is not None and r.reproducibility.adapter_fingerprint:
-            return dict(r.reproducibility.adapter_fingerprint)
-    return None
 
 
 def _error_summary(e: BaseException) -> str:
@@ -480,42 +453,14 @@ def _status_line(result: CheckResult) -> str:
     ) + extra
 
 
-def _data_hashes(catalog: Catalog | None, interactions: Interactions | None) -> dict[str, str]:
-    out = {}
-    if catalog is not None:
-        out[f"catalog:{catalog.name}"] = catalog.content_hash()
-    if interactions is not None:
-        out[f"interactions:{interactions.name}"] = interactions.content_hash()
-    return out
 
 
-def _cache_stats(adapter: Adapter) -> dict[str, int]:
-    stats = getattr(adapter, "stats", None)
-    if stats is None:
-        return {}
-    if not isinstance(stats, dict):
-        stats = {k: getattr(stats, k) for k in ("hits", "misses") if hasattr(stats, k)}
-    return {k: int(v) for k, v in stats.items() if isinstance(v, (int, float))}
 
 
-def library_versions() -> dict[str, str]:
-    """Installed versions of the libraries that can change a result (absent ones left out)."""
-    out = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
 
 
-def platform_summary() -> str:
-    """OS, machine and CPU count in one line."""
-    return f"{platform.platform()}; {platform.machine()}; {os.cpu_count()} CPUs"
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def request_chunk(configured: int, adapter: object) -> int:

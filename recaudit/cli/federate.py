@@ -105,7 +105,7 @@ def _federation_folder(args: argparse.Namespace) -> Path:
 def run_federate(args: argparse.Namespace) -> int:
     """Handler of ``recaudit federate``."""
     from recaudit.audits.files import write_text_atomic
-    from recaudit.audits.runner import library_versions, platform_summary
+    from recaudit.audits.run_info import library_versions, platform_summary
     from recaudit.federated.check import FederatedCheck
     from recaudit.results import AuditResults, Reproducibility
 

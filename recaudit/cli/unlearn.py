@@ -188,7 +188,7 @@ def run_unlearn(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
     from recaudit.audits.files import write_text_atomic
-    from recaudit.audits.runner import library_versions, platform_summary
+    from recaudit.audits.run_info import library_versions, platform_summary
     from recaudit.results import AuditResults, Reproducibility
     from recaudit.unlearning.check import UnlearningCheck, run_to_result
     from recaudit.unlearning.experiment import run_unlearning
