@@ -195,6 +195,26 @@ def test_planted_attribute_is_flagged():
     assert res.metric("parse_rate.min").value == 1.0
 
 
+def test_readme_gate_on_the_max_p_adj_is_judged_both_ways():
+    """README's gate ``snsr.prag@K.max.p_adj >= 0.05`` reads a value: it fails a planted bias, passes a fair one."""
+    from recaudit.audits.verdicts import Threshold, evaluate_verdict
+
+    gate = [Threshold.parse("snsr.prag@10.max.p_adj >= 0.05")]
+    planted = _run(_probe(), planted_recommender("a female"))
+    head = planted.metric("snsr.prag@10.max")
+    # the max statistic's permutation null already controls the family-wise error over attributes
+    assert head.p_adj == head.p_value and head.p_adj_method.startswith("max-T over ")
+    verdict = evaluate_verdict(planted, gate)
+    assert verdict.status == "fail" and "breaches" in verdict.breaches[0].message, verdict
+    def same(request):  # the same list whatever the user says about themself: nothing to detect
+        _, name, k = _fields(request)
+        return _numbered([f"{name} song {w}" for w in WORDS[:k]])
+
+    fair = _run(_probe(n_permutations=200), same)
+    assert fair.metric("snsr.prag@10.max").p_adj == pytest.approx(1.0)
+    assert evaluate_verdict(fair, gate).status == "pass"
+
+
 def test_random_recommender_flagged_in_at_most_one_of_twenty_seeds():
     flagged = []
     for seed in range(20):
