@@ -115,6 +115,9 @@ def test_what_evaluate_makes_is_what_the_check_declares(name, request, tmp_path)
     assert not undeclared, f"{name} makes metrics it does not declare: {undeclared[:10]}"
     headline = declared_headlines()[name]
     assert any(matches_any(m.name, headline) for m in result.metrics), f"{name}'s headline {headline} is not made"
+    # a gate may read METRIC.p_adj of any test: one alone in its family carries p_adj = p, never nothing
+    unadjusted = [m.name for m in result.metrics if m.p_value is not None and (m.p_adj is None or not m.p_adj_method)]
+    assert not unadjusted, f"{name} makes tests without p_adj: {unadjusted[:10]}"
 
 
 def test_declared_patterns_reject_a_misspelt_or_foreign_name():

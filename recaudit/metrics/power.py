@@ -50,8 +50,14 @@ class Power:
         out = asdict(self)
         out.pop("needed_n_01")
         if p_value is not None:
-            out.update(p_value=p_value, p_adj=p_adj, p_adj_method=method if p_adj is not None else None)
+            # a test alone in its family needs no adjustment; gates on METRIC.p_adj still find a value
+            alone = p_adj is None
+            out.update(p_value=p_value, p_adj=p_value if alone else p_adj,
+                       p_adj_method=ONE_TEST if alone else method)
         return out
+
+
+ONE_TEST = "none (the only test of its family)"
 
 
 def disclose(

@@ -214,7 +214,8 @@ def headline(name: str, components: list[MetricValue], unit_label: str = "names 
     return MetricValue(
         name=name, value=worst.value, ci_low=worst.ci_low, ci_high=worst.ci_high, ci_level=worst.ci_level,
         ci_method=worst.ci_method, ci_unreliable=worst.ci_unreliable,
-        p_value=p_adj, n=worst.n, direction="lower_is_better", variant="implicit",
+        p_value=p_adj, p_adj=p_adj, p_adj_method=f"bonferroni over {len(ps)} components" if ps else None,
+        n=worst.n, direction="lower_is_better", variant="implicit",
         description=f"largest of {len(finite)} components (attained by {worst.name}); p = Bonferroni-adjusted "
         "smallest component p (any group gap at all)", **power,
     )
