@@ -14,7 +14,7 @@ from recaudit.adapters.base import Request, Response
 from recaudit.audits.config import parse_config
 from recaudit.audits.runner import Runner
 from recaudit.checks import CheckContext
-from recaudit.evidence import GZIP_ABOVE, EvidenceLog, read_samples, samples_path
+from recaudit.evidence import GZIP_ABOVE, EvidenceLog, read_samples, read_samples_head, samples_path
 from recaudit.probes.fairllm import FairLLMProbe
 
 SAMPLE_FIELDS = {"index", "kind", "request_key", "messages", "unit", "answer", "score", "error", "outcome",
@@ -111,6 +111,9 @@ def test_samples_file_is_plain_or_gzip_and_readable(tmp_path: Path) -> None:
     path = small.write(tmp_path / "small")
     assert path.name == "small.samples.jsonl" and len(read_samples(path)) == 3
     assert samples_path(tmp_path, "small") == path and samples_path(tmp_path, "big") == big
+    head, total = read_samples_head(big, 5)  # the report's read: the first records parsed, the rest counted
+    assert total == GZIP_ABOVE + 1 and [r["answer"] for r in head] == [f"a{i}" for i in range(5)]
+    assert read_samples_head(path, None) == (read_samples(path), 3)
 
 
 def _audit(tmp_path: Path, **check) -> dict:

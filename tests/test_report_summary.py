@@ -82,6 +82,9 @@ def test_explorer_is_capped_escaped_and_filters_by_generated_ids():
             for i in range(MAX_PER_CHECK + 5)]
     html = render_html(sample_results(), samples={"fairllm": recs})
     assert f"{MAX_PER_CHECK} of {MAX_PER_CHECK + 5} records shown; 5 more of fairllm" in _text(html)
+    # a run folder's report reads only the shown records and counts the rest
+    head_only = render_html(sample_results(), samples={"fairllm": recs[:MAX_PER_CHECK]}, sample_totals={"fairllm": 32000})
+    assert f"{MAX_PER_CHECK} of 32000 records shown; {32000 - MAX_PER_CHECK} more of fairllm" in _text(head_only)
     assert "<script>" not in html and "&lt;/script&gt;" in html
     ex = build_explorer([type("V", (), {"result": c})() for c in checks], {"fairllm": recs})
     assert [o.label for o in ex.tags] == ["attribute = gender", "value = v0", "attribute = race", "value = v1", "value = v2"]

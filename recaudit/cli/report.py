@@ -74,21 +74,24 @@ def _federated_records(text: str) -> AuditResults | None:
     return results_from_runs({run.strategy: run}, run.strategy, {}, audit_name=f"federated {run.strategy}")
 
 
-def run_samples(run_dir: Path, results: AuditResults) -> dict[str, list[dict[str, Any]]]:
-    """Each check's evidence records from ``run_dir/checks`` (checks without a samples file are left out;
-    an unreadable file is a warning line, not a failed report)."""
-    from recaudit.evidence import read_samples, samples_path
+def run_samples(run_dir: Path, results: AuditResults) -> tuple[dict[str, list[dict[str, Any]]], dict[str, int]]:
+    """Each check's first evidence records from ``run_dir/checks`` (as many as the report's explorer
+    shows) and each file's record count (checks without a samples file are left out; an unreadable
+    file is a warning line, not a failed report)."""
+    from recaudit.evidence import read_samples_head, samples_path
+    from recaudit.reports.explorer import MAX_PER_CHECK
 
     out: dict[str, list[dict[str, Any]]] = {}
+    totals: dict[str, int] = {}
     for check in results.checks:
         path = samples_path(run_dir / "checks", check.name)
         if path is None:
             continue
         try:
-            out[check.name] = read_samples(path)
+            out[check.name], totals[check.name] = read_samples_head(path, MAX_PER_CHECK)
         except (OSError, ValueError, EOFError) as e:
             print(f"recaudit report: warning: {path}: cannot read evidence records ({e}); left out", file=sys.stderr)
-    return out
+    return out, totals
 
 
 def write_report_files(
@@ -114,7 +117,8 @@ def write_report_files(
     # inside a run folder the drawn figures are kept (work/figures), so a warm re-run draws nothing
     cache = run_dir / "work" / "figures" if (run_dir / "checks").is_dir() else None
     with figure_cache(cache, write_text_atomic):
-        html = render_html(results, title=title, samples=run_samples(run_dir, results), results_sha256=digest,
+        samples, totals = run_samples(run_dir, results)
+        html = render_html(results, title=title, samples=samples, sample_totals=totals, results_sha256=digest,
                            headlines=declared_headlines())
     write_text_atomic(html_path, html)
     write_text_atomic(csv_path, metrics_csv(results))

@@ -65,9 +65,12 @@ class Explorer:
     css: str = ""
 
 
-def build_explorer(checks: Sequence[Any], samples: Mapping[str, Sequence[Mapping[str, Any]]]) -> Explorer:
+def build_explorer(
+    checks: Sequence[Any], samples: Mapping[str, Sequence[Mapping[str, Any]]], totals: Mapping[str, int] | None = None,
+) -> Explorer:
     """The explorer over ``samples`` (check name → records), in the order of ``checks`` (views with
-    ``result.name``); checks without records are left out."""
+    ``result.name``); checks without records are left out. ``totals`` (check → records that exist)
+    counts records the caller did not pass (read only up to ``MAX_PER_CHECK``)."""
     ex = Explorer()
     names = [c.result.name for c in checks if samples.get(c.result.name)]
     names += [n for n in samples if n not in names and samples[n]]
@@ -77,10 +80,11 @@ def build_explorer(checks: Sequence[Any], samples: Mapping[str, Sequence[Mapping
     tag_counts: Counter[tuple[str, str]] = Counter()
     for ci, name in enumerate(names):
         records = list(samples[name])
-        ex.total += len(records)
+        exist = max(len(records), (totals or {}).get(name, 0))
+        ex.total += exist
         shown = records[:MAX_PER_CHECK]
-        if len(records) > len(shown):
-            ex.hidden[name] = len(records) - len(shown)
+        if exist > len(shown):
+            ex.hidden[name] = exist - len(shown)
         fields = _tag_fields(shown)
         ex.checks.append(Option(f"sx-c-{ci}", name, len(shown)))
         for rec in shown:

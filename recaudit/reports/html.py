@@ -110,11 +110,13 @@ def render_html(
     *,
     title: str | None = None,
     samples: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    sample_totals: Mapping[str, int] | None = None,
     results_sha256: str | None = None,
     headlines: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """The report as HTML text; ``samples`` are each check's evidence records (plain dicts, as in
-    ``checks/<name>.samples.jsonl``) for the sample explorer; ``results_sha256`` is the digest of the
+    ``checks/<name>.samples.jsonl``) for the sample explorer, possibly only the first ones, with
+    ``sample_totals`` (check → records in its file) counting the rest; ``results_sha256`` is the digest of the
     results.json file (default: of ``results.to_json()``); ``headlines``: check → the metric patterns
     it declares as its headline (``recaudit.checks.declared_headlines``; the report reads results only)."""
     headlines = headlines or {}
@@ -134,7 +136,7 @@ def render_html(
         overall_summary=verdict.summary,
         overall_detail=verdict.summary.split(": ", 1)[-1],
         subject=_subject(results),
-        explorer=build_explorer(checks, samples or {}),
+        explorer=build_explorer(checks, samples or {}, sample_totals),
         digest=digest,
         running_header=_css_string(f"{_short(title, 60)} · results sha256 {digest[:16]}"),
         risks=_risk_sections(checks),
