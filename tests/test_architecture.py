@@ -18,6 +18,7 @@ FLOORS = {
     "recaudit.adapters": 2,
     "recaudit.text": 2,
     "recaudit.checks": 2,
+    "recaudit.check_parsing": 2,
     "recaudit.evidence": 2,
     "recaudit.baselines": 2,
     "recaudit.probes": 3,
