@@ -6,7 +6,7 @@
 
 Answers come from a CallableAdapter (no model): FaiRLLM gets K titles drawn from a per-name pool
 (lists overlap like a real model's; nothing depends on the value); item_fairness and exposure get
-K uniformly random titles of a synthetic catalogue (``_item_reference.synthetic_world``), grounded
+K uniformly random titles of a synthetic catalogue (``item_reference.synthetic_world``), grounded
 title by title without embeddings and without classical baselines (their training is not
 ``evaluate``'s scaling). FaiRLLM at 32,000 answers runs in its default variant (the notebook's)
 and in ``paper``. ``evaluate_cpu_s`` is the process CPU time (on a shared machine the wall time
@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from recaudit.adapters.callable import CallableAdapter  # noqa: E402
 from recaudit.checks import CheckContext  # noqa: E402
-from recaudit.probes._item_reference import synthetic_world, uniform_random  # noqa: E402
+from recaudit.probes.item_reference import synthetic_world, uniform_random  # noqa: E402
 from recaudit.probes.exposure import ExposureProbe  # noqa: E402
 from recaudit.probes.fairllm import BENCHMARK_NAMES, FairLLMProbe  # noqa: E402
 from recaudit.probes.implicit_names import ImplicitNamesProbe  # noqa: E402

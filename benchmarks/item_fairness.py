@@ -35,8 +35,8 @@ from generation import machine_info  # noqa: E402
 
 from recaudit.adapters import CallableAdapter  # noqa: E402
 from recaudit.checks import CheckContext  # noqa: E402
-from recaudit.probes._item_common import popularity_membership, split_users, training_interactions  # noqa: E402
-from recaudit.probes._item_reference import (  # noqa: E402
+from recaudit.probes.item_common import popularity_membership, split_users, training_interactions  # noqa: E402
+from recaudit.probes.item_reference import (  # noqa: E402
     history_proportional,
     most_popular,
     synthetic_world,

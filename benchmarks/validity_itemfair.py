@@ -27,8 +27,8 @@ from recaudit.checks import CheckContext  # noqa: E402
 from recaudit.metrics.concentration import STAT_NAMES, jackknife_change, jackknife_interval, row_stats  # noqa: E402
 from recaudit.metrics.group import group_unfairness, group_unfairness_report, gu_jackknife, gu_tests  # noqa: E402
 from recaudit.metrics.multiplicity import holm  # noqa: E402
-from recaudit.probes._item_common import popularity_membership, split_users, training_interactions  # noqa: E402
-from recaudit.probes._item_reference import (  # noqa: E402
+from recaudit.probes.item_common import popularity_membership, split_users, training_interactions  # noqa: E402
+from recaudit.probes.item_reference import (  # noqa: E402
     exposure_population,
     group_population,
     history_proportional,

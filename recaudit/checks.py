@@ -225,8 +225,9 @@ class Probe(Check[P]):
         unused); unmarked answers count as not usable."""
         ctx.mark(self.__dict__.get("_evidence_offset", 0) + i, outcome, **details)
 
-    def run(self, ctx: CheckContext) -> CheckResult:
-        reqs = self.requests(ctx)
+    def run(self, ctx: CheckContext, requests: list[Request] | None = None) -> CheckResult:
+        """Send ``requests`` (``self.requests(ctx)`` unless the runner built them already), then evaluate."""
+        reqs = self.requests(ctx) if requests is None else requests
         hook = None
         if type(self).prepare is not Probe.prepare:
             hook = lambda i, r: self.prepare(ctx, reqs[i], r)  # noqa: E731

@@ -18,6 +18,7 @@ FLOORS = {
     "recaudit.adapters": 2,
     "recaudit.text": 2,
     "recaudit.checks": 2,
+    "recaudit.check_parsing": 2,
     "recaudit.evidence": 2,
     "recaudit.baselines": 2,
     "recaudit.probes": 3,
@@ -159,8 +160,7 @@ def test_no_new_import_circle():
 MAX_LINES = 450
 # modules over the limit today, with their size; each may only shrink (then leave this list)
 OVERSIZE: dict[str, int] = {
-    "recaudit.adapters.openai_compat": 463,
-    "recaudit.audits.config": 466, "recaudit.audits.runner": 512, "recaudit.data.loaders": 465,
+    "recaudit.audits.config": 466, "recaudit.audits.runner": 507, "recaudit.data.loaders": 465,
     "recaudit.probes.exposure": 480, "recaudit.probes.fairllm": 538,
     "recaudit.probes.item_fairness": 559, "recaudit.text.parse": 512,
 }

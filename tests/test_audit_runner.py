@@ -179,3 +179,20 @@ def test_request_chunk_keeps_a_batched_adapter_fed():
     auto = HFCausalLM.__new__(HFCausalLM)
     auto.batch_size = 0  # engine slots sized from free memory: up to MAX_AUTO_SLOTS in flight
     assert request_chunk(8, auto) == BATCHES_PER_CALL * MAX_AUTO_SLOTS
+
+
+def test_a_probes_requests_are_built_once_checked_then_sent(tmp_path: Path, calls: Path, monkeypatch) -> None:
+    """The settings check and the run share one build of each probe's requests."""
+    built: list[int] = []
+    original = support.LengthCheck.requests
+
+    def counting(self, ctx):
+        built.append(self.params.n)
+        return original(self, ctx)
+
+    monkeypatch.setattr(support.LengthCheck, "requests", counting)
+    config = _config(tmp_path, [{"check": "t_length", "params": {"n": 3}}, {"check": "t_fail"}])
+    run = Runner(config, progress=False).run()
+    assert built == [3]
+    assert run.results.checks[0].metric("length.mean").value == pytest.approx(2.0)  # (3 + 1) / 2
+    assert calls.read_text(encoding="utf-8").count("generate\tt_length item") == 3

@@ -31,7 +31,7 @@ def _implicit_names(lm: Path, tmp: Path) -> tuple[Check[Any], CheckResult]:
 
 def _item_fairness(lm: Path, tmp: Path) -> tuple[Check[Any], CheckResult]:
     from recaudit.data.loaders import demo_catalog, demo_interactions
-    from recaudit.probes._item_reference import most_popular
+    from recaudit.probes.item_reference import most_popular
     from recaudit.probes.item_fairness import ItemFairnessProbe
 
     probe = ItemFairnessProbe(dict(use_embeddings=False, n_bootstrap=50, n_permutations=50, list_construction="ground-titles",
@@ -42,7 +42,7 @@ def _item_fairness(lm: Path, tmp: Path) -> tuple[Check[Any], CheckResult]:
 
 
 def _exposure(lm: Path, tmp: Path) -> tuple[Check[Any], CheckResult]:
-    from recaudit.probes._item_reference import most_popular, synthetic_world
+    from recaudit.probes.item_reference import most_popular, synthetic_world
     from recaudit.probes.exposure import ExposureProbe
 
     catalog, inter = synthetic_world()

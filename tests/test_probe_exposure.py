@@ -9,7 +9,7 @@ import pytest
 
 from recaudit.adapters import CallableAdapter
 from recaudit.checks import CheckContext, load_checks
-from recaudit.probes._item_reference import most_popular, numbered, synthetic_world, uniform_random
+from recaudit.probes.item_reference import most_popular, numbered, synthetic_world, uniform_random
 from recaudit.probes.exposure import STRATEGIES, ExposureProbe
 from recaudit.results import CheckResult
 
@@ -149,7 +149,7 @@ def test_smollm2_on_demo_users(smollm2_adapter):
 def _deldjoo_run(fn, **params):
     from recaudit.adapters import CallableAdapter
     from recaudit.checks import CheckContext
-    from recaudit.probes._item_reference import synthetic_world
+    from recaudit.probes.item_reference import synthetic_world
     from recaudit.probes.exposure import ExposureProbe
 
     catalog, inter = synthetic_world(n_users=40)
@@ -160,7 +160,7 @@ def _deldjoo_run(fn, **params):
 
 
 def test_temporal_stability_is_one_for_a_deterministic_recommender_and_below_for_a_drifting_one():
-    from recaudit.probes._item_reference import numbered, synthetic_world
+    from recaudit.probes.item_reference import numbered, synthetic_world
 
     catalog, _ = synthetic_world(n_users=40)
     titles = catalog.titles
@@ -176,9 +176,9 @@ def test_temporal_stability_is_one_for_a_deterministic_recommender_and_below_for
 
 
 def test_genre_dominance_and_ranking_accuracy_on_held_out_likes():
-    from recaudit.probes._item_common import split_users
+    from recaudit.probes.item_common import split_users
     from recaudit.probes.exposure import ExposureParams
-    from recaudit.probes._item_reference import numbered, synthetic_world
+    from recaudit.probes.item_reference import numbered, synthetic_world
 
     catalog, inter = synthetic_world(n_users=40)
     p = ExposureParams(use_embeddings=False, n_users=8, min_history=5)

@@ -9,8 +9,8 @@ import pytest
 from recaudit.adapters import CallableAdapter
 from recaudit.checks import CheckContext, load_checks
 from recaudit.data.catalog import Catalog, Interactions, Item
-from recaudit.probes._item_common import popularity_membership, split_users, training_interactions
-from recaudit.probes._item_reference import (
+from recaudit.probes.item_common import popularity_membership, split_users, training_interactions
+from recaudit.probes.item_reference import (
     history_proportional,
     most_popular,
     numbered,
@@ -178,7 +178,7 @@ def test_smollm2_on_demo_users(smollm2_adapter):
 
 
 def test_nearest_items_on_a_tiny_catalogue_with_known_embeddings():
-    from recaudit.probes._item_nearest import nearest_items
+    from recaudit.probes.item_nearest import nearest_items
 
     items = np.array([[0.0, 0.0], [1.0, 0.0], [3.0, 0.0], [0.0, 2.5], [10.0, 10.0]])
     queries = np.array([[0.9, 0.1], [0.0, 3.0]])
@@ -194,7 +194,7 @@ class _KnownEmbeddings(ItemFairnessProbe):
             "Film E": (4.1, 0.0), "Nonsense Title": (-1.0, 0.0)}
 
     def embedder(self, ctx):
-        from recaudit.probes._item_nearest import TitleEmbedder
+        from recaudit.probes.item_nearest import TitleEmbedder
 
         return TitleEmbedder("known", lambda texts: np.array([self.VECS.get(t, (0.0, 0.0)) for t in texts]))
 
@@ -233,7 +233,7 @@ def _hand_dgu_genre(catalog, lists, hist):
 
 
 def test_llm_hidden_embedder_needs_a_local_model():
-    from recaudit.probes._item_nearest import llm_hidden_embedder
+    from recaudit.probes.item_nearest import llm_hidden_embedder
 
     assert llm_hidden_embedder(CallableAdapter(lambda r: "")) is None
     with pytest.raises(ValueError, match="local model"):

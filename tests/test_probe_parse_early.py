@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-import recaudit.probes._parse_early as early
+import recaudit.check_parsing as early
 from recaudit.adapters import CallableAdapter
 from recaudit.checks import CheckContext
-from recaudit.probes._item_reference import numbered, synthetic_world, uniform_random
+from recaudit.probes.item_reference import numbered, synthetic_world, uniform_random
 from recaudit.probes.exposure import ExposureProbe
 from recaudit.probes.implicit_names import ImplicitNamesProbe
 from recaudit.probes.item_fairness import ItemFairnessProbe

@@ -20,7 +20,7 @@ from recaudit.metrics.concentration import (
 )
 from recaudit.metrics.group import gu_tests
 from recaudit.metrics.multiplicity import holm
-from recaudit.probes._item_reference import exposure_population, group_population, synthetic_world
+from recaudit.probes.item_reference import exposure_population, group_population, synthetic_world
 
 _SPEC = importlib.util.spec_from_file_location(
     "validity_itemfair", Path(__file__).resolve().parents[1] / "benchmarks" / "validity_itemfair.py")

@@ -2,9 +2,9 @@
 
 Requests go out concurrently (a bounded thread pool over one ``httpx.Client``) and are retried
 with exponential backoff and jitter on 429, 5xx, timeouts and connection errors, honouring a
-``Retry-After`` header. A request that still fails does not raise: it comes back as a
-``Response`` with ``error`` set and ``finish_reason="error"``, so an audit records the failure and
-carries on, and the cache does not store it (the next run retries it). Bad configuration
+``Retry-After`` header (``adapters.retry``). A request that still fails does not raise: it comes
+back as a ``Response`` with ``error`` set and ``finish_reason="error"``, so an audit records the
+failure and carries on, and the cache does not store it (the next run retries it). Bad configuration
 (missing key variable, a model name the server rejects with 4xx) fails the same way per request;
 ``preflight()`` finds it before a run starts.
 
@@ -20,7 +20,6 @@ is never part of the fingerprint, an error message or a log line; neither are cr
 
 from __future__ import annotations
 
-import email.utils
 import json
 import math
 import os
@@ -32,6 +31,7 @@ from typing import Any, Sequence
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from recaudit.adapters.base import AdapterError, OnResponse, PreflightError, Request, Response
+from recaudit.adapters.retry import RETRY_STATUS, Retryable, retry_after, with_retries
 from recaudit.adapters.secrets import redact_obj, redact_secrets, redact_url
 from recaudit.adapters.servers import (
     SERVER_CHOICES,
@@ -44,26 +44,7 @@ from recaudit.adapters.servers import (
 )
 from recaudit.adapters.servers import check_requests as check_settings
 
-RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 TOP_LOGPROBS = 20  # OpenAI's maximum; vLLM's default cap
-
-
-class _Retryable(Exception):
-    """A failure worth another try; ``wait_s`` is the server's Retry-After, if it gave one."""
-
-    def __init__(self, message: str, wait_s: float | None = None):
-        super().__init__(message)
-        self.wait_s = wait_s
-
-
-def _retry_after(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
 
 
 class OpenAICompatible:
@@ -341,37 +322,27 @@ class OpenAICompatible:
 
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST one chat completion with retries; raise AdapterError when it finally fails."""
-        import httpx
-
         url = self._url("chat/completions")
         shown = self._shown("chat/completions")
-        last = "no attempt made"
-        for attempt in range(self.max_retries + 1):
+
+        def once() -> dict[str, Any]:
+            resp = self._client.post(url, params=self._params, json=body, headers=self._headers())
+            if resp.status_code in RETRY_STATUS:
+                raise Retryable(f"HTTP {resp.status_code}", retry_after(resp.headers.get("Retry-After")))
+            if resp.status_code >= 400:
+                detail = self._redact(resp.text[:300])
+                raise AdapterError(f"HTTP {resp.status_code} from {shown}: {detail}")
             try:
-                resp = self._client.post(url, params=self._params, json=body, headers=self._headers())
-                if resp.status_code in RETRY_STATUS:
-                    raise _Retryable(f"HTTP {resp.status_code}", _retry_after(resp.headers.get("Retry-After")))
-                if resp.status_code >= 400:
-                    detail = self._redact(resp.text[:300])
-                    raise AdapterError(f"HTTP {resp.status_code} from {shown}: {detail}")
-                try:
-                    data = resp.json()
-                except (json.JSONDecodeError, ValueError) as e:
-                    raise AdapterError(
-                        f"malformed JSON from {shown} (HTTP {resp.status_code}): {self._redact(resp.text[:200])!r}"
-                    ) from e
-                if not isinstance(data, dict) or not data.get("choices"):
-                    raise AdapterError(f"response from {shown} has no 'choices': {self._redact(str(data)[:200])}")
-                return data
-            except _Retryable as e:
-                last, wait = str(e), e.wait_s
-            except httpx.TimeoutException:
-                last, wait = f"timed out after {self.timeout_s:g} s", None
-            except httpx.TransportError as e:
-                last, wait = f"connection error: {type(e).__name__}", None
-            if attempt < self.max_retries:
-                time.sleep(self._backoff(attempt, wait))
-        raise AdapterError(f"{shown} failed after {self.max_retries + 1} attempts: {last}")
+                data = resp.json()
+            except (json.JSONDecodeError, ValueError) as e:
+                raise AdapterError(
+                    f"malformed JSON from {shown} (HTTP {resp.status_code}): {self._redact(resp.text[:200])!r}"
+                ) from e
+            if not isinstance(data, dict) or not data.get("choices"):
+                raise AdapterError(f"response from {shown} has no 'choices': {self._redact(str(data)[:200])}")
+            return data
+
+        return with_retries(once, shown, self.max_retries, self.timeout_s, self._backoff)
 
     # ---- Adapter --------------------------------------------------------------------------------
     def _one(self, request: Request) -> Response:

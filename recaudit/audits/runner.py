@@ -39,12 +39,12 @@ import yaml
 from rich.console import Console
 
 import recaudit
-from recaudit.adapters.base import Adapter, fingerprint_id, requests_per_call
+from recaudit.adapters.base import Adapter, Request, fingerprint_id, requests_per_call
 from recaudit.audits.config import AuditConfig, PlannedCheck, load_data
 from recaudit.audits.files import write_text_atomic
 from recaudit.audits.progress import RunProgress
 from recaudit.audits.verdicts import audit_exit_code, evaluate_verdict
-from recaudit.checks import CheckContext
+from recaudit.checks import CheckContext, Probe
 from recaudit.data.catalog import Catalog, Interactions
 from recaudit.evidence import EvidenceLog, coverage_from_counts
 from recaudit.audits.run_info import cache_stats as _cache_stats, data_hashes as _data_hashes, now as _now
@@ -171,13 +171,14 @@ class Runner:
         identity = self._model_identity()
         finished = self._all_finished(plans, identity, data_hashes)
         model: Adapter | None
+        built: dict[str, list[Request]] = {}  # each probe's requests, built once: checked, then sent
         if finished is not None:  # every check is done with complete evidence: no model is loaded
             adapter = model = None
             fingerprint = recorded_fingerprint(finished) or dict(identity or {})
         else:
             adapter = self._build_adapter()
             self._preflight(adapter)
-            self._check_settings(plans, adapter, catalog, interactions)
+            built = self._check_settings(plans, adapter, catalog, interactions)
             fingerprint = dict(adapter.fingerprint)
         key_fingerprint = identity or fingerprint
         self._check_writable()
@@ -192,7 +193,7 @@ class Runner:
         with RunProgress(self.console, enabled=self.progress) as bars:
             bars.start_checks(len(plans))
             for plan in plans:
-                key = check_key(plan, key_fingerprint, data_hashes)
+                key, requests = check_key(plan, key_fingerprint, data_hashes), built.pop(plan.name, None)
                 path = self.checks_dir / f"{plan.name}.json"
                 result: CheckResult | None = finished[plan.name] if finished is not None else (
                     None if self.fresh else _load_finished(path, key))
@@ -216,7 +217,7 @@ class Runner:
                         workdir=self.run_dir / "work" / f"{plan.name}-{key[:12]}",
                         batch_size=request_chunk(self.config.batch_size, adapter),
                     )
-                    result = self._run_check(plan, ctx, key, fingerprint, data_hashes, model)
+                    result = self._run_check(plan, ctx, key, fingerprint, data_hashes, model, requests)
                     self._keep_evidence(plan, ctx.evidence, result)
                     computed.append(plan.name)
                 result = result.model_copy(update={"verdict": evaluate_verdict(result, plan.thresholds)})
@@ -286,12 +287,14 @@ class Runner:
         except Exception as e:  # noqa: BLE001 - every pre-flight failure is a setup error of one line
             raise SetupError(f"pre-flight ({self.config.adapter.kind}): {_first_line(e)}") from e
 
-    def _check_settings(self, plans: list[PlannedCheck], adapter: Adapter, catalog, interactions) -> None:
+    def _check_settings(self, plans: list[PlannedCheck], adapter: Adapter, catalog, interactions) -> dict[str, list[Request]]:
         """Every generation setting a probe will send must be one the adapter honours (a server that
-        would drop ``repetition_penalty`` is refused here, before anything runs or is written)."""
+        would drop ``repetition_penalty`` is refused here, before anything runs or is written); returns
+        the checked requests by check name, to be sent as they are (one that failed to build is left
+        out: it builds again, and reports its own error, when it runs)."""
         from recaudit.adapters.preflight import check_requests
-        from recaudit.checks import Probe
 
+        built: dict[str, list[Request]] = {}
         for plan in plans:
             if not issubclass(plan.cls, Probe):
                 continue
@@ -306,6 +309,8 @@ class Runner:
                 check_requests(adapter, requests)
             except Exception as e:  # noqa: BLE001 - one setup line naming the check
                 raise SetupError(f"check {plan.name}: {_first_line(e)}") from e
+            built[plan.name] = requests
+        return built
 
     def _check_writable(self) -> None:
         """The run folder can be made and written — checked before any file is written, so a bad path
@@ -338,8 +343,10 @@ class Runner:
         fingerprint: dict[str, Any],
         data_hashes: dict[str, str],
         model: Adapter,
+        requests: list[Request] | None = None,
     ) -> CheckResult:
-        """Run one check; any exception becomes an errored CheckResult so the others still run."""
+        """Run one check (a probe sends ``requests`` when given); any exception becomes an errored
+        CheckResult so the others still run."""
         started, t0 = _now(), time.perf_counter()
         stats_before = _cache_stats(model)
         check = None
@@ -347,7 +354,7 @@ class Runner:
             if ctx.workdir is not None:
                 ctx.workdir.mkdir(parents=True, exist_ok=True)
             check = plan.instantiate()
-            result = check.run(ctx)
+            result = check.run(ctx, requests) if requests is not None and isinstance(check, Probe) else check.run(ctx)
             if not isinstance(result, CheckResult):
                 raise TypeError(f"check {plan.spec.check!r} returned {type(result).__name__}, not CheckResult")
             result = result.model_copy(update={"name": plan.name, "check": plan.spec.check})
@@ -427,8 +434,6 @@ def _load_finished(path: Path, key: str) -> CheckResult | None:
     return result
 
 
-
-
 def _error_summary(e: BaseException) -> str:
     """``Type: message`` on the first line, then the last few frames of the traceback."""
     frames = "".join(traceback.format_exception(type(e), e, e.__traceback__, limit=-TRACEBACK_FRAMES))
@@ -451,16 +456,6 @@ def _status_line(result: CheckResult) -> str:
     return f"{_STATUS_MARK.get(status, '?')} {result.name}: {status}" + (
         f" ({secs:.1f} s)" if secs is not None else ""
     ) + extra
-
-
-
-
-
-
-
-
-
-
 
 
 def request_chunk(configured: int, adapter: object) -> int:

@@ -6,7 +6,8 @@ whose later first position is < K, SERP sums (K + 1 − rank) over them, PRAG co
 (v1 before v2 in R^a, v1 in R, v1 ranked above v2 in R or v2 absent) whose last-needed position
 is < K. All pairs are handled as padded (pairs × K) integer arrays; the divisions are the
 reference code's, so the floats are the same. The notebook and LangFair variants, whose
-duplicate handling differs, are computed pair by pair with ``similarity_curve``.
+duplicate handling differs, are computed pair by pair with ``similarity_curve`` here (the notebook
+variant's batched form, used by the FaiRLLM probe, is ``recaudit.metrics.ranking_notebook``).
 """
 
 from __future__ import annotations

@@ -126,6 +126,22 @@ def bootstrap_ci(
     return Interval(value, float(lo), float(hi), level, n)
 
 
+def bootstrap_or_point(
+    data: np.ndarray, statistic: Callable[[np.ndarray], float], n_resamples: int, level: float, seed: int,
+    method: str = "percentile", vectorized: bool = False,
+) -> Interval:
+    """``bootstrap_ci`` over rows; with ``n_resamples == 0`` only the point estimate (low/high None).
+
+    For probes whose settings may switch resampling off. ``vectorized``: ``statistic`` takes
+    (resamples × rows × …) and returns one value per resample.
+    """
+    if n_resamples == 0:
+        value = np.asarray(statistic(np.asarray(data)[None]))[0] if vectorized else statistic(data)
+        return Interval(float(value), None, None, level, len(data))  # type: ignore[arg-type]
+    return bootstrap_ci(data, statistic, n_resamples, level, seed, method=method,  # type: ignore[arg-type]
+                        vectorized=vectorized)
+
+
 def _point(statistic: Callable, arr: np.ndarray, vectorized: bool) -> float:
     return float(np.asarray(statistic(arr[None]))[0]) if vectorized else float(statistic(arr))
 

@@ -35,6 +35,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from recaudit.adapters.base import Request, Response
+from recaudit.check_parsing import ParsesAnswersEarly, parse_answer
 from recaudit.checks import CheckContext, Probe, register_check
 from recaudit.probes.item_metrics import EXPOSURE_METRICS
 from recaudit.data.catalog import Catalog
@@ -46,14 +47,13 @@ from recaudit.metrics.accuracy import mean_over_users, ndcg_at_k, recall_at_k
 from recaudit.metrics.concentration import genre_dominance, genre_shares, temporal_stability
 from recaudit.metrics.multiplicity import holm
 from recaudit.metrics.power import disclose, p_floor_sign_flip, sign_flip_needed_n
-from recaudit.probes._item_common import (
+from recaudit.probes.item_common import (
     GroundedAnswer, ItemProbeParams, UserSplit, baseline_lists, bullet_list, ci_or_none, ground_answer,
     grounded_outcome, grounded_rate, grounding_counts, hit_rate, load_prompts, make_grounder, split_users,
     top_genres, training_interactions,
 )
 from recaudit.text.prompts import check_placeholders
-from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer
-from recaudit.probes._uncertainty import bootstrap_or_point
+from recaudit.metrics.stats import bootstrap_or_point
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
 from recaudit.text.parse import parse_list
 

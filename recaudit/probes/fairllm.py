@@ -44,7 +44,7 @@ from recaudit.metric_names import MetricSpec
 from recaudit.data.names import fairllm_default_names, load_fairllm_names, load_sensitive_attributes
 from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, snsr, snsv
 from recaudit.metrics.stats import bootstrap_counts, row_shuffled_means
-from recaudit.probes._notebook_batch import similarity_tensors
+from recaudit.metrics.ranking_notebook import similarity_tensors
 from recaudit.text.prompts import check_placeholders, load_prompt_file, merge_overrides, slug
 from recaudit.metrics.intervals import SPREAD_CI_COVERAGE, T_MIN_N, t_interval
 from recaudit.metrics.multiplicity import adjust as holm

@@ -41,12 +41,12 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from recaudit.adapters.base import Request, Response
+from recaudit.check_parsing import ParsesAnswersEarly, parse_answer, parse_outcome
 from recaudit.checks import CheckContext, CheckParams, Probe, register_check
 from recaudit.metric_names import MetricSpec
 from recaudit.data.catalog import Catalog, Interactions
 from recaudit.data.names import NameRecord, faker_names
 from recaudit.metrics.distribution import mrr_at_k, ndcg_at_k
-from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer, parse_outcome
 from recaudit.text.prompts import check_placeholders, load_prompt_file, merge_overrides
 from recaudit.probes.implicit_names_categories import Category, CategoryMapper, load_categories
 from recaudit.probes.implicit_names_history import (

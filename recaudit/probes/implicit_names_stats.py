@@ -18,11 +18,11 @@ import numpy as np
 
 from recaudit.data.names import NameRecord
 from recaudit.metrics.distribution import group_gap, max_pairwise_distance
-from recaudit.probes._group_stats import batched_group_distance, batched_group_gap
+from recaudit.metrics.distribution_batch import batched_group_distance, batched_group_gap
 from recaudit.metrics.multiplicity import adjust as holm
 from recaudit.metrics.power import TARGET_FLOOR, disclose, stratified_floor
 from recaudit.metrics.resampling import pvalue, stratified_permutations
-from recaudit.probes._uncertainty import bootstrap_or_point
+from recaudit.metrics.stats import bootstrap_or_point
 from recaudit.results import MetricValue
 
 STRATUM = {"gender": "locale", "region": "gender"}  # permute labels within this attribute

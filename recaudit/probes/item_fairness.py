@@ -6,7 +6,7 @@ Recommendation System", WWW 2024 (arXiv 2402.15215).
 For sampled users, the prompt shows the user's recent liked items and asks for k items, either
 freely (``mode: generate``) or from a seeded candidate set of the user's held-out positives and
 sampled negatives (``mode: candidates``). The list is built as the official IFairLRS code builds it
-(``list_construction: k-nearest``, ``probes._item_nearest``): the first generated title is
+(``list_construction: k-nearest``, ``probes.item_nearest``): the first generated title is
 embedded — with the local model's own last-layer hidden state, or the MiniLM sentence encoder for
 endpoints (named in each metric's ``variant``) — and the K nearest catalogue (candidate) items form
 the list; nothing is dropped. recaudit's earlier construction, grounding every generated title on
@@ -34,6 +34,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from recaudit.adapters.base import Request, Response
+from recaudit.check_parsing import ParsesAnswersEarly, parse_answer
 from recaudit.checks import AnswerMemo, CheckContext, Probe, register_check
 from recaudit.probes.item_metrics import ITEM_FAIRNESS_METRICS
 from recaudit.data.catalog import Catalog
@@ -48,13 +49,12 @@ from recaudit.metrics.group import (
 )
 from recaudit.metrics.multiplicity import holm
 from recaudit.metrics.power import disclose, sign_flip_needed_n
-from recaudit.probes._item_common import (
+from recaudit.probes.item_common import (
     GroundedAnswer, ItemProbeParams, baseline_lists, bullet_list, candidate_set, ci_or_none, genre_membership,
     ground_answer, grounded_outcome, grounded_rate, grounding_counts, hit_rate, load_prompts, make_grounder,
     popularity_membership, safe_title, split_users, sub_catalog, training_interactions,
 )
-from recaudit.probes._item_nearest import TitleEmbedder, first_title, llm_hidden_embedder, minilm_embedder, nearest_items
-from recaudit.probes._parse_early import ParsesAnswersEarly, parse_answer
+from recaudit.probes.item_nearest import TitleEmbedder, first_title, llm_hidden_embedder, minilm_embedder, nearest_items
 from recaudit.text.prompts import check_placeholders, slug
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
 

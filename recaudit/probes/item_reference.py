@@ -21,7 +21,7 @@ import pandas as pd
 
 from recaudit.adapters.base import Request
 from recaudit.data.catalog import Catalog, Interactions, Item
-from recaudit.probes._item_common import UserSplit, user_rng
+from recaudit.probes.item_common import UserSplit, user_rng
 
 GenerateFn = Callable[[Request], str]
 

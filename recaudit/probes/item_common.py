@@ -217,7 +217,7 @@ class GroundedAnswer:
 
 
 def ground_answer(parsed: ParsedList, grounder: Grounder) -> GroundedAnswer:
-    """Ground each title of a parsed answer (``probes._parse_early.parse_answer``: the one parser) with
+    """Ground each title of a parsed answer (``check_parsing.parse_answer``: the one parser) with
     the one grounding step, de-duplicate ids."""
     groundings = grounder.ground(parsed) if parsed.items else []  # the parse carries years and uncut titles
     items = list(dict.fromkeys(g.item_id for g in groundings if g.item_id is not None))
