@@ -247,3 +247,15 @@ def test_incomplete_run_writes_renderable_results(tmp_path):
     bad.write_text('{"strategy": 3}')
     with pytest.raises(ValueError, match="not a recaudit results file"):
         read_results(bad)
+
+
+def test_results_from_runs_is_the_checks_own_result():
+    # results.py builds the check's result without importing the check (which imports the ServerApp)
+    from recaudit.federated.check import FederatedCheck
+    from recaudit.federated.results import result_fields, results_from_runs
+
+    rec, _ = run("pplr")
+    made = results_from_runs({"pplr": rec}, "pplr", {}, audit_name="a")
+    assert made.audit_name == "a" and len(made.checks) == 1
+    check = FederatedCheck({"strategy": "pplr", "compare_fedavg": False})
+    assert made.checks[0].model_dump_json() == check.new_result(**result_fields({"pplr": rec}, "pplr", {})).model_dump_json()
