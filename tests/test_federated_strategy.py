@@ -257,5 +257,9 @@ def test_results_from_runs_is_the_checks_own_result():
     rec, _ = run("pplr")
     made = results_from_runs({"pplr": rec}, "pplr", {}, audit_name="a")
     assert made.audit_name == "a" and len(made.checks) == 1
-    check = FederatedCheck({"strategy": "pplr", "compare_fedavg": False})
+    check = FederatedCheck({"strategy": "pplr", "compare_fedavg": False, "train": made.checks[0].params["train"]})
     assert made.checks[0].model_dump_json() == check.new_result(**result_fields({"pplr": rec}, "pplr", {})).model_dump_json()
+    # the params show the TrainConfig the run trained with (from its settings), not the check's preset
+    rec, _ = run("pplr", lr=5e-4, local_epochs=2)
+    train = results_from_runs({"pplr": rec}, "pplr", {}).checks[0].params["train"]
+    assert (train["lr"], train["epochs"], train["max_length"], train["batch_size"]) == (5e-4, 2, 512, 8)

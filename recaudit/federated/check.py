@@ -4,6 +4,11 @@ Partitions the audit's users into clients (IID or non-IID by genre), fine-tunes 
 recommender with Flower (PPLR; FedAvg as the baseline), and reports per-client AUC and its
 imbalance (std, min, max, gap), bytes per round in each direction, the client's trainable and
 shared parameter counts, client failures and — with DP — the ε each client spent.
+
+Params (``recaudit.federated.params``): ``train`` is the clients' one ``TrainConfig``, nested
+(``train: {lora_r: 16, lr: 5e-4, epochs: 2}``); ``settings`` holds further ``FederatedSettings``
+fields, where the flat training keys of earlier versions (``lr``, ``local_epochs`` …) still work.
+Metrics, tables and notes are built in ``recaudit.federated.results`` (the ServerApp writes them too).
 """
 
 from __future__ import annotations
@@ -66,8 +71,7 @@ class FederatedCheck(Check[FederatedParams]):
         p = self.params
         n = n_clients or p.n_clients
         base = {"strategy": strategy, "num_rounds": p.rounds, "model": p.model, "data_dir": str(data_dir),
-                "seed": p.seed, "min_available_clients": n, "min_fit_clients": n,
-                "max_length": 256, "batch_size": 4}
+                "seed": p.seed, "min_available_clients": n, "min_fit_clients": n, **p.train_settings()}
         if p.dp_epsilon is not None:
             base.update(dp_enabled=True, dp_epsilon=p.dp_epsilon)
         extra = dict(p.settings)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from recaudit.federated.config import FederatedSettings
 from recaudit.federated.params import FederatedParams
 from recaudit.federated.pplr import PPLR_NOTES
 from recaudit.federated.records import FederatedRun
@@ -180,11 +181,19 @@ def results_from_runs(runs: dict[str, FederatedRun], primary: str, manifest: dic
                       audit_name: str = "federated") -> AuditResults:
     """AuditResults holding one ``federated`` check built from ``runs`` (what ``recaudit report`` renders)."""
     # what FederatedCheck(params).new_result(...) makes, without importing the check (it imports the ServerApp)
-    params = FederatedParams(strategy=primary, compare_fedavg=len(runs) > 1)  # type: ignore[arg-type]
+    params = FederatedParams(strategy=primary, compare_fedavg=len(runs) > 1,  # type: ignore[arg-type]
+                             train=_run_train(runs[primary]))
     result = CheckResult(name=CHECK_NAME, check=CHECK_NAME, title=TITLE, risk="fairness",
                          params=params.model_dump(mode="json"), references=list(REFERENCES),
                          **result_fields(runs, primary, manifest))
     return AuditResults(audit_name=audit_name, checks=[result])
+
+
+def _run_train(run: FederatedRun) -> dict[str, Any]:
+    # the TrainConfig the run trained with (its recorded settings), so the params do not show the check's preset
+    if not run.settings:
+        return {}
+    return FederatedSettings.from_flwr_config(run.settings).train_config().model_dump(exclude={"seed"})
 
 
 def _auc_series(name: str, run: FederatedRun) -> list[Series]:
