@@ -90,7 +90,8 @@ def arrays_sha256(arrays: ArrayRecord) -> str:
 
 def loss_metrics(contents: list[RecordDict], weighted_by_key: str) -> MetricRecord:
     """Flower's weighted average of the replies' losses; the other reply metrics (ids, ε …) are per client."""
-    kept = [RecordDict({METRICS_KEY: MetricRecord({k: c[METRICS_KEY][k] for k in (weighted_by_key, *LOSS_METRICS)})})
+    keys = (weighted_by_key, *LOSS_METRICS)
+    kept = [RecordDict({METRICS_KEY: MetricRecord({k: c.metric_records[METRICS_KEY][k] for k in keys})})
             for c in contents]
     return aggregate_metricrecords(kept, weighted_by_key)
 
