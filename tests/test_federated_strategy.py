@@ -247,3 +247,31 @@ def test_incomplete_run_writes_renderable_results(tmp_path):
     bad.write_text('{"strategy": 3}')
     with pytest.raises(ValueError, match="not a recaudit results file"):
         read_results(bad)
+
+
+def test_results_from_runs_is_the_checks_own_result():
+    # results.py builds the check's result without importing the check (which imports the ServerApp)
+    from recaudit.federated.check import FederatedCheck
+    from recaudit.federated.results import result_fields, results_from_runs
+
+    rec, _ = run("pplr")
+    made = results_from_runs({"pplr": rec}, "pplr", {}, audit_name="a")
+    assert made.audit_name == "a" and len(made.checks) == 1
+    check = FederatedCheck({"strategy": "pplr", "compare_fedavg": False, "train": made.checks[0].params["train"]})
+    assert made.checks[0].model_dump_json() == check.new_result(**result_fields({"pplr": rec}, "pplr", {})).model_dump_json()
+    # the params show the TrainConfig the run trained with (from its settings), not the check's preset
+    rec, _ = run("pplr", lr=5e-4, local_epochs=2)
+    train = results_from_runs({"pplr": rec}, "pplr", {}).checks[0].params["train"]
+    assert (train["lr"], train["epochs"], train["max_length"], train["batch_size"]) == (5e-4, 2, 512, 8)
+
+
+def test_round_loss_metrics_are_flowers_weighted_average_of_the_losses_only():
+    from recaudit.federated.strategy import loss_metrics
+
+    replies = [RecordDict({"metrics": MetricRecord({"num-examples": n, "train-loss": tl, "loss-before": lb,
+                                                    "partition-id": p, "epsilon": -1.0})})
+               for p, (n, tl, lb) in enumerate([(10, 0.2, 1.0), (30, 0.6, 2.0)])]
+    agg = loss_metrics(replies, "num-examples")
+    assert set(agg) == {"train-loss", "loss-before"}  # ids and ε are per client: not averaged
+    assert agg["train-loss"] == pytest.approx(0.25 * 0.2 + 0.75 * 0.6)  # 0.5
+    assert agg["loss-before"] == pytest.approx(0.25 * 1.0 + 0.75 * 2.0)  # 1.75

@@ -5,16 +5,23 @@
 server sends with every message: clients take their training settings from the message, so the
 same ClientApp runs under ``run_simulation`` (no run config) and under ``flwr run``.
 
-The LoRA training fields are ``recaudit.tallrec.TrainConfig``'s: here they are flat Flower keys
-(``lora-r``, ``lr``, ``local-epochs`` …) whose defaults are read from ``TrainConfig()``, and
-``train_config()`` turns them back into the one ``TrainConfig`` (which also validates them).
+The LoRA training fields are ``recaudit.tallrec.TrainConfig``'s: on the wire they are flat Flower
+keys (``lora-r``, ``lora-alpha``, ``target-modules``, ``lr``, ``local-epochs``, ``batch-size``,
+``max-length``) whose defaults are read from ``TrainConfig()``, and ``train_config()`` turns them
+back into the one ``TrainConfig``. Built in Python or from the check's params, the settings also
+take that TrainConfig nested, ``train=TrainConfig(...)`` or ``train: {lora_r: 16, epochs: 2,
+target_modules: [q_proj, v_proj]}``: TrainConfig validates it and its fields land on the flat keys
+(``epochs`` on ``local_epochs``), so ``train_config()`` gives it back. A key given both flat and
+under ``train`` with different values is an error; ``train.seed`` must equal ``seed``, and a
+TrainConfig field that the flat wire format does not carry (``lora_dropout``, ``loss_on`` …) must
+keep its default, since the clients would train with the default.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from recaudit.federated.allocation import AllocationConfig
 from recaudit.federated.balance import BalanceConfig
@@ -24,6 +31,11 @@ from recaudit.tallrec.config import TrainConfig
 _TRAIN = TrainConfig()  # federated local training uses recaudit's default preset
 
 StrategyName = Literal["pplr", "pplr-softmax", "fedavg"]
+
+# TrainConfig field → its flat key here; the other TrainConfig fields travel nowhere (clients use their defaults)
+TRAIN_KEYS: dict[str, str] = {"lora_r": "lora_r", "lora_alpha": "lora_alpha", "target_modules": "target_modules",
+                              "lr": "lr", "epochs": "local_epochs", "batch_size": "batch_size",
+                              "max_length": "max_length"}
 
 # keys the client needs; everything else (rounds, timeouts, output) stays on the server
 CLIENT_KEYS = (
@@ -96,6 +108,30 @@ class FederatedSettings(BaseModel):
     fail_rounds: str = ""
     out: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _nested_train(cls, data: Any) -> Any:
+        if not isinstance(data, Mapping) or "train" not in data:
+            return data
+        data = dict(data)
+        train = data.pop("train")
+        if train is None:
+            return data
+        try:
+            flat = flat_train(train)
+        except ValidationError as e:  # name the nested field: train.lr, not lr
+            raise ValueError("; ".join(f"train.{'.'.join(map(str, err['loc']))}: {err['msg']}"
+                                       for err in e.errors())) from None
+        seed = flat.pop("seed", None)
+        if seed is not None and seed != data.get("seed", cls.model_fields["seed"].default):
+            raise ValueError("set seed, not train.seed: the run's seed is also its training seed")
+        field = {v: k for k, v in TRAIN_KEYS.items()}
+        clash = [f"{k}={data[k]!r} vs train.{field[k]}={v!r}" for k, v in flat.items()
+                 if k in data and not _same(data[k], v)]
+        if clash:
+            raise ValueError("given both flat and under train, with different values: " + "; ".join(clash))
+        return data | flat
+
     @model_validator(mode="after")
     def _fedavg_shares_everything(self) -> "FederatedSettings":
         # FedAvg is the baseline: uniform learning rates, data-size weights, nothing kept private
@@ -144,6 +180,35 @@ class FederatedSettings(BaseModel):
         known = set(cls.model_fields)
         data = {k.replace("-", "_"): v for k, v in config.items()}
         return cls.model_validate({k: v for k, v in data.items() if k in known})
+
+
+def flat_train(train: TrainConfig | Mapping[str, Any]) -> dict[str, Any]:
+    """The flat FederatedSettings keys (and ``seed``) of the TrainConfig fields ``train`` was given.
+
+    A mapping is validated by ``TrainConfig`` itself; a field the wire format does not carry is
+    refused unless it keeps ``TrainConfig()``'s value (the clients train with that)."""
+    cfg = train if isinstance(train, TrainConfig) else TrainConfig.model_validate(dict(train))
+    given = cfg.model_fields_set
+    dropped = sorted(k for k in given - set(TRAIN_KEYS) - {"seed"} if getattr(cfg, k) != getattr(_TRAIN, k))
+    if dropped:
+        raise ValueError(f"federated training takes only {', '.join(TRAIN_KEYS)} and seed from train; "
+                         f"{', '.join(f'train.{k}' for k in dropped)} would be ignored (clients use TrainConfig()'s)")
+    out: dict[str, Any] = {flat: getattr(cfg, k) for k, flat in TRAIN_KEYS.items() if k in given}
+    if "target_modules" in out:
+        out["target_modules"] = ",".join(out["target_modules"])
+    if "seed" in given:
+        out["seed"] = cfg.seed
+    return out
+
+
+def _same(flat: Any, nested: Any) -> bool:
+    # the flat value as its field would read it (Flower config values may be strings)
+    if isinstance(nested, str):  # target_modules, comma-separated
+        return _csv(flat if isinstance(flat, str) else ",".join(flat)) == _csv(nested)
+    try:
+        return TypeAdapter(type(nested)).validate_python(flat) == nested
+    except ValidationError:
+        return False
 
 
 def _csv(text: str) -> list[str]:

@@ -20,6 +20,7 @@ from flwr.serverapp import Grid, ServerApp
 
 from recaudit.federated.config import CLIENT_KEYS, FederatedSettings
 from recaudit.federated.records import FederatedRun
+from recaudit.federated.results import results_from_runs
 from recaudit.federated.strategy import IncompleteRun, build_strategy
 
 OnResult = Callable[[FederatedRun], None]
@@ -60,8 +61,6 @@ def unnoised_outputs(settings: FederatedSettings) -> list[str]:
 
 def write_run(run: FederatedRun, out: Path) -> None:
     """Write ``out`` (AuditResults JSON with a ``federated`` check) and ``<out>.records.json`` (raw records)."""
-    from recaudit.federated.check import results_from_runs
-
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".records.json").write_text(run.model_dump_json(indent=2), encoding="utf-8")
     out.write_text(results_from_runs({run.strategy: run}, run.strategy, {}, audit_name=f"federated {run.strategy} "

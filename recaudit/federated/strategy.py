@@ -1,8 +1,9 @@
 """Flower strategies over LoRA tensors: FedAvg (Flower's own), PPLR, and PPLR's simplified variant.
 
 All three are thin subclasses of Flower's message-API ``FedAvg`` (``flwr.serverapp.strategy``):
-Flower's round loop (``Strategy.start``), node sampling and — for the baseline — Flower's own
-weighted averaging (``aggregate_arrayrecords``, weights ``num-examples``). What recaudit adds
+Flower's round loop (``Strategy.start``), node sampling, the round's loss average
+(``aggregate_metricrecords``) and — for the baseline — Flower's own weighted averaging
+(``aggregate_arrayrecords``, weights ``num-examples``). What recaudit adds
 around them (``RecordingFedAvg``) is bookkeeping an audit needs and Flower does not keep:
 per-client rows, the serialised bytes of every message both ways, replies that failed, that never
 came or that cannot be aggregated (NaNs, wrong shapes), and a bounded wait for nodes: Flower's
@@ -33,6 +34,7 @@ import numpy as np
 from flwr.app import Array, ArrayRecord, ConfigRecord, Message, MessageType, MetricRecord, RecordDict
 from flwr.serverapp import Grid
 from flwr.serverapp.strategy import FedAvg
+from flwr.serverapp.strategy.strategy_utils import aggregate_metricrecords
 from flwr.supercore import log
 
 from recaudit.federated.balance import aggregation_weights, lr_scales, size_weights
@@ -44,6 +46,7 @@ from recaudit.federated.wire import wire_bytes
 ARRAYS_KEY = "arrays"
 CONFIG_KEY = "config"
 METRICS_KEY = "metrics"
+LOSS_METRICS = ("train-loss", "loss-before")  # averaged over clients for Flower's round log
 TRAIN_METRICS = ("num-examples", "partition-id", "loss-before", "train-loss", "lr-scale", "trainable-params",
                  "shared-params", "private-params")
 VARIANTS = {
@@ -59,7 +62,10 @@ class IncompleteRun(RuntimeError):
 
 
 def weighted_average(records: list[ArrayRecord], weights: np.ndarray) -> ArrayRecord:
-    """Σ w_c · arrays_c, key by key; every record must hold the same keys and shapes."""
+    """Σ w_c · arrays_c, key by key; every record must hold the same keys and shapes.
+
+    pplr-softmax's weights are the server's, not a reply metric, which is all Flower's
+    ``aggregate_arrayrecords`` weights by; the sum is in float64 (Flower's is in the arrays' dtype)."""
     keys = sorted(records[0].keys())
     out = ArrayRecord()
     for k in keys:
@@ -82,6 +88,14 @@ def arrays_sha256(arrays: ArrayRecord) -> str:
     return h.hexdigest()
 
 
+def loss_metrics(contents: list[RecordDict], weighted_by_key: str) -> MetricRecord:
+    """Flower's weighted average of the replies' losses; the other reply metrics (ids, ε …) are per client."""
+    keys = (weighted_by_key, *LOSS_METRICS)
+    kept = [RecordDict({METRICS_KEY: MetricRecord({k: c.metric_records[METRICS_KEY][k] for k in keys})})
+            for c in contents]
+    return aggregate_metricrecords(kept, weighted_by_key)
+
+
 def _optional(met: MetricRecord, key: str) -> float | None:
     value = float(met.get(key, -1.0))
     return value if value >= 0 else None
@@ -95,7 +109,8 @@ class RecordingFedAvg(FedAvg):
     def __init__(self, settings: FederatedSettings):
         super().__init__(fraction_train=1.0, fraction_evaluate=1.0, min_train_nodes=settings.min_fit_clients,
                          min_evaluate_nodes=1, min_available_nodes=settings.min_available_clients,
-                         weighted_by_key="num-examples", arrayrecord_key=ARRAYS_KEY, configrecord_key=CONFIG_KEY)
+                         weighted_by_key="num-examples", arrayrecord_key=ARRAYS_KEY, configrecord_key=CONFIG_KEY,
+                         train_metrics_aggr_fn=loss_metrics)
         self.settings = settings
         self.run = FederatedRun(strategy=self.name, variant=VARIANTS[self.name], settings=settings.model_dump())
         self._node_partition: dict[int, int] = {}
@@ -231,9 +246,8 @@ class RecordingFedAvg(FedAvg):
             log(WARNING, "round %d: no successful client; adapters unchanged", server_round)
             return None, None
         nodes = [self._reply_node(m) for m in ok]
-        metrics = [m.content[METRICS_KEY] for m in ok]
-        for node, met in zip(nodes, metrics):
-            self._node_partition[node] = int(met["partition-id"])
+        for node, msg in zip(nodes, ok):
+            self._node_partition[node] = int(msg.content[METRICS_KEY]["partition-id"])
         if len(ok) < self.settings.min_replies:
             self._record_rows(server_round, ok, nodes, [math.nan] * len(ok))
             log(WARNING, "round %d: %d replies < min_replies=%d; adapters unchanged", server_round, len(ok),
@@ -243,13 +257,8 @@ class RecordingFedAvg(FedAvg):
         self._record_rows(server_round, ok, nodes, list(map(float, weights)))
         summary.aggregated = True
         self.run.global_arrays_sha256 = arrays_sha256(arrays)
-        sizes = [int(m["num-examples"]) for m in metrics]
-        total = float(sum(sizes))
-        agg = MetricRecord({
-            "train-loss": float(sum(s * float(m["train-loss"]) for s, m in zip(sizes, metrics)) / total),
-            "loss-before": float(sum(s * float(m["loss-before"]) for s, m in zip(sizes, metrics)) / total),
-            "clients": len(ok),
-        })
+        agg = self.train_metrics_aggr_fn([m.content for m in ok], self.weighted_by_key)
+        agg["clients"] = len(ok)
         return arrays, agg
 
     def _record_rows(self, server_round: int, ok: list[Message], nodes: list[int], weights: list[float]) -> None:
