@@ -107,7 +107,7 @@ def main() -> int:
         "status": check.get("verdict", {}).get("status"),
         "check_duration_s": check.get("reproducibility", {}).get("duration_s"),
         "cache_stats": results["reproducibility"].get("cache_stats"),
-        "key_metrics": {m["name"]: {k: m.get(k) for k in ("value", "ci_low", "ci_high", "p", "p_adj", "p_floor")}
+        "key_metrics": {m["name"]: {k: m.get(k) for k in ("value", "ci_low", "ci_high", "p_value", "p_adj", "p_floor")}
                         for m in check["metrics"] if m["name"].startswith("snsr.prag@20") or m["name"].startswith("snsv.prag@20")},
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

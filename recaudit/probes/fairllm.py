@@ -431,8 +431,7 @@ class FairLLMProbe(Probe[FairLLMParams]):
                 name=f"snsr.{metric}@{k}.max", value=max(ranges), ci_low=lo, ci_high=hi, ci_level=p.ci_level,
                 ci_method=f"bootstrap-{p.snsr_ci_method}" if p.n_bootstrap else None, ci_unreliable=True,
                 p_value=pval, n=n, direction="lower_is_better", variant=p.variant,
-                # the null of the max over attributes is a single-step max-T adjustment (Westfall-Young):
-                # p already controls the family-wise error over the attributes, so p_adj is p itself
+                # the max's null is Westfall-Young single-step max-T: p controls the FWER, so p_adj = p
                 p_adj=pval, p_adj_method=f"max-T over {len(attrs)} attributes" if pval is not None else None,
                 description=f"largest SNSR ({metric}@{k}) over attributes (attained by {worst}); p accounts for the max",
                 **(power.fields() if power else {}),
@@ -500,9 +499,6 @@ class FairLLMProbe(Probe[FairLLMParams]):
                 "parsed_ok": str(parsed.ok),
             }))
         return out
-
-
-# --- helpers (pure) --------------------------------------------------------------------------------
 
 
 def _instruction_order(instruction: str) -> tuple[int, int]:
