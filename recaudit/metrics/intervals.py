@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Callable, Literal
 
 import numpy as np
-from scipy import stats as sps
 
 from recaudit.metrics.stats import bootstrap_ci
 
@@ -54,6 +53,7 @@ def ci_unreliable(n: int, statistic: str = "mean") -> bool:
 def t_interval(values: np.ndarray, level: float = 0.95,
                bounds: tuple[float, float] | None = (0.0, 1.0)) -> tuple[float, float, float]:  # fmt: skip
     """Student-t interval of the mean: x̄ ± t_{n−1} · s/√n, clipped to ``bounds`` (as ``interval``); NaN when empty."""
+    from scipy import stats as sps  # imported here: a warm re-run needs no scipy.stats
     x = np.asarray(values, dtype=float)
     n = len(x)
     if n == 0:

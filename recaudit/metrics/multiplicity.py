@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Literal, Sequence
 
 import numpy as np
-from scipy.stats import false_discovery_control
 
 
 def holm(pvalues: Sequence[float]) -> np.ndarray:
@@ -32,6 +31,8 @@ def holm(pvalues: Sequence[float]) -> np.ndarray:
 
 def bh(pvalues: Sequence[float]) -> np.ndarray:
     """Benjamini–Hochberg adjusted p-values (scipy.stats.false_discovery_control); NaN stays NaN."""
+    from scipy.stats import false_discovery_control  # imported here: a warm re-run needs no scipy.stats
+
     p = np.asarray(pvalues, dtype=float)
     out = np.full(p.shape, np.nan)
     ok = np.isfinite(p)

@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 from typing import Sequence
 
 import numpy as np
-from scipy import stats as sps
 
 ALPHA = 0.05
 POWER = 0.8
@@ -108,6 +107,7 @@ def power_report(p_floor: float, alpha: float = ALPHA, mde: float | None = None,
 
 def mde_from_null(null: np.ndarray | None, alpha: float = ALPHA, power: float = POWER) -> float | None:
     """Normal-shift MDE: the 1 − α quantile of the permutation null plus z_power null standard deviations."""
+    from scipy import stats as sps  # imported here: a warm re-run needs no scipy.stats
     if null is None:
         return None
     arr = np.asarray(null, dtype=float)
@@ -119,6 +119,7 @@ def mde_from_null(null: np.ndarray | None, alpha: float = ALPHA, power: float = 
 
 def mde_normal(sd: float, alpha: float = ALPHA, power: float = POWER, two_sided: bool = False) -> float | None:
     """(z_{1−α} + z_power) · sd (z_{1−α/2} when two-sided) of a statistic whose null has this sd."""
+    from scipy import stats as sps  # imported here: a warm re-run needs no scipy.stats
     if sd is None or not math.isfinite(sd):
         return None
     return float((sps.norm.ppf(1 - (alpha / 2 if two_sided else alpha)) + sps.norm.ppf(power)) * sd)
@@ -126,6 +127,7 @@ def mde_normal(sd: float, alpha: float = ALPHA, power: float = POWER, two_sided:
 
 def mde_paired_t(sd: float, n: int, alpha: float = ALPHA, power: float = POWER, two_sided: bool = False) -> float:
     """Minimum detectable mean shift of a paired / one-sample t-test (exact, noncentral t) in units of data."""
+    from scipy import stats as sps  # imported here: a warm re-run needs no scipy.stats
     if n < 2 or not math.isfinite(sd):
         return math.nan
     df = n - 1
@@ -142,6 +144,7 @@ def mde_paired_t(sd: float, n: int, alpha: float = ALPHA, power: float = POWER, 
 
 def mde_welch(sd1: float, n1: int, sd2: float, n2: int, alpha: float = ALPHA, power: float = POWER) -> float:
     """Minimum detectable difference of means for Welch's one-sided test (normal approximation of the noncentral t)."""
+    from scipy import stats as sps  # imported here: a warm re-run needs no scipy.stats
     se = math.sqrt(sd1**2 / n1 + sd2**2 / n2)
     return float((sps.norm.ppf(1 - alpha) + sps.norm.ppf(power)) * se)
 
