@@ -64,7 +64,7 @@ def read_results(path: Path) -> AuditResults:
 
 def _federated_records(text: str) -> AuditResults | None:
     """AuditResults converted from a federated run's raw records JSON, or None when ``text`` is not one."""
-    from recaudit.federated.check import results_from_runs
+    from recaudit.federated.results import results_from_runs
     from recaudit.federated.records import FederatedRun
 
     try:

@@ -1,8 +1,8 @@
 """The one training configuration of LoRA fine-tuning (TALLRec, unlearning, federated), and seed derivation.
 
 ``TrainConfig`` is used as is by ``recaudit.tallrec``, nested as ``UnlearningParams.train`` and
-read from the flat Flower keys of ``FederatedSettings`` (``train_config()``; Flower's run config
-holds scalars only). Where a use needs other defaults they are named presets, never a second
+``FederatedParams.train``, and carried to Flower clients as the flat keys of ``FederatedSettings``
+(which also takes ``train=``; ``train_config()`` rebuilds it; Flower's run config holds scalars only). Where a use needs other defaults they are named presets, never a second
 set of fields:
 
 - ``TrainConfig()``: recaudit's default (loss on the answer tokens, lr 1e-3, cutoff 512); also
