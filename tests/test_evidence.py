@@ -165,3 +165,15 @@ def test_min_usable_and_min_answered_can_be_set_per_check(tmp_path: Path) -> Non
     assert (audit_level.plan()[0].min_answered, audit_level.plan()[0].min_usable) == (0.9, 0.8)
     default = parse_config(_audit(tmp_path), base_dir=tmp_path).plan()[0]
     assert (default.min_answered, default.min_usable) == (0.98, 0.5)
+
+
+def test_sample_json_has_every_field_as_asdict_would():
+    """to_json is built by hand for speed: it must keep every field (a new one would be dropped silently)."""
+    from dataclasses import asdict
+
+    from recaudit.evidence import Sample
+
+    s = Sample(index=3, kind="generate", request_key="k", messages=[["user", "hi"]], unit={"a": "b"}, answer="x",
+               score=float("nan"), error="e", outcome="unparsed", parse=["p"], grounded=[None, "g"], note="n")
+    assert s.to_json() == {**asdict(s), "score": None}
+    assert s.to_json()["parse"] is not s.parse  # a copy: writing never aliases the live record
