@@ -159,7 +159,7 @@ MAX_LINES = 450
 OVERSIZE: dict[str, int] = {
     "recaudit.audits.config": 466, "recaudit.audits.runner": 507, "recaudit.data.loaders": 465,
     "recaudit.probes.exposure": 480, "recaudit.probes.fairllm": 537,
-    "recaudit.probes.item_fairness": 559, "recaudit.text.parse": 512,
+    "recaudit.probes.item_fairness": 559,
 }
 
 
