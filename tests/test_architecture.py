@@ -157,9 +157,9 @@ def test_no_new_import_circle():
 MAX_LINES = 450
 # modules over the limit today, with their size; each may only shrink (then leave this list)
 OVERSIZE: dict[str, int] = {
-    "recaudit.audits.config": 466, "recaudit.audits.runner": 507, "recaudit.data.loaders": 465,
+    "recaudit.audits.runner": 507,
     "recaudit.probes.exposure": 480, "recaudit.probes.fairllm": 537,
-    "recaudit.probes.item_fairness": 559, "recaudit.text.parse": 512,
+    "recaudit.probes.item_fairness": 559,
 }
 
 

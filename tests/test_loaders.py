@@ -293,18 +293,18 @@ def test_faker_default_locales_cover_five_regions_and_reject_unknown():
 
 
 def test_fast_and_line_by_line_readers_agree(tmp_path):
-    from recaudit.data import loaders
+    from recaudit.data import rows as data_rows
 
     cat = load_catalog_file(write(tmp_path / "items.csv", "item_id,title\n1,Up\n2,Heat\n"))
     path = write(tmp_path / "r.csv", "user_id,item_id,rating,timestamp\nu1,1,4,10\nu2,2,2.5,11\nu1,2,1,9\n")
     cols = {"user_id": "user_id", "item_id": "item_id", "rating": "rating", "timestamp": "timestamp"}
-    fast = loaders._fast_interactions(path, cols, cat, "r")
+    fast = data_rows.fast_interactions(path, cols, cat, "r")
     rows = ((n, r["user_id"], r["item_id"], float(r["rating"]), int(r["timestamp"]))
-            for n, r in loaders._csv_records(path, tuple(cols)))
-    slow = loaders._interactions(path, rows, cat, "r")
+            for n, r in data_rows.csv_records(path, tuple(cols)))
+    slow = data_rows.build_interactions(path, rows, cat, "r")
     assert fast is not None
     pd.testing.assert_frame_equal(fast.frame, slow.frame)
     # blank lines make the fast reader step aside; the result is the same
     blank = write(tmp_path / "b.csv", "user_id,item_id,rating,timestamp\nu1,1,4,10\n\nu2,2,2.5,11\nu1,2,1,9\n")
-    assert loaders._fast_interactions(blank, cols, cat, "r") is None
+    assert data_rows.fast_interactions(blank, cols, cat, "r") is None
     pd.testing.assert_frame_equal(load_interactions_file(blank, cat).frame, slow.frame)

@@ -12,7 +12,8 @@
 Validation happens before anything is written: structure and types (pydantic), paths that must
 exist, check names against the registry, each check's parameters against its ``Params`` model,
 and thresholds against the metric names a check declares. Every problem becomes one line of a
-``ConfigError`` naming the key, e.g. ``checks[1].params.k: Input should be a valid integer``.
+``ConfigError`` naming the key, e.g. ``checks[1].params.k: Input should be a valid integer``
+(the wording is made in ``recaudit.audits.config_errors``).
 Relative paths are resolved against the config file's folder.
 """
 
@@ -30,6 +31,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from recaudit.adapters.spec import AdapterSpec, CallableSpec, DefaultSpec, HFSpec, import_object
+from recaudit.audits.config_errors import ConfigError, format_validation_error
 from recaudit.audits.verdicts import Threshold
 from recaudit.checks import Check, CheckParams, load_checks
 from recaudit.data.catalog import Catalog, Interactions
@@ -39,16 +41,6 @@ DEFAULT_CONFIG = "default_config.yaml"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]*$")
 _HUB_ID_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 _ADAPTER_PATH_KEYS = ("path", "lora")
-
-
-class ConfigError(ValueError):
-    """An invalid audit config; ``issues`` are one-line ``location: problem`` strings."""
-
-    def __init__(self, issues: list[str], source: str | None = None):
-        self.issues = issues
-        self.source = source
-        prefix = f"{source}: " if source else ""
-        super().__init__("\n".join(prefix + i for i in issues))
 
 
 class _Strict(BaseModel):
@@ -272,7 +264,7 @@ class AuditConfig(_Strict):
             try:
                 params = cls.Params.model_validate(raw)
             except ValidationError as e:
-                issues.extend(_format_validation_error(e, raw, prefix=f"{where}.params", model=cls.Params))
+                issues.extend(format_validation_error(e, raw, prefix=f"{where}.params", model=cls.Params))
                 continue
             thresholds = tuple(spec.parsed_thresholds())
             declared = cls.metric_names(params)  # from the check's declared ``metrics``
@@ -344,7 +336,7 @@ def parse_config(raw: Any, base_dir: Path | None = None, source: str | None = No
     try:
         config = AuditConfig.model_validate(raw, context={"base_dir": base_dir})
     except ValidationError as e:
-        raise ConfigError(_format_validation_error(e, raw, model=AuditConfig), source) from None
+        raise ConfigError(format_validation_error(e, raw, model=AuditConfig), source) from None
     issues = adapter_issues(config.adapter)
     if plan:
         try:
@@ -383,84 +375,3 @@ def load_default_config(plan: bool = True) -> AuditConfig:
     """The embedded default config; its output folder is relative to the working directory."""
     raw = yaml.safe_load(default_config_text())
     return parse_config(raw, base_dir=Path.cwd(), source=f"<embedded {DEFAULT_CONFIG}>", plan=plan)
-
-
-# ------------------------------------------------------------------------------ error messages
-
-
-def _format_validation_error(
-    error: ValidationError, raw: Any, prefix: str = "", model: type[BaseModel] | None = None
-) -> list[str]:
-    """One line per pydantic error: ``checks[1].params.k: problem (got value)``."""
-    lines = []
-    for err in error.errors(include_url=False):
-        loc = _clean_loc(err["loc"], raw)
-        kind = err["type"]
-        if kind == "extra_forbidden":
-            key = str(loc[-1]) if loc else "?"
-            parent = _join_loc(loc[:-1], prefix)
-            hint = difflib.get_close_matches(key, _fields_at(model, loc[:-1]), n=1) if model else []
-            msg = f"unknown key {key!r}" + (f" (did you mean {hint[0]!r}?)" if hint else "")
-            lines.append(f"{parent}: {msg}" if parent else msg)
-            continue
-        where = _join_loc(loc, prefix) or "config"
-        msg = err["msg"]
-        if kind == "missing":
-            msg = "missing required key"
-        elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        elif "input" in err and not kind.startswith("union_tag"):
-            shown = repr(err["input"])
-            msg += f" (got {shown[:60] + '…' if len(shown) > 60 else shown})"
-        lines.append(f"{where}: {msg}")
-    return lines
-
-
-def _clean_loc(loc: tuple[Any, ...], raw: Any) -> list[Any]:
-    """Drop pydantic's union-tag and validator entries so the location matches the YAML keys."""
-    out: list[Any] = []
-    node = raw
-    for part in loc:
-        if isinstance(part, str) and isinstance(node, dict) and part not in node and node.get("kind") == part:
-            continue  # discriminated-union tag, not a key
-        if isinstance(part, str) and part.startswith(("function-", "tagged-union[")):
-            continue
-        out.append(part)
-        if isinstance(node, dict):
-            node = node.get(part)
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            node = node[part]
-        else:
-            node = None
-    return out
-
-
-def _join_loc(loc: list[Any], prefix: str = "") -> str:
-    s = prefix
-    for part in loc:
-        if isinstance(part, int):
-            s += f"[{part}]"
-        else:
-            s += f".{part}" if s else str(part)
-    return s
-
-
-def _fields_at(model: type[BaseModel] | None, loc: list[Any]) -> list[str]:
-    """Field names of the (sub)model found at ``loc`` below ``model`` (for did-you-mean hints)."""
-    models = [model] if model is not None else []
-    for part in loc:
-        if isinstance(part, int):
-            continue
-        nxt: list[type[BaseModel]] = []
-        for m in models:
-            field = m.model_fields.get(str(part))
-            if field is not None:
-                nxt.extend(_models_in(field.annotation))
-        models = nxt
-    return sorted({name for m in models for name in m.model_fields})
-
-
-def _models_in(annotation: Any) -> list[type[BaseModel]]:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [m for arg in getattr(annotation, "__args__", ()) for m in _models_in(arg)]

@@ -24,19 +24,29 @@ title "The Usual Suspects", year 1995 (``title_style="raw"`` keeps the file's ti
 from __future__ import annotations
 
 import csv
-import io
-import json
 import re
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Iterable, Iterator, Literal, Sequence
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 
 from recaudit.data.catalog import Catalog, Interactions, Item
 from recaudit.data.errors import DataFormatError
+from recaudit.data.rows import (
+    build_catalog,
+    build_interactions,
+    csv_records,
+    delimited,
+    fast_interactions,
+    float_field,
+    genres_field,
+    id_field,
+    int_field,
+    records,
+)
 
 TitleStyle = Literal["display", "raw"]
 
@@ -92,194 +102,6 @@ def _front_article(s: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Reading lines and rows with line numbers
-
-
-def _read_lines(path: Path, encoding: str) -> list[str]:
-    """Decoded lines (without newline); DataFormatError on the first line that does not decode."""
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    lines = path.read_bytes().split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    out = []
-    for n, raw in enumerate(lines, start=1):
-        try:
-            out.append(raw.decode(encoding).rstrip("\r"))
-        except UnicodeDecodeError as e:
-            raise DataFormatError(path, n, f"not valid {encoding} text (byte {raw[e.start]:#04x} at column {e.start + 1})") from None
-    return out
-
-
-def _delimited(path: Path, sep: str, n_fields: int, encoding: str = "utf-8") -> Iterator[tuple[int, list[str]]]:
-    """(line number, fields) of a header-less delimited file with a fixed field count."""
-    for n, line in enumerate(_read_lines(path, encoding), start=1):
-        if not line.strip():
-            continue
-        fields = line.split(sep)
-        if len(fields) != n_fields:
-            raise DataFormatError(path, n, f"expected {n_fields} {sep!r}-separated fields, found {len(fields)}")
-        yield n, fields
-
-
-def _csv_records(path: Path, required: Sequence[str], encoding: str = "utf-8") -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, row dict) of a CSV file with a header holding ``required`` columns."""
-    reader = csv.reader(io.StringIO("\n".join(_read_lines(path, encoding))))
-    try:
-        header = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise DataFormatError(path, 1, "empty file: expected a header row") from None
-    missing = [c for c in required if c not in header]
-    if missing:
-        raise DataFormatError(path, 1, f"missing column(s) {', '.join(missing)} in header {header}")
-    try:
-        for row in reader:
-            if not row or not any(f.strip() for f in row):
-                continue
-            if len(row) != len(header):
-                raise DataFormatError(path, reader.line_num, f"expected {len(header)} fields, found {len(row)}")
-            yield reader.line_num, dict(zip(header, row))
-    except csv.Error as e:
-        raise DataFormatError(path, reader.line_num, f"CSV syntax error: {e}") from None
-
-
-def _jsonl_records(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict]]:
-    for n, line in enumerate(_read_lines(path, "utf-8"), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataFormatError(path, n, f"invalid JSON: {e.msg}") from None
-        if not isinstance(obj, dict):
-            raise DataFormatError(path, n, f"expected a JSON object, found {type(obj).__name__}")
-        missing = [c for c in required if c not in obj]
-        if missing:
-            raise DataFormatError(path, n, f"missing key(s) {', '.join(missing)}")
-        yield n, obj
-
-
-def _records(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict]]:
-    suffix = path.suffix.lower()
-    if suffix == ".csv":
-        return _csv_records(path, required)
-    if suffix in (".jsonl", ".ndjson"):
-        return _jsonl_records(path, required)
-    raise DataFormatError(path, None, f"unsupported file type {suffix!r}: use .csv or .jsonl")
-
-
-def _int(path: Path, line: int, field: str, value: object, *, optional: bool = False) -> int | None:
-    if optional and (value is None or (isinstance(value, str) and not value.strip())):
-        return None
-    try:
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, bool):
-            raise ValueError
-        return int(str(value).strip())
-    except ValueError:
-        raise DataFormatError(path, line, f"{field} must be an integer, got {value!r}") from None
-
-
-def _float(path: Path, line: int, field: str, value: object) -> float:
-    try:
-        if isinstance(value, bool):
-            raise ValueError
-        x = float(str(value).strip())
-    except ValueError:
-        raise DataFormatError(path, line, f"{field} must be a number, got {value!r}") from None
-    if not np.isfinite(x):
-        raise DataFormatError(path, line, f"{field} must be finite, got {value!r}")
-    return x
-
-
-def _id(path: Path, line: int, field: str, value: object) -> str:
-    s = str(value).strip() if value is not None else ""
-    if not s or isinstance(value, (dict, list, bool)):
-        raise DataFormatError(path, line, f"{field} must be a non-empty string or number, got {value!r}")
-    return s
-
-
-def _genres(path: Path, line: int, value: object) -> tuple[str, ...]:
-    if value is None:
-        return ()
-    if isinstance(value, list):
-        if not all(isinstance(g, str) for g in value):
-            raise DataFormatError(path, line, f"genres must be strings, got {value!r}")
-        parts = value
-    elif isinstance(value, str):
-        parts = value.split("|")
-    else:
-        raise DataFormatError(path, line, f"genres must be a list or a pipe-separated string, got {value!r}")
-    return tuple(g.strip() for g in parts if g.strip() and g.strip() != "(no genres listed)")
-
-
-def _catalog(path: Path, items: list[tuple[int, Item]], name: str) -> Catalog:
-    seen: dict[str, int] = {}
-    for line, it in items:
-        if it.item_id in seen:
-            raise DataFormatError(path, line, f"duplicate item_id {it.item_id!r} (first on line {seen[it.item_id]})")
-        seen[it.item_id] = line
-    if not items:
-        raise DataFormatError(path, None, "no items")
-    return Catalog([it for _, it in items], name=name)
-
-
-def _interactions(
-    path: Path, rows: Iterable[tuple[int, str, str, float, int]], catalog: Catalog | None, name: str,
-    users: pd.DataFrame | None = None,
-) -> Interactions:
-    cols: dict[str, list] = {"user_id": [], "item_id": [], "rating": [], "timestamp": []}
-    for line, user, item, rating, ts in rows:
-        if catalog is not None and item not in catalog:
-            raise DataFormatError(path, line, f"item_id {item!r} is not in the catalogue {catalog.name!r}")
-        if users is not None and user not in users.index:
-            raise DataFormatError(path, line, f"user_id {user!r} is not in the user table")
-        cols["user_id"].append(user)
-        cols["item_id"].append(item)
-        cols["rating"].append(rating)
-        cols["timestamp"].append(ts)
-    if not cols["user_id"]:
-        raise DataFormatError(path, None, "no interactions")
-    frame = pd.DataFrame(cols).astype({"rating": "float64", "timestamp": "int64"})
-    return Interactions(frame, users=users, name=name)
-
-
-def _fast_interactions(
-    path: Path, columns: dict[str, str | int | None], catalog: Catalog | None, name: str,
-    users: pd.DataFrame | None = None, sep: str = ",", header: bool = True,
-) -> Interactions | None:
-    """Vectorised read of a large interaction file; None when anything looks wrong.
-
-    The line-by-line reader stays the reference: on None the caller re-reads slowly, which
-    either raises the precise DataFormatError (file:line) or accepts what pandas would not.
-    """
-    try:
-        raw = pd.read_csv(path, sep=sep, header=0 if header else None, dtype=str, keep_default_na=False,
-                          skip_blank_lines=False, encoding="utf-8", engine="c")
-    except (ValueError, UnicodeDecodeError, pd.errors.ParserError, OSError):
-        return None
-    if raw.empty or any(src is not None and src not in raw.columns for src in columns.values()):
-        return None
-    frame = pd.DataFrame({key: raw[columns[key]].str.strip() for key in ("user_id", "item_id")})
-    rating = pd.to_numeric(raw[columns["rating"]], errors="coerce")
-    ts_src = columns.get("timestamp")
-    ts = pd.to_numeric(raw[ts_src], errors="coerce") if ts_src is not None else pd.Series(np.arange(len(raw)))
-    ok = (
-        (frame["user_id"] != "").all() and (frame["item_id"] != "").all()
-        and np.isfinite(rating.to_numpy(dtype=float)).all()
-        and ts.notna().all() and (ts == ts.round()).all()
-        and (catalog is None or frame["item_id"].isin(set(catalog.ids)).all())
-        and (users is None or frame["user_id"].isin(set(users.index)).all())
-    )
-    if not ok:
-        return None
-    frame["rating"] = rating.astype("float64")
-    frame["timestamp"] = ts.astype("int64").to_numpy()
-    return Interactions(frame, users=users, name=name)
-
-
-# ---------------------------------------------------------------------------------------------
 # MovieLens
 
 
@@ -288,7 +110,7 @@ def load_movielens_100k(directory: str | Path, title_style: TitleStyle = "displa
     d = Path(directory)
     genre_names = _ml100k_genres(d / "u.genre")
     items = []
-    for n, f in _delimited(d / "u.item", "|", 5 + len(genre_names), encoding="latin-1"):
+    for n, f in delimited(d / "u.item", "|", 5 + len(genre_names), encoding="latin-1"):
         flags = f[5:]
         if any(x not in ("0", "1") for x in flags):
             raise DataFormatError(d / "u.item", n, f"genre flags must be 0 or 1, got {flags}")
@@ -296,25 +118,25 @@ def load_movielens_100k(directory: str | Path, title_style: TitleStyle = "displa
         if year is None and re.fullmatch(r"\d{2}-\w{3}-\d{4}", f[2].strip()):
             year = int(f[2].strip()[-4:])
         genres = tuple(g for g, x in zip(genre_names, flags) if x == "1")
-        items.append((n, Item(_id(d / "u.item", n, "movie id", f[0]), title or f[1].strip(), genres, year)))
-    catalog = _catalog(d / "u.item", items, "ml-100k")
+        items.append((n, Item(id_field(d / "u.item", n, "movie id", f[0]), title or f[1].strip(), genres, year)))
+    catalog = build_catalog(d / "u.item", items, "ml-100k")
 
     users = []
-    for n, f in _delimited(d / "u.user", "|", 5, encoding="latin-1"):
-        users.append({"user_id": _id(d / "u.user", n, "user id", f[0]), "age": _int(d / "u.user", n, "age", f[1]),
+    for n, f in delimited(d / "u.user", "|", 5, encoding="latin-1"):
+        users.append({"user_id": id_field(d / "u.user", n, "user id", f[0]), "age": int_field(d / "u.user", n, "age", f[1]),
                       "gender": f[2].strip(), "occupation": f[3].strip(), "zip": f[4].strip()})
     users_frame = pd.DataFrame(users).set_index("user_id")
 
     path = d / "u.data"
 
     def rows():
-        for n, f in _delimited(path, "\t", 4):
-            yield (n, _id(path, n, "user id", f[0]), _id(path, n, "item id", f[1]),
-                   _float(path, n, "rating", f[2]), _int(path, n, "timestamp", f[3]))
+        for n, f in delimited(path, "\t", 4):
+            yield (n, id_field(path, n, "user id", f[0]), id_field(path, n, "item id", f[1]),
+                   float_field(path, n, "rating", f[2]), int_field(path, n, "timestamp", f[3]))
 
     columns = {"user_id": 0, "item_id": 1, "rating": 2, "timestamp": 3}
-    interactions = _fast_interactions(path, columns, catalog, "ml-100k", users_frame, sep="\t", header=False)
-    interactions = interactions or _interactions(path, rows(), catalog, "ml-100k", users_frame)
+    interactions = fast_interactions(path, columns, catalog, "ml-100k", users_frame, sep="\t", header=False)
+    interactions = interactions or build_interactions(path, rows(), catalog, "ml-100k", users_frame)
     return catalog.with_popularity(interactions), interactions
 
 
@@ -322,8 +144,8 @@ def _ml100k_genres(path: Path) -> tuple[str, ...]:
     if not path.exists():
         return _ML100K_GENRES
     pairs = []
-    for n, f in _delimited(path, "|", 2, encoding="latin-1"):
-        pairs.append((_int(path, n, "genre index", f[1]), f[0].strip()))
+    for n, f in delimited(path, "|", 2, encoding="latin-1"):
+        pairs.append((int_field(path, n, "genre index", f[1]), f[0].strip()))
     idx = [i for i, _ in pairs]
     if sorted(idx) != list(range(len(pairs))):
         raise DataFormatError(path, None, f"genre indices must be 0..{len(pairs) - 1}, got {idx}")
@@ -335,24 +157,24 @@ def load_movielens_latest_small(directory: str | Path, title_style: TitleStyle =
     d = Path(directory)
     path = d / "movies.csv"
     items = []
-    for n, r in _csv_records(path, ("movieId", "title", "genres")):
+    for n, r in csv_records(path, ("movieId", "title", "genres")):
         title, year = display_title(r["title"])
         if title_style == "raw":
             title = r["title"].strip()
         if not title:
             raise DataFormatError(path, n, "empty title")
-        items.append((n, Item(_id(path, n, "movieId", r["movieId"]), title, _genres(path, n, r["genres"]), year)))
-    catalog = _catalog(path, items, "ml-latest-small")
+        items.append((n, Item(id_field(path, n, "movieId", r["movieId"]), title, genres_field(path, n, r["genres"]), year)))
+    catalog = build_catalog(path, items, "ml-latest-small")
     rpath = d / "ratings.csv"
 
     def rows():
-        for n, r in _csv_records(rpath, ("userId", "movieId", "rating", "timestamp")):
-            yield (n, _id(rpath, n, "userId", r["userId"]), _id(rpath, n, "movieId", r["movieId"]),
-                   _float(rpath, n, "rating", r["rating"]), _int(rpath, n, "timestamp", r["timestamp"]))
+        for n, r in csv_records(rpath, ("userId", "movieId", "rating", "timestamp")):
+            yield (n, id_field(rpath, n, "userId", r["userId"]), id_field(rpath, n, "movieId", r["movieId"]),
+                   float_field(rpath, n, "rating", r["rating"]), int_field(rpath, n, "timestamp", r["timestamp"]))
 
     columns = {"user_id": "userId", "item_id": "movieId", "rating": "rating", "timestamp": "timestamp"}
-    interactions = _fast_interactions(rpath, columns, catalog, "ml-latest-small")
-    interactions = interactions or _interactions(rpath, rows(), catalog, "ml-latest-small")
+    interactions = fast_interactions(rpath, columns, catalog, "ml-latest-small")
+    interactions = interactions or build_interactions(rpath, rows(), catalog, "ml-latest-small")
     return catalog.with_popularity(interactions), interactions
 
 
@@ -364,13 +186,13 @@ def load_catalog_file(path: str | Path, name: str | None = None) -> Catalog:
     """A catalogue from a CSV or JSONL file (schema in the module docstring); popularity 0."""
     p = Path(path)
     items = []
-    for n, r in _records(p, ("item_id", "title")):
+    for n, r in records(p, ("item_id", "title")):
         title = r["title"]
         if not isinstance(title, str) or not title.strip():
             raise DataFormatError(p, n, f"title must be a non-empty string, got {title!r}")
-        year = _int(p, n, "year", r.get("year"), optional=True)
-        items.append((n, Item(_id(p, n, "item_id", r["item_id"]), title.strip(), _genres(p, n, r.get("genres")), year)))
-    return _catalog(p, items, name or p.stem)
+        year = int_field(p, n, "year", r.get("year"), optional=True)
+        items.append((n, Item(id_field(p, n, "item_id", r["item_id"]), title.strip(), genres_field(p, n, r.get("genres")), year)))
+    return build_catalog(p, items, name or p.stem)
 
 
 def load_interactions_file(path: str | Path, catalog: Catalog | None = None, name: str | None = None) -> Interactions:
@@ -378,10 +200,10 @@ def load_interactions_file(path: str | Path, catalog: Catalog | None = None, nam
     p = Path(path)
 
     def rows():
-        for i, (n, r) in enumerate(_records(p, ("user_id", "item_id", "rating"))):
-            ts = _int(p, n, "timestamp", r.get("timestamp"), optional=True)
-            yield (n, _id(p, n, "user_id", r["user_id"]), _id(p, n, "item_id", r["item_id"]),
-                   _float(p, n, "rating", r["rating"]), i if ts is None else ts)
+        for i, (n, r) in enumerate(records(p, ("user_id", "item_id", "rating"))):
+            ts = int_field(p, n, "timestamp", r.get("timestamp"), optional=True)
+            yield (n, id_field(p, n, "user_id", r["user_id"]), id_field(p, n, "item_id", r["item_id"]),
+                   float_field(p, n, "rating", r["rating"]), i if ts is None else ts)
 
     fast = None
     if p.suffix.lower() == ".csv":
@@ -392,8 +214,8 @@ def load_interactions_file(path: str | Path, catalog: Catalog | None = None, nam
             header = []
         columns = {"user_id": "user_id", "item_id": "item_id", "rating": "rating",
                    "timestamp": "timestamp" if "timestamp" in header else None}
-        fast = _fast_interactions(p, columns, catalog, name or p.stem)
-    return fast or _interactions(p, rows(), catalog, name or p.stem)
+        fast = fast_interactions(p, columns, catalog, name or p.stem)
+    return fast or build_interactions(p, rows(), catalog, name or p.stem)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -60,7 +60,8 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 
 from recaudit.data.catalog import Catalog, Item
-from recaudit.text.parse import ParsedList, normalize_title, split_year
+from recaudit.text.clean import split_year
+from recaudit.text.parse import ParsedList, normalize_title
 
 GroundMethod = Literal["exact", "fuzzy", "embedding", "ungrounded"]
 METHODS: tuple[GroundMethod, ...] = ("exact", "fuzzy", "embedding", "ungrounded")

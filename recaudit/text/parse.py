@@ -21,29 +21,11 @@ Two modes:
   3. without list lines: two or more double-quoted titles; else one title per short line;
      else one comma/semicolon-separated line (text after the last ':' of a sentence such as
      "I recommend: A, B and C."); else a lone quoted title in prose as a one-item list.
-  Each candidate is then cleaned (``clean_item``): markdown links, balanced bold/italic
-  spans and backticks removed (a censored "B*****t" stays); a leading bold or quoted span is taken as the title; a parenthesis
-  (``(1994)``, ``(feat. X)``) not at the start and everything after it is dropped; a trailing explanation or credit is cut (rules
-  below); surrounding punctuation stripped. With a numbered list, bulleted lines are details
-  of the numbered items and ignored, unless every numbered line is a heading ending in ':'. Duplicates (same ``normalize_title`` key) keep
-  their first occurrence and are counted; the list is truncated to ``k``.
-
-  Cutting rules (documented choices, tested in tests/test_parse.py):
-  - spaced dash (`` - ``, `` – ``, `` — ``, ``--``) and any em dash: keep the left part
-    ("Hello - Adele" → "Hello", "Inception – a heist film" → "Inception"), EXCEPT when the
-    right part starts with a sequel marker (Part, Episode, Chapter, Volume, Vol., Book,
-    Season, a number or a roman numeral): "Harry Potter and the Deathly Hallows - Part 2"
-    stays whole. Unspaced hyphens are never cut ("Spider-Man", "Ob-La-Di, Ob-La-Da").
-  - ``": "``: cut when the part up to the next colon reads as an explanation — it starts with a lower-case
-    letter, has six or more words and is not title-cased, or ends with . ! ? — so "Mission: Impossible",
-    "Dr. Strangelove or: How I Learned to Stop Worrying and Love the Bomb" and
-    "Star Wars: The Last Jedi" stay whole and "Inception: A film about dreams." is cut.
-  - a double-quoted span left after these cuts is the title ('the song "Hello" by Adele');
-    as in the FaiRLLM notebook, the dash cut comes first ('Adele - "Hello"' → "Adele").
-  - ``" by "``: cut when the right part is a short credit — one to four words that each start
-    with an upper-case letter, digit or '&' (or are "and"/"the"/"of") and whose first word is
-    not a pronoun — so "Hello by Adele" → "Hello" while "Stand by Me" and "Down by the River"
-    stay whole.
+  Each candidate is then cleaned (``clean_item``; its rules — markdown, quotes, years, and which
+  trailing dash, colon or " by " part is cut — are in ``recaudit.text.clean``). With a numbered list,
+  bulleted lines are details of the numbered items and ignored, unless every numbered line is a
+  heading ending in ':'. Duplicates (same ``normalize_title`` key) keep their first occurrence and
+  are counted; the list is truncated to ``k``.
 
 ``"fairllm-notebook"`` — reproduces the official FaiRLLM notebook's ``clean`` (process.ipynb in
 jizhi-zhang/FaiRLLM) step by step: lowercase; drop apostrophes and newlines; split on
@@ -64,6 +46,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
 
+from recaudit.text.clean import DQUOTED, Cleaned, clean_candidate, clean_item
+
 ParseMode = Literal["robust", "fairllm-notebook"]
 ParseStatus = Literal["ok", "short", "empty"]
 
@@ -74,8 +58,6 @@ __all__ = [
     "clean_item",
     "fairllm_clean",
     "fairllm_match_key",
-    "written_year",
-    "split_year",
 ]
 
 
@@ -127,7 +109,7 @@ def parse_list(text: str | None, k: int | None = None, mode: ParseMode = "robust
         candidates = fairllm_clean(text)
         items, removed = candidates, 0
     else:
-        cleaned = [c for c in (_clean(raw) for raw in _robust_candidates(text)) if normalize_title(c.title)]
+        cleaned = [c for c in (clean_candidate(raw) for raw in _robust_candidates(text)) if normalize_title(c.title)]
         candidates = [c.title for c in cleaned]
         kept, removed = _dedupe(cleaned)
         items = [c.title for c in kept]
@@ -228,7 +210,6 @@ _NUMBERED = re.compile(
 )
 _BULLET = re.compile(r"^\s*(?:[-*•–—·▪►✓+]|\u2023|\u2043)\s+")
 _INLINE_NUMBER = re.compile(r"(?:(?<=\s)|^)(\d{1,3})[.)]\s+")
-_DQUOTED = re.compile(r"“([^”\n]+)”|\"([^\"\n]+)\"|«([^»\n]+)»|„([^“”\n]+)[“”]")
 _TITLE_KEYS = ("title", "name", "song", "movie", "film", "track", "song_title", "movie_title", "item")
 
 
@@ -321,7 +302,7 @@ def _json_titles(data: object) -> list[str]:
 
 
 def _unlisted_candidates(text: str) -> list[str]:
-    quoted = [next(g for g in m.groups() if g) for m in _DQUOTED.finditer(text)]
+    quoted = [next(g for g in m.groups() if g) for m in DQUOTED.finditer(text)]
     if len(quoted) >= 2:
         return quoted
     lines = [ln.strip() for ln in text.split("\n") if ln.strip()]
@@ -361,145 +342,7 @@ def _split_separated(body: str) -> list[str]:
     return [p for p in parts if p]
 
 
-# ---------------------------------------------------------------------------------------------
-# Robust mode: cleaning one candidate
-
-_MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
-_LEAD_EMPH = re.compile(r"^(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1(?!\w)")
-_EMPH = re.compile(r"(?<![\w*])(\*\*|__|\*|_)(?=\S)(.+?)(?<=\S)\1(?![\w*])")  # balanced spans only
-_EDGE_EMPH = re.compile(r"^[*_]+|[*_]+$")  # stray markers left at the ends ("**Title** (2015)**")
-_LEAD_QUOTE = re.compile(r"^[\"“”„«](.+?)[\"“”»](?=\W|$)|^['‘’](.+?)['’](?=[\s,.;:)\-–—]|$)")
-_PAREN_OPEN = re.compile(r"(?<=\S)\s*[(\[]")
-_YEAR = r"(1[89]\d\d|20\d\d)"
-_TRAILING_YEAR = re.compile(rf"(?:,|\s[-–—])\s*{_YEAR}\s*$")  # "Heat, 1995", "Jaws - 1975"
-_BRACKET_YEAR = re.compile(rf"(?:[(\[][^()\[\]]*[)\]]\s*)*[(\[]\s*{_YEAR}(?:\s*[)\]]|[\s,;–-])")
-_LEAD_YEAR = re.compile(rf"(?:,|[-–—])\s*{_YEAR}(?!\d)")
-_DASH = re.compile(r"\s+(?:-|–|—|--)\s+|—")
-_SEQUEL = re.compile(
-    r"^(?:part|pt\.?|episode|ep\.?|chapter|volume|vol\.?|book|season|\d+\b|[ivxlc]+\b)", re.IGNORECASE
-)
-_PRONOUNS = {"me", "you", "us", "him", "her", "them", "it", "my", "your", "our", "his", "their", "myself", "yourself"}
-_CREDIT_WORD = re.compile(r"^(?:[A-Z0-9&À-Ý][\w'’.&-]*|and|the|of|de|van|von|la|le|feat\.?)$")
-
-
-@dataclass(frozen=True)
-class _Cleaned:
-    title: str  # after every cut
-    uncut: str  # before the dash, colon and " by " cuts
-    year: int | None  # written beside the title
-
-
-def clean_item(raw: str) -> str:
-    """One list entry → the title (markdown, quotes, year, credit and explanation removed)."""
-    return _clean(raw).title
-
-
-@functools.lru_cache(maxsize=1 << 16)  # pure and frozen: the same list line recurs across a benchmark's answers
-def _clean(raw: str) -> _Cleaned:
-    s, year = _MD_LINK.sub(r"\1", raw).replace("`", "").strip(), None
-    m = _LEAD_EMPH.match(s)
-    if m:  # "**Sabrina** (1954): …": the bold span is the title, its year may follow it
-        year = _year_after(s[m.end() :])
-        s = m.group(2)
-    s = _EDGE_EMPH.sub("", _EMPH.sub(r"\2", s)).strip()  # "B*****#**t" (censored) stays as written
-    # the whole entry, for the Grounder to try before the cuts below ("North by Northwest (1959)",
-    # "'Hellboy': The Seeds of Creation", "Evangelion: 2.0 You Can (Not) Advance")
-    uncut = _TRAILING_YEAR.sub("", s).strip().rstrip(".,;:").strip()  # its quotes stay: "'Hellboy': The …'
-    m = _LEAD_QUOTE.match(s)
-    if m:
-        title = _strip_edges(m.group(1) or m.group(2))
-        return _Cleaned(title, uncut or title, year or _year_after(s[m.end() :]))
-    paren = _PAREN_OPEN.search(s)
-    if paren:  # "(1994)", "(feat. X)", "(from the album …)": annotations, dropped by matching anyway
-        year = year or _year_after(s[paren.start() :])
-        s = s[: paren.start()]
-    s = _cut_colon(_cut_dash(s))
-    m = _DQUOTED.search(s)
-    if m:  # 'the song "Hello" by Adele': a quoted span before any explanation is the title
-        title = _strip_edges(next(g for g in m.groups() if g))
-        return _Cleaned(title, uncut or title, year)
-    s = _cut_by(s)
-    m = _TRAILING_YEAR.search(s)
-    if m:
-        year = year or int(m.group(1))
-        s = s[: m.start()]
-    title = _strip_edges(s)
-    return _Cleaned(title, uncut or title, year)
-
-
-def _year_after(tail: str) -> int | None:
-    """The year right after a title: "(1954)", "[1954]", "(1954 film)", ", 1954", " - 1954", also behind
-    other brackets ("(Cité des enfants perdus, La) (1995)"); never from later text."""
-    t = tail.lstrip()
-    m = _BRACKET_YEAR.match(t) or _LEAD_YEAR.match(t)
-    return int(m.group(1)) if m else None
-
-
-_END_YEAR = re.compile(rf"(?:[(\[]\s*{_YEAR}\s*[)\]]|(?:,|\s[-–—])\s*{_YEAR})\s*$")
-
-
-def written_year(title: str) -> int | None:
-    """The year written at the end of a title string ("Sabrina (1954)", "Sabrina [1954]", "Sabrina, 1954")."""
-    return split_year(title)[1]
-
-
-def split_year(title: str) -> tuple[str, int | None]:
-    """(the title without a year written at its end, that year or None)."""
-    m = _END_YEAR.search(title or "")
-    return (title[: m.start()].rstrip(), int(m.group(1) or m.group(2))) if m else (title, None)
-
-
-def _strip_edges(s: str) -> str:
-    return s.strip().strip("\"“”„«»‘’'").strip().rstrip(".,;:!?").strip()
-
-
-def _cut_dash(s: str) -> str:
-    for m in _DASH.finditer(s):
-        tail = s[m.end() :].lstrip()
-        if m.start() > 0 and not _SEQUEL.match(tail):
-            return s[: m.start()]
-    return s
-
-
-def _cut_colon(s: str) -> str:
-    colons = list(re.finditer(r":\s+", s))
-    for n, m in enumerate(colons):
-        # judge only the segment up to the next colon: "III: The Last Crusade: In addition, …"
-        end = colons[n + 1].start() if n + 1 < len(colons) else len(s)
-        segment = s[m.end() : end].strip()
-        if m.start() == 0 or not segment:
-            continue
-        words = segment.split()
-        if segment[0].islower() or segment.endswith((".", "!", "?")) or (len(words) >= 6 and not _title_case(words)):
-            return s[: m.start()]
-    return s.rstrip(":")
-
-
-# words a title-cased subtitle leaves in lower case ("How I Learned to Stop Worrying and Love the Bomb")
-_SMALL_WORDS = frozenset(
-    "a an the and but or nor for so yet of in on at to by up as from with into onto over upon than via vs vs. "
-    "de la le les du des da di del von van der den y e et".split()
-)
-
-
-def _title_case(words: list[str]) -> bool:
-    """Every word but the small ones starts with a capital or a digit: a subtitle, not a sentence."""
-    return all(w.lower() in _SMALL_WORDS or not w[0].isalpha() or w[0].isupper() for w in words)
-
-
-def _cut_by(s: str) -> str:
-    idx = s.rfind(" by ")
-    if idx <= 0:
-        return s
-    tail = s[idx + 4 :].strip().rstrip(".")
-    words = tail.split()
-    if 1 <= len(words) <= 4 and words[0].lower() not in _PRONOUNS and words[0][:1].isupper():
-        if all(_CREDIT_WORD.match(w) for w in words):
-            return s[:idx]
-    return s
-
-
-def _dedupe(items: list[_Cleaned]) -> tuple[list[_Cleaned], int]:
+def _dedupe(items: list[Cleaned]) -> tuple[list[Cleaned], int]:
     # by title key alone, years aside: probes compare lists by key, so a list keeps one "Sabrina"
     seen: set[str] = set()
     out = []
