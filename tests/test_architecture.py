@@ -158,8 +158,8 @@ MAX_LINES = 450
 # modules over the limit today, with their size; each may only shrink (then leave this list)
 OVERSIZE: dict[str, int] = {
     "recaudit.audits.config": 466, "recaudit.audits.runner": 507, "recaudit.data.loaders": 465,
-    "recaudit.probes.exposure": 480, "recaudit.probes.fairllm": 537,
-    "recaudit.probes.item_fairness": 559, "recaudit.text.parse": 512,
+    "recaudit.probes.exposure": 475, "recaudit.probes.fairllm": 535,
+    "recaudit.probes.item_fairness": 556, "recaudit.text.parse": 512,
 }
 
 
