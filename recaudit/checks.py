@@ -3,8 +3,8 @@
 A check turns data plus an adapter into one ``CheckResult``. Most checks are *probes*: pure
 functions from a context to requests (``requests``) and from the answers to a result
 (``evaluate``, given one ``Answer`` per request: request, response and ``mark``); the runner owns
-the model call, cache, progress and evidence log. Iterative checks (attacks,
-unlearning, federated training) override ``run`` and use ``ctx.generate`` / ``ctx.score``.
+the model call, cache, progress and evidence log. Iterative checks (attacks, unlearning,
+federated training) override ``run`` and use ``ctx.generate`` / ``ctx.score``.
 
 A new check is one new module, named in ``CHECK_MODULES`` (a plugin module that the audit config's
 ``plugins`` imports registers its checks the same way, without the table)::
