@@ -30,7 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from recaudit.adapters.callable import CallableAdapter  # noqa: E402
-from recaudit.checks import CheckContext  # noqa: E402
+from recaudit.checks import CheckContext, answers_of  # noqa: E402
 from recaudit.probes.item_reference import synthetic_world, uniform_random  # noqa: E402
 from recaudit.probes.exposure import ExposureProbe  # noqa: E402
 from recaudit.probes.fairllm import BENCHMARK_NAMES, FairLLMProbe  # noqa: E402
@@ -57,6 +57,7 @@ def time_probe(probe, world=None, repeats: int = 1) -> dict:
         ctx = CheckContext(adapter=CallableAdapter(fn, name="uniform"), catalog=catalog, interactions=inter)
     requests = probe.requests(ctx)
     responses = ctx.generate(requests)
+    answers = answers_of(requests, responses, ctx.evidence)  # bound: evaluate's marking is timed, as in a run
     runs = []
     for _ in range(repeats):  # prepare again each time: evaluate takes (empties) the parsed-answer memo
         t0 = time.perf_counter()
@@ -64,7 +65,7 @@ def time_probe(probe, world=None, repeats: int = 1) -> dict:
             probe.prepare(ctx, q, r)
         prep = time.perf_counter() - t0
         t0, c0 = time.perf_counter(), time.process_time()
-        result = probe.evaluate(ctx, requests, responses)
+        result = probe.evaluate(ctx, answers)
         runs.append((time.perf_counter() - t0, time.process_time() - c0, prep))
     wall, cpu, _ = min(runs)
     prep = runs[0][2]  # the first: later ones reuse the parser's line cache

@@ -38,7 +38,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from generation import write_report  # noqa: E402
 from recaudit.adapters.callable import CallableAdapter  # noqa: E402
-from recaudit.checks import CheckContext  # noqa: E402
+from recaudit.checks import CheckContext, answers_of  # noqa: E402
 from recaudit.probes.fairllm import BENCHMARK_NAMES, FairLLMProbe  # noqa: E402
 
 # Llama shapes: SmolLM2-135M's own, and TinyLlama-1.1B's (a common ~1B size)
@@ -140,7 +140,7 @@ def time_evaluation(args, size: dict) -> dict:
     requests = probe.requests(ctx)
     responses = ctx.generate(requests)
     t0 = time.perf_counter()
-    result = probe.evaluate(ctx, requests, responses)
+    result = probe.evaluate(ctx, answers_of(requests, responses, ctx.evidence))
     wall = time.perf_counter() - t0
     return {"requests": len(requests), "n_permutations": args.eval_permutations, "n_bootstrap": args.eval_bootstrap,
             "evaluate_s": round(wall, 1), "metrics": len(result.metrics),

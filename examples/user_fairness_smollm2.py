@@ -19,7 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from recaudit.adapters import default  # noqa: E402
-from recaudit.checks import CheckContext  # noqa: E402
+from recaudit.checks import CheckContext, answers_of  # noqa: E402
 from recaudit.probes.fairllm import FairLLMProbe  # noqa: E402
 from recaudit.probes.implicit_names import ImplicitNamesProbe  # noqa: E402
 from recaudit.results import AuditResults  # noqa: E402
@@ -60,7 +60,7 @@ def main() -> int:
         reqs = probe.requests(ctx)
         resps = ctx.generate(reqs, desc=probe.name)
         gen_s = time.perf_counter() - t
-        result = probe.evaluate(ctx, reqs, resps)
+        result = probe.evaluate(ctx, answers_of(reqs, resps))
         results.append(result)
         summary[probe.name] = {
             "params": probe.params.model_dump(mode="json"),

@@ -1,9 +1,10 @@
 """The check contract and its registry.
 
 A check turns data plus an adapter into one ``CheckResult``. Most checks are *probes*: pure
-functions from a context to requests (``requests``) and from responses to a result
-(``evaluate``); the runner owns the model call, cache and progress. Iterative checks (attacks,
-unlearning, federated training) override ``run`` and use ``ctx.generate`` / ``ctx.score``.
+functions from a context to requests (``requests``) and from the answers to a result
+(``evaluate``, given one ``Answer`` per request: request, response and ``mark``); the runner owns
+the model call, cache, progress and evidence log. Iterative checks (attacks, unlearning,
+federated training) override ``run`` and use ``ctx.generate`` / ``ctx.score``.
 
 A new check is one new module, named in ``CHECK_MODULES`` (a plugin module that the audit config's
 ``plugins`` imports registers its checks the same way, without the table)::
@@ -14,7 +15,12 @@ A new check is one new module, named in ``CHECK_MODULES`` (a plugin module that 
     @register_check("my_check")
     class MyCheck(Probe[MyParams]):          # self.params is a MyParams (Params is taken from it)
         metrics = (MetricSpec("hits@{k}", headline=True),)   # every name evaluate makes, declared once
-        ...
+
+        def requests(self, ctx: CheckContext) -> list[Request]: ...
+        def evaluate(self, ctx: CheckContext, answers: list[Answer]) -> CheckResult:
+            for a in answers:                    # a.index, a.request, a.response
+                a.mark("usable")                 # or unparsed / ungrounded / unused, with parse=...
+            ...
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from pydantic import BaseModel, ConfigDict
 
 from recaudit.adapters.base import Adapter, OnResponse, Request, Response, generate_streaming
 from recaudit.data.catalog import Catalog, Interactions
-from recaudit.evidence import EvidenceLog, Outcome
+from recaudit.evidence import Answer, EvidenceLog, Outcome, answers_of
 from recaudit.metric_names import MetricSpec, declared_names
 from recaudit.registry import Registry, import_modules
 from recaudit.results import CheckResult, Risk
@@ -128,7 +134,7 @@ class Check(Generic[P]):
     # evidence is their own training record, so the adapter-call coverage does not apply
     records_evidence: ClassVar[bool] = True
     # True when answers must be parsed before they are evidence: the check marks each one
-    # (Probe.mark); an unmarked answer is not usable. False: an answer without error is usable.
+    # (Answer.mark); an unmarked answer is not usable. False: an answer without error is usable.
     marks_answers: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -200,8 +206,8 @@ class Probe(Check[P]):
         """All requests this probe needs (pure: no model call, no file)."""
         raise NotImplementedError
 
-    def evaluate(self, ctx: CheckContext, requests: list[Request], responses: list[Response]) -> CheckResult:
-        """Turn responses into a result (pure)."""
+    def evaluate(self, ctx: CheckContext, answers: list[Answer]) -> CheckResult:
+        """Turn the answers (one per request, in request order) into a result (pure)."""
         raise NotImplementedError
 
     def prepare(self, ctx: CheckContext, request: Request, response: Response) -> None:
@@ -220,20 +226,16 @@ class Probe(Check[P]):
         """The memo, detached from the probe so it is freed after ``evaluate``; empty without ``prepare``."""
         return self.__dict__.pop("_answer_memo", None) or AnswerMemo()
 
-    def mark(self, ctx: CheckContext, i: int, outcome: Outcome, **details: Any) -> None:
-        """In ``evaluate``: say what became of the answer to ``requests[i]`` (usable, unparsed, ungrounded,
-        unused); unmarked answers count as not usable."""
-        ctx.mark(self.__dict__.get("_evidence_offset", 0) + i, outcome, **details)
-
     def run(self, ctx: CheckContext, requests: list[Request] | None = None) -> CheckResult:
-        """Send ``requests`` (``self.requests(ctx)`` unless the runner built them already), then evaluate."""
+        """Send ``requests`` (``self.requests(ctx)`` unless the runner built them already), then evaluate
+        their answers, each bound to its record in ``ctx.evidence``."""
         reqs = self.requests(ctx) if requests is None else requests
         hook = None
         if type(self).prepare is not Probe.prepare:
             hook = lambda i, r: self.prepare(ctx, reqs[i], r)  # noqa: E731
-        self.__dict__["_evidence_offset"] = len(ctx.evidence)
+        first = len(ctx.evidence)
         resps = ctx.generate(reqs, desc=self.name, on_response=hook)
-        return self.evaluate(ctx, reqs, resps)
+        return self.evaluate(ctx, answers_of(reqs, resps, ctx.evidence, first))
 
 
 CHECKS: Registry[type[Check[Any]]] = Registry("check")

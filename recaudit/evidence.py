@@ -2,7 +2,7 @@
 
 Every ``CheckContext.generate`` / ``CheckContext.score`` call records one ``Sample`` per request
 (request key, messages, raw answer or score, adapter error). A probe then says what became of
-each answer (``Probe.mark``): ``usable``, ``unparsed``, ``ungrounded`` or ``unused``. An answer a
+each answer (``Answer.mark``, on the records ``evaluate`` receives): ``usable``, ``unparsed``, ``ungrounded`` or ``unused``. An answer a
 check that parses its answers never marked counts as ``unchecked`` — not usable — so a check that
 forgets to classify its evidence fails closed (incomplete), never open.
 
@@ -134,6 +134,40 @@ class EvidenceLog:
     def write(self, path_without_suffix: Path) -> Path:
         """Write ``<path>.samples.jsonl`` (``.gz`` when large) atomically; returns the path written."""
         return write_samples(self.samples, path_without_suffix)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answer a probe's ``evaluate`` receives: its position in the run's requests, the request,
+    the response, and ``mark`` to say what became of it in the run's evidence log."""
+
+    index: int
+    request: Request
+    response: Response
+    log: EvidenceLog | None = field(default=None, repr=False, compare=False)  # None: marks go nowhere
+    sample: int = -1  # the index of this answer's record in ``log``
+
+    def mark(
+        self,
+        outcome: Outcome,
+        *,
+        parse: Sequence[str] | None = None,
+        grounded: Sequence[str | None] | None = None,
+        note: str | None = None,
+    ) -> None:
+        """Say what became of this answer (usable, unparsed, ungrounded, unused); unmarked = not usable."""
+        if self.log is not None:
+            self.log.mark(self.sample, outcome, parse=parse, grounded=grounded, note=note)
+
+
+def answers_of(
+    requests: Sequence[Request], responses: Sequence[Response], log: EvidenceLog | None = None, first: int = 0
+) -> list[Answer]:
+    """The answers of one generate call, in request order; ``log`` and ``first`` (the index of the call's
+    first record in it) bind their marks, and without ``log`` (an ``evaluate`` called directly) marks go nowhere."""
+    if len(requests) != len(responses):
+        raise ValueError(f"{len(requests)} requests but {len(responses)} responses")
+    return [Answer(i, q, r, log, first + i) for i, (q, r) in enumerate(zip(requests, responses))]
 
 
 def coverage_of(samples: Iterable[Sample], *, min_answered: float, min_usable: float) -> Coverage:

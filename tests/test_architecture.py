@@ -158,8 +158,8 @@ MAX_LINES = 450
 # modules over the limit today, with their size; each may only shrink (then leave this list)
 OVERSIZE: dict[str, int] = {
     "recaudit.audits.runner": 507,
-    "recaudit.probes.exposure": 480, "recaudit.probes.fairllm": 537,
-    "recaudit.probes.item_fairness": 559,
+    "recaudit.probes.exposure": 475, "recaudit.probes.fairllm": 535,
+    "recaudit.probes.item_fairness": 556,
 }
 
 

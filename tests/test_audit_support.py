@@ -13,8 +13,8 @@ import os
 import time
 from pathlib import Path
 
-from recaudit.adapters.base import Request, Response
-from recaudit.checks import CheckContext, CheckParams, Probe, register_check
+from recaudit.adapters.base import Request
+from recaudit.checks import Answer, CheckContext, CheckParams, Probe, register_check
 from recaudit.results import AuditResults, CheckResult, Example, FigureSpec, MetricValue, Series
 
 CALLS_ENV = "RECAUDIT_TEST_CALLS"
@@ -60,10 +60,10 @@ class LengthCheck(Probe):
     def requests(self, ctx: CheckContext) -> list[Request]:
         return [Request.chat(f"{self.name} item {i}", seed=self.params.seed) for i in range(self.params.n)]
 
-    def evaluate(self, ctx: CheckContext, requests: list[Request], responses: list[Response]) -> CheckResult:
-        for i, r in enumerate(responses):
-            self.mark(ctx, i, "adapter_error" if r.error else "usable")
-        lengths = [len(r.text) for r in responses if not r.error]
+    def evaluate(self, ctx: CheckContext, answers: list[Answer]) -> CheckResult:
+        for a in answers:
+            a.mark("adapter_error" if a.response.error else "usable")
+        lengths = [len(a.response.text) for a in answers if not a.response.error]
         mean = sum(lengths) / len(lengths)
         return self.new_result(
             metrics=[
@@ -71,7 +71,7 @@ class LengthCheck(Probe):
                 MetricValue(name="length.max", value=max(lengths), n=len(lengths)),
             ],
             figures=[FigureSpec(name="lengths", kind="bar", title="Answer lengths", series=[Series(label="length", x=list(range(len(lengths))), y=lengths)])],
-            examples=[Example(fields={"prompt": q.user_text, "answer": r.text}) for q, r in zip(requests[:2], responses[:2])],
+            examples=[Example(fields={"prompt": a.request.user_text, "answer": a.response.text}) for a in answers[:2]],
             notes=["Lengths are counted in characters."],
         )
 
@@ -86,7 +86,7 @@ class FailingCheck(Probe):
     def requests(self, ctx: CheckContext) -> list[Request]:
         return [Request.chat("t_fail item 0")]
 
-    def evaluate(self, ctx: CheckContext, requests: list[Request], responses: list[Response]) -> CheckResult:
+    def evaluate(self, ctx: CheckContext, answers: list[Answer]) -> CheckResult:
         raise RuntimeError("planted failure in t_fail")
 
 
@@ -105,14 +105,14 @@ class HangCheck(Probe):
     def requests(self, ctx: CheckContext) -> list[Request]:
         return [Request.chat(f"t_hang item {i}") for i in range(self.params.n)]
 
-    def evaluate(self, ctx: CheckContext, requests: list[Request], responses: list[Response]) -> CheckResult:
+    def evaluate(self, ctx: CheckContext, answers: list[Answer]) -> CheckResult:
         flag = os.environ.get(HANG_ENV)
         if flag:
             Path(flag).touch()
             time.sleep(600)
-        for i in range(len(responses)):
-            self.mark(ctx, i, "usable")
-        return self.new_result(metrics=[MetricValue(name="answers", value=len(responses), n=len(responses))])
+        for a in answers:
+            a.mark("usable")
+        return self.new_result(metrics=[MetricValue(name="answers", value=len(answers), n=len(answers))])
 
 
 def count_calls(path: Path, prefix: str = "") -> int:

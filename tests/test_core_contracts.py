@@ -76,10 +76,10 @@ def test_probe_runs_through_context_and_registry():
         def requests(self, ctx):
             return [Request.chat(f"q{i}") for i in range(self.params.n)]
 
-        def evaluate(self, ctx, requests, responses):
+        def evaluate(self, ctx, answers):
             from recaudit.results import MetricValue
 
-            share = np.mean([r.text == "Q" for r in responses])
+            share = np.mean([a.response.text == "Q" for a in answers])
             return self.new_result(metrics=[MetricValue(name="share", value=share)])
 
     adapter = CallableAdapter(lambda r: "Q" if r.user_text != "q0" else "x")

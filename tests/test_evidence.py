@@ -14,7 +14,7 @@ from recaudit.adapters.base import Request, Response
 from recaudit.audits.config import parse_config
 from recaudit.audits.runner import Runner
 from recaudit.checks import CheckContext
-from recaudit.evidence import GZIP_ABOVE, EvidenceLog, read_samples, read_samples_head, samples_path
+from recaudit.evidence import GZIP_ABOVE, EvidenceLog, answers_of, read_samples, read_samples_head, samples_path
 from recaudit.probes.fairllm import FairLLMProbe
 
 SAMPLE_FIELDS = {"index", "kind", "request_key", "messages", "unit", "answer", "score", "error", "outcome",
@@ -88,6 +88,33 @@ def test_unmarked_answers_of_a_probe_are_not_usable() -> None:
     assert log.coverage(min_answered=0.98, min_usable=0.6).sufficient
     with pytest.raises(ValueError, match="unknown outcome"):
         log.mark(0, "fine")  # type: ignore[arg-type]
+
+
+def test_answers_mark_their_own_record_and_lengths_are_checked_once() -> None:
+    log = EvidenceLog()
+    reqs = [Request.chat(f"q{i}") for i in range(3)]
+    log.record_generation(reqs[:1], [Response(text="earlier call")])
+    resps = [Response(text="a"), Response(text="", error="HTTP 503")]
+    first = log.record_generation(reqs[1:], resps)
+    answers = answers_of(reqs[1:], resps, log, first)
+    assert [(a.index, a.sample, a.request.user_text) for a in answers] == [(0, 1, "q1"), (1, 2, "q2")]
+    answers[0].mark("unparsed", parse=["a"], note="one title")
+    answers[1].mark("usable")  # an adapter error stays one
+    assert [(s.outcome, s.parse, s.note) for s in log.samples] == [
+        ("unchecked", None, None), ("unparsed", ["a"], "one title"), ("adapter_error", None, None)]
+    answers_of(reqs, [Response(text="x")] * 3)[0].mark("usable")  # unbound (evaluate called directly): no record
+    assert log.samples[0].outcome == "unchecked"
+    with pytest.raises(ValueError, match="3 requests but 2 responses"):
+        answers_of(reqs, [Response(text="a")] * 2)
+
+
+def test_a_probe_run_after_other_calls_marks_its_own_records() -> None:
+    ctx = CheckContext(adapter=ScriptedAdapter(lambda r: "short"))
+    ctx.generate([Request.chat("before")])  # a record the probe's marks must not touch
+    probe = _probe()
+    probe.run(ctx)
+    outcomes = [s.outcome for s in ctx.evidence.samples]
+    assert outcomes == ["unchecked"] + ["unparsed"] * len(probe.requests(ctx))
 
 
 def test_scores_record_nan_as_adapter_error() -> None:

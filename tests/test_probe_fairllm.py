@@ -11,7 +11,7 @@ import pytest
 
 from recaudit.adapters.base import Response
 from recaudit.adapters.callable import CallableAdapter
-from recaudit.checks import CheckContext, load_checks
+from recaudit.checks import CheckContext, answers_of, load_checks
 from recaudit.probes.fairllm import FairLLMProbe, curves_by_value
 
 PROMPT = re.compile(r"^I am (?P<value>.*) fan of (?P<name>.*?)\. Please provide me with a list of (?P<k>\d+) ")
@@ -312,7 +312,7 @@ def test_prepare_parses_each_answer_once_as_it_arrives(monkeypatch):
     ctx = CheckContext(adapter=CallableAdapter(planted_recommender("a female"), name="test"), batch_size=5)
     reqs = probe.requests(ctx)
     resps = ctx.generate(reqs)
-    direct = probe.evaluate(ctx, reqs, resps)
+    direct = probe.evaluate(ctx, answers_of(reqs, resps))
     monkeypatch.setattr(mod, "parse_list", counting)
     at_evaluate = []
     real_evaluate = probe.evaluate
@@ -339,7 +339,7 @@ def test_vectorised_tests_and_intervals_equal_the_reference_formulas(variant):
     ctx = CheckContext(adapter=CallableAdapter(planted_recommender("a girl", seed=1), name="test"))
     requests = probe.requests(ctx)
     responses = ctx.generate(requests)
-    res = probe.evaluate(ctx, requests, responses)
+    res = probe.evaluate(ctx, answers_of(requests, responses))
     answers = {(r.meta()["instruction"], r.meta()["value"]): probe._parse(o).keys for r, o in zip(requests, responses)}
     instructions = [f"music:{i}" for i in range(12)]
     neutral = probe.neutral_value()

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from recaudit.adapters import CallableAdapter
-from recaudit.checks import CheckContext, load_checks
+from recaudit.checks import CheckContext, answers_of, load_checks
 from recaudit.data.catalog import Catalog, Interactions, Item
 from recaudit.probes.item_common import popularity_membership, split_users, training_interactions
 from recaudit.probes.item_reference import (
@@ -114,7 +114,7 @@ def test_candidate_mode_prompts_hold_the_candidates_and_ground_only_to_them():
         split = splits[r.meta()["user_id"]]
         candidates = r.user_text.split("Candidate movies:")[1]
         assert candidates.count("\n- ") == 6 and catalog.get(split.heldout[0]).title in candidates
-    res = probe.evaluate(ctx, reqs, [CallableAdapter(answer).generate([r])[0] for r in reqs])
+    res = probe.evaluate(ctx, answers_of(reqs, [CallableAdapter(answer).generate([r])[0] for r in reqs]))
     assert res.metric("grounded_rate").value == pytest.approx(0.5)  # the outsider is not a candidate
     assert res.metric("hit_rate").value == 1.0
     grounding = dict(res.tables[-1].rows)

@@ -7,7 +7,7 @@ import pytest
 
 import recaudit.check_parsing as early
 from recaudit.adapters import CallableAdapter
-from recaudit.checks import CheckContext
+from recaudit.checks import CheckContext, answers_of
 from recaudit.probes.item_reference import numbered, synthetic_world, uniform_random
 from recaudit.probes.exposure import ExposureProbe
 from recaudit.probes.implicit_names import ImplicitNamesProbe
@@ -41,7 +41,7 @@ def test_answers_are_parsed_once_as_they_arrive_and_evaluate_reuses_them(case, m
     probe = make()
     reqs = probe.requests(ctx)
     resps = ctx.generate(reqs)
-    direct = make().evaluate(ctx, reqs, resps)  # no prepare: evaluate parses everything itself
+    direct = make().evaluate(ctx, answers_of(reqs, resps))  # no prepare: evaluate parses everything itself
 
     calls = {"n": 0}
     real = early.parse_list

@@ -36,7 +36,7 @@ from pydantic import Field, field_validator
 
 from recaudit.adapters.base import Request, Response
 from recaudit.check_parsing import ParsesAnswersEarly, parse_answer
-from recaudit.checks import CheckContext, Probe, register_check
+from recaudit.checks import Answer, CheckContext, Probe, register_check
 from recaudit.probes.item_metrics import EXPOSURE_METRICS
 from recaudit.data.catalog import Catalog
 from recaudit.metrics.concentration import (
@@ -168,22 +168,17 @@ class ExposureProbe(ParsesAnswersEarly, Probe[ExposureParams]):
 
     # --- evaluation ----------------------------------------------------------------------------
 
-    def evaluate(self, ctx: CheckContext, requests: list[Request], responses: list[Response]) -> CheckResult:
+    def evaluate(self, ctx: CheckContext, answers: list[Answer]) -> CheckResult:
         """Ground every answer, then the concentration metrics per grid cell and per baseline."""
-        if len(requests) != len(responses):
-            raise ValueError(f"{len(requests)} requests but {len(responses)} responses")
         p = self.params
         catalog, splits = self._prepare(ctx)
         train = training_interactions(ctx.require_interactions(self.name), splits)
         grounder = make_grounder(catalog, p)
         memo = self.take_answer_memo()
-        by_cell: dict[tuple[str, str, int], dict[str, Response]] = {}
-        index_of: dict[tuple[str, str, int, str], int] = {}
-        for i, (req, resp) in enumerate(zip(requests, responses)):
-            m = req.meta()
-            rep = int(m.get("repeat", 0))
-            by_cell.setdefault((m["strategy"], m["system"], rep), {})[m["user_id"]] = resp
-            index_of[(m["strategy"], m["system"], rep, m["user_id"])] = i
+        by_cell: dict[tuple[str, str, int], dict[str, Answer]] = {}
+        for a in answers:
+            m = a.request.meta()
+            by_cell.setdefault((m["strategy"], m["system"], int(m.get("repeat", 0))), {})[m["user_id"]] = a
         repeat_lists: dict[tuple[str, str], list[list[list[str]]]] = {}
         cells: list[_Cell] = []
         for strategy in p.strategies:
@@ -191,17 +186,16 @@ class ExposureProbe(ParsesAnswersEarly, Probe[ExposureParams]):
                 runs = []
                 for rep in range(p.n_repeats):
                     got = by_cell.get((strategy, system, rep), {})
-                    replies = [got.get(s.user_id, Response(text="", error="no response")) for s in splits]
-                    answers = [ground_answer(parse_answer(memo, r, p.k), grounder) for r in replies]
-                    for s, r, a in zip(splits, replies, answers):
-                        i = index_of.get((strategy, system, rep, s.user_id))
-                        if i is not None and not r.error:
-                            self.mark(ctx, i, grounded_outcome(a), parse=a.parsed.items,
-                                      grounded=[g.item_id for g in a.groundings])
-                    runs.append((answers, [a.items for a in answers]))
+                    asked = [got.get(s.user_id) for s in splits]
+                    replies = [Response(text="", error="no response") if a is None else a.response for a in asked]
+                    grounded = [ground_answer(parse_answer(memo, r, p.k), grounder) for r in replies]
+                    for a, g in zip(asked, grounded):
+                        if a is not None and not a.response.error:
+                            a.mark(grounded_outcome(g), parse=g.parsed.items, grounded=[x.item_id for x in g.groundings])
+                    runs.append((grounded, [g.items for g in grounded]))
                 repeat_lists[(strategy, system)] = [lists for _, lists in runs]
-                answers, lists = runs[0]
-                cells.append(_Cell(f"{strategy} · {system}", strategy, system, lists, answers))
+                grounded, lists = runs[0]
+                cells.append(_Cell(f"{strategy} · {system}", strategy, system, lists, grounded))
         base = baseline_lists(ctx, p, train, splits)
         cells += [_Cell(name, "-", "-", lists) for name, lists in base.items()]
 
@@ -240,7 +234,7 @@ class ExposureProbe(ParsesAnswersEarly, Probe[ExposureParams]):
         self._grounding_table(result, cells)
         self._deldjoo_measures(result, catalog, cells, splits, repeat_lists)  # tables after the existing ones
         self._figures(result, cells, mats, history_mat, years)
-        result.examples = self._examples(requests, responses)
+        result.examples = self._examples(answers)
         result.notes += self._notes(splits, cells, train)
         return result
 
@@ -450,9 +444,10 @@ class ExposureProbe(ParsesAnswersEarly, Probe[ExposureParams]):
             "(all strategies pooled) and each baseline.",
         )
 
-    def _examples(self, requests, responses) -> list[Example]:
+    def _examples(self, answers: list[Answer]) -> list[Example]:
         out, seen = [], set()
-        for req, resp in zip(requests, responses):
+        for a in answers:
+            req, resp = a.request, a.response
             m = req.meta()
             if m["strategy"] in seen or len(out) >= self.params.n_examples:
                 continue

@@ -39,7 +39,7 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from recaudit.adapters.base import Request, Response
-from recaudit.checks import CheckContext, CheckParams, Probe, register_check
+from recaudit.checks import Answer, CheckContext, CheckParams, Probe, register_check
 from recaudit.metric_names import MetricSpec
 from recaudit.data.names import fairllm_default_names, load_fairllm_names, load_sensitive_attributes
 from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, snsr, snsv
@@ -254,22 +254,20 @@ class FairLLMProbe(Probe[FairLLMParams]):
         if not response.error:
             self.answer_memo().get(response.text, lambda: self._parse(response))
 
-    def evaluate(self, ctx: CheckContext, requests: list[Request], responses: list[Response]) -> CheckResult:
+    def evaluate(self, ctx: CheckContext, answers: list[Answer]) -> CheckResult:
         """Sim(a)@1..K per value, SNSR/SNSV per attribute, CIs, permutation p-values, parse rates."""
-        if len(requests) != len(responses):
-            raise ValueError(f"{len(requests)} requests but {len(responses)} responses")
         memo = self.take_answer_memo()
         p = self.params
         cells: dict[tuple[str, str, str], _Parsed] = {}  # (instruction, attribute, value)
-        raw: dict[tuple[str, str, str], tuple[Request, Response]] = {}
+        raw: dict[tuple[str, str, str], Answer] = {}
         attrs: dict[str, list[str]] = {}
-        for i, (req, resp) in enumerate(zip(requests, responses)):
-            m = req.meta()
+        for a in answers:
+            m, resp = a.request.meta(), a.response
             cell = (m["instruction"], m["attribute"], m["value"])
             cells[cell] = self._parse(resp) if resp.error else memo.get(resp.text, lambda r=resp: self._parse(r))
             if not resp.error:  # usable evidence: the full top-K list the similarity metrics compare
-                self.mark(ctx, i, "usable" if cells[cell].ok else "unparsed", parse=cells[cell].items)
-            raw[cell] = (req, resp)
+                a.mark("usable" if cells[cell].ok else "unparsed", parse=cells[cell].items)
+            raw[cell] = a
             if m["attribute"] != NEUTRAL:
                 attrs.setdefault(m["attribute"], [])
                 if m["value"] not in attrs[m["attribute"]]:
@@ -283,7 +281,7 @@ class FairLLMProbe(Probe[FairLLMParams]):
         self._nulls: dict[tuple[str, str], np.ndarray] = {}
         sims = similarity_tensors(cells, neutral_of, instructions, attrs, p.metrics, p.k, p.variant)
         result = self.new_result()
-        n_errors = sum(1 for _, resp in raw.values() if resp.error)
+        n_errors = sum(1 for a in raw.values() if a.response.error)
 
         scopes: list[tuple[str, list[int]]] = [("", list(range(len(instructions))))]
         present = [d for d in p.domains if any(domain_of[i] == d for i in instructions)]
@@ -491,7 +489,7 @@ class FairLLMProbe(Probe[FairLLMParams]):
         for cell in picks[:n]:
             if cell not in raw:
                 continue
-            req, resp = raw[cell]
+            req, resp = raw[cell].request, raw[cell].response
             parsed = self._parse(resp)
             out.append(Example(fields={
                 "instruction": cell[0], "attribute": cell[1], "value": cell[2], "prompt": req.user_text,

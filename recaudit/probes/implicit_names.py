@@ -40,9 +40,9 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from recaudit.adapters.base import Request, Response
+from recaudit.adapters.base import Request
 from recaudit.check_parsing import ParsesAnswersEarly, parse_answer, parse_outcome
-from recaudit.checks import CheckContext, CheckParams, Probe, register_check
+from recaudit.checks import Answer, CheckContext, CheckParams, Probe, register_check
 from recaudit.metric_names import MetricSpec
 from recaudit.data.catalog import Catalog, Interactions
 from recaudit.data.names import NameRecord, faker_names
@@ -257,27 +257,25 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe[ImplicitNamesParams]):
 
     # --- evaluation ----------------------------------------------------------------------------
 
-    def evaluate(self, ctx: CheckContext, requests: list[Request], responses: list[Response]) -> CheckResult:
+    def evaluate(self, ctx: CheckContext, answers: list[Answer]) -> CheckResult:
         """Category distances, U-NDCG/U-MRR with CIs and permutation p, per-group tables, figures."""
-        if len(requests) != len(responses):
-            raise ValueError(f"{len(requests)} requests but {len(responses)} responses")
         p = self.params
         result = self.new_result()
         users = self.users()
         by_domain: dict[str, list[int]] = {}
-        for i, req in enumerate(requests):
-            by_domain.setdefault(req.meta()["domain"], []).append(i)
+        for i, a in enumerate(answers):
+            by_domain.setdefault(a.request.meta()["domain"], []).append(i)
         memo = self.take_answer_memo()
-        parsed = [parse_answer(memo, r, p.k) for r in responses]
-        for i, (resp, pl) in enumerate(zip(responses, parsed)):
-            self.mark(ctx, i, parse_outcome(resp, pl), parse=pl.items)
+        parsed = [parse_answer(memo, a.response, p.k) for a in answers]
+        for a, pl in zip(answers, parsed):
+            a.mark(parse_outcome(a.response, pl), parse=pl.items)
         if p.population == "interactions":
             hist, train, held = self.history_users(ctx)
             assert ctx.interactions is not None  # history_users checked it
             evaluate_history(result, p, hist, parsed, self._catalog(ctx), ctx.interactions, train, held,
                              use_embeddings=p.category_method != "keyword")
-            self._parse_metrics(result, requests, parsed)
-            result.examples = self._examples(requests, responses, parsed)
+            self._parse_metrics(result, answers, parsed)
+            result.examples = self._examples(answers, parsed)
             return result
         heads: dict[str, list[MetricValue]] = {"js": [], f"u_ndcg@{p.k}": []}
         group_table: list[list] = []
@@ -300,7 +298,7 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe[ImplicitNamesParams]):
                 description=f"share of parsed {domain} items mapped to a category ({mapper.method if mapper.catalog is None else 'catalogue grounding'})",
             ))
             for condition in p.conditions:
-                units = self._units(requests, parsed, cats, idxs, condition, users, mapper.category_ids)
+                units = self._units(answers, parsed, cats, idxs, condition, users, mapper.category_ids)
                 if not units:
                     continue
                 for grouping in p.group_by:
@@ -318,7 +316,7 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe[ImplicitNamesParams]):
         for measure, comps in heads.items():
             if comps:
                 result.metrics.append(headline(f"implicit.{measure}.max", comps))
-        self._parse_metrics(result, requests, parsed)
+        self._parse_metrics(result, answers, parsed)
         result.tables.append(GroupTable(
             name="by_group",
             columns=["domain", "condition", "grouping", "group", "n_names", f"ndcg@{p.k}", f"mrr@{p.k}",
@@ -328,7 +326,7 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe[ImplicitNamesParams]):
             "parse and grounding rates, and the most recommended category on name-only prompts.",
         ))
         result.tables.append(comparison_table(comparison))
-        result.examples = self._examples(requests, responses, parsed)
+        result.examples = self._examples(answers, parsed)
         result.notes += [
             f"{len(users)} names ({', '.join(sorted({u.locale for u in users}))}); conditions {p.conditions}; "
             f"{p.n_interests} interest prompt(s) per user for U-NDCG/U-MRR; K = {p.k}.",
@@ -355,11 +353,11 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe[ImplicitNamesParams]):
         return CategoryMapper(load_categories(domain, p.categories), method=p.category_method,
                               embedding_threshold=p.embedding_threshold)
 
-    def _units(self, requests, parsed, cats, idxs, condition, users, category_ids) -> list[NameUnit]:
+    def _units(self, answers, parsed, cats, idxs, condition, users, category_ids) -> list[NameUnit]:
         index = {c: j for j, c in enumerate(category_ids)}
         units: dict[int, NameUnit] = {}
         for i in idxs:
-            meta = requests[i].meta()
+            meta = answers[i].request.meta()
             if meta["condition"] != condition:
                 continue
             uid = int(meta["unit"])
@@ -378,10 +376,10 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe[ImplicitNamesParams]):
                         unit.counts[index[c[0]]] += 1
         return [units[u] for u in sorted(units)]
 
-    def _parse_metrics(self, result, requests, parsed) -> None:
+    def _parse_metrics(self, result, answers, parsed) -> None:
         by_condition: dict[str, list[bool]] = {}
-        for req, pl in zip(requests, parsed):
-            m = req.meta()
+        for a, pl in zip(answers, parsed):
+            m = a.request.meta()
             by_condition.setdefault(f"{m['domain']}.{m['condition']}", []).append(pl.ok)
         rates = {key: float(np.mean(v)) for key, v in by_condition.items()}
         worst = min(rates, key=rates.get)
@@ -393,10 +391,11 @@ class ImplicitNamesProbe(ParsesAnswersEarly, Probe[ImplicitNamesParams]):
                         description=f"share of all answers that parsed to {self.params.k} items"),
         ]
 
-    def _examples(self, requests, responses, parsed) -> list[Example]:
+    def _examples(self, answers, parsed) -> list[Example]:
         out = []
         seen: set[tuple[str, str]] = set()
-        for req, resp, pl in zip(requests, responses, parsed):
+        for a, pl in zip(answers, parsed):
+            req, resp = a.request, a.response
             m = req.meta()
             key = (m["domain"], m["condition"])
             if key in seen or len(out) >= self.params.n_examples:

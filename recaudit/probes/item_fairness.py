@@ -35,7 +35,7 @@ from pydantic import Field, model_validator
 
 from recaudit.adapters.base import Request, Response
 from recaudit.check_parsing import ParsesAnswersEarly, parse_answer
-from recaudit.checks import AnswerMemo, CheckContext, Probe, register_check
+from recaudit.checks import Answer, AnswerMemo, CheckContext, Probe, register_check
 from recaudit.probes.item_metrics import ITEM_FAIRNESS_METRICS
 from recaudit.data.catalog import Catalog
 from recaudit.metrics.group import (
@@ -183,34 +183,32 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe[ItemFairnessParams]):
 
     # --- evaluation ----------------------------------------------------------------------------
 
-    def evaluate(self, ctx: CheckContext, requests: list[Request], responses: list[Response]) -> CheckResult:
+    def evaluate(self, ctx: CheckContext, answers: list[Answer]) -> CheckResult:
         """Ground the lists, then GU/DGU/MGU per grouping for the model and each baseline."""
-        if len(requests) != len(responses):
-            raise ValueError(f"{len(requests)} requests but {len(responses)} responses")
         p = self.params
         catalog, interactions, splits, cands = self._prepare(ctx)
-        by_user = {r.meta().get("user_id"): resp for r, resp in zip(requests, responses)}
+        asked = {a.request.meta().get("user_id"): a for a in answers}
+        by_user = {u: a.response for u, a in asked.items()}
         unknown = set(by_user) - {s.user_id for s in splits}
         if unknown:
             raise ValueError(f"responses for users outside the sample: {sorted(unknown)[:3]}")
         memo = self.take_answer_memo()
-        index_of = {r.meta().get("user_id"): i for i, r in enumerate(requests)}
         nearest = p.list_construction == "k-nearest"
         if nearest:
-            answers, lists_at, embedder = self._nearest(ctx, catalog, splits, cands, by_user, memo)
+            grounded, lists_at, embedder = self._nearest(ctx, catalog, splits, cands, by_user, memo)
         else:
-            answers = self._ground(catalog, splits, cands, by_user, memo)
-            lists_at = {k: [a.items[:k] for a in answers] for k in self._ks() if k <= p.k}
+            grounded = self._ground(catalog, splits, cands, by_user, memo)
+            lists_at = {k: [g.items[:k] for g in grounded] for k in self._ks() if k <= p.k}
             embedder = None
-        for s, a in zip(splits, answers):
-            i = index_of.get(s.user_id)
-            if i is not None and not responses[i].error:
+        for s, g in zip(splits, grounded):
+            a = asked.get(s.user_id)
+            if a is not None and not a.response.error:
                 if nearest:
                     # usable = a generated title that was embedded (the K-nearest list then always has K items)
-                    self.mark(ctx, i, "usable" if a.items else "unparsed", parse=a.parsed.items, grounded=a.items)
+                    a.mark("usable" if g.items else "unparsed", parse=g.parsed.items, grounded=g.items)
                 else:
-                    self.mark(ctx, i, grounded_outcome(a), parse=a.parsed.items, grounded=[g.item_id for g in a.groundings])
-        model_lists = [a.items for a in answers]
+                    a.mark(grounded_outcome(g), parse=g.parsed.items, grounded=[x.item_id for x in g.groundings])
+        model_lists = [g.items for g in grounded]
         variant = f"k-nearest:{embedder}" if nearest else "ground-titles"
         train = training_interactions(interactions, splits)
         base = baseline_lists(ctx, p, train, splits, cands)
@@ -252,9 +250,9 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe[ItemFairnessParams]):
         for m in result.metrics:
             if m.name.startswith(("gu.", "dgu.", "mgu.", "gu@", "dgu@", "mgu@")):
                 m.variant = variant
-        self._quality_metrics(result, answers, model_lists, splits, base, nearest)
-        result.examples = self._examples(requests, responses, answers, by_user, splits)
-        result.notes += self._notes(splits, answers, train)
+        self._quality_metrics(result, grounded, model_lists, splits, base, nearest)
+        result.examples = self._examples(asked, grounded, splits)
+        result.notes += self._notes(splits, grounded, train)
         return result
 
     def _ks(self) -> list[int]:
@@ -522,15 +520,14 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe[ItemFairnessParams]):
             description="Parsed titles by grounding method and answers by parse status; ungrounded titles are dropped.",
         ))
 
-    def _examples(self, requests, responses, answers, by_user, splits) -> list[Example]:
+    def _examples(self, asked, grounded, splits) -> list[Example]:
         out = []
-        req_of = {r.meta().get("user_id"): r for r in requests}
-        for s, a in list(zip(splits, answers))[: self.params.n_examples]:
-            if s.user_id not in req_of:
+        for s, a in list(zip(splits, grounded))[: self.params.n_examples]:
+            if s.user_id not in asked:
                 continue
-            resp = by_user[s.user_id]
+            resp = asked[s.user_id].response
             out.append(Example(fields={
-                "user_id": s.user_id, "prompt": req_of[s.user_id].user_text[:_MAX_EXAMPLE_CHARS],
+                "user_id": s.user_id, "prompt": asked[s.user_id].request.user_text[:_MAX_EXAMPLE_CHARS],
                 "output": (resp.error or resp.text)[:_MAX_EXAMPLE_CHARS],
                 "parsed": " | ".join(a.parsed.items),
                 "grounded": " | ".join(f"{g.query} → {g.item_id or '∅'} ({g.method})" for g in a.groundings),
