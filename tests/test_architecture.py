@@ -158,7 +158,7 @@ MAX_LINES = 450
 # modules over the limit today, with their size; each may only shrink (then leave this list)
 OVERSIZE: dict[str, int] = {
     "recaudit.audits.runner": 507,
-    "recaudit.probes.exposure": 475, "recaudit.probes.fairllm": 535,
+    "recaudit.probes.exposure": 475,
     "recaudit.probes.item_fairness": 556,
 }
 
