@@ -159,7 +159,6 @@ MAX_LINES = 450
 OVERSIZE: dict[str, int] = {
     "recaudit.audits.runner": 507,
     "recaudit.probes.exposure": 475,
-    "recaudit.probes.item_fairness": 556,
 }
 
 

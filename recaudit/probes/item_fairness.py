@@ -22,12 +22,12 @@ of DGU and MGU against the fair null (each user's recommended and history items 
 each with its exact p floor and MDE. The classical baselines (TopPop, ItemKNN, BPR-MF), fitted on
 the same training split, get the same numbers.
 
-Metric names: declared once, ``probes.item_metrics.ITEM_FAIRNESS_METRICS``.
+Metric names: declared once, ``probes.item_metrics.ITEM_FAIRNESS_METRICS``; tests, metric values and
+tables: ``probes.item_fairness_stats``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
@@ -38,39 +38,21 @@ from recaudit.check_parsing import ParsesAnswersEarly, parse_answer
 from recaudit.checks import Answer, AnswerMemo, CheckContext, Probe, register_check
 from recaudit.probes.item_metrics import ITEM_FAIRNESS_METRICS
 from recaudit.data.catalog import Catalog
-from recaudit.metrics.group import (
-    GroupTests,
-    GroupUnfairnessReport,
-    group_unfairness_report,
-    gu_jackknife,
-    gu_metric_frame,
-    gu_tests,
-    incidence_counts,
-)
-from recaudit.metrics.multiplicity import holm
-from recaudit.metrics.power import disclose, sign_flip_needed_n
+from recaudit.metrics.group import GroupUnfairnessReport, group_unfairness_report, incidence_counts
 from recaudit.probes.item_common import (
-    GroundedAnswer, ItemProbeParams, baseline_lists, bullet_list, candidate_set, ci_or_none, genre_membership,
+    GroundedAnswer, ItemProbeParams, baseline_lists, bullet_list, candidate_set, genre_membership,
     ground_answer, grounded_outcome, grounded_rate, grounding_counts, hit_rate, load_prompts, make_grounder,
     popularity_membership, safe_title, split_users, sub_catalog, training_interactions,
 )
+from recaudit.probes.item_fairness_stats import (
+    baseline_metrics, gu_metrics, gu_table, jackknife_gu, power_fields, sign_flip_tests, summary_table,
+)
 from recaudit.probes.item_nearest import TitleEmbedder, first_title, llm_hidden_embedder, minilm_embedder, nearest_items
-from recaudit.text.prompts import check_placeholders, slug
+from recaudit.text.prompts import check_placeholders
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series
 
 Grouping = Literal["popularity", "genre"]
-
-
-@dataclass(frozen=True)
-class _Tests:
-    """One grouping's sign-flip tests: raw results, per-group p (NaN for groups absent from both sides), Holm."""
-
-    raw: GroupTests
-    gu_p: np.ndarray
-    gu_adj: np.ndarray
-    family: int
 _MAX_EXAMPLE_CHARS = 1200
-DGU_CI_MIN_USERS = 56  # below this the DGU/MGU bootstrap CIs under-covered in simulation: flagged ci_unreliable
 
 
 class ItemFairnessParams(ItemProbeParams):
@@ -105,17 +87,6 @@ class ItemFairnessParams(ItemProbeParams):
         if self.mode == "candidates" and self.k > self.n_candidates:
             raise ValueError(f"k ({self.k}) must not exceed n_candidates ({self.n_candidates})")
         return self
-
-
-def _jackknife_gu(rep: GroupUnfairnessReport, rec: np.ndarray, ref: np.ndarray) -> GroupUnfairnessReport:
-    """The report with per-group GU CIs replaced by jackknife-t intervals over users: simulated coverage
-    0.92–0.98 at 14 and 56 users against the percentile bootstrap's 0.89–0.96 (validity_itemfair.json);
-    DGU/MGU keep the bootstrap (max/min and |·| are not smooth enough for the jackknife)."""
-    if rep.n_users < 2:
-        return rep
-    _, lo, hi = gu_jackknife(rec, ref, rep.level)
-    groups = [replace(g, ci_low=float(a), ci_high=float(b)) for g, a, b in zip(rep.groups, lo, hi)]
-    return replace(rep, groups=groups)
 
 
 @register_check("item_fairness")
@@ -230,20 +201,22 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe[ItemFairnessParams]):
             if rec.sum() == 0:
                 result.notes.append(f"{grouping}: no grounded recommendation belongs to any group; GU not computed")
                 continue
-            report = _jackknife_gu(group_unfairness_report(rec, ref, groups, p.n_bootstrap, p.ci_level, p.seed + g_idx),
-                                   rec, ref)
-            tests = self._tests(rec, ref, p.seed + g_idx)
-            self._gu_metrics(result, grouping, report, tests)
-            self._gu_table(result, grouping, report, rec, ref, cand_counts, membership, groups, tests)
+            report = jackknife_gu(group_unfairness_report(rec, ref, groups, p.n_bootstrap, p.ci_level, p.seed + g_idx),
+                                  rec, ref)
+            tests = sign_flip_tests(rec, ref, p.n_permutations, p.seed + g_idx)
+            gu_metrics(result, grouping, report, tests, alpha=p.alpha, reference=p.reference,
+                       bootstrapped=bool(p.n_bootstrap))
+            gu_table(result, grouping, report, rec, ref, cand_counts, membership, groups, tests,
+                     reference=p.reference, alpha=p.alpha)
             rows = {"model": (report, tests)}
             for b_idx, (name, lists) in enumerate(base.items()):
                 b_rec = incidence_counts(lists, membership, groups)
                 b_seed = p.seed + 100 * (b_idx + 1) + g_idx
                 b_rep = group_unfairness_report(b_rec, ref, groups, p.n_bootstrap, p.ci_level, b_seed)
-                b_tests = self._tests(b_rec, ref, b_seed)
-                self._baseline_metrics(result, name, grouping, b_rep, b_tests)
+                b_tests = sign_flip_tests(b_rec, ref, p.n_permutations, b_seed)
+                baseline_metrics(result, name, grouping, b_rep, b_tests, p.alpha)
                 rows[name] = (b_rep, b_tests)
-            self._summary_table(result, grouping, rows)
+            summary_table(result, grouping, rows, p.alpha)
             self._at_k_metrics(result, grouping, lists_at, membership, groups, ref, p.seed + g_idx, variant)
             figure_rows[grouping] = {name: rep for name, (rep, _) in rows.items()}
         self._figures(result, figure_rows)
@@ -312,12 +285,12 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe[ItemFairnessParams]):
             if rec.sum() == 0:
                 continue
             rep = group_unfairness_report(rec, ref, groups, 0, p.ci_level, seed)
-            tests = self._tests(rec, ref, seed + 1000 * k)
+            tests = sign_flip_tests(rec, ref, p.n_permutations, seed + 1000 * k)
             for which, value in (("dgu", rep.dgu), ("mgu", rep.mgu)):
                 result.metrics.append(MetricValue(
                     name=f"{which}@{k}.{grouping}", value=value, n=rep.n_users, direction="lower_is_better",
                     description=f"{which.upper()} over {grouping} groups of the top-{k} lists ({variant})",
-                    **self._fields(tests, which),
+                    **power_fields(tests, which, p.alpha),
                 ))
 
     def _ground(self, catalog: Catalog, splits, cands, by_user: dict[str, Response], memo: AnswerMemo) -> list[GroundedAnswer]:
@@ -337,131 +310,6 @@ class ItemFairnessProbe(ParsesAnswersEarly, Probe[ItemFairnessParams]):
         if ref == "candidates":
             return incidence_counts([cands[s.user_id] for s in splits], membership, groups)
         return incidence_counts([train.frame["item_id"].tolist()], membership, groups)[0]
-
-    def _tests(self, rec: np.ndarray, ref: np.ndarray, seed: int) -> _Tests | None:
-        """Sign-flip tests over users (``metrics.group.gu_tests``) with Holm across the groups that occur."""
-        p = self.params
-        if p.n_permutations == 0:
-            return None
-        t = gu_tests(rec, ref, p.n_permutations, seed)
-        occurs = (rec.sum(axis=0) + (ref.sum(axis=0) if ref.ndim == 2 else ref)) > 0
-        raw = np.where(occurs, t.gu_p, np.nan)
-        return _Tests(t, raw, holm(raw), int(occurs.sum()))
-
-    def _fields(self, tests: _Tests | None, which: str, j: int | None = None) -> dict:
-        """MetricValue test fields of one GU (``which='gu'``, group ``j``), DGU or MGU test."""
-        if tests is None:
-            return {}
-        t, p = tests.raw, self.params
-        if which == "gu":
-            if not np.isfinite(tests.gu_p[j]):
-                return {}
-            family, p_adj = tests.family, float(tests.gu_adj[j])
-            value, sd, what = float(tests.gu_p[j]), float(t.gu_null_sd[j]), "GU = 0 (fair null)"
-        else:
-            family, p_adj, what = 1, None, f"{which.upper()} against the fair null"
-            q95 = t.dgu_null_q95 if which == "dgu" else t.mgu_null_q95
-            value, sd = (t.dgu_p if which == "dgu" else t.mgu_p), q95 / 1.645  # spread from the null's 95th pct
-        out = disclose(t.p_floor, alpha=p.alpha, family=family, null_sd=sd, two_sided=True, target=None, unit="users",
-                       needed_n=sign_flip_needed_n(family, p.alpha), what=f"{what}: sign-flip test over {t.n_users} users",
-                       ).fields(value, p_adj if family > 1 else None)
-        if which != "gu":
-            out["power_note"] += f"; the fair null's 95th percentile of {which.upper()} at this n is {q95:.3g} (its CI cannot cover 0)"
-        return out
-
-    def _gu_metrics(self, result: CheckResult, grouping: str, rep: GroupUnfairnessReport, tests: _Tests | None) -> None:
-        p = self.params
-        common = dict(ci_level=rep.level, n=rep.n_users, ci_method="percentile-bootstrap" if p.n_bootstrap else None)
-        gu_common = dict(common, ci_method="jackknife-t")
-        # DGU/MGU bootstrap CIs covered E[DGU_n] 0.91 at 14 users, 0.96 at 56 (validity_itemfair.json)
-        common = dict(common, ci_unreliable=rep.n_users < DGU_CI_MIN_USERS)
-        for j, g in enumerate(rep.groups):
-            label = g.group if grouping == "popularity" else slug(g.group)
-            result.metrics.append(MetricValue(
-                name=f"gu.{grouping}.{label}", value=g.gu, ci_low=ci_or_none(g.ci_low), ci_high=ci_or_none(g.ci_high), direction="neutral",
-                description=f"share of {grouping} group {g.group!r} among recommendations minus among the {p.reference} "
-                "(> 0 over-recommended); p: sign-flip test over users, Holm across groups", **gu_common,
-                **self._fields(tests, "gu", j),
-            ))
-        result.metrics += [
-            MetricValue(name=f"dgu.{grouping}", value=rep.dgu, ci_low=ci_or_none(rep.dgu_ci[0]), ci_high=ci_or_none(rep.dgu_ci[1]),
-                        direction="lower_is_better", description=f"max − min GU over {grouping} groups; p: one-sided "
-                        "sign-flip test against the fair null", **common, **self._fields(tests, "dgu")),
-            MetricValue(name=f"mgu.{grouping}", value=rep.mgu, ci_low=ci_or_none(rep.mgu_ci[0]), ci_high=ci_or_none(rep.mgu_ci[1]),
-                        direction="lower_is_better", description=f"mean |GU| over {grouping} groups; p: one-sided "
-                        "sign-flip test against the fair null", **common, **self._fields(tests, "mgu")),
-        ]
-
-    def _baseline_metrics(self, result: CheckResult, name: str, grouping: str, rep: GroupUnfairnessReport,
-                          tests: _Tests | None) -> None:  # fmt: skip
-        common = dict(ci_level=rep.level, n=rep.n_users, direction="lower_is_better",
-                      ci_unreliable=rep.n_users < DGU_CI_MIN_USERS)
-        result.metrics += [
-            MetricValue(name=f"baseline.{name}.dgu.{grouping}", value=rep.dgu, ci_low=ci_or_none(rep.dgu_ci[0]),
-                        ci_high=ci_or_none(rep.dgu_ci[1]), description=f"DGU ({grouping}) of the {name} baseline",
-                        **common, **self._fields(tests, "dgu")),
-            MetricValue(name=f"baseline.{name}.mgu.{grouping}", value=rep.mgu, ci_low=ci_or_none(rep.mgu_ci[0]),
-                        ci_high=ci_or_none(rep.mgu_ci[1]), description=f"MGU ({grouping}) of the {name} baseline",
-                        **common, **self._fields(tests, "mgu")),
-        ]
-
-    def _gu_table(self, result, grouping, rep: GroupUnfairnessReport, rec, ref, cand_counts, membership, groups,
-                  tests: _Tests | None) -> None:  # fmt: skip
-        """Per-group shares and GU from fairlearn's MetricFrame, with the bootstrap CI beside it."""
-        by = gu_metric_frame(rec, ref, groups).by_group
-        n_items = {g: 0 for g in groups}
-        for members in membership.values():
-            for g in members:
-                if g in n_items:
-                    n_items[g] += 1
-        cand_share = None
-        if cand_counts is not None:
-            tot = cand_counts.sum(axis=0)
-            cand_share = tot / tot.sum() if tot.sum() else np.full(len(groups), np.nan)
-        columns = ["group", "n_items", f"share_{self.params.reference}", "share_recommended", "gu", "gu_ci_low",
-                   "gu_ci_high", "p", "p_holm", "sign"]
-        if cand_share is not None and self.params.reference != "candidates":
-            columns.insert(3, "share_candidates")
-        rows = []
-        for j, g in enumerate(rep.groups):
-            row = [g.group, n_items[g.group], float(by.loc[g.group, "share_reference"]),
-                   float(by.loc[g.group, "share_recommended"]), float(by.loc[g.group, "gu"]), g.ci_low, g.ci_high,
-                   *self._p_cells(tests, j), self._sign(g.gu, tests, j)]
-            if "share_candidates" in columns:
-                row.insert(3, float(cand_share[j]))
-            rows.append(row)
-        order = "b0 = least popular" if grouping == "popularity" else "genre shares by item–genre incidence"
-        result.tables.append(GroupTable(
-            name=f"gu_{grouping}", columns=columns, rows=rows,
-            description=f"GU per {grouping} group ({order}); shares and GU via fairlearn MetricFrame, "
-            f"{int(rep.level * 100)}% jackknife t-interval over {rep.n_users} users; p: two-sided sign-flip test over users "
-            f"(fair null), p_holm: Holm across groups; sign: over/under when p_holm < {self.params.alpha:g}.",
-        ))
-
-    def _summary_table(self, result, grouping: str, rows: dict[str, tuple[GroupUnfairnessReport, _Tests | None]]) -> None:
-        def signs(r, t, want):
-            return ", ".join(g.group for j, g in enumerate(r.groups) if self._sign(g.gu, t, j) == want)
-
-        result.tables.append(GroupTable(
-            name=f"dgu_mgu_{grouping}",
-            columns=["recommender", "dgu", "dgu_ci_low", "dgu_ci_high", "dgu_p", "mgu", "mgu_ci_low", "mgu_ci_high",
-                     "mgu_p", "over_recommended", "under_recommended"],
-            rows=[[name, r.dgu, *r.dgu_ci, None if t is None else t.raw.dgu_p, r.mgu, *r.mgu_ci,
-                   None if t is None else t.raw.mgu_p, signs(r, t, "over"), signs(r, t, "under")]
-                  for name, (r, t) in rows.items()],
-            description=f"DGU and MGU over {grouping} groups: the model beside classical baselines on the same users.",
-        ))
-
-    def _p_cells(self, tests: _Tests | None, j: int) -> list[float | None]:
-        if tests is None:
-            return [None, None]
-        return [ci_or_none(tests.gu_p[j]), ci_or_none(tests.gu_adj[j])]
-
-    def _sign(self, gu: float, tests: _Tests | None, j: int) -> str:
-        """over / under when the group's Holm-adjusted p is below α (CI signs without tests), else even."""
-        if tests is None or not np.isfinite(tests.gu_adj[j]) or tests.gu_adj[j] >= self.params.alpha:
-            return "even"
-        return "over" if gu > 0 else "under"
 
     def _figures(self, result: CheckResult, figure_rows: dict[str, dict[str, GroupUnfairnessReport]]) -> None:
         ref = self.params.reference
