@@ -158,7 +158,6 @@ MAX_LINES = 450
 # modules over the limit today, with their size; each may only shrink (then leave this list)
 OVERSIZE: dict[str, int] = {
     "recaudit.audits.runner": 507,
-    "recaudit.probes.exposure": 475,
 }
 
 

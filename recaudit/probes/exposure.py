@@ -23,13 +23,13 @@ two-sided label-swap test over users (each user's two lists swapped; exact over 
 when they fit), Holm-adjusted per statistic across strategy × role pairs, with its exact p floor
 and minimum detectable effect. Recency summaries keep percentile-bootstrap CIs.
 
-Metric names: declared once, ``probes.item_metrics.EXPOSURE_METRICS``.
+Metric names: declared once, ``probes.item_metrics.EXPOSURE_METRICS``; the intervals and the
+role-change tests: ``probes.exposure_stats``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -39,14 +39,10 @@ from recaudit.check_parsing import ParsesAnswersEarly, parse_answer
 from recaudit.checks import Answer, CheckContext, Probe, register_check
 from recaudit.probes.item_metrics import EXPOSURE_METRICS
 from recaudit.data.catalog import Catalog
-from recaudit.metrics.concentration import (
-    STAT_NAMES, coverage, entropy, exposure_matrix, gini, hhi, jackknife_change, jackknife_interval, jackknife_method,
-    lorenz_curve, planted_power_note, recency_from_exposure, swap_test,
-)
+from recaudit.metrics.concentration import STAT_NAMES, exposure_matrix, jackknife_method, lorenz_curve, recency_from_exposure
 from recaudit.metrics.accuracy import mean_over_users, ndcg_at_k, recall_at_k
 from recaudit.metrics.concentration import genre_dominance, genre_shares, temporal_stability
-from recaudit.metrics.multiplicity import holm
-from recaudit.metrics.power import disclose, p_floor_sign_flip, sign_flip_needed_n
+from recaudit.probes.exposure_stats import cell_statistics, role_changes
 from recaudit.probes.item_common import (
     GroundedAnswer, ItemProbeParams, UserSplit, baseline_lists, bullet_list, ci_or_none, ground_answer,
     grounded_outcome, grounded_rate, grounding_counts, hit_rate, load_prompts, make_grounder, split_users,
@@ -206,14 +202,16 @@ class ExposureProbe(ParsesAnswersEarly, Probe[ExposureParams]):
         result = self.new_result()
         rows = []
         for c_idx, cell in enumerate(cells):
-            stats = self._cell_metrics(mats[cell.label], years, p.seed + c_idx)
+            stats = cell_statistics(mats[cell.label], years, p.seed + c_idx, ci_level=p.ci_level,
+                                    n_bootstrap=p.n_bootstrap, include_unexposed=p.include_unexposed)
             extra = {"grounded_rate": grounded_rate(cell.answers) if cell.answers else float("nan"),
                      "hit_rate": hit_rate(cell.lists, splits)}
             self._append_metrics(result, cell, stats, extra, len(splits))
             rows.append([cell.label, cell.strategy, cell.system, len(splits), extra["grounded_rate"],
                          *[v for key in ("gini", "hhi", "entropy", "coverage") for v in stats[key]],
                          stats["median_year"][0], stats["std_year"][0], extra["hit_rate"]])
-        self._gini_changes(result, mats)
+        role_changes(result, mats, p.strategies, p.system_prompts, include_unexposed=p.include_unexposed,
+                     ci_level=p.ci_level, n_permutations=p.n_permutations, seed=p.seed, alpha=p.alpha)
         hist_rec = recency_from_exposure(history_mat.sum(axis=0), years)
         result.metrics.append(MetricValue(
             name="history.median_year", value=hist_rec.median_year, n=hist_rec.n, direction="neutral",
@@ -237,32 +235,6 @@ class ExposureProbe(ParsesAnswersEarly, Probe[ExposureParams]):
         result.examples = self._examples(answers)
         result.notes += self._notes(splits, cells, train)
         return result
-
-    def _statistics(self, years: list[int | None]) -> dict[str, Callable[[np.ndarray], float]]:
-        inc = self.params.include_unexposed
-        return {
-            "gini": lambda e: gini(e, include_unexposed=inc),
-            "hhi": hhi,
-            "entropy": entropy,
-            "coverage": coverage,
-            "median_year": lambda e: recency_from_exposure(e, years).median_year,
-            "std_year": lambda e: recency_from_exposure(e, years).std_year,
-        }
-
-    def _cell_metrics(self, mat: np.ndarray, years, seed: int) -> dict[str, tuple[float, float | None, float | None]]:
-        """Each pooled statistic with its interval: jackknife-t for Gini/HHI/entropy/coverage (see
-        ``metrics.concentration``: users resampled with replacement bias pooled statistics), the
-        percentile bootstrap over users for the recency summaries."""
-        p = self.params
-        out = {}
-        for j, (key, fn) in enumerate(self._statistics(years).items()):
-            if key in STAT_NAMES:
-                iv = jackknife_interval(mat, key, p.ci_level, include_unexposed=p.include_unexposed)
-                out[key] = (iv.value, ci_or_none(iv.low), ci_or_none(iv.high))
-                continue
-            iv = bootstrap_or_point(mat, lambda m, fn=fn: fn(m.sum(axis=0)), p.n_bootstrap, p.ci_level, seed * 31 + j)
-            out[key] = (iv.value, ci_or_none(iv.low), ci_or_none(iv.high))
-        return out
 
     def _append_metrics(self, result: CheckResult, cell: _Cell, stats, extra, n: int) -> None:
         level = self.params.ci_level
@@ -289,42 +261,6 @@ class ExposureProbe(ParsesAnswersEarly, Probe[ExposureParams]):
             name = f"baseline.{cell.label}.{key}" if baseline else f"{key}.{cell.strategy}.{cell.system}"
             result.metrics.append(MetricValue(name=name, value=value, n=n, direction="higher_is_better",
                                               description=f"{key.replace('_', ' ')} — {cell.label}"))
-
-    def _gini_changes(self, result: CheckResult, mats: dict[str, np.ndarray]) -> None:
-        """Each statistic under every other role minus under the first, per strategy: a paired jackknife
-        t-interval and a two-sided label-swap test over users, Holm-adjusted per statistic across the
-        strategy × role pairs."""
-        p = self.params
-        if len(p.system_prompts) < 2:
-            return
-        first = p.system_prompts[0]
-        inc = p.include_unexposed
-        pairs = [(s, r) for s in p.strategies for r in p.system_prompts[1:]]
-        for st_idx, stat in enumerate(STAT_NAMES):
-            rows = []
-            for pair_idx, (strategy, system) in enumerate(pairs):
-                a, b = mats[f"{strategy} · {first}"], mats[f"{strategy} · {system}"]
-                iv = jackknife_change(a, b, stat, p.ci_level, include_unexposed=inc)
-                test = (swap_test(a, b, stat, p.n_permutations, p.seed + 7 * pair_idx + st_idx, include_unexposed=inc)
-                        if p.n_permutations > 0 else None)
-                rows.append((strategy, system, iv, test))
-            adj = holm([t.p_value if t else np.nan for *_, t in rows])
-            prefix = "coverage_change" if stat == "coverage" else f"exposure.{stat}_change"
-            for (strategy, system, iv, test), p_adj in zip(rows, adj):
-                fields = {}
-                if test is not None:
-                    fields = disclose(p_floor_sign_flip(test.n_users, None if test.exact else test.n_flips, two_sided=True),
-                                      alpha=p.alpha, family=len(rows), null_sd=test.null_sd, two_sided=True, target=None,
-                                      needed_n=sign_flip_needed_n(len(rows), p.alpha), unit="users",
-                                      what=f"{stat} change: label-swap test over {test.n_users} users{planted_power_note(stat, test.n_users)}",
-                                      ).fields(test.p_value, float(p_adj) if len(rows) > 1 else None)
-                result.metrics.append(MetricValue(
-                    name=f"{prefix}.{strategy}.{system}", value=iv.value, ci_low=ci_or_none(iv.low),
-                    ci_high=ci_or_none(iv.high), ci_level=p.ci_level, ci_method=iv.method, n=iv.n,
-                    direction="higher_is_better" if stat in ("entropy", "coverage") else "lower_is_better",
-                    description=f"{stat} with the {system!r} role minus with the {first!r} role ({strategy}); "
-                    "estimand: the expected change at this many users; p: label-swap test over users", **fields,
-                ))
 
     def _deldjoo_measures(self, result: CheckResult, catalog: Catalog, cells: list[_Cell], splits, repeat_lists) -> None:
         """Deldjoo 2024's prompting-side measures: ranking accuracy on held-out likes (nDCG, recall), genre
