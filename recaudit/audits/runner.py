@@ -10,9 +10,9 @@ The run folder holds everything a rerun needs::
     <run dir>/results.json         the audit (written last)
 
 A rerun skips a check whose file exists with the same key (check, params, seed, adapter
-fingerprint, data hashes, recaudit version) and whose evidence was complete: a check that errored,
-had any adapter error or too little usable evidence is recomputed, and the response cache resends
-exactly the requests that failed. Thresholds are re-judged every time, so changing a threshold
+fingerprint, data hashes, recaudit version) and whose evidence was complete (``audits.reuse``): a
+check that errored, had any adapter error or too little usable evidence is recomputed, and the
+response cache resends exactly the requests that failed. Thresholds are re-judged every time, so changing a threshold
 never recomputes anything. When every check of a local model (``default``/``hf``) is finished, the
 model is not even loaded: finished checks are keyed by the model's identity read from its files
 (``adapters.identity``), so a warm re-run costs what reading the check files costs.
@@ -24,8 +24,6 @@ cheap request; ``GET /models`` for an endpoint), cache file readable. A setup fa
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import re
@@ -39,21 +37,21 @@ import yaml
 from rich.console import Console
 
 import recaudit
-from recaudit.adapters.base import Adapter, Request, fingerprint_id, requests_per_call
+from recaudit.adapters.base import Adapter, Request, requests_per_call
 from recaudit.audits.config import AuditConfig, PlannedCheck, load_data
 from recaudit.audits.files import write_text_atomic
 from recaudit.audits.progress import RunProgress
+from recaudit.audits.reuse import all_finished, check_key, load_finished, rejudge_coverage, write_check_file
 from recaudit.audits.verdicts import audit_exit_code, evaluate_verdict
 from recaudit.checks import CheckContext, Probe
 from recaudit.data.catalog import Catalog, Interactions
-from recaudit.evidence import EvidenceLog, coverage_from_counts
+from recaudit.evidence import EvidenceLog
 from recaudit.audits.run_info import cache_stats as _cache_stats, data_hashes as _data_hashes, now as _now
 from recaudit.audits.run_info import library_versions, platform_summary, recorded_fingerprint
 from recaudit.results import AuditResults, CheckResult, Reproducibility
 
 log = logging.getLogger(__name__)
 
-CHECK_FILE_FORMAT = 1
 TRACEBACK_FRAMES = 4
 
 
@@ -169,7 +167,7 @@ class Runner:
         catalog, interactions = self._load_data()
         data_hashes = _data_hashes(catalog, interactions)
         identity = self._model_identity()
-        finished = self._all_finished(plans, identity, data_hashes)
+        finished = None if self.fresh else all_finished(self.checks_dir, plans, identity, data_hashes)
         model: Adapter | None
         built: dict[str, list[Request]] = {}  # each probe's requests, built once: checked, then sent
         if finished is not None:  # every check is done with complete evidence: no model is loaded
@@ -196,14 +194,11 @@ class Runner:
                 key, requests = check_key(plan, key_fingerprint, data_hashes), built.pop(plan.name, None)
                 path = self.checks_dir / f"{plan.name}.json"
                 result: CheckResult | None = finished[plan.name] if finished is not None else (
-                    None if self.fresh else _load_finished(path, key))
+                    None if self.fresh else load_finished(path, key))
                 if result is not None:
                     reused.append(plan.name)
                     bars.log(f"↺ {plan.name}: reused from {path}")
-                    if result.coverage is not None:  # the floors may have changed in the config
-                        result.coverage = coverage_from_counts(
-                            result.coverage.outcomes, min_answered=plan.min_answered, min_usable=plan.min_usable
-                        )
+                    rejudge_coverage(result, plan)
                 else:
                     assert model is not None and adapter is not None
                     bars.log(f"▶ {plan.name}: running")
@@ -221,7 +216,7 @@ class Runner:
                     self._keep_evidence(plan, ctx.evidence, result)
                     computed.append(plan.name)
                 result = result.model_copy(update={"verdict": evaluate_verdict(result, plan.thresholds)})
-                _write_check_file(path, key, result)
+                write_check_file(path, key, result)
                 bars.log(_status_line(result))
                 bars.check_done()
                 results.append(result)
@@ -256,21 +251,6 @@ class Runner:
             return local_identity(self.config.adapter)
         except Exception:  # noqa: BLE001 - building the adapter reports the problem in one line
             return None
-
-    def _all_finished(
-        self, plans: list[PlannedCheck], identity: dict[str, Any] | None, data_hashes: dict[str, str]
-    ) -> dict[str, CheckResult] | None:
-        """Every check's finished result when all of them can be reused, else None. Only a local model
-        is skipped this way (loading it is the slow part); the others are cheap to build and check."""
-        if identity is None or self.fresh or not plans:
-            return None
-        out = {}
-        for plan in plans:
-            result = _load_finished(self.checks_dir / f"{plan.name}.json", check_key(plan, identity, data_hashes))
-            if result is None:
-                return None
-            out[plan.name] = result
-        return out
 
     def _public_config(self) -> dict[str, Any]:
         """The resolved config with any credential inside a URL redacted (what is written anywhere)."""
@@ -387,51 +367,9 @@ class Runner:
 # ------------------------------------------------------------------------------------ helpers
 
 
-def check_key(plan: PlannedCheck, fingerprint: dict[str, Any], data_hashes: dict[str, str]) -> str:
-    """What must match for a finished check to be reused."""
-    blob = json.dumps(
-        {
-            "check": plan.spec.check,
-            "params": plan.params.model_dump(mode="json"),
-            "adapter": fingerprint_id(fingerprint),
-            "data": data_hashes,
-            "recaudit": recaudit.__version__,
-        },
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:24]
-
-
-def _write_check_file(path: Path, key: str, result: CheckResult) -> None:
-    envelope = {"format": CHECK_FILE_FORMAT, "key": key, "result": json.loads(result.model_dump_json())}
-    write_text_atomic(path, json.dumps(envelope, indent=1, allow_nan=True))
-
-
 def _first_line(e: BaseException) -> str:
     """An exception as one line: its message's first line, or its type when it has no message."""
     return str(e).splitlines()[0] if str(e).strip() else type(e).__name__
-
-
-def _load_finished(path: Path, key: str) -> CheckResult | None:
-    """A finished check from an earlier run with the same key whose evidence was complete, else None:
-    an errored check, one with adapter errors or too little usable evidence is recomputed."""
-    if not path.is_file():
-        return None
-    try:
-        envelope = json.loads(path.read_text(encoding="utf-8"))
-        if envelope.get("format") != CHECK_FILE_FORMAT or envelope.get("key") != key:
-            return None
-        result = CheckResult.model_validate(envelope["result"])
-    except (ValueError, KeyError, TypeError) as e:
-        log.warning("ignoring unreadable check file %s: %s", path, e)
-        return None
-    if result.error is not None:
-        return None
-    cov = result.coverage
-    if cov is not None and (not cov.sufficient or cov.outcomes.get("adapter_error", 0) > 0):
-        return None
-    return result
 
 
 def _error_summary(e: BaseException) -> str:
