@@ -167,11 +167,11 @@ def group_unfairness_report(
 
 
 def gu_metric_frame(recommended: np.ndarray, reference: np.ndarray, groups: Sequence[str]):
-    """A fairlearn ``MetricFrame`` of recommended share, reference share and GU by group.
+    """A fairlearn ``MetricFrame`` of the recommended and reference share by group (the per-group table).
 
     Rows are the pooled incidences (weight = count), ``y_true`` marks recommended (1) versus
-    reference (0) incidences, the sensitive feature is the group. ``by_group`` is the per-group
-    table and ``difference(method="between_groups")["gu"]`` is DGU.
+    reference (0) incidences, the sensitive feature is the group. GU itself is computed once, by
+    ``group_unfairness`` (its difference of these two shares), not again here.
     """
     from fairlearn.metrics import MetricFrame
 
@@ -193,10 +193,7 @@ def gu_metric_frame(recommended: np.ndarray, reference: np.ndarray, groups: Sequ
     def share_ref(y_true, y_pred, sample_weight):
         return float(np.sum(sample_weight[y_true == 0]) / n_ref)
 
-    def gu(y_true, y_pred, sample_weight):
-        return share_rec(y_true, y_pred, sample_weight) - share_ref(y_true, y_pred, sample_weight)
-
-    metrics = {"share_recommended": share_rec, "share_reference": share_ref, "gu": gu}
+    metrics = {"share_recommended": share_rec, "share_reference": share_ref}
     return MetricFrame(
         metrics=metrics,
         y_true=is_rec,

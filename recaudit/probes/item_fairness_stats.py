@@ -117,7 +117,7 @@ def baseline_metrics(result: CheckResult, name: str, grouping: str, rep: GroupUn
 
 def gu_table(result, grouping, rep: GroupUnfairnessReport, rec, ref, cand_counts, membership, groups,
              tests: SignFlipTests | None, *, reference: str, alpha: float) -> None:  # fmt: skip
-    """Per-group shares and GU from fairlearn's MetricFrame, with the bootstrap CI beside it."""
+    """Per-group shares from fairlearn's MetricFrame beside each group's GU (``rep``), its CI and test."""
     by = gu_metric_frame(rec, ref, groups).by_group
     n_items = {g: 0 for g in groups}
     for members in membership.values():
@@ -135,7 +135,7 @@ def gu_table(result, grouping, rep: GroupUnfairnessReport, rec, ref, cand_counts
     rows = []
     for j, g in enumerate(rep.groups):
         row = [g.group, n_items[g.group], float(by.loc[g.group, "share_reference"]),
-               float(by.loc[g.group, "share_recommended"]), float(by.loc[g.group, "gu"]), g.ci_low, g.ci_high,
+               float(by.loc[g.group, "share_recommended"]), g.gu, g.ci_low, g.ci_high,
                *_p_cells(tests, j), _sign(g.gu, tests, j, alpha)]
         if "share_candidates" in columns:
             row.insert(3, float(cand_share[j]))
