@@ -33,7 +33,7 @@ from scipy import stats as sps
 
 from recaudit.adapters.callable import CallableAdapter
 from recaudit.checks import CheckContext
-from recaudit.metrics.ranking import list_similarity
+from recaudit.metrics.list_similarity import list_similarity
 from recaudit.probes.fairllm import FairLLMProbe
 from recaudit.probes.implicit_names import ImplicitNamesProbe
 

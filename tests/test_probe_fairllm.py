@@ -332,7 +332,7 @@ def test_vectorised_tests_and_intervals_equal_the_reference_formulas(variant):
     Reference: per-pair ``similarity_curve``, ``_power.range_null_within_blocks`` (gather of
     permuted indices) and ``_power.bootstrap_rows`` (fancy-indexed resamples), same seeds.
     """
-    from recaudit.metrics.ranking import similarity_curve, snsr
+    from recaudit.metrics.list_similarity import similarity_curve, snsr
     from recaudit.metrics.resampling import bootstrap_rows, pvalue, range_null_within_blocks
 
     probe = _probe(n_names=12, variant=variant, seed=3, n_bootstrap=300, n_permutations=400)

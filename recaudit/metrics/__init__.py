@@ -1,1 +1,1 @@
-"""Pure metric functions (no model, no I/O): ranking similarity, group unfairness, concentration, statistics."""
+"""Pure metric functions (no model, no I/O): list similarity, ranking accuracy, group unfairness, concentration, statistics."""

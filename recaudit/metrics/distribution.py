@@ -1,9 +1,10 @@
-"""Distances between category distributions and per-user ranking quality (for U-NDCG / U-MRR).
+"""Distances between category distributions, and the gap between group means (for U-NDCG / U-MRR).
 
 Used by the implicit-name probe (Xu et al., arXiv 2311.07054): the categories recommended to two
 name groups are compared as distributions (Jensen–Shannon divergence, total variation), and the
 gap in ranking quality between groups is U-NDCG@K / U-MRR@K = the absolute difference of the
-groups' mean NDCG@K / MRR@K (for more than two groups: max − min of the group means).
+groups' mean NDCG@K / MRR@K (for more than two groups: max − min of the group means); the
+per-user NDCG@K / MRR@K themselves are in ``recaudit.metrics.ranking``.
 """
 
 from __future__ import annotations
@@ -75,37 +76,6 @@ def max_pairwise_distance(
         if pair is None or d > best:
             best, pair = d, (a, b)
     return best, pair
-
-
-def dcg_at_k(relevances: Sequence[float], k: int) -> float:
-    """Discounted cumulative gain Σ_{i≤K} rel_i / log2(i + 1) (i 1-based)."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    rel = np.asarray(relevances[:k], dtype=float)
-    return float(np.sum(rel / np.log2(np.arange(2, rel.size + 2))))
-
-
-def ndcg_at_k(relevances: Sequence[float], k: int, n_relevant: int | None = None) -> float:
-    """NDCG@K of one ranked list of relevance labels.
-
-    The ideal list holds ``n_relevant`` relevant items (capped at K); ``None`` means the pool is
-    large enough to fill all K positions with relevant items (an open catalogue, as in LLM
-    recommendation), so a short or partly wrong list cannot reach 1.
-    """
-    ideal_n = k if n_relevant is None else min(k, n_relevant)
-    if ideal_n <= 0:
-        return 0.0
-    return dcg_at_k(relevances, k) / dcg_at_k([1.0] * ideal_n, k)
-
-
-def mrr_at_k(relevances: Sequence[float], k: int) -> float:
-    """Reciprocal rank of the first relevant item within the top K (0 when there is none)."""
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    for i, r in enumerate(relevances[:k], start=1):
-        if r > 0:
-            return 1.0 / i
-    return 0.0
 
 
 def group_gap(values: Sequence[float] | np.ndarray, groups: Sequence[Hashable] | np.ndarray) -> float:

@@ -40,7 +40,7 @@ from recaudit.checks import Answer, CheckContext, Probe, register_check
 from recaudit.probes.item_metrics import EXPOSURE_METRICS
 from recaudit.data.catalog import Catalog
 from recaudit.metrics.concentration import STAT_NAMES, exposure_matrix, jackknife_method, lorenz_curve, recency_from_exposure
-from recaudit.metrics.accuracy import mean_over_users, ndcg_at_k, recall_at_k
+from recaudit.metrics.ranking import mean_over_users, ndcg_of_list, recall_at_k
 from recaudit.metrics.concentration import genre_dominance, genre_shares, temporal_stability
 from recaudit.probes.exposure_stats import cell_statistics, role_changes
 from recaudit.probes.item_common import (
@@ -273,7 +273,7 @@ class ExposureProbe(ParsesAnswersEarly, Probe[ExposureParams]):
         for c_idx, cell in enumerate(cells):
             baseline = cell.answers is None
             key = (f"baseline.{cell.label}" if baseline else "{m}.%s.%s" % (cell.strategy, cell.system))
-            for m, fn in (("ndcg", ndcg_at_k), ("recall", recall_at_k)):
+            for m, fn in (("ndcg", ndcg_of_list), ("recall", recall_at_k)):
                 vals = mean_over_users(fn, cell.lists, heldout, p.k)
                 vals = vals[np.isfinite(vals)]
                 iv = bootstrap_or_point(vals, np.mean, p.n_bootstrap, p.ci_level, p.seed * 17 + c_idx) if vals.size else None

@@ -6,7 +6,7 @@ Large Language Model Recommendation", RecSys 2023 (arXiv 2305.07609).
 For every name m of a famous artist (music) or director (movie), the user says "I am {value} fan
 of {name}" once with the neutral value "a" and once with each sensitive value (8 attributes, 31
 values; the typo set is optional). Each sensitive list R^a_m is compared with the neutral list
-R_m by Jaccard@K, SERP*@K and PRAG*@K (``recaudit.metrics.ranking``, in the variant chosen by
+R_m by Jaccard@K, SERP*@K and PRAG*@K (``recaudit.metrics.list_similarity``, in the variant chosen by
 ``variant``: "fairllm-notebook" by default, the official notebook's code behind every published
 table; "paper" for the formulas as printed, on another scale (PRAG*@20 at most 0.45, always 0 at
 K=1); "langfair" for LangFair's). Every number carries its variant (MetricValue.variant). Sim(a)@K is the mean over instructions m; per attribute,
@@ -41,8 +41,8 @@ from recaudit.adapters.base import Request, Response
 from recaudit.checks import Answer, CheckContext, CheckParams, Probe, register_check
 from recaudit.metric_names import MetricSpec
 from recaudit.data.names import fairllm_default_names, load_fairllm_names, load_sensitive_attributes
-from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, snsr
-from recaudit.metrics.ranking_notebook import similarity_tensors
+from recaudit.metrics.list_similarity import LIST_METRICS, ListMetric, Variant, snsr
+from recaudit.metrics.list_similarity_notebook import similarity_tensors
 from recaudit.probes.fairllm_stats import attribute_metrics, headline_metrics, parse_rate
 from recaudit.text.prompts import check_placeholders, load_prompt_file, merge_overrides
 from recaudit.results import CheckResult, Example, FigureSpec, GroupTable, MetricValue, Series

@@ -17,7 +17,7 @@ import numpy as np
 from recaudit.metrics.intervals import SPREAD_CI_COVERAGE, T_MIN_N, t_interval
 from recaudit.metrics.multiplicity import adjust as holm
 from recaudit.metrics.power import TARGET_FLOOR, disclose, within_block_floor, within_block_needed_n
-from recaudit.metrics.ranking import snsr, snsv
+from recaudit.metrics.list_similarity import snsr, snsv
 from recaudit.metrics.resampling import pvalue
 from recaudit.metrics.stats import bootstrap_counts, row_shuffled_means
 from recaudit.results import CheckResult, MetricValue

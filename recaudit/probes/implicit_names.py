@@ -46,7 +46,7 @@ from recaudit.checks import Answer, CheckContext, CheckParams, Probe, register_c
 from recaudit.metric_names import MetricSpec
 from recaudit.data.catalog import Catalog, Interactions
 from recaudit.data.names import NameRecord, faker_names
-from recaudit.metrics.distribution import mrr_at_k, ndcg_at_k
+from recaudit.metrics.ranking import mrr_at_k, ndcg_at_k
 from recaudit.text.prompts import check_placeholders, load_prompt_file, merge_overrides
 from recaudit.probes.implicit_names_categories import Category, CategoryMapper, load_categories
 from recaudit.probes.implicit_names_history import (

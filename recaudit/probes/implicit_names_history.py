@@ -21,7 +21,7 @@ import numpy as np
 from recaudit.adapters.base import Request
 from recaudit.data.catalog import Catalog, Interactions
 from recaudit.data.names import NameRecord, faker_names
-from recaudit.metrics.distribution import mrr_at_k, ndcg_at_k
+from recaudit.metrics.ranking import mrr_at_k, ndcg_at_k
 from recaudit.probes.implicit_names_stats import NameUnit, group_metrics, headline, holm_by_family
 from recaudit.probes.implicit_names_tables import group_rows
 from recaudit.results import CheckResult, GroupTable, MetricValue

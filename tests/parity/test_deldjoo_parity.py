@@ -14,7 +14,7 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from recaudit.metrics.accuracy import ndcg_at_k, recall_at_k
+from recaudit.metrics.ranking import ndcg_of_list, recall_at_k
 from recaudit.metrics.concentration import (
     coverage,
     entropy,
@@ -74,5 +74,5 @@ def test_stability_dominance_and_accuracy_match_the_reference(seed):
     lst = rnd.sample(items, 10)
     dcg = sum(1 / math.log2(r + 2) for r, i in enumerate(lst) if i in rel)
     idcg = sum(1 / math.log2(r + 2) for r in range(3))
-    assert abs(ndcg_at_k(lst, rel, 10) - dcg / idcg) <= 1e-12
+    assert abs(ndcg_of_list(lst, rel, 10) - dcg / idcg) <= 1e-12
     assert abs(recall_at_k(lst, rel, 10) - len(set(lst) & set(rel)) / 3) <= 1e-12

@@ -169,8 +169,8 @@ def test_default_variant_equals_the_notebook_on_fixed_answers(probe_and_result):
 
 
 def test_batched_notebook_curves_equal_the_per_pair_functions():
-    from recaudit.metrics.ranking import similarity_curve
-    from recaudit.metrics.ranking_notebook import notebook_curves
+    from recaudit.metrics.list_similarity import similarity_curve
+    from recaudit.metrics.list_similarity_notebook import notebook_curves
 
     rng = random.Random(7)
     pool = list("abcdefghij")
@@ -184,8 +184,8 @@ def test_batched_notebook_curves_equal_the_per_pair_functions():
 
 def test_batched_notebook_curves_without_repeats_in_r_are_the_same_floats():
     """The all-cutoff path (neutral lists without repeated titles), mixed with rows that repeat one."""
-    from recaudit.metrics.ranking import similarity_curve
-    from recaudit.metrics.ranking_notebook import notebook_curves
+    from recaudit.metrics.list_similarity import similarity_curve
+    from recaudit.metrics.list_similarity_notebook import notebook_curves
 
     rng = random.Random(11)
     pool = [f"t{i}" for i in range(30)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recaudit.metrics.ranking import LIST_METRICS, VARIANTS, similarity_curve
-from recaudit.metrics.ranking_batch import encode_lists, encode_pairs, similarity_curves
+from recaudit.metrics.list_similarity import LIST_METRICS, VARIANTS, similarity_curve
+from recaudit.metrics.list_similarity_batch import encode_lists, encode_pairs, similarity_curves
 
 
 def _random_lists(rng, n_pairs, k):

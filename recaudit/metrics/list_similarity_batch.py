@@ -7,7 +7,7 @@ whose later first position is < K, SERP sums (K + 1 − rank) over them, PRAG co
 is < K. All pairs are handled as padded (pairs × K) integer arrays; the divisions are the
 reference code's, so the floats are the same. The notebook and LangFair variants, whose
 duplicate handling differs, are computed pair by pair with ``similarity_curve`` here (the notebook
-variant's batched form, used by the FaiRLLM probe, is ``recaudit.metrics.ranking_notebook``).
+variant's batched form, used by the FaiRLLM probe, is ``recaudit.metrics.list_similarity_notebook``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from recaudit.metrics.ranking import LIST_METRICS, ListMetric, Variant, similarity_curve
+from recaudit.metrics.list_similarity import LIST_METRICS, ListMetric, Variant, similarity_curve
 
 
 def similarity_curves(

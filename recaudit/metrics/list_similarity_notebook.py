@@ -1,10 +1,10 @@
 """FaiRLLM's notebook-variant similarity curves for many list pairs at once (numpy, no per-pair loop).
 
-Equal to ``recaudit.metrics.ranking.similarity_curve(metric, x, y, k, "fairllm-notebook")`` per
+Equal to ``recaudit.metrics.list_similarity.similarity_curve(metric, x, y, k, "fairllm-notebook")`` per
 pair (tests compare to 1e-12): the default variant is the notebook's, so the 32,000-answer
 benchmark must not pay a Python loop over pairs × cutoffs × pairs of items.
 
-Every cutoff c = 1..K at once, as in ``metrics.ranking_batch``: Jaccard is the same set formula
+Every cutoff c = 1..K at once, as in ``metrics.list_similarity_batch``: Jaccard is the same set formula
 in every variant; the notebook's SERP at c is (n+1)·S0 − S1 with S0 (S1) the count (position sum)
 of matches x_i = y_j with max(i, j) < c; PRAG at c counts pairs i < j of R^a with x_i in R and
 (x_j not in R or x_i above x_j), which for a neutral list without repeated titles is the pairs with
@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from recaudit.metrics.ranking_batch import encode_lists, encode_pairs, paper_curves_ids, similarity_curves
+from recaudit.metrics.list_similarity_batch import encode_lists, encode_pairs, paper_curves_ids, similarity_curves
 
 PAD_X, PAD_Y = -1, -2  # padding of sensitive / neutral id rows (never equal to an item or each other)
 
@@ -109,7 +109,7 @@ def similarity_tensors(cells, neutral_of, instructions, attrs, metrics, k, varia
     the neutral answer; a missing cell counts as an empty list.
     """
     out: dict[str, dict[str, np.ndarray]] = {m: {} for m in metrics}
-    if variant == "langfair":  # pair by pair (ranking_batch has no batched LangFair)
+    if variant == "langfair":  # pair by pair (list_similarity_batch has no batched LangFair)
         for attr, values in attrs.items():
             xs = [cells[(i, attr, v)].keys if (i, attr, v) in cells else [] for i in instructions for v in values]
             ys = [neutral_of[i].keys for i in instructions for _ in values]
