@@ -196,3 +196,21 @@ def test_a_probes_requests_are_built_once_checked_then_sent(tmp_path: Path, call
     assert built == [3]
     assert run.results.checks[0].metric("length.mean").value == pytest.approx(2.0)  # (3 + 1) / 2
     assert calls.read_text(encoding="utf-8").count("generate\tt_length item") == 3
+
+
+def test_a_reused_probes_requests_are_not_built_again(tmp_path: Path, calls: Path, monkeypatch) -> None:
+    """A re-run reuses a finished probe without building (or settings-checking) its requests; a changed one is built."""
+    built: list[int] = []
+    original = support.LengthCheck.requests
+
+    def counting(self, ctx):
+        built.append(self.params.n)
+        return original(self, ctx)
+
+    monkeypatch.setattr(support.LengthCheck, "requests", counting)
+    checks = [{"check": "t_length", "params": {"n": 3}}, {"check": "t_fail"}]
+    Runner(_config(tmp_path, checks), progress=False).run()
+    again = Runner(_config(tmp_path, checks), progress=False).run()
+    assert built == [3] and again.reused == ["t_length"]  # t_fail errored, so it runs again
+    changed = Runner(_config(tmp_path, [{"check": "t_length", "params": {"n": 4}}]), progress=False).run()
+    assert built == [3, 4] and changed.computed == ["t_length"]

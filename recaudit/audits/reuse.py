@@ -71,6 +71,18 @@ def load_finished(path: Path, key: str) -> CheckResult | None:
     return result
 
 
+def finished_checks(
+    checks_dir: Path, plans: list[PlannedCheck], fingerprint: dict[str, Any], data_hashes: dict[str, str]
+) -> dict[str, CheckResult]:
+    """The finished result of every check that can be reused under ``fingerprint``, by check name."""
+    out = {}
+    for plan in plans:
+        result = load_finished(checks_dir / f"{plan.name}.json", check_key(plan, fingerprint, data_hashes))
+        if result is not None:
+            out[plan.name] = result
+    return out
+
+
 def all_finished(
     checks_dir: Path, plans: list[PlannedCheck], identity: dict[str, Any] | None, data_hashes: dict[str, str]
 ) -> dict[str, CheckResult] | None:
@@ -78,13 +90,8 @@ def all_finished(
     is skipped this way (loading it is the slow part); the others are cheap to build and check."""
     if identity is None or not plans:
         return None
-    out = {}
-    for plan in plans:
-        result = load_finished(checks_dir / f"{plan.name}.json", check_key(plan, identity, data_hashes))
-        if result is None:
-            return None
-        out[plan.name] = result
-    return out
+    out = finished_checks(checks_dir, plans, identity, data_hashes)
+    return out if len(out) == len(plans) else None
 
 
 def rejudge_coverage(result: CheckResult, plan: PlannedCheck) -> None:

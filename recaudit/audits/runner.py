@@ -41,7 +41,7 @@ from recaudit.adapters.base import Adapter, Request, requests_per_call
 from recaudit.audits.config import AuditConfig, PlannedCheck, load_data
 from recaudit.audits.files import write_text_atomic
 from recaudit.audits.progress import RunProgress
-from recaudit.audits.reuse import all_finished, check_key, load_finished, rejudge_coverage, write_check_file
+from recaudit.audits.reuse import all_finished, check_key, finished_checks, rejudge_coverage, write_check_file
 from recaudit.audits.verdicts import audit_exit_code, evaluate_verdict
 from recaudit.checks import CheckContext, Probe
 from recaudit.data.catalog import Catalog, Interactions
@@ -172,12 +172,14 @@ class Runner:
         built: dict[str, list[Request]] = {}  # each probe's requests, built once: checked, then sent
         if finished is not None:  # every check is done with complete evidence: no model is loaded
             adapter = model = None
-            fingerprint = recorded_fingerprint(finished) or dict(identity or {})
+            fingerprint, reusable = recorded_fingerprint(finished) or dict(identity or {}), finished
         else:
             adapter = self._build_adapter()
             self._preflight(adapter)
-            built = self._check_settings(plans, adapter, catalog, interactions)
-            fingerprint = dict(adapter.fingerprint)
+            fingerprint = dict(adapter.fingerprint)  # settled by the pre-flight (what the server reports)
+            reusable = {} if self.fresh else finished_checks(self.checks_dir, plans, identity or fingerprint, data_hashes)
+            # a reused check sends nothing: its requests are neither built nor checked against the server
+            built = self._check_settings([p for p in plans if p.name not in reusable], adapter, catalog, interactions)
         key_fingerprint = identity or fingerprint
         self._check_writable()
         if adapter is not None:
@@ -193,8 +195,7 @@ class Runner:
             for plan in plans:
                 key, requests = check_key(plan, key_fingerprint, data_hashes), built.pop(plan.name, None)
                 path = self.checks_dir / f"{plan.name}.json"
-                result: CheckResult | None = finished[plan.name] if finished is not None else (
-                    None if self.fresh else load_finished(path, key))
+                result: CheckResult | None = reusable.get(plan.name)
                 if result is not None:
                     reused.append(plan.name)
                     bars.log(f"↺ {plan.name}: reused from {path}")
