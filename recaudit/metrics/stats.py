@@ -136,8 +136,7 @@ def bootstrap_or_point(
     (resamples × rows × …) and returns one value per resample.
     """
     if n_resamples == 0:
-        value = np.asarray(statistic(np.asarray(data)[None]))[0] if vectorized else statistic(data)
-        return Interval(float(value), None, None, level, len(data))  # type: ignore[arg-type]
+        return Interval(_point(statistic, np.asarray(data), vectorized), None, None, level, len(data))  # type: ignore[arg-type]
     return bootstrap_ci(data, statistic, n_resamples, level, seed, method=method,  # type: ignore[arg-type]
                         vectorized=vectorized)
 
