@@ -158,15 +158,15 @@ class FederatedSettings(BaseModel):
     def train_config(self) -> TrainConfig:
         """The ``recaudit.tallrec.TrainConfig`` of local training."""
         return TrainConfig(
-            lora_r=self.lora_r, lora_alpha=self.lora_alpha, target_modules=tuple(_csv(self.target_modules)),
+            lora_r=self.lora_r, lora_alpha=self.lora_alpha, target_modules=tuple(csv_list(self.target_modules)),
             lr=self.lr, epochs=self.local_epochs, batch_size=self.batch_size, max_length=self.max_length,
             seed=self.seed,
         )
 
     def failing(self, partition_id: int, server_round: int) -> bool:
         """True when failure injection says this partition raises in this round."""
-        parts = {int(x) for x in _csv(self.fail_partitions)}
-        rounds = {int(x) for x in _csv(self.fail_rounds)}
+        parts = {int(x) for x in csv_list(self.fail_partitions)}
+        rounds = {int(x) for x in csv_list(self.fail_rounds)}
         return partition_id in parts and (not rounds or server_round in rounds)
 
     def to_flwr_config(self, keys: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -204,12 +204,13 @@ def flat_train(train: TrainConfig | Mapping[str, Any]) -> dict[str, Any]:
 def _same(flat: Any, nested: Any) -> bool:
     # the flat value as its field would read it (Flower config values may be strings)
     if isinstance(nested, str):  # target_modules, comma-separated
-        return _csv(flat if isinstance(flat, str) else ",".join(flat)) == _csv(nested)
+        return csv_list(flat if isinstance(flat, str) else ",".join(flat)) == csv_list(nested)
     try:
         return TypeAdapter(type(nested)).validate_python(flat) == nested
     except ValidationError:
         return False
 
 
-def _csv(text: str) -> list[str]:
+def csv_list(text: str) -> list[str]:
+    """The items of a comma-separated Flower config value (``target-modules``, ``fail-rounds``)."""
     return [t.strip() for t in str(text).split(",") if t.strip()]

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from recaudit.checks import CheckParams
-from recaudit.federated.config import TRAIN_KEYS, flat_train
+from recaudit.federated.config import TRAIN_KEYS, csv_list, flat_train
 from recaudit.tallrec.config import TrainConfig
 
 _FIELD_OF = {flat: field for field, flat in TRAIN_KEYS.items()}  # flat settings key → TrainConfig field
@@ -55,7 +55,7 @@ class FederatedParams(CheckParams):
         data, settings = dict(data), dict(settings)
         flat = {_FIELD_OF[k]: settings.pop(k) for k in list(settings) if k in _FIELD_OF}
         if isinstance(flat.get("target_modules"), str):  # the flat key is comma-separated
-            flat["target_modules"] = [t.strip() for t in flat["target_modules"].split(",") if t.strip()]
+            flat["target_modules"] = csv_list(flat["target_modules"])
         merged: dict[str, tuple[str, Any]] = {}  # field → (where it was given, value)
         for where, given in (("train", data.get("train")), ("settings.train", settings.pop("train", None)),
                              ("settings", flat)):
