@@ -40,9 +40,9 @@ def compare(old: dict, new: dict, ignore: tuple[str, ...] = ("*wall_s*",)) -> di
             out["only_old"].append(c["name"])
             continue
         out["checks"] += 1
-        for key in ("status",):
-            if c.get("verdict", {}).get(key) != n.get("verdict", {}).get(key):
-                out["differences"].append(f"{c['name']}: verdict.{key} {c['verdict'].get(key)} -> {n['verdict'].get(key)}")
+        old_status, new_status = c.get("verdict", {}).get("status"), n.get("verdict", {}).get("status")
+        if old_status != new_status:
+            out["differences"].append(f"{c['name']}: verdict.status {old_status} -> {new_status}")
         for key in ("requested", "answered", "usable"):
             if (c.get("coverage") or {}).get(key) != (n.get("coverage") or {}).get(key):
                 out["differences"].append(f"{c['name']}: coverage.{key} differs")
